@@ -1,0 +1,113 @@
+import { Duration, Either, ParseResult, Schema } from "effect"
+import { DurationString } from "./Duration.ts"
+import { ConfigError } from "./Errors.ts"
+import { Hook, HostPattern, WebhookSecret } from "./Hook.ts"
+
+const Port = Schema.Int.pipe(Schema.between(0, 65535))
+const Positive = Schema.Int.pipe(Schema.positive())
+
+// Defaults live in the schema so a minimal file and a full one decode to the same shape.
+const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema.Schema.Type<S>) =>
+  Schema.optionalWith(schema, { default: value as never, exact: true })
+
+const Server = Schema.Struct({
+  host: withDefault(Schema.String, () => "0.0.0.0"),
+  port: withDefault(Port, () => 8080),
+  maxBodyBytes: withDefault(Positive, () => 1_048_576)
+})
+
+const LiveKit = Schema.Struct({
+  apiKey: Schema.String.pipe(Schema.minLength(1)),
+  apiSecret: Schema.String.pipe(Schema.minLength(1))
+})
+
+const Admin = Schema.Struct({
+  tokens: withDefault(Schema.Array(Schema.String.pipe(Schema.minLength(16, { message: () => "admin tokens must be at least 16 characters" }))), () => [])
+})
+
+const Delivery = Schema.Struct({
+  timeout: withDefault(DurationString, () => Duration.seconds(5)),
+  maxAttempts: withDefault(Positive, () => 8),
+  initialBackoff: withDefault(DurationString, () => Duration.millis(500)),
+  maxBackoff: withDefault(DurationString, () => Duration.minutes(5)),
+  concurrencyPerTenant: withDefault(Positive, () => 4)
+})
+
+export const NumberMapping = Schema.Struct({
+  number: Schema.String,
+  host: HostPattern
+})
+
+export const RouterConfig = Schema.Struct({
+  server: withDefault(Server, () => Schema.decodeSync(Server)({})),
+  livekit: LiveKit,
+  admin: withDefault(Admin, () => ({ tokens: [] })),
+  signing: Schema.Struct({ secret: WebhookSecret }),
+  store: withDefault(Schema.Struct({ path: withDefault(Schema.String, () => "./data/router.db") }), () => ({
+    path: "./data/router.db"
+  })),
+  security: withDefault(Schema.Struct({ allowPrivateTargets: withDefault(Schema.Boolean, () => false) }), () => ({
+    allowPrivateTargets: false
+  })),
+  delivery: withDefault(Delivery, () => Schema.decodeSync(Delivery)({})),
+  sharedDomains: withDefault(Schema.Array(HostPattern), () => []),
+  numbers: withDefault(Schema.Array(NumberMapping), () => []),
+  hooks: withDefault(Schema.Array(Hook), () => [])
+})
+export type RouterConfig = typeof RouterConfig.Type
+
+/** Environment variables that override or extend the file (secrets usually come from here). */
+export type ConfigEnv = {
+  readonly LIVEKIT_API_KEY?: string | undefined
+  readonly LIVEKIT_API_SECRET?: string | undefined
+  readonly ROUTER_ADMIN_TOKEN?: string | undefined
+} & Record<string, string | undefined>
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** Applies env overrides to the raw document, before decoding, so they are validated like the file. */
+const applyEnv = (raw: Record<string, unknown>, env: ConfigEnv): Record<string, unknown> => {
+  const livekit = isRecord(raw.livekit) ? { ...raw.livekit } : {}
+  if (env.LIVEKIT_API_KEY) livekit.apiKey = env.LIVEKIT_API_KEY
+  if (env.LIVEKIT_API_SECRET) livekit.apiSecret = env.LIVEKIT_API_SECRET
+  const admin = isRecord(raw.admin) ? { ...raw.admin } : {}
+  if (env.ROUTER_ADMIN_TOKEN) admin.tokens = [...(Array.isArray(admin.tokens) ? admin.tokens : []), env.ROUTER_ADMIN_TOKEN]
+  return { ...raw, livekit, admin }
+}
+
+/** Rejects what the schema cannot express: duplicate hosts and numbers mapped to no hook. */
+const checkConsistency = (config: RouterConfig): ConfigError | undefined => {
+  const seen = new Set<string>()
+  for (const [i, hook] of config.hooks.entries()) {
+    if (seen.has(hook.host)) return new ConfigError({ key: `hooks.${i}.host`, problem: `duplicate host "${hook.host}"` })
+    seen.add(hook.host)
+  }
+  if (Duration.lessThan(config.delivery.maxBackoff, config.delivery.initialBackoff)) {
+    return new ConfigError({ key: "delivery.maxBackoff", problem: "must not be shorter than delivery.initialBackoff" })
+  }
+  return undefined
+}
+
+/** Decodes a parsed YAML document into a config, naming the offending key on failure. */
+export const decodeConfig = (raw: unknown, env: ConfigEnv = {}): Either.Either<RouterConfig, ConfigError> => {
+  if (!isRecord(raw)) return Either.left(new ConfigError({ key: "(root)", problem: "expected a YAML mapping" }))
+  const decoded = Schema.decodeUnknownEither(RouterConfig, { onExcessProperty: "error" })(applyEnv(raw, env))
+  if (Either.isLeft(decoded)) {
+    const [first] = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+    const key = first && first.path.length > 0 ? first.path.join(".") : "(root)"
+    return Either.left(new ConfigError({ key, problem: first?.message ?? "invalid" }))
+  }
+  const problem = checkConsistency(decoded.right)
+  return problem ? Either.left(problem) : Either.right(decoded.right)
+}
+
+/** Parses YAML text (Bun's native parser) and decodes it. */
+export const parseConfigText = (text: string, env: ConfigEnv = {}): Either.Either<RouterConfig, ConfigError> => {
+  let raw: unknown
+  try {
+    raw = Bun.YAML.parse(text)
+  } catch (error) {
+    return Either.left(new ConfigError({ key: "(file)", problem: `not valid YAML: ${(error as Error).message}` }))
+  }
+  return decodeConfig(raw, env)
+}

@@ -1,0 +1,89 @@
+import { Schema } from "effect"
+
+/** LiveKit webhook event names a hook may filter on. */
+export const EventName = Schema.Literal(
+  "room_started",
+  "room_finished",
+  "participant_joined",
+  "participant_left",
+  "participant_connection_aborted",
+  "track_published",
+  "track_unpublished",
+  "egress_started",
+  "egress_updated",
+  "egress_ended",
+  "ingress_started",
+  "ingress_ended",
+  "agent_job_started",
+  "agent_job_ended"
+)
+export type EventName = typeof EventName.Type
+
+const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
+
+/** True for a DNS name made of valid labels (already lower-cased). */
+export const isHostname = (host: string): boolean =>
+  host.length <= 253 && host.split(".").every((label) => LABEL.test(label))
+
+/**
+ * A hook's host: an exact host name (`calls.drsmith.com`) or a wildcard
+ * (`*.citydental.com`) matching any deeper subdomain. Stored lower-case.
+ */
+export const HostPattern = Schema.transform(Schema.String, Schema.String, {
+  strict: true,
+  decode: (s) => s.trim().toLowerCase().replace(/\.$/, ""),
+  encode: (s) => s
+}).pipe(
+  Schema.filter(
+    (host) =>
+      (host.startsWith("*.") ? isHostname(host.slice(2)) && host.includes(".", 2) : isHostname(host)) ||
+      `expected a host name like "calls.example.com" or a wildcard like "*.example.com", got "${host}"`
+  ),
+  Schema.brand("HostPattern")
+)
+export type HostPattern = typeof HostPattern.Type
+
+/** `whsec_` followed by base64 of 24–64 key bytes (Standard Webhooks). */
+export const WebhookSecret = Schema.String.pipe(
+  Schema.filter((s) => {
+    if (!s.startsWith("whsec_")) return `expected a secret starting with "whsec_"`
+    const body = s.slice("whsec_".length)
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return "expected base64 after whsec_"
+    const bytes = Buffer.from(body, "base64").length
+    return (bytes >= 24 && bytes <= 64) || `expected 24 to 64 key bytes after whsec_, got ${bytes}`
+  }),
+  Schema.brand("WebhookSecret")
+)
+export type WebhookSecret = typeof WebhookSecret.Type
+
+/** An http(s) URL without credentials. */
+export const TargetUrl = Schema.String.pipe(
+  Schema.filter((s) => {
+    let url: URL
+    try {
+      url = new URL(s)
+    } catch {
+      return `expected an absolute URL, got "${s}"`
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") return `expected an http or https URL, got "${url.protocol}"`
+    if (url.username || url.password) return "URL must not contain credentials"
+    return true
+  })
+)
+
+/** What a hook holds besides its host. */
+export const HookFields = Schema.Struct({
+  url: TargetUrl,
+  secret: Schema.optional(WebhookSecret),
+  events: Schema.optional(Schema.Array(EventName))
+})
+
+export const Hook = Schema.Struct({ host: HostPattern, ...HookFields.fields })
+export type Hook = typeof Hook.Type
+
+/** Where a hook came from: the config file is authoritative; the API cannot change those hosts. */
+export type HookSource = "file" | "api"
+
+export interface ActiveHook extends Hook {
+  readonly source: HookSource
+}

@@ -1,0 +1,101 @@
+import { Clock, Effect } from "effect"
+import type { NewDelivery } from "./Domain/Delivery.ts"
+import { envelope } from "./Domain/Envelope.ts"
+import type { InvalidEvent, StoreUnavailable, Unauthorized, Unroutable } from "./Domain/Errors.ts"
+import { createdAtMs, parseLiveKitEvent, type LiveKitEvent } from "./Domain/LiveKitEvent.ts"
+import { Forwarder } from "./Forwarder.ts"
+import * as Metrics from "./Metrics.ts"
+import { Router, type Routing } from "./Router.ts"
+import { SignatureVerifier } from "./SignatureVerifier.ts"
+import { Store } from "./Store.ts"
+
+export type IngestOutcome = "accepted" | "duplicate"
+
+const REASONS = {
+  MissingHeader: "missing_header",
+  MalformedHeader: "malformed_header",
+  UnknownDomain: "unknown_domain"
+} as const satisfies Record<Unroutable["_tag"], string>
+
+const deliveryOf = (event: LiveKitEvent, raw: string, routing: Routing, receivedAt: number): NewDelivery | undefined =>
+  routing._tag === "Routed" && routing.forward
+    ? {
+        eventId: event.id,
+        eventType: event.event,
+        tenant: routing.destination.tenant,
+        url: routing.destination.url,
+        domain: routing.call.domain,
+        body: envelope({
+          type: event.event,
+          timestampMs: createdAtMs(event) ?? receivedAt,
+          tenant: routing.destination.tenant,
+          call: routing.call,
+          rawEvent: raw
+        })
+      }
+    : undefined
+
+/** Makes routing results that reach no tenant visible: a warning for SIP events, a count for all. */
+const reportUnforwarded = (event: LiveKitEvent, routing: Routing) => {
+  if (routing._tag === "Routed") {
+    return routing.forward ? Effect.void : Metrics.increment(Metrics.ignored, { reason: "filtered" })
+  }
+  if (routing.reason === undefined) return Metrics.increment(Metrics.ignored, { reason: "no_pin" })
+  const reason = REASONS[routing.reason._tag]
+  return Effect.zipRight(
+    Metrics.increment(Metrics.unroutable, { reason }),
+    Effect.logWarning("no tenant for SIP event").pipe(
+      Effect.annotateLogs({
+        eventId: event.id,
+        type: event.event,
+        room: routing.call.room,
+        reason,
+        domain: routing.call.domain,
+        ...(routing.reason._tag === "MalformedHeader" ? { header: routing.reason.header, value: routing.reason.value } : {})
+      })
+    )
+  )
+}
+
+/**
+ * The inbound pipeline, in the one direction data flows:
+ * verify → parse → resolve → store → enqueue. It answers as soon as the event
+ * is durable; tenants are reached in the background.
+ */
+export class Ingest extends Effect.Service<Ingest>()("Ingest", {
+  effect: Effect.gen(function* () {
+    const verifier = yield* SignatureVerifier
+    const router = yield* Router
+    const store = yield* Store
+    const forwarder = yield* Forwarder
+
+    const receive = (
+      authorization: string | undefined,
+      body: Uint8Array
+    ): Effect.Effect<IngestOutcome, Unauthorized | InvalidEvent | StoreUnavailable> =>
+      Effect.gen(function* () {
+        yield* verifier.verify(authorization, body)
+        const raw = new TextDecoder().decode(body)
+        const event = yield* parseLiveKitEvent(raw)
+        const routing = yield* router.resolve(event)
+        const receivedAt = yield* Clock.currentTimeMillis
+        // Once written, the event must reach the queue even if LiveKit hangs up mid-request.
+        const result = yield* Effect.uninterruptible(
+          Effect.tap(
+            store.accept({
+              eventId: event.id,
+              receivedAt,
+              delivery: deliveryOf(event, raw, routing, receivedAt),
+              pinChange: routing._tag === "Routed" ? routing.pinChange : undefined
+            }),
+            (result) => (result._tag === "Accepted" && result.delivery ? forwarder.enqueue(result.delivery) : Effect.void)
+          )
+        )
+        if (result._tag === "Duplicate") return "duplicate"
+        yield* reportUnforwarded(event, routing)
+        return "accepted"
+      })
+
+    return { receive }
+  })
+}) {}

@@ -1,0 +1,82 @@
+import { Effect, Metric, MetricBoundaries, MetricLabel, MetricState } from "effect"
+import type { MetricPair } from "effect"
+
+// The metric names and labels are part of the operator contract (see README).
+
+export const webhooksReceived = Metric.counter("tenant_router_webhooks_received_total", {
+  description: "LiveKit webhooks received, by outcome",
+  incremental: true
+})
+export const deliveries = Metric.counter("tenant_router_deliveries_total", {
+  description: "Deliveries that reached a final state, by tenant and outcome",
+  incremental: true
+})
+export const deliveryAttempts = Metric.counter("tenant_router_delivery_attempts_total", {
+  description: "Delivery attempts, by tenant and result (HTTP status, timeout or network)",
+  incremental: true
+})
+export const deliveryDuration = Metric.histogram(
+  "tenant_router_delivery_duration_seconds",
+  MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 14 }),
+  "Duration of one delivery attempt"
+)
+export const unroutable = Metric.counter("tenant_router_unroutable_total", {
+  description: "SIP events that resolved no tenant, by reason",
+  incremental: true
+})
+export const ignored = Metric.counter("tenant_router_events_ignored_total", {
+  description: "Accepted events not forwarded: not a SIP call and no room pin, or filtered out by the hook",
+  incremental: true
+})
+
+/** Adds one to a counter under the given labels. */
+export const increment = (counter: Metric.Metric.Counter<number>, labels: Record<string, string>) =>
+  Metric.increment(Metric.taggedWithLabels(counter, Object.entries(labels).map(([k, v]) => MetricLabel.make(k, v))))
+
+const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')
+
+const labelText = (labels: ReadonlyArray<readonly [string, string]>) =>
+  labels.length === 0 ? "" : `{${labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",")}}`
+
+const sampleLines = (name: string, labels: ReadonlyArray<readonly [string, string]>, state: unknown): string[] => {
+  if (MetricState.isCounterState(state)) return [`${name}${labelText(labels)} ${state.count}`]
+  if (MetricState.isGaugeState(state)) return [`${name}${labelText(labels)} ${state.value}`]
+  if (MetricState.isHistogramState(state)) {
+    return [
+      ...state.buckets.map(
+        ([bound, count]) => `${name}_bucket${labelText([...labels, ["le", Number.isFinite(bound) ? String(bound) : "+Inf"]])} ${count}`
+      ),
+      `${name}_sum${labelText(labels)} ${state.sum}`,
+      `${name}_count${labelText(labels)} ${state.count}`
+    ]
+  }
+  return []
+}
+
+const typeOf = (state: unknown) =>
+  MetricState.isCounterState(state) ? "counter" : MetricState.isGaugeState(state) ? "gauge" : "histogram"
+
+/** Renders Effect metric snapshots in the Prometheus text exposition format. */
+export const renderPrometheus = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): string => {
+  const families = new Map<string, { help: string | undefined; type: string; lines: string[] }>()
+  for (const pair of pairs) {
+    const { name, description, tags } = pair.metricKey
+    // Effect's own runtime metrics are not part of our contract.
+    if (!name.startsWith("tenant_router_")) continue
+    const state = pair.metricState
+    const family = families.get(name) ?? { help: description._tag === "Some" ? description.value : undefined, type: typeOf(state), lines: [] }
+    const labels = [...tags].sort((a, b) => a.key.localeCompare(b.key)).map((t) => [t.key, t.value] as const)
+    family.lines.push(...sampleLines(name, labels, state))
+    families.set(name, family)
+  }
+  return [...families.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .flatMap(([name, f]) => [...(f.help ? [`# HELP ${name} ${f.help}`] : []), `# TYPE ${name} ${f.type}`, ...f.lines])
+    .join("\n")
+    .concat("\n")
+}
+
+/** The /metrics view over every metric in this process. */
+export class Metrics extends Effect.Service<Metrics>()("Metrics", {
+  succeed: { render: Effect.map(Metric.snapshot, renderPrometheus) }
+}) {}

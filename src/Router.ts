@@ -1,0 +1,121 @@
+import { Effect, Either, Option } from "effect"
+import { AppConfig } from "./AppConfig.ts"
+import type { CallInfo, Destination } from "./Domain/Delivery.ts"
+import { UnknownDomain, type StoreUnavailable, type Unroutable } from "./Domain/Errors.ts"
+import type { ActiveHook, EventName } from "./Domain/Hook.ts"
+import { roomOf, sipAttributesOf, type LiveKitEvent } from "./Domain/LiveKitEvent.ts"
+import { DomainExtractor } from "./DomainExtractor.ts"
+import { HookTable } from "./HookTable.ts"
+import { Store, type PinChange } from "./Store.ts"
+
+/** The event belongs to a tenant. `forward` is false when the hook's event filter excludes it. */
+export interface Routed {
+  readonly _tag: "Routed"
+  readonly destination: Destination
+  readonly call: CallInfo
+  readonly pinChange: PinChange | undefined
+  readonly forward: boolean
+}
+
+/**
+ * No tenant. `reason` is set for SIP events (operators need to see why) and
+ * undefined for events of rooms that never had a SIP participant.
+ */
+export interface Unrouted {
+  readonly _tag: "Unrouted"
+  readonly reason: Unroutable | undefined
+  readonly call: CallInfo
+}
+
+/** Resolution never fails for routing reasons: those are values (fail open). Only the store can fail. */
+export type Routing = Routed | Unrouted
+
+const attr = (attributes: Readonly<Record<string, string>> | undefined, key: string) => attributes?.[key] || null
+
+const callInfo = (room: string | undefined, attributes: Readonly<Record<string, string>> | undefined, domain: string | null): CallInfo => ({
+  room: room ?? null,
+  sipCallId: attr(attributes, "sip.callID"),
+  from: attr(attributes, "sip.phoneNumber"),
+  to: attr(attributes, "sip.trunkPhoneNumber"),
+  domain
+})
+
+const destinationOf = (hook: ActiveHook): Destination => ({ tenant: hook.host, url: hook.url, events: hook.events })
+
+const wants = (destination: Destination, event: string) =>
+  destination.events === undefined || destination.events.includes(event as EventName)
+
+/**
+ * Finds the tenant for an event: by the room's pin if the call is already
+ * pinned, else by the domain the SIP edge preserved, else (shared domains) by
+ * the dialled number. The first resolved SIP event pins the room; room_finished
+ * ends the pin.
+ */
+export class Router extends Effect.Service<Router>()("Router", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const extractor = yield* DomainExtractor
+    const hooks = yield* HookTable
+    const store = yield* Store
+    const shared = new Set<string>(config.sharedDomains)
+    const numbers = new Map(
+      config.numbers.flatMap(({ number, host }) => Option.toArray(Option.map(extractor.normaliseE164(number), (n) => [n, host] as const)))
+    )
+
+    const byNumber = (attributes: Readonly<Record<string, string>>) =>
+      Option.fromNullable(attributes["sip.trunkPhoneNumber"]).pipe(
+        Option.flatMap(extractor.normaliseE164),
+        Option.flatMap((number) => Option.fromNullable(numbers.get(number))),
+        Option.match({ onNone: () => Effect.succeed(undefined), onSome: hooks.match })
+      )
+
+    /** Domain first; shared domains and unparsable headers fall back to the number map. */
+    const resolveSip = (attributes: Readonly<Record<string, string>>) =>
+      Effect.gen(function* () {
+        const domain = extractor.fromAttributes(attributes)
+        if (Either.isRight(domain) && !shared.has(domain.right)) {
+          const hook = yield* hooks.match(domain.right)
+          return { domain: domain.right, hook, reason: hook ? undefined : new UnknownDomain({ domain: domain.right }) }
+        }
+        const hook = yield* byNumber(attributes)
+        const parsed = Either.getOrNull(domain)
+        const reason = Either.isLeft(domain) ? domain.left : new UnknownDomain({ domain: domain.right })
+        return { domain: parsed, hook, reason: hook ? undefined : reason }
+      })
+
+    const resolve = (event: LiveKitEvent): Effect.Effect<Routing, StoreUnavailable> =>
+      Effect.gen(function* () {
+        const room = roomOf(event)
+        const ends = event.event === "room_finished" && room !== undefined
+        const pin = room === undefined ? Option.none() : yield* store.pinOf(room)
+        if (Option.isSome(pin)) {
+          const { destination, call } = pin.value
+          return {
+            _tag: "Routed",
+            destination,
+            call,
+            pinChange: ends ? { _tag: "Clear", room: pin.value.room } : undefined,
+            forward: wants(destination, event.event)
+          } satisfies Routed
+        }
+
+        const attributes = sipAttributesOf(event)
+        if (attributes === undefined) return { _tag: "Unrouted", reason: undefined, call: callInfo(room, undefined, null) } satisfies Unrouted
+
+        const { domain, hook, reason } = yield* resolveSip(attributes)
+        const call = callInfo(room, attributes, domain)
+        if (!hook) return { _tag: "Unrouted", reason, call } satisfies Unrouted
+        const destination = destinationOf(hook)
+        return {
+          _tag: "Routed",
+          destination,
+          call,
+          pinChange: room === undefined || ends ? undefined : { _tag: "Set", pin: { room, destination, call } },
+          forward: wants(destination, event.event)
+        } satisfies Routed
+      })
+
+    return { resolve }
+  }),
+  dependencies: [DomainExtractor.Default]
+}) {}
