@@ -1,4 +1,5 @@
-import { Duration, Either, ParseResult, Schema } from "effect"
+import { Duration, Either, Option, ParseResult, Schema } from "effect"
+import { normaliseE164 } from "../DomainExtractor.ts"
 import { DurationString } from "./Duration.ts"
 import { ConfigError } from "./Errors.ts"
 import { Hook, HostPattern, WebhookSecret } from "./Hook.ts"
@@ -34,7 +35,9 @@ const Delivery = Schema.Struct({
 })
 
 export const NumberMapping = Schema.Struct({
-  number: Schema.String,
+  number: Schema.String.pipe(
+    Schema.filter((n) => Option.isSome(normaliseE164(n)) || `expected an E.164 number like "+15557654321", got "${n}"`)
+  ),
   host: HostPattern
 })
 

@@ -16,7 +16,13 @@ export const EventName = Schema.Literal(
   "ingress_ended",
   "agent_job_started",
   "agent_job_ended"
-)
+).annotations({
+  // Without override, the error would name only the first literal of the union.
+  message: (issue) => ({
+    message: `expected a LiveKit event name (room_started, participant_joined, participant_left, track_published, ...), got ${JSON.stringify(issue.actual)}`,
+    override: true
+  })
+})
 export type EventName = typeof EventName.Type
 
 const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/

@@ -1,0 +1,164 @@
+import { describe, expect, test } from "bun:test"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Duration, Either } from "effect"
+import fc from "fast-check"
+import { decodeConfig, parseConfigText } from "../src/Domain/Config.ts"
+import { parseDurationMs } from "../src/Domain/Duration.ts"
+import { ADMIN_TOKEN, DEFAULT_SECRET, startRouter, testConfig } from "./support/router.ts"
+
+const ROOT = join(import.meta.dir, "..")
+const minimal = { livekit: { apiKey: "APIk", apiSecret: "s" }, signing: { secret: DEFAULT_SECRET } }
+
+const problemOf = (raw: unknown, env = {}) => {
+  const decoded = decodeConfig(raw, env)
+  if (Either.isRight(decoded)) throw new Error("expected a config error")
+  return decoded.left
+}
+
+describe("durations", () => {
+  test("units", () => {
+    expect(parseDurationMs("250ms")).toBe(250)
+    expect(parseDurationMs("5s")).toBe(5000)
+    expect(parseDurationMs("2m")).toBe(120_000)
+    expect(parseDurationMs("1h")).toBe(3_600_000)
+    expect(parseDurationMs("1.5s")).toBe(1500)
+    for (const bad of ["", "5", "s", "5 s", "-5s", "5sec", "5S", "1e3ms", "five seconds"]) expect(parseDurationMs(bad)).toBeUndefined()
+  })
+
+  test("any whole number of any unit decodes to that many milliseconds", () => {
+    const units = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const
+    fc.assert(
+      fc.property(fc.nat(100_000), fc.constantFrom(...(Object.keys(units) as Array<keyof typeof units>)), (n, unit) => {
+        const config = decodeConfig({ ...minimal, delivery: { timeout: `${n}${unit}`, maxBackoff: "1000h" } })
+        return Either.isRight(config) && Duration.toMillis(config.right.delivery.timeout) === n * units[unit]
+      })
+    )
+  })
+})
+
+describe("decoding", () => {
+  test("a minimal file gets every documented default", () => {
+    const config = Either.getOrThrow(decodeConfig(minimal))
+    expect(config.server).toEqual({ host: "0.0.0.0", port: 8080, maxBodyBytes: 1_048_576 })
+    expect(config.store.path).toBe("./data/router.db")
+    expect(config.security.allowPrivateTargets).toBe(false)
+    expect(config.admin.tokens).toEqual([])
+    expect(Duration.toMillis(config.delivery.timeout)).toBe(5000)
+    expect(config.delivery.maxAttempts).toBe(8)
+    expect(Duration.toMillis(config.delivery.initialBackoff)).toBe(500)
+    expect(Duration.toMillis(config.delivery.maxBackoff)).toBe(300_000)
+    expect(config.delivery.concurrencyPerTenant).toBe(4)
+    expect(config.hooks).toEqual([])
+  })
+
+  test("the shipped default config decodes", async () => {
+    const text = await Bun.file(join(ROOT, "config/router.yaml")).text()
+    expect(Either.isRight(parseConfigText(text))).toBe(true)
+  })
+
+  test("hosts are lower-cased and trailing dots dropped", () => {
+    const config = Either.getOrThrow(decodeConfig({ ...minimal, hooks: [{ host: "Calls.DrSmith.COM.", url: "https://x.example/" }] }))
+    expect(config.hooks[0]!.host as string).toBe("calls.drsmith.com")
+  })
+
+  test("env overrides LiveKit credentials and adds an admin token", () => {
+    const config = Either.getOrThrow(
+      decodeConfig(
+        { ...minimal, admin: { tokens: [ADMIN_TOKEN] } },
+        { LIVEKIT_API_KEY: "APIenv", LIVEKIT_API_SECRET: "env-secret", ROUTER_ADMIN_TOKEN: "token-from-env-0123456789" }
+      )
+    )
+    expect(config.livekit).toEqual({ apiKey: "APIenv", apiSecret: "env-secret" })
+    expect(config.admin.tokens).toEqual([ADMIN_TOKEN, "token-from-env-0123456789"])
+  })
+
+  test("env supplies credentials the file leaves out", () => {
+    const config = decodeConfig({ signing: minimal.signing }, { LIVEKIT_API_KEY: "APIenv", LIVEKIT_API_SECRET: "env-secret" })
+    expect(Either.isRight(config)).toBe(true)
+  })
+
+  const bad: Array<[string, unknown, string, RegExp]> = [
+    ["not a mapping", ["a"], "(root)", /mapping/],
+    ["missing livekit", { signing: minimal.signing }, "livekit.apiKey", /missing/],
+    ["missing api secret", { ...minimal, livekit: { apiKey: "k" } }, "livekit.apiSecret", /missing/],
+    ["unknown top-level key", { ...minimal, hookz: [] }, "hookz", /unexpected/],
+    ["unknown nested key", { ...minimal, server: { prot: 1 } }, "server.prot", /unexpected/],
+    ["port out of range", { ...minimal, server: { port: 70000 } }, "server.port", /between/],
+    ["negative body limit", { ...minimal, server: { maxBodyBytes: -1 } }, "server.maxBodyBytes", /positive/],
+    ["bad duration", { ...minimal, delivery: { timeout: "soon" } }, "delivery.timeout", /duration/],
+    ["zero attempts", { ...minimal, delivery: { maxAttempts: 0 } }, "delivery.maxAttempts", /positive/],
+    ["backoff cap below start", { ...minimal, delivery: { initialBackoff: "10s", maxBackoff: "1s" } }, "delivery.maxBackoff", /initialBackoff/],
+    ["signing secret without prefix", { ...minimal, signing: { secret: "abc" } }, "signing.secret", /whsec_/],
+    ["signing secret too short", { ...minimal, signing: { secret: "whsec_" + Buffer.alloc(8).toString("base64") } }, "signing.secret", /24 to 64/],
+    ["short admin token", { ...minimal, admin: { tokens: ["short"] } }, "admin.tokens.0", /16/],
+    ["hook host not a hostname", { ...minimal, hooks: [{ host: "bad host", url: "https://x.example" }] }, "hooks.0.host", /host name/],
+    ["hook url not http", { ...minimal, hooks: [{ host: "a.example", url: "ftp://x.example" }] }, "hooks.0.url", /http/],
+    ["hook url with credentials", { ...minimal, hooks: [{ host: "a.example", url: "https://u:p@x.example" }] }, "hooks.0.url", /credentials/],
+    ["hook unknown event", { ...minimal, hooks: [{ host: "a.example", url: "https://x.example", events: ["call_started"] }] }, "hooks.0.events.0", /participant_joined/],
+    ["duplicate hook host", { ...minimal, hooks: [{ host: "a.example", url: "https://x.example" }, { host: "A.example", url: "https://y.example" }] }, "hooks.1.host", /duplicate/],
+    ["number that is not E.164", { ...minimal, numbers: [{ number: "call me", host: "a.example" }] }, "numbers.0.number", /E\.164/],
+    ["shared domain not a host", { ...minimal, sharedDomains: ["not a host"] }, "sharedDomains.0", /host name/]
+  ]
+  for (const [name, raw, key, problem] of bad) {
+    test(`rejects ${name}, naming ${key}`, () => {
+      const error = problemOf(raw)
+      expect(error.key).toBe(key)
+      expect(error.problem).toMatch(problem)
+    })
+  }
+
+  test("YAML syntax errors are reported as such", () => {
+    const result = parseConfigText("server: [unclosed")
+    expect(Either.isLeft(result) && result.left.problem).toMatch(/YAML/)
+  })
+})
+
+describe("starting the process", () => {
+  const run = async (args: string[], env: Record<string, string> = {}) => {
+    const proc = Bun.spawn(["bun", "run", join(ROOT, "src/main.ts"), ...args], {
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, ROUTER_CONFIG: "", ...env }
+    })
+    const code = await proc.exited
+    return { code, stderr: await new Response(proc.stderr).text() }
+  }
+  const dir = mkdtempSync(join(tmpdir(), "router-config-"))
+
+  test("a bad config exits non-zero with the key and the problem", async () => {
+    const path = join(dir, "bad.yaml")
+    writeFileSync(path, Bun.YAML.stringify({ ...testConfig(dir), delivery: { timeout: "forever" } }))
+    const { code, stderr } = await run(["--config", path])
+    expect(code).not.toBe(0)
+    expect(stderr).toContain("delivery.timeout")
+    expect(stderr).toContain("forever")
+  })
+
+  test("a missing file exits non-zero and names it", async () => {
+    const { code, stderr } = await run(["--config", join(dir, "nope.yaml")])
+    expect(code).not.toBe(0)
+    expect(stderr).toContain("nope.yaml")
+  })
+
+  test("no config at all prints usage", async () => {
+    const { code, stderr } = await run([])
+    expect(code).not.toBe(0)
+    expect(stderr).toContain("--config")
+  })
+
+  test("ROUTER_CONFIG names the file when --config is absent", async () => {
+    const path = join(dir, "bad-env.yaml")
+    writeFileSync(path, "livekit: {apiKey: k}\n")
+    const { code, stderr } = await run([], { ROUTER_CONFIG: path })
+    expect(code).not.toBe(0)
+    expect(stderr).toContain("livekit.apiSecret")
+  })
+
+  test("a good config starts and SIGTERM stops it cleanly", async () => {
+    const router = await startRouter()
+    expect((await fetch(`${router.url}/healthz`)).status).toBe(200)
+    expect(await router.stop("SIGTERM")).toBe(0)
+  })
+})
