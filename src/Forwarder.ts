@@ -13,7 +13,8 @@ export const parseRetryAfter = (value: string | null, nowMs: number): number | u
   if (!value) return undefined
   const text = value.trim()
   if (/^\d+$/.test(text)) return Number(text) * 1000
-  const date = Date.parse(text)
+  // Every HTTP-date form carries hh:mm:ss; Date.parse alone would read "1.5" or "-5" as dates in 2001 (retry at once).
+  const date = /\d\d:\d\d:\d\d/.test(text) ? Date.parse(text) : Number.NaN
   return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs)
 }
 
@@ -101,9 +102,9 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     /** An attempt under the tenant's concurrency cap, logged and measured whatever its outcome. */
     const attempt = (delivery: Delivery, number: { n: number }) =>
       Effect.gen(function* () {
-        const started = yield* Clock.currentTimeMillis
-        const outcome = yield* permitFor(delivery.tenant).withPermits(1)(Effect.either(post(delivery)))
-        const latencyMs = (yield* Clock.currentTimeMillis) - started
+        // Timed inside the permit: waiting for a slot is our queue, not the tenant's latency.
+        const [elapsed, outcome] = yield* permitFor(delivery.tenant).withPermits(1)(Effect.timed(Effect.either(post(delivery))))
+        const latencyMs = Math.round(Duration.toMillis(elapsed))
         const attemptNo = ++number.n
         const seen = outcome._tag === "Right" ? { status: outcome.right, error: null, result: String(outcome.right) } : describe(outcome.left)
         yield* Metrics.increment(Metrics.deliveryAttempts, { tenant: delivery.tenant, result: seen.result })
