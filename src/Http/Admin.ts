@@ -30,9 +30,10 @@ const publicView = (hook: ActiveHook) => ({
 })
 
 const hostParam = Effect.gen(function* () {
+  // Already percent-decoded by the router: decoding again would read "%2541" as "A" and throw (500) on "%25zz".
   const { host } = yield* HttpLayerRouter.params
   return yield* Either.mapLeft(
-    Schema.decodeUnknownEither(HostPattern)(decodeURIComponent(host ?? "")),
+    Schema.decodeUnknownEither(HostPattern)(host ?? ""),
     (e) => new BadRequest({ field: "host", message: ParseResult.TreeFormatter.formatErrorSync(e) })
   )
 })
