@@ -1,7 +1,7 @@
 import { Database } from "bun:sqlite"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Deferred, Effect, Layer, Option, Queue } from "effect"
 import type { AttemptRecord, Delivery, NewDelivery, Pin } from "./Domain/Delivery.ts"
 import { StoreUnavailable } from "./Domain/Errors.ts"
 import type { Hook } from "./Domain/Hook.ts"
@@ -136,6 +136,47 @@ const makeSqliteStore = (path: string) =>
 
     const run = <A>(f: () => A) => Effect.try({ try: f, catch: (cause) => new StoreUnavailable({ cause }) })
 
+    // Group commit: every write queued while the previous commit ran goes into the next
+    // transaction, so one fsync covers many events. Each write runs in its own savepoint,
+    // so a failing one is rolled back alone; a failed commit fails them all.
+    interface Write {
+      readonly apply: () => unknown
+      readonly done: Deferred.Deferred<unknown, StoreUnavailable>
+    }
+    const writes = yield* Queue.unbounded<Write>()
+    const inSavepoint = db.transaction((apply: () => unknown) => apply())
+    const commitBatch = db.transaction((batch: ReadonlyArray<Write>) =>
+      batch.map((write) => {
+        try {
+          return { ok: true as const, value: inSavepoint(write.apply) }
+        } catch (cause) {
+          return { ok: false as const, cause }
+        }
+      })
+    )
+    yield* Queue.takeBetween(writes, 1, 1024).pipe(
+      Effect.flatMap((chunk) => {
+        const batch = [...chunk]
+        return run(() => commitBatch.immediate(batch)).pipe(
+          Effect.flatMap((results) =>
+            Effect.forEach(batch, (write, i) => {
+              const result = results[i]!
+              return result.ok
+                ? Deferred.succeed(write.done, result.value)
+                : Deferred.fail(write.done, new StoreUnavailable({ cause: result.cause }))
+            })
+          ),
+          Effect.catchAll((error) => Effect.forEach(batch, (write) => Deferred.fail(write.done, error)))
+        )
+      }),
+      Effect.forever,
+      Effect.forkScoped
+    )
+    const write = <A>(apply: () => A): Effect.Effect<A, StoreUnavailable> =>
+      Effect.flatMap(Deferred.make<unknown, StoreUnavailable>(), (done) =>
+        Effect.zipRight(Queue.offer(writes, { apply, done }), Deferred.await(done) as Effect.Effect<A, StoreUnavailable>)
+      )
+
     const insertEvent = db.query<unknown, [string, number]>("INSERT OR IGNORE INTO events (id, received_at) VALUES (?, ?)")
     const setPin = db.query<unknown, [string, string, string, number]>(
       "INSERT OR REPLACE INTO pins (room, destination, call, pinned_at) VALUES (?, ?, ?, ?)"
@@ -156,7 +197,7 @@ const makeSqliteStore = (path: string) =>
     const deleteHook = db.query<unknown, [string]>("DELETE FROM hooks WHERE host = ?")
 
     const ping = db.query<unknown, []>("SELECT 1")
-    const acceptTx = db.transaction((a: Acceptance): AcceptResult => {
+    const acceptOne = (a: Acceptance): AcceptResult => {
       if (insertEvent.run(a.eventId, a.receivedAt).changes === 0) return { _tag: "Duplicate" }
       if (a.pinChange?._tag === "Set") {
         const { room, destination, call } = a.pinChange.pin
@@ -167,11 +208,10 @@ const makeSqliteStore = (path: string) =>
       const d = a.delivery
       const row = d && insertDelivery.get(d.eventId, d.eventType, d.tenant, d.url, d.domain, d.body, a.receivedAt, a.receivedAt, a.receivedAt)
       return { _tag: "Accepted", delivery: row ? toDelivery(row) : undefined }
-    })
+    }
 
     return Store.of({
-      // `immediate` takes the write lock up front, so a busy database fails fast instead of deadlocking.
-      accept: (acceptance) => run(() => acceptTx.immediate(acceptance)),
+      accept: (acceptance) => write(() => acceptOne(acceptance)),
       ping: run(() => {
         ping.get()
       }),
@@ -182,14 +222,14 @@ const makeSqliteStore = (path: string) =>
         }),
       pending: run(() => selectPending.all().map(toDelivery)),
       recordAttempt: (id, r) =>
-        run(() => {
+        write(() => {
           updateAttempt.run(r.final ?? "pending", r.status, r.error, r.nextAttemptAt, Date.now(), id)
         }),
       apiHooks: run(() => selectHooks.all().map((row) => JSON.parse(row.hook) as Hook)),
       putApiHook: (hook) =>
-        run(() => {
+        write(() => {
           upsertHook.run(hook.host, JSON.stringify(hook), Date.now())
         }),
-      removeApiHook: (host) => run(() => deleteHook.run(host).changes > 0)
+      removeApiHook: (host) => write(() => deleteHook.run(host).changes > 0)
     })
   })
