@@ -1,0 +1,376 @@
+/**
+ * The SIP edge, for real: Kamailio (kamailio/kamailio.cfg) between a sipp
+ * caller that forges X-To-IP and a sipp callee standing in for LiveKit SIP.
+ * The callee scenario (test/edge/uas.xml) fails the call unless exactly the
+ * dialled domain arrives in X-To-IP, so its exit code is the assertion.
+ * Everything runs on 127.0.0.1 with ports picked at run time.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Subprocess } from "bun";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dir, "..");
+const CFG = join(ROOT, "kamailio/kamailio.cfg");
+const EDGE = join(import.meta.dir, "edge");
+const SBIN = "/usr/local/sbin:/usr/sbin:/sbin"; // kamailio lives in sbin
+const HOST = "127.0.0.1";
+// Explicit per-test bound (sipp itself gives up after 20 s).
+const CALL_TIMEOUT = 30_000;
+
+const which = (name: string) => Bun.which(name) ?? Bun.which(name, { PATH: SBIN });
+const KAMAILIO = which("kamailio");
+const SIPP = which("sipp");
+const MISSING = [KAMAILIO ? "" : "kamailio", SIPP ? "" : "sipp"].filter(Boolean);
+const MISSING_MSG =
+  `${MISSING.join(" and ")} not found on PATH or in ${SBIN}; ` +
+  "install them with: apt-get install -y kamailio sip-tester";
+// A laptop without the tools may skip; CI must fail instead of going green.
+const SKIP = MISSING.length > 0 && process.env.CI !== "true";
+
+function requireTools(): { kamailio: string; sipp: string } {
+  if (!KAMAILIO || !SIPP) throw new Error(MISSING_MSG);
+  return { kamailio: KAMAILIO, sipp: SIPP };
+}
+
+// ---------------------------------------------------------------- processes
+
+/** Every child runs in its own process group, so one kill reaches Kamailio's workers too. */
+const children = new Set<Subprocess>();
+
+function spawn(cmd: string[], cwd: string, out: string, err: string): Subprocess {
+  const p = Bun.spawn(cmd, {
+    cwd,
+    stdin: "ignore",
+    stdout: Bun.file(out),
+    stderr: Bun.file(err),
+    detached: true,
+  });
+  children.add(p);
+  return p;
+}
+
+function killGroup(p: Subprocess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-p.pid, signal);
+  } catch {
+    // group already gone
+  }
+}
+
+async function stop(p: Subprocess): Promise<void> {
+  killGroup(p, "SIGTERM"); // Kamailio's main process stops its workers on TERM
+  const ended = await Promise.race([p.exited.then(() => true), Bun.sleep(3000).then(() => false)]);
+  killGroup(p, "SIGKILL"); // stragglers, or a main process that ignored TERM
+  if (!ended) await p.exited;
+  children.delete(p);
+}
+
+// Last resort if the runner dies between beforeAll and afterAll.
+process.on("exit", () => {
+  for (const p of children) killGroup(p, "SIGKILL");
+});
+
+/** Resolves with the exit code, killing the process group if it overruns. */
+async function exitCode(p: Subprocess, limitMs: number): Promise<number> {
+  const timer = setTimeout(() => killGroup(p, "SIGKILL"), limitMs);
+  try {
+    return await p.exited;
+  } finally {
+    clearTimeout(timer);
+    children.delete(p);
+  }
+}
+
+// -------------------------------------------------------------------- ports
+
+const usedPorts = new Set<number>();
+
+/** A loopback port free for both TCP and UDP right now (Kamailio listens on both). */
+async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const tcp = Bun.listen({ hostname: HOST, port: 0, socket: { data() {} } });
+    const port = tcp.port;
+    try {
+      if (usedPorts.has(port)) continue;
+      const udp = await Bun.udpSocket({ hostname: HOST, port }).catch(() => null);
+      if (!udp) continue;
+      udp.close();
+      usedPorts.add(port);
+      return port;
+    } finally {
+      tcp.stop(true);
+    }
+  }
+  throw new Error("no free loopback port for TCP+UDP");
+}
+
+/**
+ * Waits until something listens on the port, by reading /proc/net: unlike a
+ * probe connection this does not disturb sipp. (Kamailio sets SO_REUSEADDR on
+ * UDP, so a UDP clash would go unnoticed: only TCP bind errors show up.)
+ */
+async function waitListening(port: number, proto: "tcp" | "udp", p: Subprocess, what: string) {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    if (p.exitCode !== null || p.signalCode !== null) {
+      throw new Error(`${what} exited (code ${p.exitCode}, signal ${p.signalCode}) before listening`);
+    }
+    const table = existsSync(`/proc/net/${proto}`) ? readFileSync(`/proc/net/${proto}`, "utf8") : "";
+    // Columns: sl local_address rem_address st ... (trim: sl is not always padded).
+    // TCP must be in LISTEN (0A); any bound UDP socket will do.
+    const found = table.split("\n").some((line) => {
+      const [, local, , st] = line.trim().split(/\s+/);
+      return local?.endsWith(hex) === true && (proto === "udp" || st === "0A");
+    });
+    if (found) return;
+    await Bun.sleep(25);
+  }
+  throw new Error(`${what} did not listen on ${proto} ${port} within 5 s`);
+}
+
+// ---------------------------------------------------------------- helpers
+
+const tail = (path: string, lines = 30) =>
+  existsSync(path) ? readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n") : "(none)";
+
+/** sipp does not expand [keys] inside <ereg regexp>, so each domain gets its own copy. */
+function uasScenarioFor(domain: string, dir: string): string {
+  const template = readFileSync(join(EDGE, "uas.xml"), "utf8");
+  const fixed = 'regexp="^ *calls\\.drsmith\\.com *$"';
+  if (!template.includes(fixed)) throw new Error(`test/edge/uas.xml no longer contains ${fixed}`);
+  const escaped = domain.replace(/[.[\]()*+?^$|\\{}]/g, "\\$&");
+  const file = join(dir, `uas-${domain}.xml`);
+  writeFileSync(file, template.replace(fixed, `regexp="^ *${escaped} *$"`));
+  return file;
+}
+
+/** One raw SIP request over UDP; returns the first reply's status line. */
+async function sipUdp(port: number, method: string, extra: string[] = [], maxForwards = 70): Promise<string> {
+  const replies: string[] = [];
+  const sock = await Bun.udpSocket({
+    hostname: HOST,
+    port: 0,
+    socket: { data: (_s, buf) => void replies.push(buf.toString()) },
+  });
+  const id = crypto.randomUUID();
+  const msg = [
+    `${method} sip:edge@${HOST}:${port} SIP/2.0`,
+    `Via: SIP/2.0/UDP ${HOST}:${sock.port};branch=z9hG4bK-${id}`,
+    `Max-Forwards: ${maxForwards}`,
+    `From: <sip:probe@${HOST}>;tag=${id.slice(0, 8)}`,
+    `To: <sip:edge@${HOST}>`,
+    `Call-ID: ${id}`,
+    `CSeq: 1 ${method}`,
+    ...extra,
+    "Content-Length: 0",
+    "",
+    "",
+  ].join("\r\n");
+  try {
+    for (let attempt = 0; attempt < 10 && replies.length === 0; attempt++) {
+      sock.send(msg, port, HOST);
+      for (let i = 0; i < 10 && replies.length === 0; i++) await Bun.sleep(20);
+    }
+  } finally {
+    sock.close();
+  }
+  return replies[0]?.split("\r\n")[0] ?? "(no reply)";
+}
+
+// ------------------------------------------------------------- edge tests
+
+test.skipIf(SKIP)("kamailio and sipp are installed (required in CI)", () => {
+  requireTools();
+});
+
+describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
+  let dir = "";
+  let kam: Subprocess | undefined;
+  let kamPort = 0;
+  let uasPort = 0;
+  let kamLog = "";
+  let kamCmd: string[] = [];
+
+  beforeAll(async () => {
+    if (MISSING.length > 0) return; // each test reports it (or is skipped)
+    const { kamailio } = requireTools();
+    dir = mkdtempSync(join(tmpdir(), "edge-"));
+    kamPort = await freePort();
+    uasPort = await freePort();
+    kamLog = join(dir, "kamailio.log");
+    // -DD: stay in the foreground; -E: log to stderr; -Y/-w/-P: runtime dir,
+    // cwd and pid file in the temp dir so no /var/run write and no clash with
+    // a system instance; -m/-M: 64 MB shared, 8 MB per process is plenty.
+    kamCmd = [
+      kamailio, "-DD", "-E", "-m", "64", "-M", "8",
+      "-f", CFG, "-Y", dir, "-w", dir, "-P", join(dir, "kamailio.pid"),
+      "-A", `LISTEN_UDP=udp:${HOST}:${kamPort}`,
+      "-A", `LISTEN_TCP=tcp:${HOST}:${kamPort}`,
+      "-A", `NEXT_HOP="sip:${HOST}:${uasPort}"`,
+    ];
+    kam = spawn(kamCmd, dir, join(dir, "kamailio.out"), kamLog);
+    try {
+      await waitListening(kamPort, "tcp", kam, "kamailio");
+      await waitListening(kamPort, "udp", kam, "kamailio");
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${kamCmd.join(" ")}\n${tail(kamLog)}`);
+    }
+  }, 15_000);
+
+  afterAll(async () => {
+    await Promise.all([...children].map(stop));
+    if (dir && process.env.KEEP_EDGE_LOGS !== "1") rmSync(dir, { recursive: true, force: true });
+  }, 15_000);
+
+  /** One call: sipp UAS on uasPort, sipp UAC through Kamailio (or straight to the UAS). */
+  async function call(opts: { transport: "u1" | "t1"; domain: string; bypassEdge?: boolean }) {
+    const { sipp } = requireTools();
+    const tag = `${opts.transport}-${opts.domain}${opts.bypassEdge ? "-bypass" : ""}`;
+    const f = (side: string, kind: string) => join(dir, `${tag}.${side}.${kind}`);
+    const bounded = ["-m", "1", "-timeout", "20s", "-timeout_error", "-nostdin", "-bind_local", "-i", HOST];
+    const traces = (side: string) => [
+      "-trace_err", "-error_file", f(side, "errors.log"),
+      "-trace_msg", "-message_file", f(side, "messages.log"),
+    ];
+
+    const uasFile = uasScenarioFor(opts.domain, dir);
+    const uas = spawn(
+      [sipp, "-sf", uasFile, "-t", opts.transport, "-p", String(uasPort), ...bounded,
+        ...traces("uas"), "-trace_logs", "-log_file", f("uas", "actions.log")],
+      dir, f("uas", "stdout"), f("uas", "stderr"),
+    );
+    await waitListening(uasPort, opts.transport === "t1" ? "tcp" : "udp", uas, "sipp UAS");
+
+    const target = `${HOST}:${opts.bypassEdge ? uasPort : kamPort}`;
+    const uac = spawn(
+      [sipp, target, "-sf", join(EDGE, "uac.xml"), "-t", opts.transport, "-s", "reception",
+        "-key", "domain", opts.domain, "-p", String(await freePort()), ...bounded, ...traces("uac")],
+      dir, f("uac", "stdout"), f("uac", "stderr"),
+    );
+    const [uacCode, uasCode] = await Promise.all([exitCode(uac, 25_000), exitCode(uas, 25_000)]);
+    const report = [
+      `UAC exit ${uacCode}, UAS exit ${uasCode} (0 = all calls OK, 1 = some failed, 99 = none processed)`,
+      `--- UAS errors\n${tail(f("uas", "errors.log"))}`,
+      `--- UAS scenario log\n${tail(f("uas", "actions.log"))}`,
+      `--- UAS stderr\n${tail(f("uas", "stderr"), 10)}`,
+      `--- UAC errors\n${tail(f("uac", "errors.log"))}`,
+      `--- UAC stderr\n${tail(f("uac", "stderr"), 10)}`,
+      `--- UAC screen\n${tail(f("uac", "stdout"), 25)}`,
+      `--- kamailio (${kamCmd.join(" ")})\n${tail(kamLog)}`,
+    ].join("\n");
+    return { uacCode, uasCode, report, uasErrors: tail(f("uas", "errors.log")), kamLog: readFileSync(kamLog, "utf8") };
+  }
+
+  async function expectCallOk(transport: "u1" | "t1", domain: string) {
+    const r = await call({ transport, domain });
+    if (r.uasCode !== 0 || r.uacCode !== 0) throw new Error(r.report);
+    expect(r.kamLog).toContain(`new call to domain ${domain} `);
+  }
+
+  test.skipIf(SKIP)("UDP: forged X-To-IP is replaced by the dialled domain", async () => {
+    await expectCallOk("u1", "calls.drsmith.com");
+  }, CALL_TIMEOUT);
+
+  test.skipIf(SKIP)("TCP: same over TCP, relayed on TCP", async () => {
+    await expectCallOk("t1", "calls.drsmith.com");
+    expect(readFileSync(kamLog, "utf8")).toContain(`relaying to sip:${HOST}:${uasPort};transport=tcp`);
+  }, CALL_TIMEOUT);
+
+  test.skipIf(SKIP)("another tenant's domain arrives intact (TCP then UDP)", async () => {
+    await expectCallOk("t1", "calls.citydental.com");
+    await expectCallOk("u1", "calls.citydental.com");
+  }, CALL_TIMEOUT);
+
+  test.skipIf(SKIP)("control: the UAS check fails when the edge is bypassed", async () => {
+    // Proves uas.xml really asserts: the forged header reaches it unfiltered.
+    // sipp still completes the call, so only the UAS exit code shows it.
+    const r = await call({ transport: "u1", domain: "calls.drsmith.com", bypassEdge: true });
+    expect(r.uasCode).toBe(1);
+    expect(r.uasErrors).toContain("evil.example");
+  }, CALL_TIMEOUT);
+
+  test.skipIf(SKIP)("answers OPTIONS keepalives, refuses other out-of-dialog junk", async () => {
+    requireTools();
+    expect(await sipUdp(kamPort, "OPTIONS")).toBe("SIP/2.0 200 OK");
+    expect(await sipUdp(kamPort, "REGISTER", [`Contact: <sip:probe@${HOST}>`])).toBe("SIP/2.0 403 Forbidden");
+    expect(await sipUdp(kamPort, "MESSAGE")).toBe("SIP/2.0 403 Forbidden");
+    // Looping requests stop at the edge before any other logic.
+    expect(await sipUdp(kamPort, "OPTIONS", [], 0)).toBe("SIP/2.0 483 Too Many Hops");
+  }, CALL_TIMEOUT);
+
+  test.skipIf(SKIP)("the config passes kamailio -c with its built-in defaults", () => {
+    const { kamailio } = requireTools();
+    const r = Bun.spawnSync([kamailio, "-c", "-f", CFG], { stderr: "pipe", stdout: "pipe" });
+    const out = `${r.stdout.toString()}${r.stderr.toString()}`;
+    if (r.exitCode !== 0) throw new Error(out);
+    expect(out).toContain("udp: 0.0.0.0");
+    expect(out).toContain("tcp: 0.0.0.0");
+  });
+});
+
+// ----------------------------------------------------- deployment config
+
+describe("compose.yaml and LiveKit config", () => {
+  type Service = { image?: string; volumes?: string[]; command?: string[] | string; networks?: unknown };
+  const read = (p: string) => readFileSync(join(ROOT, p), "utf8");
+  const compose = Bun.YAML.parse(read("compose.yaml")) as { services: Record<string, Service> };
+  const livekit = Bun.YAML.parse(read("livekit/livekit.yaml")) as {
+    keys: Record<string, string>;
+    webhook: { api_key: string; urls: string[] };
+    redis: { address: string };
+  };
+  const sip = Bun.YAML.parse(read("livekit/sip.yaml")) as {
+    api_key: string; api_secret: string; ws_url: string; redis: { address: string };
+  };
+
+  test("defines the five services", () => {
+    expect(Object.keys(compose.services).sort()).toEqual(["kamailio", "livekit", "livekit-sip", "redis", "router"]);
+  });
+
+  test("every bind-mounted file or folder exists", () => {
+    const mounts = Object.values(compose.services).flatMap((s) => s.volumes ?? []);
+    expect(mounts.length).toBeGreaterThan(0);
+    for (const m of mounts) {
+      const src = m.split(":")[0] ?? "";
+      expect(src.startsWith("./")).toBe(true);
+      expect({ mount: m, exists: existsSync(join(ROOT, src)) }).toEqual({ mount: m, exists: true });
+    }
+    expect(mounts).toContain("./kamailio/kamailio.cfg:/etc/kamailio/edge.cfg:ro");
+    expect(mounts).toContain("./livekit/livekit.yaml:/etc/livekit.yaml:ro");
+    expect(mounts).toContain("./livekit/sip.yaml:/sip/config.yaml:ro");
+  });
+
+  test("livekit.yaml signs webhooks with one of its keys and posts to the router", () => {
+    expect(Object.keys(livekit.keys)).toContain(livekit.webhook.api_key);
+    expect(livekit.webhook.urls).toContain("http://router:8080/livekit/webhook");
+    expect(compose.services.router?.command).toEqual(["bun", "run", "src/main.ts", "--config", "/app/config/router.yaml"]);
+    // The repo is mounted at /app, so that path is ./config/router.yaml here.
+    expect(existsSync(join(ROOT, "config/router.yaml"))).toBe(true);
+  });
+
+  test("sip.yaml uses a livekit.yaml key pair and the same redis", () => {
+    expect(livekit.keys[sip.api_key]).toBe(sip.api_secret);
+    expect(sip.redis.address).toBe(livekit.redis.address);
+    expect(sip.ws_url).toBe("ws://livekit:7880");
+  });
+
+  test("the inbound trunk maps X-To-IP and only trusts the kamailio edge", () => {
+    const { trunk } = JSON.parse(read("livekit/inbound-trunk.json")) as {
+      trunk: { allowed_addresses: string[]; headers_to_attributes: Record<string, string>; include_headers: string };
+    };
+    const edge = compose.services.kamailio?.networks as { sip: { ipv4_address: string } };
+    expect(trunk.headers_to_attributes["X-To-IP"]).toBe("sip.h.x-to-ip");
+    expect(trunk.include_headers).toBe("SIP_ALL_HEADERS"); // yields sip.h.to, the router's fallback
+    expect(trunk.allowed_addresses).toEqual([`${edge.sip.ipv4_address}/32`]);
+  });
+
+  test("the dispatch rule gives each call its own call- room", () => {
+    const { dispatch_rule } = JSON.parse(read("livekit/dispatch-rule.json")) as {
+      dispatch_rule: { rule: { dispatchRuleIndividual?: { roomPrefix: string } } };
+    };
+    expect(dispatch_rule.rule.dispatchRuleIndividual?.roomPrefix).toBe("call-");
+  });
+});
