@@ -6,22 +6,27 @@ import type { RouterConfig } from "./Domain/Config.ts"
 import type { StoreUnavailable } from "./Domain/Errors.ts"
 import { Forwarder } from "./Forwarder.ts"
 import { HookTable } from "./HookTable.ts"
-import { AdminRoutes } from "./Http/Admin.ts"
+import { DeliveriesApi } from "./Http/DeliveriesApi.ts"
+import { HooksApi } from "./Http/HooksApi.ts"
 import { OpsRoutes } from "./Http/Ops.ts"
 import { WebhookRoute } from "./Http/Webhook.ts"
 import { Ingest } from "./Ingest.ts"
+import { Janitor } from "./Janitor.ts"
+import { Lifecycle } from "./Lifecycle.ts"
 import { JsonLogging } from "./Logging.ts"
 import { Metrics } from "./Metrics.ts"
 import { Router } from "./Router.ts"
 import { SignatureVerifier } from "./SignatureVerifier.ts"
 import { Store } from "./Store.ts"
+import { TenantGate } from "./TenantGate.ts"
+import { WebhookSender } from "./WebhookSender.ts"
 
 /** Every service, wired in the direction data flows: verify → resolve → store → deliver. */
 export const servicesLayer = (config: RouterConfig, store: Layer.Layer<Store, StoreUnavailable> = Store.sqlite(config.store.path)) =>
   Ingest.Default.pipe(
     Layer.provideMerge(Layer.mergeAll(SignatureVerifier.Default, Router.Default, Forwarder.Default)),
-    Layer.provideMerge(HookTable.Default),
-    Layer.provideMerge(Layer.mergeAll(store, Metrics.Default, AppConfig.layer(config)))
+    Layer.provideMerge(Layer.mergeAll(HookTable.Default, WebhookSender.Default, TenantGate.Default, Janitor)),
+    Layer.provideMerge(Layer.mergeAll(store, Metrics.Default, Lifecycle.Default, AppConfig.layer(config)))
   )
 
 /** Tests and the launcher read the bound port from this line (the config may ask for port 0). */
@@ -33,13 +38,16 @@ const announce = Layer.effectDiscard(
   )
 )
 
-const Routes = Layer.mergeAll(WebhookRoute, AdminRoutes, OpsRoutes)
+const Routes = Layer.mergeAll(WebhookRoute, HooksApi, DeliveriesApi, OpsRoutes)
 
-/** The whole router: HTTP server, routes and services. */
-export const appLayer = (config: RouterConfig) =>
+/**
+ * The HTTP server over the services. The server is released right after its
+ * routes, before the services: between the two it would answer 404, which
+ * LiveKit takes as final.
+ */
+const httpLayer = (config: RouterConfig) =>
   HttpLayerRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.merge(announce),
-    Layer.provide(servicesLayer(config)),
     Layer.provide(
       BunHttpServer.layer({
         hostname: config.server.host,
@@ -48,6 +56,33 @@ export const appLayer = (config: RouterConfig) =>
         maxRequestBodySize: config.server.maxBodyBytes * 2 + 65_536,
         idleTimeout: 30
       })
-    ),
-    Layer.provide(JsonLogging)
+    )
+  )
+
+/** The whole router: HTTP server, routes and services. */
+export const appLayer = (config: RouterConfig, store?: Layer.Layer<Store, StoreUnavailable>) =>
+  httpLayer(config).pipe(Layer.provideMerge(servicesLayer(config, store)), Layer.provide(JsonLogging))
+
+/**
+ * Graceful shutdown: refuse new webhooks (503) and report not ready, let
+ * attempts in flight finish within `server.drainTimeout`, then stop. Whatever
+ * is still pending stays in the store for the next start.
+ */
+const drain = (config: RouterConfig) =>
+  Effect.gen(function* () {
+    yield* (yield* Lifecycle).beginDrain
+    yield* Effect.log("draining")
+    const finished = yield* (yield* Forwarder).drain(config.server.drainTimeout)
+    yield* Effect.log(finished._tag === "Some" ? "drained" : "drain timed out; unfinished attempts stay pending")
+  })
+
+/** Runs the router until interrupted (SIGTERM/SIGINT), draining before anything is released. */
+export const runApp = (config: RouterConfig) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const context = yield* Layer.build(appLayer(config))
+      // Added after the layers, so it runs before any of them is released.
+      yield* Effect.addFinalizer(() => drain(config).pipe(Effect.provide(context), Effect.provide(JsonLogging)))
+      return yield* Effect.never
+    })
   )

@@ -1,9 +1,10 @@
 import { Clock, Effect } from "effect"
-import type { NewDelivery } from "./Domain/Delivery.ts"
+import type { NewDelivery, UnroutableEvent } from "./Domain/Delivery.ts"
 import { envelope } from "./Domain/Envelope.ts"
-import type { InvalidEvent, StoreUnavailable, Unauthorized, Unroutable } from "./Domain/Errors.ts"
+import { ShuttingDown, type InvalidEvent, type StoreUnavailable, type Unauthorized, type Unroutable } from "./Domain/Errors.ts"
 import { createdAtMs, parseLiveKitEvent, type LiveKitEvent } from "./Domain/LiveKitEvent.ts"
 import { Forwarder } from "./Forwarder.ts"
+import { Lifecycle } from "./Lifecycle.ts"
 import * as Metrics from "./Metrics.ts"
 import { Router, type Routing } from "./Router.ts"
 import { SignatureVerifier } from "./SignatureVerifier.ts"
@@ -24,7 +25,9 @@ const deliveryOf = (event: LiveKitEvent, raw: string, routing: Routing, received
         eventType: event.event,
         tenant: routing.destination.tenant,
         url: routing.destination.url,
+        room: routing.call.room,
         domain: routing.call.domain,
+        eventCreatedAt: createdAtMs(event) ?? null,
         body: envelope({
           type: event.event,
           timestampMs: createdAtMs(event) ?? receivedAt,
@@ -32,6 +35,19 @@ const deliveryOf = (event: LiveKitEvent, raw: string, routing: Routing, received
           call: routing.call,
           rawEvent: raw
         })
+      }
+    : undefined
+
+const unroutableOf = (event: LiveKitEvent, routing: Routing, at: number): UnroutableEvent | undefined =>
+  routing._tag === "Unrouted" && routing.reason !== undefined && routing.headers !== undefined
+    ? {
+        at,
+        eventId: event.id,
+        eventType: event.event,
+        room: routing.call.room,
+        headers: routing.headers,
+        domain: routing.call.domain,
+        reason: REASONS[routing.reason._tag]
       }
     : undefined
 
@@ -68,12 +84,14 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
     const router = yield* Router
     const store = yield* Store
     const forwarder = yield* Forwarder
+    const lifecycle = yield* Lifecycle
 
     const receive = (
       authorization: string | undefined,
       body: Uint8Array
-    ): Effect.Effect<IngestOutcome, Unauthorized | InvalidEvent | StoreUnavailable> =>
+    ): Effect.Effect<IngestOutcome, ShuttingDown | Unauthorized | InvalidEvent | StoreUnavailable> =>
       Effect.gen(function* () {
+        if (yield* lifecycle.isDraining) return yield* new ShuttingDown()
         yield* verifier.verify(authorization, body)
         const raw = new TextDecoder().decode(body)
         const event = yield* parseLiveKitEvent(raw)
@@ -86,7 +104,8 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
               eventId: event.id,
               receivedAt,
               delivery: deliveryOf(event, raw, routing, receivedAt),
-              pinChange: routing._tag === "Routed" ? routing.pinChange : undefined
+              pinChange: routing._tag === "Routed" ? routing.pinChange : undefined,
+              unroutable: unroutableOf(event, routing, receivedAt)
             }),
             (result) => (result._tag === "Accepted" && result.delivery ? forwarder.enqueue(result.delivery) : Effect.void)
           )

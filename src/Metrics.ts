@@ -29,9 +29,33 @@ export const ignored = Metric.counter("tenant_router_events_ignored_total", {
   incremental: true
 })
 
+export const retries = Metric.counter("tenant_router_retries_total", {
+  description: "Retries scheduled after a failed attempt, by tenant",
+  incremental: true
+})
+export const endToEnd = Metric.histogram(
+  "tenant_router_end_to_end_seconds",
+  MetricBoundaries.exponential({ start: 0.25, factor: 2, count: 16 }),
+  "From LiveKit's createdAt to the tenant's 2xx (createdAt has one-second resolution)"
+)
+export const queueDepth = Metric.gauge("tenant_router_queue_depth", { description: "Deliveries pending, in all tenants' queues" })
+export const oldestPending = Metric.gauge("tenant_router_oldest_pending_seconds", {
+  description: "Age of the oldest pending delivery (0 when none)"
+})
+export const circuitOpen = Metric.gauge("tenant_router_circuit_open", {
+  description: "1 while a tenant's circuit breaker is open or probing, else 0"
+})
+
+const withLabels = <M extends Metric.Metric<any, any, any>>(metric: M, labels: Record<string, string>): M =>
+  Metric.taggedWithLabels(metric, Object.entries(labels).map(([k, v]) => MetricLabel.make(k, v))) as M
+
 /** Adds one to a counter under the given labels. */
 export const increment = (counter: Metric.Metric.Counter<number>, labels: Record<string, string>) =>
-  Metric.increment(Metric.taggedWithLabels(counter, Object.entries(labels).map(([k, v]) => MetricLabel.make(k, v))))
+  Metric.increment(withLabels(counter, labels))
+
+/** Sets a gauge under the given labels. */
+export const setGauge = (gauge: Metric.Metric.Gauge<number>, value: number, labels: Record<string, string> = {}) =>
+  Metric.set(withLabels(gauge, labels), value)
 
 const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')
 

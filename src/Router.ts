@@ -1,6 +1,6 @@
 import { Effect, Either, Option } from "effect"
 import { AppConfig } from "./AppConfig.ts"
-import type { CallInfo, Destination } from "./Domain/Delivery.ts"
+import type { CallInfo, Destination, UnroutableEvent } from "./Domain/Delivery.ts"
 import { UnknownDomain, type StoreUnavailable, type Unroutable } from "./Domain/Errors.ts"
 import type { ActiveHook, EventName } from "./Domain/Hook.ts"
 import { roomOf, sipAttributesOf, type LiveKitEvent } from "./Domain/LiveKitEvent.ts"
@@ -25,12 +25,18 @@ export interface Unrouted {
   readonly _tag: "Unrouted"
   readonly reason: Unroutable | undefined
   readonly call: CallInfo
+  /** What the SIP edge sent, so operators can see why nothing matched. */
+  readonly headers: UnroutableEvent["headers"] | undefined
 }
 
 /** Resolution never fails for routing reasons: those are values (fail open). Only the store can fail. */
 export type Routing = Routed | Unrouted
 
 const attr = (attributes: Readonly<Record<string, string>> | undefined, key: string) => attributes?.[key] || null
+
+// Header values are caller-controlled: keep what an operator needs, not whatever size was sent.
+const MAX_SEEN = 256
+const seen = (attributes: Readonly<Record<string, string>>, key: string) => attr(attributes, key)?.slice(0, MAX_SEEN) ?? null
 
 const callInfo = (room: string | undefined, attributes: Readonly<Record<string, string>> | undefined, domain: string | null): CallInfo => ({
   room: room ?? null,
@@ -94,17 +100,22 @@ export class Router extends Effect.Service<Router>()("Router", {
             _tag: "Routed",
             destination,
             call,
-            pinChange: ends ? { _tag: "Clear", room: pin.value.room } : undefined,
+            pinChange: { _tag: ends ? "Clear" : "Touch", room: pin.value.room },
             forward: wants(destination, event.event)
           } satisfies Routed
         }
 
         const attributes = sipAttributesOf(event)
-        if (attributes === undefined) return { _tag: "Unrouted", reason: undefined, call: callInfo(room, undefined, null) } satisfies Unrouted
+        if (attributes === undefined) {
+          return { _tag: "Unrouted", reason: undefined, call: callInfo(room, undefined, null), headers: undefined } satisfies Unrouted
+        }
 
         const { domain, hook, reason } = yield* resolveSip(attributes)
         const call = callInfo(room, attributes, domain)
-        if (!hook) return { _tag: "Unrouted", reason, call } satisfies Unrouted
+        if (!hook) {
+          const headers = { xToIp: seen(attributes, "sip.h.x-to-ip"), to: seen(attributes, "sip.h.to"), dialled: seen(attributes, "sip.trunkPhoneNumber") }
+          return { _tag: "Unrouted", reason, call, headers } satisfies Unrouted
+        }
         const destination = destinationOf(hook)
         return {
           _tag: "Routed",

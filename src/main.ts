@@ -1,6 +1,6 @@
 import { BunRuntime } from "@effect/platform-bun"
-import { Console, Effect, Layer } from "effect"
-import { appLayer } from "./App.ts"
+import { Console, Effect } from "effect"
+import { runApp } from "./App.ts"
 import { loadConfigFile } from "./AppConfig.ts"
 
 const USAGE = "usage: bun run src/main.ts --config FILE   (or set ROUTER_CONFIG)"
@@ -14,7 +14,7 @@ const main = Effect.gen(function* () {
   const path = configPath(Bun.argv.slice(2))
   if (!path) return yield* Effect.fail(USAGE)
   const config = yield* loadConfigFile(path)
-  return yield* Layer.launch(appLayer(config))
+  return yield* runApp(config)
 }).pipe(
   Effect.tapError((error) =>
     Console.error(

@@ -337,6 +337,7 @@ describe("admin API on a running router", () => {
         url: `${capture.url}/life-1`,
         events: null,
         source: "api",
+        rateLimit: null,
         hasOwnSecret: true,
         secret: expect.stringMatching(/^whsec_[A-Za-z0-9+/]+={0,2}$/)
       })
@@ -347,7 +348,7 @@ describe("admin API on a running router", () => {
     })
 
     test("GET lists it as an api hook, with no secret", async () => {
-      expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-1`, events: null, source: "api", hasOwnSecret: true })
+      expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-1`, events: null, source: "api", rateLimit: null, hasOwnSecret: true })
       expect(responses.at(-1)).not.toContain('"secret"')
     })
 
@@ -378,6 +379,7 @@ describe("admin API on a running router", () => {
         url: `${capture.url}/life-2`,
         events: ["participant_joined"],
         source: "api",
+        rateLimit: null,
         hasOwnSecret: true
       })
       expect(await entry(host)).toEqual({
@@ -385,6 +387,7 @@ describe("admin API on a running router", () => {
         url: `${capture.url}/life-2`,
         events: ["participant_joined"],
         source: "api",
+        rateLimit: null,
         hasOwnSecret: true
       })
 
@@ -405,7 +408,7 @@ describe("admin API on a running router", () => {
       expect(body.secret).not.toBe(generated)
       secrets["generated #2"] = body.secret
       // Not merged with the previous PUT: the event filter is gone.
-      expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-3`, events: null, source: "api", hasOwnSecret: true })
+      expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-3`, events: null, source: "api", rateLimit: null, hasOwnSecret: true })
 
       const delivery = await capture.forRoom(await call(router, host))
       expect(delivery.path).toBe("/life-3")
@@ -448,7 +451,7 @@ describe("admin API on a running router", () => {
   })
 
   describe("config-file hooks", () => {
-    const fileEntry = { host: "file.example.com", url: "", events: null, source: "file", hasOwnSecret: true }
+    const fileEntry = { host: "file.example.com", url: "", events: null, source: "file", rateLimit: null, hasOwnSecret: true }
 
     test("PUT and DELETE on a file host → 409, including spelling variants, and it is unchanged", async () => {
       const attempts: Array<[string, string, unknown]> = [
@@ -471,6 +474,7 @@ describe("admin API on a running router", () => {
         url: `${capture.url}/filewild`,
         events: null,
         source: "file",
+        rateLimit: null,
         hasOwnSecret: false
       })
     })
@@ -500,6 +504,7 @@ describe("admin API on a running router", () => {
         url: `${capture.url}/wild`,
         events: null,
         source: "api",
+        rateLimit: null,
         hasOwnSecret: true
       })
 
@@ -709,10 +714,10 @@ describe("persistence", () => {
     const listed = await r.admin("GET", "/v1/hooks")
     const listing = await listed.text()
     expect(JSON.parse(listing).hooks).toEqual([
-      { host: "*.persist.example.net", url: `${capture.url}/persist-wild`, events: null, source: "api", hasOwnSecret: true },
-      { host: "claimed.example.com", url: `${capture.url}/claimed-api`, events: null, source: "api", hasOwnSecret: true },
-      { host: "gone.example.com", url: `${capture.url}/gone`, events: null, source: "api", hasOwnSecret: true },
-      { host: "persist.example.com", url: `${capture.url}/persist`, events: ["participant_joined"], source: "api", hasOwnSecret: true }
+      { host: "*.persist.example.net", url: `${capture.url}/persist-wild`, events: null, source: "api", rateLimit: null, hasOwnSecret: true },
+      { host: "claimed.example.com", url: `${capture.url}/claimed-api`, events: null, source: "api", rateLimit: null, hasOwnSecret: true },
+      { host: "gone.example.com", url: `${capture.url}/gone`, events: null, source: "api", rateLimit: null, hasOwnSecret: true },
+      { host: "persist.example.com", url: `${capture.url}/persist`, events: ["participant_joined"], source: "api", rateLimit: null, hasOwnSecret: true }
     ])
     const exact = await capture.forRoom(await call(r, "persist.example.com"))
     expect(exact.path).toBe("/persist")
@@ -731,6 +736,7 @@ describe("persistence", () => {
       url: `${capture.url}/claimed-file`,
       events: null,
       source: "file",
+      rateLimit: null,
       hasOwnSecret: false
     })
     const claimed = await capture.forRoom(await call(r, "claimed.example.com"))

@@ -41,7 +41,7 @@ describe("durations", () => {
 describe("decoding", () => {
   test("a minimal file gets every documented default", () => {
     const config = Either.getOrThrow(decodeConfig(minimal))
-    expect(config.server).toEqual({ host: "0.0.0.0", port: 8080, maxBodyBytes: 1_048_576 })
+    expect(config.server).toEqual({ host: "0.0.0.0", port: 8080, maxBodyBytes: 1_048_576, drainTimeout: Duration.seconds(10) })
     expect(config.store.path).toBe("./data/router.db")
     expect(config.security.allowPrivateTargets).toBe(false)
     expect(config.admin.tokens).toEqual([])
@@ -50,6 +50,15 @@ describe("decoding", () => {
     expect(Duration.toMillis(config.delivery.initialBackoff)).toBe(500)
     expect(Duration.toMillis(config.delivery.maxBackoff)).toBe(300_000)
     expect(config.delivery.concurrencyPerTenant).toBe(4)
+    expect(config.delivery.circuitBreaker).toEqual({ failureThreshold: 5, cooldown: Duration.seconds(30) })
+    expect(Object.fromEntries(Object.entries(config.retention).map(([k, v]) => [k, Duration.toMillis(v)]))).toEqual({
+      delivered: 86_400_000,
+      failed: 7 * 86_400_000,
+      dedupe: 2 * 86_400_000,
+      unroutable: 7 * 86_400_000,
+      pins: 86_400_000,
+      interval: 600_000
+    })
     expect(config.hooks).toEqual([])
   })
 

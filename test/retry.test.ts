@@ -3,7 +3,7 @@ import { Clock, Duration, Effect, Either, Fiber, TestClock, TestContext } from "
 import fc from "fast-check"
 import type { RouterConfig } from "../src/Domain/Config.ts"
 import { TenantRejected, TenantTimeout, TenantUnreachable, type DeliveryError } from "../src/Domain/Errors.ts"
-import { isRetryable, parseRetryAfter, retrySchedule } from "../src/Forwarder.ts"
+import { isRetryable, parseRetryAfter, retrySchedule } from "../src/Retry.ts"
 
 const NOW = Date.parse("2030-01-01T00:00:00Z")
 
@@ -69,7 +69,8 @@ const config = (c: { maxAttempts: number; initialMs: number; maxMs: number }): D
   maxAttempts: c.maxAttempts,
   initialBackoff: Duration.millis(c.initialMs),
   maxBackoff: Duration.millis(c.maxMs),
-  concurrencyPerTenant: 4
+  concurrencyPerTenant: 4,
+  circuitBreaker: { failureThreshold: 5, cooldown: Duration.seconds(30) }
 })
 
 /**

@@ -14,7 +14,8 @@ const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema
 const Server = Schema.Struct({
   host: withDefault(Schema.String, () => "0.0.0.0"),
   port: withDefault(Port, () => 8080),
-  maxBodyBytes: withDefault(Positive, () => 1_048_576)
+  maxBodyBytes: withDefault(Positive, () => 1_048_576),
+  drainTimeout: withDefault(DurationString, () => Duration.seconds(10))
 })
 
 const LiveKit = Schema.Struct({
@@ -31,7 +32,25 @@ const Delivery = Schema.Struct({
   maxAttempts: withDefault(Positive, () => 8),
   initialBackoff: withDefault(DurationString, () => Duration.millis(500)),
   maxBackoff: withDefault(DurationString, () => Duration.minutes(5)),
-  concurrencyPerTenant: withDefault(Positive, () => 4)
+  concurrencyPerTenant: withDefault(Positive, () => 4),
+  circuitBreaker: withDefault(
+    Schema.Struct({
+      failureThreshold: withDefault(Positive, () => 5),
+      cooldown: withDefault(DurationString, () => Duration.seconds(30))
+    }),
+    () => ({ failureThreshold: 5, cooldown: Duration.seconds(30) })
+  )
+})
+
+const DAY = Duration.days(1)
+
+const Retention = Schema.Struct({
+  delivered: withDefault(DurationString, () => DAY),
+  failed: withDefault(DurationString, () => Duration.days(7)),
+  dedupe: withDefault(DurationString, () => Duration.days(2)),
+  unroutable: withDefault(DurationString, () => Duration.days(7)),
+  pins: withDefault(DurationString, () => DAY),
+  interval: withDefault(DurationString, () => Duration.minutes(10))
 })
 
 export const NumberMapping = Schema.Struct({
@@ -53,6 +72,7 @@ export const RouterConfig = Schema.Struct({
     allowPrivateTargets: false
   })),
   delivery: withDefault(Delivery, () => Schema.decodeSync(Delivery)({})),
+  retention: withDefault(Retention, () => Schema.decodeSync(Retention)({})),
   sharedDomains: withDefault(Schema.Array(HostPattern), () => []),
   numbers: withDefault(Schema.Array(NumberMapping), () => []),
   hooks: withDefault(Schema.Array(Hook), () => [])
@@ -87,6 +107,10 @@ const checkConsistency = (config: RouterConfig): ConfigError | undefined => {
   }
   if (Duration.lessThan(config.delivery.maxBackoff, config.delivery.initialBackoff)) {
     return new ConfigError({ key: "delivery.maxBackoff", problem: "must not be shorter than delivery.initialBackoff" })
+  }
+  // LiveKit retries an event for well under a minute, but a redelivery after a restore or replay must still be caught.
+  if (Duration.lessThan(config.retention.dedupe, DAY)) {
+    return new ConfigError({ key: "retention.dedupe", problem: "must be at least 24h, so retried events are still recognised" })
   }
   return undefined
 }

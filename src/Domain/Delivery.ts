@@ -32,24 +32,62 @@ export interface NewDelivery {
   readonly eventType: string
   readonly tenant: string
   readonly url: string
+  /** Deliveries of one room to one tenant go out in arrival order. */
+  readonly room: string | null
   readonly domain: string | null
   readonly body: string
+  /** LiveKit's createdAt, for end-to-end latency; null when the event had none. */
+  readonly eventCreatedAt: number | null
 }
 
 export interface Delivery extends NewDelivery {
   readonly id: number
   readonly status: DeliveryStatus
+  /** Attempts since the delivery was (re)queued. */
   readonly attempts: number
   readonly lastStatus: number | null
   readonly lastError: string | null
   readonly nextAttemptAt: number
+  readonly createdAt: number
+  readonly updatedAt: number
 }
 
-/** The outcome of one attempt, as recorded. */
-export interface AttemptRecord {
+/** One attempt as it happened, kept for the admin API's history. */
+export interface Attempt {
+  readonly attempt: number
+  readonly at: number
   readonly status: number | null
   readonly error: string | null
-  /** Set when the delivery is finished; otherwise the delivery stays pending. */
+  readonly latencyMs: number
+}
+
+/** The outcome of one attempt, recorded together with the delivery's new state. */
+export interface AttemptRecord extends Attempt {
+  /** Set when the delivery is finished; otherwise it stays pending until `nextAttemptAt`. */
   readonly final: "delivered" | "failed" | undefined
   readonly nextAttemptAt: number
+}
+
+export interface DeliveryDetail extends Delivery {
+  readonly history: ReadonlyArray<Attempt>
+}
+
+export interface DeliveryQuery {
+  readonly status: DeliveryStatus | undefined
+  readonly tenant: string | undefined
+  readonly limit: number
+  /** Only deliveries with a smaller id: pages run newest first. */
+  readonly before: number | undefined
+}
+
+/** A SIP event that reached no tenant, kept so operators can see what arrived. */
+export interface UnroutableEvent {
+  readonly at: number
+  readonly eventId: string
+  readonly eventType: string
+  readonly room: string | null
+  /** The raw header values the router saw (x-to-ip, to) and the dialled number. */
+  readonly headers: { readonly xToIp: string | null; readonly to: string | null; readonly dialled: string | null }
+  readonly domain: string | null
+  readonly reason: "missing_header" | "malformed_header" | "unknown_domain"
 }

@@ -13,6 +13,9 @@ export class InvalidEvent extends Data.TaggedError("InvalidEvent")<{ readonly me
 /** 413: the body exceeds `server.maxBodyBytes`. */
 export class PayloadTooLarge extends Data.TaggedError("PayloadTooLarge")<{ readonly limit: number }> {}
 
+/** 503: the router is shutting down; LiveKit retries, and the next instance or start takes the event. */
+export class ShuttingDown extends Data.TaggedError("ShuttingDown")<{}> {}
+
 /** 503: the event could not be written, so it must not be acknowledged (LiveKit retries 5xx). */
 export class StoreUnavailable extends Data.TaggedError("StoreUnavailable")<{ readonly cause: unknown }> {}
 

@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { parseRateLimit } from "../RateLimit.ts"
 
 /** LiveKit webhook event names a hook may filter on. */
 export const EventName = Schema.Literal(
@@ -77,11 +78,17 @@ export const TargetUrl = Schema.String.pipe(
   })
 )
 
+/** `50/s`, `600/m`, `1000/h`: requests a tenant accepts per unit of time. */
+export const RateLimitText = Schema.String.pipe(
+  Schema.filter((s) => parseRateLimit(s) !== undefined || `expected a rate like "50/s", "600/m" or "1000/h", got "${s}"`)
+)
+
 /** What a hook holds besides its host. */
 export const HookFields = Schema.Struct({
   url: TargetUrl,
   secret: Schema.optional(WebhookSecret),
-  events: Schema.optional(Schema.Array(EventName))
+  events: Schema.optional(Schema.Array(EventName)),
+  rateLimit: Schema.optional(RateLimitText)
 })
 
 export const Hook = Schema.Struct({ host: HostPattern, ...HookFields.fields })

@@ -1,15 +1,11 @@
-import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect, Either, Layer, ParseResult, Schema } from "effect"
+import { HttpLayerRouter, HttpServerRequest, type HttpServerResponse } from "@effect/platform"
+import { Data, Effect, Either, ParseResult, Schema } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { BadRequest, type Conflict, type NotFound, type PayloadTooLarge, type StoreUnavailable } from "../Domain/Errors.ts"
-import { HookFields, HostPattern, type ActiveHook, type Hook } from "../Domain/Hook.ts"
-import { HookTable } from "../HookTable.ts"
-import { constantTimeEqual, generateSecret } from "../Signing.ts"
+import { constantTimeEqual } from "../Signing.ts"
 import { errorResponse, readBody } from "./Responses.ts"
 
-class AdminUnauthorized extends Error {
-  readonly _tag = "AdminUnauthorized"
-}
+class AdminUnauthorized extends Data.TaggedError("AdminUnauthorized")<{}> {}
 
 /** Every configured token is compared (in constant time), so timing reveals neither which nor how close. */
 const authorize = Effect.gen(function* () {
@@ -17,41 +13,10 @@ const authorize = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
   const presented = /^Bearer\s+(.+)$/i.exec(request.headers["authorization"] ?? "")?.[1]?.trim() ?? ""
   const matches = config.admin.tokens.reduce((found, token) => constantTimeEqual(token, presented) || found, false)
-  if (!presented || !matches) return yield* Effect.fail(new AdminUnauthorized())
+  if (!presented || !matches) return yield* new AdminUnauthorized()
 })
 
-/** Secrets are write-only: listings say whether a hook has its own, never what it is. */
-const publicView = (hook: ActiveHook) => ({
-  host: hook.host,
-  url: hook.url,
-  events: hook.events ?? null,
-  source: hook.source,
-  hasOwnSecret: hook.secret !== undefined
-})
-
-const hostParam = Effect.gen(function* () {
-  // Already percent-decoded by the router: decoding again would read "%2541" as "A" and throw (500) on "%25zz".
-  const { host } = yield* HttpLayerRouter.params
-  return yield* Either.mapLeft(
-    Schema.decodeUnknownEither(HostPattern)(host ?? ""),
-    (e) => new BadRequest({ field: "host", message: ParseResult.TreeFormatter.formatErrorSync(e) })
-  )
-})
-
-const decodeFields = (body: Uint8Array) => {
-  let json: unknown
-  try {
-    json = JSON.parse(new TextDecoder().decode(body))
-  } catch {
-    return Either.left(new BadRequest({ field: "body", message: "body is not valid JSON" }))
-  }
-  return Either.mapLeft(Schema.decodeUnknownEither(HookFields, { onExcessProperty: "error" })(json), (e) => {
-    const [first] = ParseResult.ArrayFormatter.formatErrorSync(e)
-    return new BadRequest({ field: first?.path.join(".") || "body", message: first?.message ?? "invalid" })
-  })
-}
-
-type AdminError = AdminUnauthorized | BadRequest | NotFound | Conflict | PayloadTooLarge | StoreUnavailable
+export type AdminError = AdminUnauthorized | BadRequest | NotFound | Conflict | PayloadTooLarge | StoreUnavailable
 
 const answerError = (error: AdminError) => {
   switch (error._tag) {
@@ -70,41 +35,41 @@ const answerError = (error: AdminError) => {
   }
 }
 
-const admin = <R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, AdminError, R>) =>
+/** An admin endpoint: authorised first, every typed error answered as `{"error":{"code","message"}}`. */
+export const admin = <R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, AdminError, R>) =>
   Effect.zipRight(authorize, handler).pipe(Effect.catchAll((error) => Effect.succeed(answerError(error))))
 
-const ListHooks = HttpLayerRouter.add(
-  "GET",
-  "/v1/hooks",
-  admin(Effect.gen(function* () {
-    const hooks = yield* (yield* HookTable).list
-    return HttpServerResponse.unsafeJson({ hooks: hooks.map(publicView) })
-  }))
-)
+/** The first problem of a failed decode, as a 400 naming the field (`fallback` when the root is at fault). */
+const badRequest = (error: ParseResult.ParseError, fallback: string) => {
+  const [first] = ParseResult.ArrayFormatter.formatErrorSync(error)
+  return new BadRequest({ field: first?.path.join(".") || fallback, message: first?.message ?? "invalid" })
+}
 
-const PutHook = HttpLayerRouter.add("PUT", "/v1/hooks/:host", (request) =>
-  admin(Effect.gen(function* () {
+/** A JSON body decoded strictly: unknown fields are refused, so typos are not silently ignored. */
+export const decodeBody = <A, I>(schema: Schema.Schema<A, I>, request: HttpServerRequest.HttpServerRequest) =>
+  Effect.gen(function* () {
     const config = yield* AppConfig
-    const host = yield* hostParam
-    const fields = yield* decodeFields(yield* readBody(request, config.server.maxBodyBytes))
-    // A hook without a secret of its own gets a fresh one, shown only in this response.
-    const generated = fields.secret === undefined ? generateSecret() : undefined
-    const hook: Hook = { host, url: fields.url, events: fields.events, secret: fields.secret ?? generated }
-    const outcome = yield* (yield* HookTable).put(hook)
-    return HttpServerResponse.unsafeJson(
-      { ...publicView({ ...hook, source: "api" }), ...(generated ? { secret: generated } : {}) },
-      { status: outcome === "created" ? 201 : 200 }
+    const bytes = yield* readBody(request, config.server.maxBodyBytes)
+    let json: unknown
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes))
+    } catch {
+      return yield* new BadRequest({ field: "body", message: "body is not valid JSON" })
+    }
+    return yield* Either.mapLeft(Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })(json), (e) => badRequest(e, "body"))
+  })
+
+/** Query parameters decoded strictly, each named in its error. */
+export const decodeQuery = <A, I>(schema: Schema.Schema<A, I>, request: HttpServerRequest.HttpServerRequest) => {
+  const params = Object.fromEntries(new URL(request.url, "http://router").searchParams)
+  return Either.mapLeft(Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })(params), (e) => badRequest(e, "query"))
+}
+
+/** A path parameter, already percent-decoded by the router (decoding again would misread "%2541"). */
+export const decodeParam = <A, I>(name: string, schema: Schema.Schema<A, I>) =>
+  Effect.flatMap(HttpLayerRouter.params, (params) =>
+    Either.mapLeft(
+      Schema.decodeUnknownEither(schema)(params[name] ?? ""),
+      (e) => new BadRequest({ field: name, message: ParseResult.TreeFormatter.formatErrorSync(e) })
     )
-  }))
-)
-
-const DeleteHook = HttpLayerRouter.add(
-  "DELETE",
-  "/v1/hooks/:host",
-  admin(Effect.gen(function* () {
-    yield* (yield* HookTable).remove(yield* hostParam)
-    return HttpServerResponse.empty({ status: 204 })
-  }))
-)
-
-export const AdminRoutes = Layer.mergeAll(ListHooks, PutHook, DeleteHook)
+  )

@@ -1,5 +1,6 @@
 import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer } from "effect"
+import { Lifecycle } from "../Lifecycle.ts"
 import { Metrics } from "../Metrics.ts"
 import { Store } from "../Store.ts"
 import { errorResponse } from "./Responses.ts"
@@ -15,14 +16,15 @@ const MetricsRoute = HttpLayerRouter.add(
 /** Liveness: the process answers. */
 const HealthRoute = HttpLayerRouter.add("GET", "/healthz", Effect.succeed(HttpServerResponse.unsafeJson({ status: "ok" })))
 
-/** Readiness: the store can take events, so acknowledging them is safe. */
+/** Readiness: not draining, and the store can take events, so acknowledging them is safe. */
 const ReadyRoute = HttpLayerRouter.add(
   "GET",
   "/readyz",
-  Effect.flatMap(Store, (store) => store.ping).pipe(
-    Effect.as(HttpServerResponse.unsafeJson({ status: "ready" })),
-    Effect.catchTag("StoreUnavailable", () => Effect.succeed(errorResponse(503, "not_ready", "store unavailable")))
-  )
+  Effect.gen(function* () {
+    if (yield* (yield* Lifecycle).isDraining) return errorResponse(503, "not_ready", "shutting down")
+    yield* (yield* Store).ping
+    return HttpServerResponse.unsafeJson({ status: "ready" })
+  }).pipe(Effect.catchTag("StoreUnavailable", () => Effect.succeed(errorResponse(503, "not_ready", "store unavailable"))))
 )
 
 export const OpsRoutes = Layer.mergeAll(MetricsRoute, HealthRoute, ReadyRoute)

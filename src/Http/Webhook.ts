@@ -25,6 +25,7 @@ export const WebhookRoute = HttpLayerRouter.add("POST", "/livekit/webhook", (req
         Effect.as(received("too_large"), errorResponse(413, "payload_too_large", `body exceeds ${e.limit} bytes`)),
       Unauthorized: (e) => Effect.as(received("unauthorized"), errorResponse(401, "unauthorized", e.reason)),
       InvalidEvent: (e) => Effect.as(received("invalid"), errorResponse(400, "invalid_event", e.message)),
+      ShuttingDown: () => Effect.as(received("unavailable"), errorResponse(503, "shutting_down", "router is shutting down; retry")),
       StoreUnavailable: (e) =>
         Effect.zipRight(
           Effect.logError("event not stored; asking LiveKit to retry", e.cause),

@@ -1,0 +1,127 @@
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Option, Stream, SubscriptionRef } from "effect"
+import { AppConfig } from "./AppConfig.ts"
+import * as Breaker from "./CircuitBreaker.ts"
+import { Lifecycle } from "./Lifecycle.ts"
+import * as Metrics from "./Metrics.ts"
+import { fullBucket, takeToken, type Bucket, type RateLimit } from "./RateLimit.ts"
+
+interface TenantState {
+  readonly permits: Effect.Semaphore
+  breaker: Breaker.Breaker
+  bucket: Bucket | undefined
+  /** Completed (and replaced) whenever the breaker changes, to wake deliveries waiting on it. */
+  changed: Deferred.Deferred<void>
+}
+
+/**
+ * What stands between a delivery and its tenant: the tenant's circuit breaker,
+ * its rate limit and its concurrency cap, in that order. Each tenant has its
+ * own, so one tenant's trouble never delays another's deliveries. Waiting here
+ * costs no attempt. While the router drains, nothing new passes.
+ */
+export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const lifecycle = yield* Lifecycle
+    const policy: Breaker.BreakerPolicy = {
+      failureThreshold: config.delivery.circuitBreaker.failureThreshold,
+      cooldownMs: Duration.toMillis(config.delivery.circuitBreaker.cooldown),
+      maxCooldownMs: Duration.toMillis(config.delivery.maxBackoff)
+    }
+    const tenants = new Map<string, TenantState>()
+    const inFlight = yield* SubscriptionRef.make(0)
+
+    const stateOf = (tenant: string): TenantState => {
+      let state = tenants.get(tenant)
+      if (!state) {
+        state = {
+          permits: Effect.unsafeMakeSemaphore(config.delivery.concurrencyPerTenant),
+          breaker: Breaker.closed,
+          bucket: undefined,
+          changed: Deferred.unsafeMake<void>(FiberId.none)
+        }
+        tenants.set(tenant, state)
+      }
+      return state
+    }
+
+    const setBreaker = (tenant: string, state: TenantState, next: Breaker.Breaker) =>
+      Effect.suspend(() => {
+        if (next === state.breaker) return Effect.void
+        const wasOpen = Breaker.isOpen(state.breaker)
+        state.breaker = next
+        const wake = state.changed
+        state.changed = Deferred.unsafeMake<void>(FiberId.none)
+        const gauge = wasOpen === Breaker.isOpen(next) ? Effect.void : Metrics.setGauge(Metrics.circuitOpen, Breaker.isOpen(next) ? 1 : 0, { tenant })
+        return Effect.zipRight(Deferred.succeed(wake, undefined), gauge)
+      })
+
+    /** While draining, wait to be interrupted: the delivery stays pending for the next start. */
+    const unlessDraining = Effect.flatMap(lifecycle.isDraining, (draining) => (draining ? Effect.never : Effect.void))
+
+    /** Waits until the circuit lets this delivery through; says whether it goes as the probe. */
+    const admitted = (tenant: string, state: TenantState): Effect.Effect<boolean> =>
+      Effect.gen(function* () {
+        yield* unlessDraining
+        const { admission, breaker } = Breaker.admit(state.breaker, yield* Clock.currentTimeMillis)
+        yield* setBreaker(tenant, state, breaker)
+        if (admission._tag !== "Wait") return admission._tag === "Probe"
+        const changed = Deferred.await(state.changed)
+        yield* admission.waitMs === undefined ? changed : Effect.race(changed, Effect.sleep(Duration.millis(admission.waitMs)))
+        return yield* admitted(tenant, state)
+      })
+
+    const throttled = (state: TenantState, limit: RateLimit | undefined): Effect.Effect<void> =>
+      limit === undefined
+        ? Effect.void
+        : Effect.gen(function* () {
+            const now = yield* Clock.currentTimeMillis
+            const taken = takeToken(limit, state.bucket ?? fullBucket(limit, now), now)
+            state.bucket = taken.bucket
+            if (taken.waitMs === 0) return
+            yield* Effect.sleep(Duration.millis(taken.waitMs))
+            yield* unlessDraining
+            yield* throttled(state, limit)
+          })
+
+    const counted = <A, E, R>(attempt: Effect.Effect<A, E, R>) =>
+      Effect.acquireUseRelease(
+        SubscriptionRef.update(inFlight, (n) => n + 1),
+        () => attempt,
+        () => SubscriptionRef.update(inFlight, (n) => n - 1)
+      )
+
+    /**
+     * Runs one attempt once the tenant's gate opens, and feeds its outcome to
+     * the tenant's breaker: `isFailure` says which errors mean the tenant is struggling.
+     */
+    const through = <A, E, R>(
+      tenant: string,
+      limit: RateLimit | undefined,
+      attempt: Effect.Effect<A, E, R>,
+      isFailure: (error: E) => boolean
+    ): Effect.Effect<A, E, R> =>
+      Effect.gen(function* () {
+        const state = stateOf(tenant)
+        const probe = yield* admitted(tenant, state)
+        const outcome = (exit: Exit.Exit<A, E>) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            if (Exit.isSuccess(exit)) return setBreaker(tenant, state, Breaker.onSuccess(state.breaker))
+            const failure = Cause.failureOption(exit.cause)
+            if (Option.isSome(failure)) {
+              const next = isFailure(failure.value) ? Breaker.onFailure(state.breaker, now, policy) : Breaker.onSuccess(state.breaker)
+              return setBreaker(tenant, state, next)
+            }
+            return probe ? setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, now)) : Effect.void
+          })
+        const run = Effect.zipRight(throttled(state, limit), state.permits.withPermits(1)(Effect.zipRight(unlessDraining, counted(attempt))))
+        return yield* Effect.onExit(run, outcome)
+      })
+
+    return {
+      through,
+      /** Completes when no attempt is in flight: what a graceful shutdown waits for. */
+      awaitIdle: inFlight.changes.pipe(Stream.filter((n) => n === 0), Stream.take(1), Stream.runDrain)
+    }
+  })
+}) {}
