@@ -16,13 +16,13 @@ export type Reply = { status?: number; headers?: Record<string, string>; delayMs
  * request with the off-the-shelf `standardwebhooks` library and keeps the ones
  * that verify; `replies` scripts its answers in order (the last one repeats).
  */
-export const startReceiver = (secret: string, replies: ReadonlyArray<Reply> = [{ status: 200 }]) => {
+export const startReceiver = (secret: string, replies: ReadonlyArray<Reply> = [{ status: 200 }], port = 0) => {
   const received: Received[] = []
   const rejected: string[] = []
   let hits = 0
   const waiters = new Set<() => void>()
   const server = Bun.serve({
-    port: 0,
+    port,
     hostname: "127.0.0.1",
     idleTimeout: 60,
     async fetch(request) {
@@ -43,6 +43,7 @@ export const startReceiver = (secret: string, replies: ReadonlyArray<Reply> = [{
   const url = `http://127.0.0.1:${server.port}`
   return {
     url,
+    port: server.port!,
     received,
     rejected,
     get hits() {
