@@ -144,7 +144,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     const publishQueueGauges = Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       let oldest = now
-      for (const lane of lanes.values()) for (const d of lane) oldest = Math.min(oldest, d.createdAt)
+      for (const lane of lanes.values()) for (const d of lane) oldest = Math.min(oldest, d.queuedAt)
       yield* Metrics.setGauge(Metrics.queueDepth, pendingCount)
       yield* Metrics.setGauge(Metrics.oldestPending, Math.max(0, now - oldest) / 1000)
     })
@@ -172,7 +172,8 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
           return requeued.length
         }),
       /** Waits, up to `timeout`, for attempts in flight to finish; pending work stays in the store. */
-      drain: (timeout: Duration.Duration) => Effect.timeoutOption(gate.awaitIdle, timeout)
+      // Shutdown runs this in a finalizer, where nothing is interruptible: the wait must be, or the timeout could not end it.
+      drain: (timeout: Duration.Duration) => Effect.timeoutOption(Effect.interruptible(gate.awaitIdle), timeout)
     }
   })
 }) {}

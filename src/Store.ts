@@ -123,6 +123,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
   next_attempt_at INTEGER NOT NULL,
   event_created_at INTEGER,
   created_at INTEGER NOT NULL,
+  queued_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries (status, id);
@@ -173,6 +174,7 @@ interface DeliveryRow {
   next_attempt_at: number
   event_created_at: number | null
   created_at: number
+  queued_at: number
   updated_at: number
 }
 
@@ -192,6 +194,7 @@ const toDelivery = (row: DeliveryRow): Delivery => ({
   nextAttemptAt: row.next_attempt_at,
   eventCreatedAt: row.event_created_at,
   createdAt: row.created_at,
+  queuedAt: row.queued_at,
   updatedAt: row.updated_at
 })
 
@@ -290,10 +293,11 @@ const makeSqliteStore = (path: string) =>
     const selectPin = db.query<{ destination: string; call: string }, [string]>("SELECT destination, call FROM pins WHERE room = ?")
     const insertDelivery = db.query<
       DeliveryRow,
-      [string, string, string, string, string | null, string | null, string, number, number | null, number, number]
+      [string, string, string, string, string | null, string | null, string, number | null, number]
     >(
-      `INSERT INTO deliveries (event_id, event_type, tenant, url, room, domain, body, next_attempt_at, event_created_at, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`
+      `INSERT INTO deliveries (event_id, event_type, tenant, url, room, domain, body, event_created_at,
+         next_attempt_at, created_at, queued_at, updated_at)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9, ?9) RETURNING *`
     )
     const insertUnroutable = db.query<
       unknown,
@@ -323,11 +327,11 @@ const makeSqliteStore = (path: string) =>
       "SELECT attempt, at, status, error, latency_ms FROM attempts WHERE delivery_id = ? ORDER BY rowid"
     )
     const requeueOne = db.query<DeliveryRow, [number, number, number]>(
-      `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, updated_at = ?2
+      `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
        WHERE id = ?3 AND status = 'failed' RETURNING *`
     )
     const requeueTenant = db.query<DeliveryRow, [number, number, string, number]>(
-      `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, updated_at = ?2
+      `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
        WHERE tenant = ?3 AND status = 'failed' AND created_at >= ?4 RETURNING *`
     )
     const selectUnroutable = db.query<UnroutableRow, [number]>("SELECT * FROM unroutable ORDER BY id DESC LIMIT ?")
@@ -370,7 +374,7 @@ const makeSqliteStore = (path: string) =>
       const d = a.delivery
       const row =
         d &&
-        insertDelivery.get(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, a.receivedAt, d.eventCreatedAt, a.receivedAt, a.receivedAt)
+        insertDelivery.get(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, d.eventCreatedAt, a.receivedAt)
       return { _tag: "Accepted", delivery: row ? toDelivery(row) : undefined }
     }
 

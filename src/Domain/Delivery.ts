@@ -49,6 +49,8 @@ export interface Delivery extends NewDelivery {
   readonly lastError: string | null
   readonly nextAttemptAt: number
   readonly createdAt: number
+  /** When it last became pending: at acceptance, or when an operator requeued it. */
+  readonly queuedAt: number
   readonly updatedAt: number
 }
 

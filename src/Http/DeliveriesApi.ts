@@ -38,10 +38,12 @@ const unroutableView = (u: UnroutableEvent) => ({
   reason: u.reason
 })
 
+/** Plain decimal digits only: Number() would also take "0x10", "1e3" and " 7 ". */
 const IntFromString = (min: number, max: number) =>
-  Schema.NumberFromString.pipe(
-    Schema.int({ message: () => "expected a whole number" }),
-    Schema.between(min, max, { message: () => `expected a whole number from ${min} to ${max}` })
+  Schema.String.pipe(
+    Schema.filter((s) => /^[0-9]{1,16}$/.test(s) || `expected a whole number from ${min} to ${max}, got "${s}"`),
+    Schema.compose(Schema.NumberFromString),
+    Schema.filter((n) => (n >= min && n <= max) || `expected a whole number from ${min} to ${max}`)
   )
 
 const Limit = IntFromString(1, 1000)
@@ -59,9 +61,10 @@ const ListDeliveries = HttpLayerRouter.add("GET", "/v1/deliveries", (request) =>
     Effect.gen(function* () {
       const query = yield* decodeQuery(ListQuery, request)
       const limit = query.limit ?? 100
-      const items = yield* (yield* Store).deliveries({ status: query.status, tenant: query.tenant, limit, before: query.cursor })
-      // Pages run newest first; the cursor is the last id shown.
-      const nextCursor = items.length === limit ? String(items[items.length - 1]!.id) : null
+      // One more than asked says whether another page exists. Pages run newest first; the cursor is the last id shown.
+      const found = yield* (yield* Store).deliveries({ status: query.status, tenant: query.tenant, limit: limit + 1, before: query.cursor })
+      const items = found.slice(0, limit)
+      const nextCursor = found.length > limit ? String(items[items.length - 1]!.id) : null
       return HttpServerResponse.unsafeJson({ items: items.map(deliveryView), nextCursor })
     })
   )
@@ -93,8 +96,14 @@ const RetryDelivery = HttpLayerRouter.add(
   )
 )
 
+// A date, or a time with its zone: Date.parse alone would read "7" as 2001-07-01 and requeue everything since.
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/
+
 const RecoverQuery = Schema.Struct({
-  since: Schema.Date.annotations({ message: () => "expected an ISO-8601 time like 2026-01-31T12:00:00Z" })
+  since: Schema.String.pipe(
+    Schema.filter((s) => (ISO_TIME.test(s) && !Number.isNaN(Date.parse(s))) || `expected an ISO-8601 time like 2026-01-31T12:00:00Z, got "${s}"`),
+    Schema.compose(Schema.Date)
+  )
 })
 
 const RecoverTenant = HttpLayerRouter.add("POST", "/v1/tenants/:host/recover", (request) =>
