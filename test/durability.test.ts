@@ -220,3 +220,36 @@ describe("SIGTERM", () => {
     await tenant.waitFor((r) => r.some((x) => x.headers["webhook-id"] === event.id), 10_000)
   }, 30_000)
 })
+
+describe("retention", () => {
+  test("the janitor prunes finished deliveries and unroutable records on schedule, never pending ones", async () => {
+    const dir = freshDir()
+    const tenant = receiver(DEFAULT_SECRET)
+    const stuck = Promise.withResolvers<void>()
+    cleanups.push(() => stuck.resolve())
+    const hold = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => stuck.promise.then(() => new Response("late")) })
+    cleanups.push(() => hold.stop(true))
+    const router = await start(dir, {
+      hooks: [
+        { host: "calls.drsmith.com", url: `${tenant.url}/voice` },
+        { host: "held.drsmith.com", url: `http://127.0.0.1:${hold.port}/voice` }
+      ],
+      delivery: { timeout: "30s" },
+      retention: { delivered: "1s", unroutable: "1s", interval: "300ms" }
+    })
+    const list = async (query: string) => ((await (await router.admin("GET", `/v1/deliveries?${query}`)).json()) as any).items as any[]
+    const held = sipParticipantEvent("participant_joined", { room: "held-call", xToIp: "held.drsmith.com" })
+    expect((await router.post(held)).status).toBe(200)
+    for (let i = 0; i < 5; i++) expect((await router.post(joined(`kept-${i}`))).status).toBe(200)
+    expect((await router.post(sipParticipantEvent("participant_joined", { room: "nobody", xToIp: "nobody.example.com" }))).status).toBe(200)
+    await tenant.waitFor((r) => r.length === 5)
+    await eventually(async () => (await list("status=delivered")).length === 5, 2_000, "five delivered")
+
+    await eventually(async () => (await list("status=delivered")).length === 0, 5_000, "delivered ones pruned")
+    const unroutable = ((await (await router.admin("GET", "/v1/unroutable")).json()) as any).items
+    expect(unroutable).toEqual([])
+    expect((await list("status=pending")).map((d) => d.eventId)).toEqual([held.id])
+    const prunedDeliveries = router.logs.filter((l) => l.msg === "pruned").reduce((sum, l) => sum + l.deliveries, 0)
+    expect(prunedDeliveries).toBe(5)
+  })
+})
