@@ -42,10 +42,11 @@ export const onSuccess = (_breaker: Breaker): Breaker => closed
 
 export const onFailure = (breaker: Breaker, now: number, policy: BreakerPolicy): Breaker => {
   switch (breaker._tag) {
-    case "Closed":
-      return breaker.failures + 1 >= policy.failureThreshold
-        ? { _tag: "Open", until: now + policy.cooldownMs, cooldownMs: policy.cooldownMs }
-        : { _tag: "Closed", failures: breaker.failures + 1 }
+    case "Closed": {
+      if (breaker.failures + 1 < policy.failureThreshold) return { _tag: "Closed", failures: breaker.failures + 1 }
+      const cooldownMs = Math.min(policy.cooldownMs, policy.maxCooldownMs)
+      return { _tag: "Open", until: now + cooldownMs, cooldownMs }
+    }
     case "HalfOpen": {
       const cooldownMs = Math.min(breaker.cooldownMs * 2, policy.maxCooldownMs)
       return { _tag: "Open", until: now + cooldownMs, cooldownMs }

@@ -19,12 +19,16 @@ export const parseRateLimit = (text: string): RateLimit | undefined => {
   return count > 0 && Number.isSafeInteger(count) ? { count, perMs: UNITS[match[2] as keyof typeof UNITS] } : undefined
 }
 
+/**
+ * Credit is counted in 1/perMs of a token, so refills (elapsed × count) and
+ * takes (perMs) are whole numbers: floats drifted by one millisecond.
+ */
 export interface Bucket {
-  readonly tokens: number
+  readonly credit: number
   readonly updatedAt: number
 }
 
-export const fullBucket = (limit: RateLimit, now: number): Bucket => ({ tokens: limit.count, updatedAt: now })
+export const fullBucket = (limit: RateLimit, now: number): Bucket => ({ credit: limit.count * limit.perMs, updatedAt: now })
 
 /**
  * Takes one token if there is one. Otherwise says how long until there is,
@@ -32,7 +36,8 @@ export const fullBucket = (limit: RateLimit, now: number): Bucket => ({ tokens: 
  */
 export const takeToken = (limit: RateLimit, bucket: Bucket, now: number): { readonly waitMs: number; readonly bucket: Bucket } => {
   const elapsed = Math.max(0, now - bucket.updatedAt)
-  const tokens = Math.min(limit.count, bucket.tokens + (elapsed * limit.count) / limit.perMs)
-  if (tokens >= 1) return { waitMs: 0, bucket: { tokens: tokens - 1, updatedAt: now } }
-  return { waitMs: Math.ceil(((1 - tokens) * limit.perMs) / limit.count), bucket: { tokens, updatedAt: now } }
+  const credit = Math.min(limit.count * limit.perMs, bucket.credit + elapsed * limit.count)
+  const updatedAt = Math.max(now, bucket.updatedAt)
+  if (credit >= limit.perMs) return { waitMs: 0, bucket: { credit: credit - limit.perMs, updatedAt } }
+  return { waitMs: Math.ceil((limit.perMs - credit) / limit.count), bucket: { credit, updatedAt } }
 }

@@ -213,6 +213,25 @@ interface UnroutableRow {
 // Deletes run in slices so a large prune never holds the write lock for long.
 const PRUNE_SLICE = 2000
 
+/**
+ * Columns added since the first layout. CREATE TABLE IF NOT EXISTS leaves an
+ * existing table alone, so a database from an earlier build gets them here.
+ */
+const ADDED_DELIVERY_COLUMNS = [
+  ["room", "room TEXT", undefined],
+  ["event_created_at", "event_created_at INTEGER", undefined],
+  ["queued_at", "queued_at INTEGER NOT NULL DEFAULT 0", "UPDATE deliveries SET queued_at = created_at"]
+] as const
+
+const upgradeSchema = (db: Database) => {
+  const present = new Set(db.query<{ name: string }, []>("SELECT name FROM pragma_table_info('deliveries')").all().map((c) => c.name))
+  for (const [name, definition, backfill] of ADDED_DELIVERY_COLUMNS) {
+    if (present.has(name)) continue
+    db.exec(`ALTER TABLE deliveries ADD COLUMN ${definition}`)
+    if (backfill) db.exec(backfill)
+  }
+}
+
 const openDatabase = (path: string) =>
   Effect.acquireRelease(
     Effect.try({
@@ -225,6 +244,7 @@ const openDatabase = (path: string) =>
         // Wait briefly for a competing writer, then report the store unavailable (→ 503).
         db.exec("PRAGMA busy_timeout = 1000")
         db.exec(SCHEMA)
+        upgradeSchema(db)
         return db
       },
       catch: (cause) => new StoreUnavailable({ cause })
@@ -278,103 +298,140 @@ const groupCommitter = (db: Database) =>
       )
   })
 
+/** Every statement the store runs, prepared once. */
+const prepareStatements = (db: Database) => {
+  const insertEvent = db.query<unknown, [string, number]>("INSERT OR IGNORE INTO events (id, received_at) VALUES (?, ?)")
+  const setPin = db.query<unknown, [string, string, string, number]>(
+    "INSERT OR REPLACE INTO pins (room, destination, call, pinned_at) VALUES (?, ?, ?, ?)"
+  )
+  const touchPin = db.query<unknown, [number, string]>("UPDATE pins SET pinned_at = ? WHERE room = ?")
+  const clearPin = db.query<unknown, [string]>("DELETE FROM pins WHERE room = ?")
+  const selectPin = db.query<{ destination: string; call: string }, [string]>("SELECT destination, call FROM pins WHERE room = ?")
+  const insertDelivery = db.query<
+    DeliveryRow,
+    [string, string, string, string, string | null, string | null, string, number | null, number]
+  >(
+    `INSERT INTO deliveries (event_id, event_type, tenant, url, room, domain, body, event_created_at,
+       next_attempt_at, created_at, queued_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9, ?9) RETURNING *`
+  )
+  const insertUnroutable = db.query<
+    unknown,
+    [number, string, string, string | null, string | null, string | null, string | null, string | null, string]
+  >(
+    `INSERT INTO unroutable (at, event_id, event_type, room, x_to_ip, to_header, dialled, domain, reason)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+  )
+  const selectPending = db.query<DeliveryRow, []>("SELECT * FROM deliveries WHERE status = 'pending' ORDER BY id")
+  const insertAttempt = db.query<unknown, [number, number, number, number | null, string | null, number]>(
+    "INSERT INTO attempts (delivery_id, attempt, at, status, error, latency_ms) VALUES (?, ?, ?, ?, ?, ?)"
+  )
+  const updateAttempt = db.query<unknown, [string, number, number | null, string | null, number, number, number]>(
+    `UPDATE deliveries SET status = ?, attempts = ?, last_status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
+     WHERE id = ?`
+  )
+  const updateNextAttempt = db.query<unknown, [number, number]>(
+    "UPDATE deliveries SET next_attempt_at = ? WHERE id = ? AND status = 'pending'"
+  )
+  const selectDeliveries = db.query<DeliveryRow, [string | null, string | null, number | null, number]>(
+    `SELECT * FROM deliveries
+     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR tenant = ?2) AND (?3 IS NULL OR id < ?3)
+     ORDER BY id DESC LIMIT ?4`
+  )
+  const selectDelivery = db.query<DeliveryRow, [number]>("SELECT * FROM deliveries WHERE id = ?")
+  const selectAttempts = db.query<{ attempt: number; at: number; status: number | null; error: string | null; latency_ms: number }, [number]>(
+    "SELECT attempt, at, status, error, latency_ms FROM attempts WHERE delivery_id = ? ORDER BY rowid"
+  )
+  const requeueOne = db.query<DeliveryRow, [number, number, number]>(
+    `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
+     WHERE id = ?3 AND status = 'failed' RETURNING *`
+  )
+  const requeueTenant = db.query<DeliveryRow, [number, number, string, number]>(
+    `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
+     WHERE tenant = ?3 AND status = 'failed' AND created_at >= ?4 RETURNING *`
+  )
+  const selectUnroutable = db.query<UnroutableRow, [number]>("SELECT * FROM unroutable ORDER BY id DESC LIMIT ?")
+  const selectHooks = db.query<{ hook: string }, []>("SELECT hook FROM hooks ORDER BY host")
+  const upsertHook = db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO hooks (host, hook, updated_at) VALUES (?, ?, ?)")
+  const deleteHook = db.query<unknown, [string]>("DELETE FROM hooks WHERE host = ?")
+  const ping = db.query<unknown, []>("SELECT 1")
+
+  const pruneDeliveries = db.query<unknown, [string, number]>(
+    `DELETE FROM deliveries WHERE id IN
+     (SELECT id FROM deliveries WHERE status = ? AND updated_at < ? LIMIT ${PRUNE_SLICE})`
+  )
+  const pruneOrphanAttempts = db.query<unknown, []>(
+    `DELETE FROM attempts WHERE rowid IN (SELECT a.rowid FROM attempts a
+     LEFT JOIN deliveries d ON d.id = a.delivery_id WHERE d.id IS NULL LIMIT ${PRUNE_SLICE})`
+  )
+  const pruneEvents = db.query<unknown, [number]>(
+    `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT ${PRUNE_SLICE})`
+  )
+  const pruneUnroutable = db.query<unknown, [number]>(
+    `DELETE FROM unroutable WHERE id IN (SELECT id FROM unroutable WHERE at < ? LIMIT ${PRUNE_SLICE})`
+  )
+  const prunePins = db.query<unknown, [number]>(
+    `DELETE FROM pins WHERE room IN (SELECT room FROM pins WHERE pinned_at < ? LIMIT ${PRUNE_SLICE})`
+  )
+  return {
+    insertEvent,
+    setPin,
+    touchPin,
+    clearPin,
+    selectPin,
+    insertDelivery,
+    insertUnroutable,
+    selectPending,
+    insertAttempt,
+    updateAttempt,
+    updateNextAttempt,
+    selectDeliveries,
+    selectDelivery,
+    selectAttempts,
+    requeueOne,
+    requeueTenant,
+    selectUnroutable,
+    selectHooks,
+    upsertHook,
+    deleteHook,
+    ping,
+    pruneDeliveries,
+    pruneOrphanAttempts,
+    pruneEvents,
+    pruneUnroutable,
+    prunePins
+  }
+}
+
 const makeSqliteStore = (path: string) =>
   Effect.gen(function* () {
     const db = yield* openDatabase(path)
     const write = yield* groupCommitter(db)
     const read = <A>(f: () => A) => Effect.try({ try: f, catch: (cause) => new StoreUnavailable({ cause }) })
 
-    const insertEvent = db.query<unknown, [string, number]>("INSERT OR IGNORE INTO events (id, received_at) VALUES (?, ?)")
-    const setPin = db.query<unknown, [string, string, string, number]>(
-      "INSERT OR REPLACE INTO pins (room, destination, call, pinned_at) VALUES (?, ?, ?, ?)"
-    )
-    const touchPin = db.query<unknown, [number, string]>("UPDATE pins SET pinned_at = ? WHERE room = ?")
-    const clearPin = db.query<unknown, [string]>("DELETE FROM pins WHERE room = ?")
-    const selectPin = db.query<{ destination: string; call: string }, [string]>("SELECT destination, call FROM pins WHERE room = ?")
-    const insertDelivery = db.query<
-      DeliveryRow,
-      [string, string, string, string, string | null, string | null, string, number | null, number]
-    >(
-      `INSERT INTO deliveries (event_id, event_type, tenant, url, room, domain, body, event_created_at,
-         next_attempt_at, created_at, queued_at, updated_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9, ?9) RETURNING *`
-    )
-    const insertUnroutable = db.query<
-      unknown,
-      [number, string, string, string | null, string | null, string | null, string | null, string | null, string]
-    >(
-      `INSERT INTO unroutable (at, event_id, event_type, room, x_to_ip, to_header, dialled, domain, reason)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
-    )
-    const selectPending = db.query<DeliveryRow, []>("SELECT * FROM deliveries WHERE status = 'pending' ORDER BY id")
-    const insertAttempt = db.query<unknown, [number, number, number, number | null, string | null, number]>(
-      "INSERT INTO attempts (delivery_id, attempt, at, status, error, latency_ms) VALUES (?, ?, ?, ?, ?, ?)"
-    )
-    const updateAttempt = db.query<unknown, [string, number, number | null, string | null, number, number, number]>(
-      `UPDATE deliveries SET status = ?, attempts = ?, last_status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
-       WHERE id = ?`
-    )
-    const updateNextAttempt = db.query<unknown, [number, number]>(
-      "UPDATE deliveries SET next_attempt_at = ? WHERE id = ? AND status = 'pending'"
-    )
-    const selectDeliveries = db.query<DeliveryRow, [string | null, string | null, number | null, number]>(
-      `SELECT * FROM deliveries
-       WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR tenant = ?2) AND (?3 IS NULL OR id < ?3)
-       ORDER BY id DESC LIMIT ?4`
-    )
-    const selectDelivery = db.query<DeliveryRow, [number]>("SELECT * FROM deliveries WHERE id = ?")
-    const selectAttempts = db.query<{ attempt: number; at: number; status: number | null; error: string | null; latency_ms: number }, [number]>(
-      "SELECT attempt, at, status, error, latency_ms FROM attempts WHERE delivery_id = ? ORDER BY rowid"
-    )
-    const requeueOne = db.query<DeliveryRow, [number, number, number]>(
-      `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
-       WHERE id = ?3 AND status = 'failed' RETURNING *`
-    )
-    const requeueTenant = db.query<DeliveryRow, [number, number, string, number]>(
-      `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
-       WHERE tenant = ?3 AND status = 'failed' AND created_at >= ?4 RETURNING *`
-    )
-    const selectUnroutable = db.query<UnroutableRow, [number]>("SELECT * FROM unroutable ORDER BY id DESC LIMIT ?")
-    const selectHooks = db.query<{ hook: string }, []>("SELECT hook FROM hooks ORDER BY host")
-    const upsertHook = db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO hooks (host, hook, updated_at) VALUES (?, ?, ?)")
-    const deleteHook = db.query<unknown, [string]>("DELETE FROM hooks WHERE host = ?")
-    const ping = db.query<unknown, []>("SELECT 1")
-
-    const pruneDeliveries = db.query<unknown, [string, number]>(
-      `DELETE FROM deliveries WHERE id IN
-       (SELECT id FROM deliveries WHERE status = ? AND updated_at < ? LIMIT ${PRUNE_SLICE})`
-    )
-    const pruneOrphanAttempts = db.query<unknown, []>(
-      `DELETE FROM attempts WHERE rowid IN (SELECT a.rowid FROM attempts a
-       LEFT JOIN deliveries d ON d.id = a.delivery_id WHERE d.id IS NULL LIMIT ${PRUNE_SLICE})`
-    )
-    const pruneEvents = db.query<unknown, [number]>(
-      `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT ${PRUNE_SLICE})`
-    )
-    const pruneUnroutable = db.query<unknown, [number]>(
-      `DELETE FROM unroutable WHERE id IN (SELECT id FROM unroutable WHERE at < ? LIMIT ${PRUNE_SLICE})`
-    )
-    const prunePins = db.query<unknown, [number]>(
-      `DELETE FROM pins WHERE room IN (SELECT room FROM pins WHERE pinned_at < ? LIMIT ${PRUNE_SLICE})`
-    )
+    // Preparing checks each statement against the schema: a mismatch is a store failure, not a crash.
+    const sql = yield* Effect.try({
+      try: () => prepareStatements(db),
+      catch: (cause) => new StoreUnavailable({ cause })
+    })
 
     const applyPinChange = (change: PinChange | undefined, at: number) => {
       if (change?._tag === "Set") {
         const { room, destination, call } = change.pin
-        setPin.run(room, JSON.stringify(destination), JSON.stringify(call), at)
-      } else if (change?._tag === "Touch") touchPin.run(at, change.room)
-      else if (change?._tag === "Clear") clearPin.run(change.room)
+        sql.setPin.run(room, JSON.stringify(destination), JSON.stringify(call), at)
+      } else if (change?._tag === "Touch") sql.touchPin.run(at, change.room)
+      else if (change?._tag === "Clear") sql.clearPin.run(change.room)
     }
 
     const acceptOne = (a: Acceptance): AcceptResult => {
-      if (insertEvent.run(a.eventId, a.receivedAt).changes === 0) return { _tag: "Duplicate" }
+      if (sql.insertEvent.run(a.eventId, a.receivedAt).changes === 0) return { _tag: "Duplicate" }
       applyPinChange(a.pinChange, a.receivedAt)
       const u = a.unroutable
-      if (u) insertUnroutable.run(u.at, u.eventId, u.eventType, u.room, u.headers.xToIp, u.headers.to, u.headers.dialled, u.domain, u.reason)
+      if (u) sql.insertUnroutable.run(u.at, u.eventId, u.eventType, u.room, u.headers.xToIp, u.headers.to, u.headers.dialled, u.domain, u.reason)
       const d = a.delivery
       const row =
         d &&
-        insertDelivery.get(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, d.eventCreatedAt, a.receivedAt)
+        sql.insertDelivery.get(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, d.eventCreatedAt, a.receivedAt)
       return { _tag: "Accepted", delivery: row ? toDelivery(row) : undefined }
     }
 
@@ -387,57 +444,57 @@ const makeSqliteStore = (path: string) =>
             body: ({ total }) => Effect.map(write(deleteSlice), (n) => ({ total: total + n, last: n }))
           }).pipe(Effect.map(({ total }) => total))
         const deliveries =
-          (yield* sliced(() => pruneDeliveries.run("delivered", now - policy.delivered).changes)) +
-          (yield* sliced(() => pruneDeliveries.run("failed", now - policy.failed).changes))
-        yield* sliced(() => pruneOrphanAttempts.run().changes)
-        const events = yield* sliced(() => pruneEvents.run(now - policy.dedupe).changes)
-        const unroutable = yield* sliced(() => pruneUnroutable.run(now - policy.unroutable).changes)
-        const pins = yield* sliced(() => prunePins.run(now - policy.pins).changes)
+          (yield* sliced(() => sql.pruneDeliveries.run("delivered", now - policy.delivered).changes)) +
+          (yield* sliced(() => sql.pruneDeliveries.run("failed", now - policy.failed).changes))
+        yield* sliced(() => sql.pruneOrphanAttempts.run().changes)
+        const events = yield* sliced(() => sql.pruneEvents.run(now - policy.dedupe).changes)
+        const unroutable = yield* sliced(() => sql.pruneUnroutable.run(now - policy.unroutable).changes)
+        const pins = yield* sliced(() => sql.prunePins.run(now - policy.pins).changes)
         return { deliveries, events, unroutable, pins }
       })
 
     return Store.of({
       accept: (acceptance) => write(() => acceptOne(acceptance)),
       ping: read(() => {
-        ping.get()
+        sql.ping.get()
       }),
       pinOf: (room) =>
         read(() => {
-          const row = selectPin.get(room)
+          const row = sql.selectPin.get(room)
           return row ? Option.some<Pin>({ room, destination: JSON.parse(row.destination), call: JSON.parse(row.call) }) : Option.none()
         }),
-      pending: read(() => selectPending.all().map(toDelivery)),
+      pending: read(() => sql.selectPending.all().map(toDelivery)),
       recordAttempt: (id, r) =>
         write(() => {
-          insertAttempt.run(id, r.attempt, r.at, r.status, r.error, r.latencyMs)
-          updateAttempt.run(r.final ?? "pending", r.attempt, r.status, r.error, r.nextAttemptAt, r.at, id)
+          sql.insertAttempt.run(id, r.attempt, r.at, r.status, r.error, r.latencyMs)
+          sql.updateAttempt.run(r.final ?? "pending", r.attempt, r.status, r.error, r.nextAttemptAt, r.at, id)
         }),
       scheduleRetry: (id, nextAttemptAt) =>
         write(() => {
-          updateNextAttempt.run(nextAttemptAt, id)
+          sql.updateNextAttempt.run(nextAttemptAt, id)
         }),
-      deliveries: (q) => read(() => selectDeliveries.all(q.status ?? null, q.tenant ?? null, q.before ?? null, q.limit).map(toDelivery)),
+      deliveries: (q) => read(() => sql.selectDeliveries.all(q.status ?? null, q.tenant ?? null, q.before ?? null, q.limit).map(toDelivery)),
       delivery: (id) =>
         read(() => {
-          const row = selectDelivery.get(id)
+          const row = sql.selectDelivery.get(id)
           if (!row) return Option.none()
-          const history = selectAttempts
+          const history = sql.selectAttempts
             .all(id)
             .map((a) => ({ attempt: a.attempt, at: a.at, status: a.status, error: a.error, latencyMs: a.latency_ms }))
           return Option.some({ ...toDelivery(row), history })
         }),
       requeue: (id, now) =>
         write((): RequeueResult => {
-          const row = requeueOne.get(now, now, id)
+          const row = sql.requeueOne.get(now, now, id)
           if (row) return { _tag: "Requeued", delivery: toDelivery(row) }
-          const existing = selectDelivery.get(id)
+          const existing = sql.selectDelivery.get(id)
           return existing ? { _tag: "NotFailed", status: existing.status } : { _tag: "NotFound" }
         }),
       requeueFailed: (tenant, since, now) =>
-        write(() => requeueTenant.all(now, now, tenant, since).map(toDelivery).sort((a, b) => a.id - b.id)),
+        write(() => sql.requeueTenant.all(now, now, tenant, since).map(toDelivery).sort((a, b) => a.id - b.id)),
       unroutable: (limit) =>
         read(() =>
-          selectUnroutable.all(limit).map((row) => ({
+          sql.selectUnroutable.all(limit).map((row) => ({
             at: row.at,
             eventId: row.event_id,
             eventType: row.event_type,
@@ -448,11 +505,11 @@ const makeSqliteStore = (path: string) =>
           }))
         ),
       prune,
-      apiHooks: read(() => selectHooks.all().map((row) => JSON.parse(row.hook) as Hook)),
+      apiHooks: read(() => sql.selectHooks.all().map((row) => JSON.parse(row.hook) as Hook)),
       putApiHook: (hook) =>
         write(() => {
-          upsertHook.run(hook.host, JSON.stringify(hook), Date.now())
+          sql.upsertHook.run(hook.host, JSON.stringify(hook), Date.now())
         }),
-      removeApiHook: (host) => write(() => deleteHook.run(host).changes > 0)
+      removeApiHook: (host) => write(() => sql.deleteHook.run(host).changes > 0)
     })
   })

@@ -26,7 +26,8 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
     const policy: Breaker.BreakerPolicy = {
       failureThreshold: config.delivery.circuitBreaker.failureThreshold,
       cooldownMs: Duration.toMillis(config.delivery.circuitBreaker.cooldown),
-      maxCooldownMs: Duration.toMillis(config.delivery.maxBackoff)
+      // A cooldown configured above maxBackoff is taken as meant, not shortened.
+      maxCooldownMs: Math.max(Duration.toMillis(config.delivery.maxBackoff), Duration.toMillis(config.delivery.circuitBreaker.cooldown))
     }
     const tenants = new Map<string, TenantState>()
     const inFlight = yield* SubscriptionRef.make(0)
