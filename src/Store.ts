@@ -274,9 +274,13 @@ const groupCommitter = (db: Database) =>
         }
       })
     )
-    yield* Queue.takeBetween(writes, 1, 1024).pipe(
-      Effect.flatMap((chunk) => {
-        const batch = [...chunk]
+    // SQLite blocks the thread while it commits, so requests that arrived meanwhile are still unread.
+    // One turn of the event loop lets them queue their writes and join the next commit.
+    const letArrivalsJoin = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    yield* Queue.take(writes).pipe(
+      Effect.tap(() => letArrivalsJoin),
+      Effect.zipWith(Queue.takeUpTo(writes, 1023), (first, rest) => [first, ...rest]),
+      Effect.flatMap((batch) => {
         return Effect.try({ try: () => commitBatch.immediate(batch), catch: (cause) => new StoreUnavailable({ cause }) }).pipe(
           Effect.flatMap((results) =>
             Effect.forEach(batch, (write, i) => {
