@@ -4,12 +4,14 @@ import { Effect, Layer } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import type { RouterConfig } from "./Domain/Config.ts"
 import type { StoreUnavailable } from "./Domain/Errors.ts"
+import { FileHooks } from "./FileHookSource.ts"
 import { Forwarder } from "./Forwarder.ts"
 import { HookTable } from "./HookTable.ts"
 import { DeliveriesApi } from "./Http/DeliveriesApi.ts"
 import { HooksApi } from "./Http/HooksApi.ts"
 import { OpsRoutes } from "./Http/Ops.ts"
 import { WebhookRoute } from "./Http/Webhook.ts"
+import { RemoteHooks } from "./HttpHookSource.ts"
 import { Ingest } from "./Ingest.ts"
 import { Janitor } from "./Janitor.ts"
 import { Lifecycle } from "./Lifecycle.ts"
@@ -21,12 +23,23 @@ import { Store } from "./Store.ts"
 import { TenantGate } from "./TenantGate.ts"
 import { WebhookSender } from "./WebhookSender.ts"
 
+export interface AppOptions {
+  /** The config file to watch for hook edits; without it the config's hooks are fixed. */
+  readonly configPath?: string | undefined
+  readonly store?: Layer.Layer<Store, StoreUnavailable> | undefined
+}
+
 /** Every service, wired in the direction data flows: verify → resolve → store → deliver. */
-export const servicesLayer = (config: RouterConfig, store: Layer.Layer<Store, StoreUnavailable> = Store.sqlite(config.store.path)) =>
+export const servicesLayer = (config: RouterConfig, options: AppOptions = {}) =>
   Ingest.Default.pipe(
     Layer.provideMerge(Layer.mergeAll(SignatureVerifier.Default, Router.Default, Forwarder.Default)),
     Layer.provideMerge(Layer.mergeAll(HookTable.Default, WebhookSender.Default, TenantGate.Default, Janitor)),
-    Layer.provideMerge(Layer.mergeAll(store, Metrics.Default, Lifecycle.Default, AppConfig.layer(config)))
+    Layer.provideMerge(
+      Layer.mergeAll(options.configPath ? FileHooks.watch(options.configPath, config) : FileHooks.fixed(config), RemoteHooks.layer)
+    ),
+    Layer.provideMerge(
+      Layer.mergeAll(options.store ?? Store.sqlite(config.store.path), Metrics.Default, Lifecycle.Default, AppConfig.layer(config))
+    )
   )
 
 /** Tests and the launcher read the bound port from this line (the config may ask for port 0). */
@@ -60,8 +73,8 @@ const httpLayer = (config: RouterConfig) =>
   )
 
 /** The whole router: HTTP server, routes and services. */
-export const appLayer = (config: RouterConfig, store?: Layer.Layer<Store, StoreUnavailable>) =>
-  httpLayer(config).pipe(Layer.provideMerge(servicesLayer(config, store)), Layer.provide(JsonLogging))
+export const appLayer = (config: RouterConfig, options: AppOptions = {}) =>
+  httpLayer(config).pipe(Layer.provideMerge(servicesLayer(config, options)), Layer.provide(JsonLogging))
 
 /**
  * Graceful shutdown: refuse new webhooks (503) and report not ready, let
@@ -77,10 +90,10 @@ const drain = (config: RouterConfig) =>
   })
 
 /** Runs the router until interrupted (SIGTERM/SIGINT), draining before anything is released. */
-export const runApp = (config: RouterConfig) =>
+export const runApp = (config: RouterConfig, options: AppOptions = {}) =>
   Effect.scoped(
     Effect.gen(function* () {
-      const context = yield* Layer.build(appLayer(config))
+      const context = yield* Layer.build(appLayer(config, options))
       // Added after the layers, so it runs before any of them is released.
       yield* Effect.addFinalizer(() => drain(config).pipe(Effect.provide(context), Effect.provide(JsonLogging)))
       return yield* Effect.never

@@ -1,21 +1,14 @@
 import { Clock, Duration, Effect, FiberSet, Metric, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import type { Delivery } from "./Domain/Delivery.ts"
-import { Conflict, NotFound, type DeliveryError, type StoreUnavailable } from "./Domain/Errors.ts"
+import { Conflict, NotFound, type StoreUnavailable } from "./Domain/Errors.ts"
 import { HookTable } from "./HookTable.ts"
 import * as Metrics from "./Metrics.ts"
 import { parseRateLimit } from "./RateLimit.ts"
 import { isRetryable, isTenantFailure, retrySchedule } from "./Retry.ts"
 import { Store } from "./Store.ts"
 import { TenantGate } from "./TenantGate.ts"
-import { WebhookSender } from "./WebhookSender.ts"
-
-const describe = (error: DeliveryError) =>
-  error._tag === "TenantRejected"
-    ? { status: error.status, error: null, result: String(error.status) }
-    : error._tag === "TenantTimeout"
-      ? { status: null, error: `timeout after ${error.afterMs}ms`, result: "timeout" }
-      : { status: null, error: error.message, result: "network" }
+import { describeFailure, WebhookSender } from "./WebhookSender.ts"
 
 /** One lane per call and tenant: its deliveries go out one at a time, in arrival order. */
 const laneOf = (delivery: Delivery) => (delivery.room === null ? `#${delivery.id}` : `${delivery.tenant}\n${delivery.room}`)
@@ -39,12 +32,17 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     const running = yield* FiberSet.make()
     let pendingCount = 0
 
-    /** The hook's current secret and rate limit: a pinned call follows the tenant's rotations. */
+    /** The hook's current secrets and rate limit: a pinned call follows the tenant's rotations. */
     const tenantSettings = (tenant: string) =>
-      Effect.map(hooks.get(tenant), (hook) => ({
-        secret: hook?.secret ?? config.signing.secret,
-        rateLimit: hook?.rateLimit === undefined ? undefined : parseRateLimit(hook.rateLimit)
-      }))
+      Effect.gen(function* () {
+        const hook = yield* hooks.get(tenant)
+        const now = yield* Clock.currentTimeMillis
+        const previous = hook?.previousSecret !== undefined && (hook.previousSecretUntil ?? 0) > now ? [hook.previousSecret] : []
+        return {
+          secrets: [hook?.secret ?? config.signing.secret, ...previous],
+          rateLimit: hook?.rateLimit === undefined ? undefined : parseRateLimit(hook.rateLimit)
+        }
+      })
 
     /**
      * One attempt through the tenant's gate. Once the tenant has answered, the
@@ -52,16 +50,16 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
      */
     const attempt = (delivery: Delivery, counter: { done: number }) =>
       Effect.gen(function* () {
-        const { secret, rateLimit } = yield* tenantSettings(delivery.tenant)
+        const { secrets, rateLimit } = yield* tenantSettings(delivery.tenant)
         const send = Effect.uninterruptibleMask((restore) =>
           Effect.gen(function* () {
             const [elapsed, outcome] = yield* restore(
-              Effect.timed(Effect.either(sender.send({ url: delivery.url, eventId: delivery.eventId, body: delivery.body, secret })))
+              Effect.timed(Effect.either(sender.send({ url: delivery.url, eventId: delivery.eventId, body: delivery.body, secrets })))
             )
             const number = ++counter.done
             const at = yield* Clock.currentTimeMillis
             const latencyMs = Math.round(Duration.toMillis(elapsed))
-            const seen = outcome._tag === "Right" ? { status: outcome.right, error: null, result: String(outcome.right) } : describe(outcome.left)
+            const seen = outcome._tag === "Right" ? { status: outcome.right, error: null, result: String(outcome.right) } : describeFailure(outcome.left)
             const final =
               outcome._tag === "Right"
                 ? "delivered"

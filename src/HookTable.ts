@@ -1,7 +1,20 @@
-import { Effect, Ref } from "effect"
+import { Clock, Duration, Effect, Ref, Stream, SubscriptionRef } from "effect"
 import { AppConfig } from "./AppConfig.ts"
-import { Conflict, NotFound, type StoreUnavailable } from "./Domain/Errors.ts"
-import type { ActiveHook, Hook } from "./Domain/Hook.ts"
+import { BadRequest, Conflict, NotFound, type StoreUnavailable } from "./Domain/Errors.ts"
+import {
+  targetProblem,
+  type ActiveHook,
+  type ActiveNumber,
+  type Hook,
+  type HookOrigin,
+  type HookSet,
+  type NumberMapping,
+  type StoredHook,
+  type WebhookSecret
+} from "./Domain/Hook.ts"
+import { FileHooks } from "./FileHookSource.ts"
+import { RemoteHooks } from "./HttpHookSource.ts"
+import { generateSecret } from "./Signing.ts"
 import { Store } from "./Store.ts"
 
 /** An immutable, compiled hook table. Built once per change, read on every event. */
@@ -9,17 +22,20 @@ export interface Table {
   readonly exact: ReadonlyMap<string, ActiveHook>
   /** `*.example.com` is stored under `example.com`. */
   readonly wildcard: ReadonlyMap<string, ActiveHook>
+  readonly numbers: ReadonlyMap<string, ActiveNumber>
 }
 
-/** Compiles hooks into lookup maps. Earlier sources win, so pass the config file's hooks first. */
-export const compileTable = (hooks: Iterable<ActiveHook>): Table => {
+/** Compiles hooks and numbers into lookup maps. Earlier entries win, so pass sources in order of precedence. */
+export const compileTable = (hooks: Iterable<ActiveHook>, numbers: Iterable<ActiveNumber> = []): Table => {
   const exact = new Map<string, ActiveHook>()
   const wildcard = new Map<string, ActiveHook>()
   for (const hook of hooks) {
     const [map, key] = hook.host.startsWith("*.") ? [wildcard, hook.host.slice(2)] : [exact, hook.host]
     if (!map.has(key)) map.set(key, hook)
   }
-  return { exact, wildcard }
+  const byNumber = new Map<string, ActiveNumber>()
+  for (const entry of numbers) if (!byNumber.has(entry.number)) byNumber.set(entry.number, entry)
+  return { exact, wildcard, numbers: byNumber }
 }
 
 /**
@@ -45,51 +61,144 @@ export const entryFor = (table: Table, pattern: string): ActiveHook | undefined 
 export const allHooks = (table: Table): ReadonlyArray<ActiveHook> =>
   [...table.exact.values(), ...table.wildcard.values()].sort((a, b) => a.host.localeCompare(b.host))
 
+const tagged = <A>(items: ReadonlyArray<A>, source: HookOrigin) => items.map((item) => ({ ...item, source }))
+
+/** The one table in force: the config file first, then the HTTP source, then the admin API. */
+export const mergeSources = (file: HookSet, remote: HookSet, api: { hooks: Iterable<StoredHook>; numbers: Iterable<NumberMapping> }) =>
+  compileTable(
+    [...tagged(file.hooks, "file"), ...tagged(remote.hooks, "http"), ...tagged([...api.hooks], "api")],
+    [...tagged(file.numbers, "file"), ...tagged(remote.numbers, "http"), ...tagged([...api.numbers], "api")]
+  )
+
+const owned = (what: string, source: HookOrigin) =>
+  new Conflict({
+    message:
+      source === "file"
+        ? `${what} is defined in the config file; change it there`
+        : `${what} comes from the HTTP hook source; change it there`
+  })
+
 /**
- * The hook table in force. Hooks from the config file take precedence and cannot
- * be changed through the API; API hooks are persisted in the Store.
+ * The hook table in force, merged from the config file (reloaded on edit),
+ * the optional HTTP source and the admin API (persisted in the Store), and
+ * swapped atomically whenever one of them changes. Calls already pinned keep
+ * their destination; the table only decides new calls.
  */
 export class HookTable extends Effect.Service<HookTable>()("HookTable", {
-  effect: Effect.gen(function* () {
+  scoped: Effect.gen(function* () {
     const config = yield* AppConfig
     const store = yield* Store
-    const fileHooks: ReadonlyArray<ActiveHook> = config.hooks.map((hook) => ({ ...hook, source: "file" }))
-    const build = (apiHooks: ReadonlyArray<Hook>) =>
-      compileTable([...fileHooks, ...apiHooks.map((hook): ActiveHook => ({ ...hook, source: "api" }))])
+    const fileHooks = yield* FileHooks
+    const remoteHooks = yield* RemoteHooks
+    const apiHooks = new Map<string, StoredHook>((yield* store.apiHooks).map((hook) => [hook.host, hook]))
+    const apiNumbers = new Map<string, NumberMapping>((yield* store.apiNumbers).map((entry) => [entry.number, entry]))
 
-    const table = yield* Ref.make(build(yield* store.apiHooks))
+    const build = Effect.gen(function* () {
+      return mergeSources(yield* SubscriptionRef.get(fileHooks), yield* SubscriptionRef.get(remoteHooks), {
+        hooks: apiHooks.values(),
+        numbers: apiNumbers.values()
+      })
+    })
+    const table = yield* Ref.make(yield* build)
+    // One rebuild at a time, each reading every source afresh, so a slow one cannot install a stale table.
+    const rebuildLock = yield* Effect.makeSemaphore(1)
+    const rebuild = rebuildLock.withPermits(1)(Effect.flatMap(build, (next) => Ref.set(table, next)))
+    yield* Stream.merge(fileHooks.changes, remoteHooks.changes).pipe(Stream.runForEach(() => rebuild), Effect.forkScoped)
+
     // Serialises API writes so the store and the in-memory table never disagree.
     const writeLock = yield* Effect.makeSemaphore(1)
-    const reload = Effect.flatMap(store.apiHooks, (hooks) => Ref.set(table, build(hooks)))
+    const serialised = writeLock.withPermits(1)
 
-    const assertApiOwned = (host: string) =>
-      Effect.flatMap(Ref.get(table), (t) =>
-        entryFor(t, host)?.source === "file"
-          ? Effect.fail(new Conflict({ message: `hook ${host} is defined in the config file; change it there` }))
-          : Effect.succeed(entryFor(t, host))
+    const apiOwnedHook = (host: string) =>
+      Effect.flatMap(Ref.get(table), (t) => {
+        const entry = entryFor(t, host)
+        return entry && entry.source !== "api" ? Effect.fail(owned(`hook ${host}`, entry.source)) : Effect.succeed(entry)
+      })
+
+    const apiOwnedNumber = (number: string) =>
+      Effect.flatMap(Ref.get(table), (t) => {
+        const entry = t.numbers.get(number)
+        return entry && entry.source !== "api" ? Effect.fail(owned(`number ${number}`, entry.source)) : Effect.succeed(entry)
+      })
+
+    const saveHook = (hook: StoredHook) =>
+      Effect.zipRight(
+        store.putApiHook(hook),
+        Effect.suspend(() => {
+          apiHooks.set(hook.host, hook)
+          return rebuild
+        })
       )
 
     return {
       match: (host: string) => Effect.map(Ref.get(table), (t) => matchHost(t, host)),
+      /** The hook a dialled number maps to, through the host it names. */
+      byNumber: (number: string) =>
+        Effect.map(Ref.get(table), (t) => {
+          const entry = t.numbers.get(number)
+          return entry && matchHost(t, entry.host)
+        }),
       get: (host: string) => Effect.map(Ref.get(table), (t) => entryFor(t, host)),
       list: Effect.map(Ref.get(table), allHooks),
+      numbers: Effect.map(Ref.get(table), (t) => [...t.numbers.values()].sort((a, b) => a.number.localeCompare(b.number))),
+
       /** Creates or replaces an API hook; returns whether it was new. */
-      put: (hook: Hook): Effect.Effect<"created" | "updated", Conflict | StoreUnavailable> =>
-        writeLock.withPermits(1)(
+      put: (hook: Hook): Effect.Effect<"created" | "updated", BadRequest | Conflict | StoreUnavailable> =>
+        serialised(
           Effect.gen(function* () {
-            const existing = yield* assertApiOwned(hook.host)
-            yield* store.putApiHook(hook)
-            yield* reload
+            const refused = targetProblem(hook.url, config.security.allowPrivateTargets)
+            if (refused) return yield* new BadRequest({ field: "url", message: refused })
+            const existing = yield* apiOwnedHook(hook.host)
+            yield* saveHook(hook)
             return existing ? "updated" : "created"
           })
         ),
+
       remove: (host: string): Effect.Effect<void, Conflict | NotFound | StoreUnavailable> =>
-        writeLock.withPermits(1)(
+        serialised(
           Effect.gen(function* () {
-            const existing = yield* assertApiOwned(host)
-            if (!existing) return yield* Effect.fail(new NotFound({ message: `no hook for ${host}` }))
+            if (!(yield* apiOwnedHook(host))) return yield* new NotFound({ message: `no hook for ${host}` })
             yield* store.removeApiHook(host)
-            yield* reload
+            apiHooks.delete(host)
+            yield* rebuild
+          })
+        ),
+
+      /**
+       * Gives an API hook a new secret. For `signing.rotationOverlap` the old one
+       * keeps signing too, so the tenant can switch without losing a message.
+       */
+      rotateSecret: (host: string): Effect.Effect<{ secret: WebhookSecret; previousUntil: number }, Conflict | NotFound | StoreUnavailable> =>
+        serialised(
+          Effect.gen(function* () {
+            const existing = yield* apiOwnedHook(host)
+            if (!existing) return yield* new NotFound({ message: `no hook for ${host}` })
+            const secret = generateSecret()
+            const previousUntil = (yield* Clock.currentTimeMillis) + Duration.toMillis(config.signing.rotationOverlap)
+            const { source: _, ...stored } = existing
+            yield* saveHook({ ...stored, secret, previousSecret: existing.secret ?? config.signing.secret, previousSecretUntil: previousUntil })
+            return { secret, previousUntil }
+          })
+        ),
+
+      putNumber: (mapping: NumberMapping): Effect.Effect<"created" | "updated", Conflict | StoreUnavailable> =>
+        serialised(
+          Effect.gen(function* () {
+            const existing = yield* apiOwnedNumber(mapping.number)
+            yield* store.putApiNumber(mapping)
+            apiNumbers.set(mapping.number, mapping)
+            yield* rebuild
+            return existing ? "updated" : "created"
+          })
+        ),
+
+      removeNumber: (number: string): Effect.Effect<void, Conflict | NotFound | StoreUnavailable> =>
+        serialised(
+          Effect.gen(function* () {
+            if (!(yield* apiOwnedNumber(number))) return yield* new NotFound({ message: `no mapping for ${number}` })
+            yield* store.removeApiNumber(number)
+            apiNumbers.delete(number)
+            yield* rebuild
           })
         )
     }

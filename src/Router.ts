@@ -64,15 +64,11 @@ export class Router extends Effect.Service<Router>()("Router", {
     const hooks = yield* HookTable
     const store = yield* Store
     const shared = new Set<string>(config.sharedDomains)
-    const numbers = new Map(
-      config.numbers.flatMap(({ number, host }) => Option.toArray(Option.map(extractor.normaliseE164(number), (n) => [n, host] as const)))
-    )
 
     const byNumber = (attributes: Readonly<Record<string, string>>) =>
       Option.fromNullable(attributes["sip.trunkPhoneNumber"]).pipe(
         Option.flatMap(extractor.normaliseE164),
-        Option.flatMap((number) => Option.fromNullable(numbers.get(number))),
-        Option.match({ onNone: () => Effect.succeed(undefined), onSome: hooks.match })
+        Option.match({ onNone: () => Effect.succeed(undefined), onSome: hooks.byNumber })
       )
 
     /** Domain first; shared domains and unparsable headers fall back to the number map. */

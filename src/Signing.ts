@@ -7,10 +7,13 @@ const keyOf = (secret: string): Buffer => Buffer.from(secret.slice(PREFIX.length
 
 /**
  * Standard Webhooks signature: `v1,` + base64(HMAC-SHA256(key, "id.timestamp.body")),
- * where the key is the base64 part of the `whsec_` secret.
+ * where the key is the base64 part of the `whsec_` secret. Several secrets (during
+ * a rotation) give several signatures, space-separated; a verifier accepts any.
  */
-export const signWebhook = (secret: string, id: string, timestampSeconds: number, body: string): string =>
-  "v1," + createHmac("sha256", keyOf(secret)).update(`${id}.${timestampSeconds}.${body}`).digest("base64")
+export const signWebhook = (secrets: string | ReadonlyArray<string>, id: string, timestampSeconds: number, body: string): string =>
+  (typeof secrets === "string" ? [secrets] : secrets)
+    .map((secret) => "v1," + createHmac("sha256", keyOf(secret)).update(`${id}.${timestampSeconds}.${body}`).digest("base64"))
+    .join(" ")
 
 /** A new `whsec_` secret with 32 random key bytes. */
 export const generateSecret = (): WebhookSecret => (PREFIX + randomBytes(32).toString("base64")) as WebhookSecret

@@ -12,7 +12,7 @@ import type {
   UnroutableEvent
 } from "./Domain/Delivery.ts"
 import { StoreUnavailable } from "./Domain/Errors.ts"
-import type { Hook } from "./Domain/Hook.ts"
+import type { NumberMapping, StoredHook } from "./Domain/Hook.ts"
 
 /** How an accepted event changes its room's pin. `Touch` keeps a long call's pin from being pruned. */
 export type PinChange =
@@ -82,9 +82,15 @@ export class Store extends Context.Tag("Store")<
     readonly unroutable: (limit: number) => Effect.Effect<ReadonlyArray<UnroutableEvent>, StoreUnavailable>
     /** Deletes what the policy no longer keeps; pending deliveries are never pruned. */
     readonly prune: (now: number, policy: RetentionPolicy) => Effect.Effect<Pruned, StoreUnavailable>
-    readonly apiHooks: Effect.Effect<ReadonlyArray<Hook>, StoreUnavailable>
-    readonly putApiHook: (hook: Hook) => Effect.Effect<void, StoreUnavailable>
+    readonly apiHooks: Effect.Effect<ReadonlyArray<StoredHook>, StoreUnavailable>
+    readonly putApiHook: (hook: StoredHook) => Effect.Effect<void, StoreUnavailable>
     readonly removeApiHook: (host: string) => Effect.Effect<boolean, StoreUnavailable>
+    readonly apiNumbers: Effect.Effect<ReadonlyArray<NumberMapping>, StoreUnavailable>
+    readonly putApiNumber: (mapping: NumberMapping) => Effect.Effect<void, StoreUnavailable>
+    readonly removeApiNumber: (number: string) => Effect.Effect<boolean, StoreUnavailable>
+    /** A small named value kept across restarts (the HTTP hook source's last good table). */
+    readonly cached: (key: string) => Effect.Effect<Option.Option<string>, StoreUnavailable>
+    readonly cache: (key: string, value: string) => Effect.Effect<void, StoreUnavailable>
   }
 >() {
   /** The embedded default: SQLite in WAL mode, a file per deployment. */
@@ -154,6 +160,16 @@ CREATE INDEX IF NOT EXISTS unroutable_by_age ON unroutable (at);
 CREATE TABLE IF NOT EXISTS hooks (
   host TEXT PRIMARY KEY,
   hook TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS numbers (
+  number TEXT PRIMARY KEY,
+  host TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
   updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 `
@@ -358,6 +374,11 @@ const prepareStatements = (db: Database) => {
   const selectHooks = db.query<{ hook: string }, []>("SELECT hook FROM hooks ORDER BY host")
   const upsertHook = db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO hooks (host, hook, updated_at) VALUES (?, ?, ?)")
   const deleteHook = db.query<unknown, [string]>("DELETE FROM hooks WHERE host = ?")
+  const selectNumbers = db.query<NumberMapping, []>("SELECT number, host FROM numbers ORDER BY number")
+  const upsertNumber = db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO numbers (number, host, updated_at) VALUES (?, ?, ?)")
+  const deleteNumber = db.query<unknown, [string]>("DELETE FROM numbers WHERE number = ?")
+  const selectCached = db.query<{ value: string }, [string]>("SELECT value FROM cache WHERE key = ?")
+  const upsertCached = db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO cache (key, value, updated_at) VALUES (?, ?, ?)")
   const ping = db.query<unknown, []>("SELECT 1")
 
   const pruneDeliveries = db.query<unknown, [string, number]>(
@@ -398,6 +419,11 @@ const prepareStatements = (db: Database) => {
     selectHooks,
     upsertHook,
     deleteHook,
+    selectNumbers,
+    upsertNumber,
+    deleteNumber,
+    selectCached,
+    upsertCached,
     ping,
     pruneDeliveries,
     pruneOrphanAttempts,
@@ -509,11 +535,22 @@ const makeSqliteStore = (path: string) =>
           }))
         ),
       prune,
-      apiHooks: read(() => sql.selectHooks.all().map((row) => JSON.parse(row.hook) as Hook)),
+      apiHooks: read(() => sql.selectHooks.all().map((row) => JSON.parse(row.hook) as StoredHook)),
       putApiHook: (hook) =>
         write(() => {
           sql.upsertHook.run(hook.host, JSON.stringify(hook), Date.now())
         }),
-      removeApiHook: (host) => write(() => sql.deleteHook.run(host).changes > 0)
+      removeApiHook: (host) => write(() => sql.deleteHook.run(host).changes > 0),
+      apiNumbers: read(() => sql.selectNumbers.all()),
+      putApiNumber: (mapping) =>
+        write(() => {
+          sql.upsertNumber.run(mapping.number, mapping.host, Date.now())
+        }),
+      removeApiNumber: (number) => write(() => sql.deleteNumber.run(number).changes > 0),
+      cached: (key) => read(() => Option.fromNullable(sql.selectCached.get(key)?.value)),
+      cache: (key, value) =>
+        write(() => {
+          sql.upsertCached.run(key, value, Date.now())
+        })
     })
   })

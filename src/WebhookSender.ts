@@ -1,6 +1,9 @@
+import { lookup } from "node:dns/promises"
+import { isIP } from "node:net"
 import { Clock, Duration, Effect } from "effect"
 import { AppConfig } from "./AppConfig.ts"
-import { TenantRejected, TenantTimeout, TenantUnreachable, type DeliveryError } from "./Domain/Errors.ts"
+import { TargetRefused, TenantRejected, TenantTimeout, TenantUnreachable, type DeliveryError } from "./Domain/Errors.ts"
+import { classifyAddress } from "./Domain/TargetAddress.ts"
 import { parseRetryAfter } from "./Retry.ts"
 import { signWebhook } from "./Signing.ts"
 
@@ -9,8 +12,50 @@ export interface Outgoing {
   /** The LiveKit event id: `webhook-id`, stable across retries so tenants can deduplicate. */
   readonly eventId: string
   readonly body: string
-  readonly secret: string
+  /** The hook's secret, then the one it replaced while a rotation overlaps. */
+  readonly secrets: ReadonlyArray<string>
 }
+
+/** How an attempt's failure is recorded, logged and counted (`result` is the metric label). */
+export const describeFailure = (error: DeliveryError) => {
+  switch (error._tag) {
+    case "TenantRejected":
+      return { status: error.status, error: null, result: String(error.status) }
+    case "TenantTimeout":
+      return { status: null, error: `timeout after ${error.afterMs}ms`, result: "timeout" }
+    case "TenantUnreachable":
+      return { status: null, error: error.message, result: "network" }
+    case "TargetRefused":
+      return { status: null, error: error.reason, result: "refused" }
+  }
+}
+
+const unbracketed = (hostname: string) => hostname.replace(/^\[(.*)\]$/, "$1")
+
+/**
+ * Resolves the URL's host once and checks every address it has. The request
+ * then goes to the checked address, so a name that resolves differently a
+ * moment later (DNS rebinding) cannot redirect it.
+ */
+const resolveTarget = (url: URL, allowPrivate: boolean): Effect.Effect<{ address: string; family: number }, TargetRefused | TenantUnreachable> =>
+  Effect.gen(function* () {
+    const host = unbracketed(url.hostname)
+    const addresses = isIP(host)
+      ? [{ address: host, family: isIP(host) }]
+      : yield* Effect.tryPromise({
+          try: () => lookup(host, { all: true }),
+          catch: (error) => new TenantUnreachable({ message: `cannot resolve ${host}: ${(error as Error).message}` })
+        })
+    if (!allowPrivate) {
+      for (const { address } of addresses) {
+        const reason = classifyAddress(address)
+        if (reason) return yield* new TargetRefused({ reason: `refused: ${host} resolves to ${address} (${reason})` })
+      }
+    }
+    const [first] = addresses
+    if (!first) return yield* new TenantUnreachable({ message: `${host} resolves to no address` })
+    return first
+  })
 
 /**
  * One signed POST to a tenant, with the per-attempt timeout. Succeeds with a
@@ -22,26 +67,41 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
     const config = yield* AppConfig
     const timeoutMs = Duration.toMillis(config.delivery.timeout)
 
+    /** The signed request itself, to the checked address under the URL's own name. */
+    const post = (url: URL, target: { address: string; family: number }, outgoing: Outgoing, timestamp: number) => {
+      const pinned = new URL(url)
+      pinned.hostname = target.family === 6 ? `[${target.address}]` : target.address
+      const name = unbracketed(url.hostname)
+      return Effect.tryPromise({
+        try: (signal) =>
+          fetch(pinned, {
+            method: "POST",
+            redirect: "manual",
+            signal,
+            headers: {
+              host: url.host,
+              "content-type": "application/json",
+              "user-agent": "sip-tenant-router",
+              "webhook-id": outgoing.eventId,
+              "webhook-timestamp": String(timestamp),
+              "webhook-signature": signWebhook(outgoing.secrets, outgoing.eventId, timestamp, outgoing.body)
+            },
+            body: outgoing.body,
+            // TLS checks the certificate against the name, not the address.
+            ...(url.protocol === "https:" && isIP(name) === 0 ? { tls: { serverName: name } } : {})
+          }),
+        catch: (error) => new TenantUnreachable({ message: (error as Error).message ?? String(error) })
+      })
+    }
+
     const send = (outgoing: Outgoing): Effect.Effect<number, DeliveryError> =>
       Effect.gen(function* () {
+        const url = new URL(outgoing.url)
         const timestamp = Math.floor((yield* Clock.currentTimeMillis) / 1000)
-        const response = yield* Effect.tryPromise({
-          try: (signal) =>
-            fetch(outgoing.url, {
-              method: "POST",
-              redirect: "manual",
-              signal,
-              headers: {
-                "content-type": "application/json",
-                "user-agent": "sip-tenant-router",
-                "webhook-id": outgoing.eventId,
-                "webhook-timestamp": String(timestamp),
-                "webhook-signature": signWebhook(outgoing.secret, outgoing.eventId, timestamp, outgoing.body)
-              },
-              body: outgoing.body
-            }),
-          catch: (error) => new TenantUnreachable({ message: (error as Error).message ?? String(error) })
-        }).pipe(Effect.timeoutFail({ duration: timeoutMs, onTimeout: () => new TenantTimeout({ afterMs: timeoutMs }) }))
+        const response = yield* resolveTarget(url, config.security.allowPrivateTargets).pipe(
+          Effect.flatMap((target) => post(url, target, outgoing, timestamp)),
+          Effect.timeoutFail({ duration: timeoutMs, onTimeout: () => new TenantTimeout({ afterMs: timeoutMs }) })
+        )
         // Free the connection; the tenant's body is not needed.
         yield* Effect.promise(() => response.body?.cancel() ?? Promise.resolve())
         if (response.status >= 200 && response.status < 300) return response.status

@@ -14,7 +14,7 @@ const main = Effect.gen(function* () {
   const path = configPath(Bun.argv.slice(2))
   if (!path) return yield* Effect.fail(USAGE)
   const config = yield* loadConfigFile(path)
-  return yield* runApp(config)
+  return yield* runApp(config, { configPath: path })
 }).pipe(
   Effect.tapError((error) =>
     Console.error(

@@ -1,8 +1,7 @@
-import { Duration, Either, Option, ParseResult, Schema } from "effect"
-import { normaliseE164 } from "../DomainExtractor.ts"
+import { Duration, Either, ParseResult, Schema } from "effect"
 import { DurationString } from "./Duration.ts"
 import { ConfigError } from "./Errors.ts"
-import { Hook, HostPattern, WebhookSecret } from "./Hook.ts"
+import { Hook, hookSetProblem, HostPattern, NumberMapping, TargetUrl, WebhookSecret } from "./Hook.ts"
 
 const Port = Schema.Int.pipe(Schema.between(0, 65535))
 const Positive = Schema.Int.pipe(Schema.positive())
@@ -23,8 +22,32 @@ const LiveKit = Schema.Struct({
   apiSecret: Schema.String.pipe(Schema.minLength(1))
 })
 
+const Token = Schema.String.pipe(Schema.minLength(16, { message: () => "admin tokens must be at least 16 characters" }))
+
 const Admin = Schema.Struct({
-  tokens: withDefault(Schema.Array(Schema.String.pipe(Schema.minLength(16, { message: () => "admin tokens must be at least 16 characters" }))), () => [])
+  /** Operator tokens: every host. */
+  tokens: withDefault(Schema.Array(Token), () => []),
+  /** Tenant tokens: only the listed hosts (and, for a wildcard, the hosts under it). */
+  tenantTokens: withDefault(Schema.Array(Schema.Struct({ token: Token, hosts: Schema.Array(HostPattern).pipe(Schema.minItems(1)) })), () => [])
+})
+
+const Signing = Schema.Struct({
+  secret: WebhookSecret,
+  /** After a rotation, how long deliveries also carry a signature with the old secret. */
+  rotationOverlap: withDefault(DurationString, () => Duration.hours(24))
+})
+
+/** An HTTP endpoint serving `{hooks, numbers}` as JSON, polled with If-None-Match. */
+const RemoteHooks = Schema.Struct({
+  url: TargetUrl,
+  interval: withDefault(DurationString, () => Duration.seconds(30)),
+  /** Sent as a bearer token, if the endpoint wants one. */
+  token: Schema.optional(Schema.String.pipe(Schema.minLength(1)))
+})
+
+const CircuitBreaker = Schema.Struct({
+  failureThreshold: withDefault(Positive, () => 5),
+  cooldown: withDefault(DurationString, () => Duration.seconds(30))
 })
 
 const Delivery = Schema.Struct({
@@ -33,13 +56,7 @@ const Delivery = Schema.Struct({
   initialBackoff: withDefault(DurationString, () => Duration.millis(500)),
   maxBackoff: withDefault(DurationString, () => Duration.minutes(5)),
   concurrencyPerTenant: withDefault(Positive, () => 4),
-  circuitBreaker: withDefault(
-    Schema.Struct({
-      failureThreshold: withDefault(Positive, () => 5),
-      cooldown: withDefault(DurationString, () => Duration.seconds(30))
-    }),
-    () => ({ failureThreshold: 5, cooldown: Duration.seconds(30) })
-  )
+  circuitBreaker: withDefault(CircuitBreaker, () => Schema.decodeSync(CircuitBreaker)({}))
 })
 
 const DAY = Duration.days(1)
@@ -53,18 +70,11 @@ const Retention = Schema.Struct({
   interval: withDefault(DurationString, () => Duration.minutes(10))
 })
 
-export const NumberMapping = Schema.Struct({
-  number: Schema.String.pipe(
-    Schema.filter((n) => Option.isSome(normaliseE164(n)) || `expected an E.164 number like "+15557654321", got "${n}"`)
-  ),
-  host: HostPattern
-})
-
 export const RouterConfig = Schema.Struct({
   server: withDefault(Server, () => Schema.decodeSync(Server)({})),
   livekit: LiveKit,
-  admin: withDefault(Admin, () => ({ tokens: [] })),
-  signing: Schema.Struct({ secret: WebhookSecret }),
+  admin: withDefault(Admin, () => Schema.decodeSync(Admin)({})),
+  signing: Signing,
   store: withDefault(Schema.Struct({ path: withDefault(Schema.String, () => "./data/router.db") }), () => ({
     path: "./data/router.db"
   })),
@@ -73,6 +83,11 @@ export const RouterConfig = Schema.Struct({
   })),
   delivery: withDefault(Delivery, () => Schema.decodeSync(Delivery)({})),
   retention: withDefault(Retention, () => Schema.decodeSync(Retention)({})),
+  /** How often the config file is checked for hook and number edits (it is also watched). */
+  reload: withDefault(Schema.Struct({ interval: withDefault(DurationString, () => Duration.seconds(2)) }), () => ({
+    interval: Duration.seconds(2)
+  })),
+  remoteHooks: Schema.optional(RemoteHooks),
   sharedDomains: withDefault(Schema.Array(HostPattern), () => []),
   numbers: withDefault(Schema.Array(NumberMapping), () => []),
   hooks: withDefault(Schema.Array(Hook), () => [])
@@ -98,13 +113,10 @@ const applyEnv = (raw: Record<string, unknown>, env: ConfigEnv): Record<string, 
   return { ...raw, livekit, admin }
 }
 
-/** Rejects what the schema cannot express: duplicate hosts and numbers mapped to no hook. */
+/** Rejects what the schema cannot express: duplicate hosts or numbers, refused targets, inverted backoff. */
 const checkConsistency = (config: RouterConfig): ConfigError | undefined => {
-  const seen = new Set<string>()
-  for (const [i, hook] of config.hooks.entries()) {
-    if (seen.has(hook.host)) return new ConfigError({ key: `hooks.${i}.host`, problem: `duplicate host "${hook.host}"` })
-    seen.add(hook.host)
-  }
+  const inSet = hookSetProblem(config, config.security.allowPrivateTargets)
+  if (inSet) return new ConfigError(inSet)
   if (Duration.lessThan(config.delivery.maxBackoff, config.delivery.initialBackoff)) {
     return new ConfigError({ key: "delivery.maxBackoff", problem: "must not be shorter than delivery.initialBackoff" })
   }

@@ -55,7 +55,10 @@ export class TenantRejected extends Data.TaggedError("TenantRejected")<{
   readonly retryAfterMs: number | undefined
 }> {}
 
-export type DeliveryError = TenantTimeout | TenantUnreachable | TenantRejected
+/** The URL's host is or resolves to an address the router must not reach (SSRF). Final: retrying cannot help. */
+export class TargetRefused extends Data.TaggedError("TargetRefused")<{ readonly reason: string }> {}
+
+export type DeliveryError = TenantTimeout | TenantUnreachable | TenantRejected | TargetRefused
 
 // ---------------------------------------------------------------------------
 // Admin API and configuration errors.

@@ -1,5 +1,7 @@
-import { Schema } from "effect"
+import { Option, ParseResult, Schema } from "effect"
+import { normaliseE164 } from "../DomainExtractor.ts"
 import { parseRateLimit } from "../RateLimit.ts"
+import { refusedTargetHost } from "./TargetAddress.ts"
 
 /** LiveKit webhook event names a hook may filter on. */
 export const EventName = Schema.Literal(
@@ -94,9 +96,73 @@ export const HookFields = Schema.Struct({
 export const Hook = Schema.Struct({ host: HostPattern, ...HookFields.fields })
 export type Hook = typeof Hook.Type
 
-/** Where a hook came from: the config file is authoritative; the API cannot change those hosts. */
-export type HookSource = "file" | "api"
+/** A dialled number in E.164 (`+15557654321`), however it was written. */
+export const E164 = Schema.transformOrFail(Schema.String, Schema.String, {
+  strict: true,
+  decode: (text, _, ast) =>
+    Option.match(normaliseE164(text), {
+      onNone: () => ParseResult.fail(new ParseResult.Type(ast, text, `expected an E.164 number like "+15557654321", got "${text}"`)),
+      onSome: ParseResult.succeed
+    }),
+  encode: ParseResult.succeed
+}).pipe(Schema.brand("E164"))
+export type E164 = typeof E164.Type
 
-export interface ActiveHook extends Hook {
-  readonly source: HookSource
+/** Shared domains identify no tenant: the dialled number does, through these. */
+export const NumberMapping = Schema.Struct({ number: E164, host: HostPattern })
+export type NumberMapping = typeof NumberMapping.Type
+
+/** What one source (the config file, the HTTP source) contributes to the table. */
+export const HookSet = Schema.Struct({
+  hooks: Schema.optionalWith(Schema.Array(Hook), { default: () => [] }),
+  numbers: Schema.optionalWith(Schema.Array(NumberMapping), { default: () => [] })
+})
+export type HookSet = typeof HookSet.Type
+
+export const emptyHookSet: HookSet = { hooks: [], numbers: [] }
+
+/**
+ * Where a hook or number came from, in order of precedence: the config file,
+ * then the HTTP source, then the admin API. The API cannot change what the
+ * other two define.
+ */
+export type HookOrigin = "file" | "http" | "api"
+
+/** An API hook as stored, with the secret it replaced while tenants roll over. */
+export interface StoredHook extends Hook {
+  readonly previousSecret?: WebhookSecret | undefined
+  /** Until when (ms) deliveries carry a signature with `previousSecret` too. */
+  readonly previousSecretUntil?: number | undefined
+}
+
+export interface ActiveHook extends StoredHook {
+  readonly source: HookOrigin
+}
+
+export interface ActiveNumber extends NumberMapping {
+  readonly source: HookOrigin
+}
+
+/** Registration-time target check; names are checked again when a delivery resolves them. */
+export const targetProblem = (url: string, allowPrivateTargets: boolean): string | undefined =>
+  allowPrivateTargets ? undefined : refusedTargetHost(new URL(url))
+
+/** The first problem in a set of hooks: duplicate hosts or refused targets, with the index at fault. */
+export const hookSetProblem = (
+  set: HookSet,
+  allowPrivateTargets: boolean
+): { readonly key: string; readonly problem: string } | undefined => {
+  const seen = new Set<string>()
+  for (const [i, hook] of set.hooks.entries()) {
+    if (seen.has(hook.host)) return { key: `hooks.${i}.host`, problem: `duplicate host "${hook.host}"` }
+    seen.add(hook.host)
+    const refused = targetProblem(hook.url, allowPrivateTargets)
+    if (refused) return { key: `hooks.${i}.url`, problem: `${refused} (set security.allowPrivateTargets to allow it)` }
+  }
+  const numbers = new Set<string>()
+  for (const [i, mapping] of set.numbers.entries()) {
+    if (numbers.has(mapping.number)) return { key: `numbers.${i}.number`, problem: `duplicate number "${mapping.number}"` }
+    numbers.add(mapping.number)
+  }
+  return undefined
 }

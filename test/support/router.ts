@@ -15,6 +15,8 @@ export const testConfig = (dir: string, overrides: Record<string, unknown> = {})
     livekit: { apiKey: API_KEY, apiSecret: API_SECRET },
     admin: { tokens: [ADMIN_TOKEN] },
     signing: { secret: DEFAULT_SECRET },
+    // Tenants in tests listen on loopback; the SSRF tests turn this off.
+    security: { allowPrivateTargets: true },
     store: { path: join(dir, "router.db") },
     delivery: { timeout: "1s", maxAttempts: 3, initialBackoff: "50ms", maxBackoff: "200ms", concurrencyPerTenant: 4 },
     hooks: []
