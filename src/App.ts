@@ -9,6 +9,7 @@ import { Forwarder } from "./Forwarder.ts"
 import { HookTable } from "./HookTable.ts"
 import { DeliveriesApi } from "./Http/DeliveriesApi.ts"
 import { HooksApi } from "./Http/HooksApi.ts"
+import { NumbersApi } from "./Http/NumbersApi.ts"
 import { OpsRoutes } from "./Http/Ops.ts"
 import { WebhookRoute } from "./Http/Webhook.ts"
 import { RemoteHooks } from "./HttpHookSource.ts"
@@ -51,7 +52,7 @@ const announce = Layer.effectDiscard(
   )
 )
 
-const Routes = Layer.mergeAll(WebhookRoute, HooksApi, DeliveriesApi, OpsRoutes)
+const Routes = Layer.mergeAll(WebhookRoute, HooksApi, NumbersApi, DeliveriesApi, OpsRoutes)
 
 /**
  * The HTTP server over the services. The server is released right after its

@@ -2,6 +2,7 @@ import { Clock, Duration, Effect, FiberSet, Metric, Schedule, ScheduleDecision, 
 import { AppConfig } from "./AppConfig.ts"
 import type { Delivery } from "./Domain/Delivery.ts"
 import { Conflict, NotFound, type StoreUnavailable } from "./Domain/Errors.ts"
+import { signingSecrets } from "./Domain/Hook.ts"
 import { HookTable } from "./HookTable.ts"
 import * as Metrics from "./Metrics.ts"
 import { parseRateLimit } from "./RateLimit.ts"
@@ -36,10 +37,8 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     const tenantSettings = (tenant: string) =>
       Effect.gen(function* () {
         const hook = yield* hooks.get(tenant)
-        const now = yield* Clock.currentTimeMillis
-        const previous = hook?.previousSecret !== undefined && (hook.previousSecretUntil ?? 0) > now ? [hook.previousSecret] : []
         return {
-          secrets: [hook?.secret ?? config.signing.secret, ...previous],
+          secrets: signingSecrets(hook, config.signing.secret, yield* Clock.currentTimeMillis),
           rateLimit: hook?.rateLimit === undefined ? undefined : parseRateLimit(hook.rateLimit)
         }
       })

@@ -139,6 +139,12 @@ export interface ActiveHook extends StoredHook {
   readonly source: HookOrigin
 }
 
+/** The secrets a delivery is signed with: the hook's own (or the default), then the one it replaced while the rotation overlaps. */
+export const signingSecrets = (hook: StoredHook | undefined, defaultSecret: string, now: number): ReadonlyArray<string> => [
+  hook?.secret ?? defaultSecret,
+  ...(hook?.previousSecret !== undefined && (hook.previousSecretUntil ?? 0) > now ? [hook.previousSecret] : [])
+]
+
 export interface ActiveNumber extends NumberMapping {
   readonly source: HookOrigin
 }

@@ -5,7 +5,7 @@ import { NotFound } from "../Domain/Errors.ts"
 import { HostPattern } from "../Domain/Hook.ts"
 import { Forwarder } from "../Forwarder.ts"
 import { Store } from "../Store.ts"
-import { admin, decodeParam, decodeQuery } from "./Admin.ts"
+import { admin, decodeParam, decodeQuery, Forbidden, mayAccess, requireAccess, requireOperator, type Principal } from "./Admin.ts"
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
@@ -57,9 +57,14 @@ const ListQuery = Schema.Struct({
 })
 
 const ListDeliveries = HttpLayerRouter.add("GET", "/v1/deliveries", (request) =>
-  admin(
+  admin((principal) =>
     Effect.gen(function* () {
       const query = yield* decodeQuery(ListQuery, request)
+      // A tenant token lists one of its own hosts at a time.
+      if (principal._tag === "Tenant" && query.tenant === undefined) {
+        return yield* new Forbidden({ message: "a tenant token must name one of its hosts with ?tenant=" })
+      }
+      if (query.tenant !== undefined) yield* requireAccess(principal, query.tenant)
       const limit = query.limit ?? 100
       // One more than asked says whether another page exists. Pages run newest first; the cursor is the last id shown.
       const found = yield* (yield* Store).deliveries({ status: query.status, tenant: query.tenant, limit: limit + 1, before: query.cursor })
@@ -72,25 +77,32 @@ const ListDeliveries = HttpLayerRouter.add("GET", "/v1/deliveries", (request) =>
 
 const idParam = decodeParam("id", DeliveryId)
 
+/** The delivery the path names; another tenant's is reported as absent, not as forbidden. */
+const addressedDelivery = (principal: Principal) =>
+  Effect.gen(function* () {
+    const id = yield* idParam
+    const found = yield* (yield* Store).delivery(id)
+    if (found._tag === "None" || !mayAccess(principal, found.value.tenant)) return yield* new NotFound({ message: `no delivery ${id}` })
+    return found.value
+  })
+
 const GetDelivery = HttpLayerRouter.add(
   "GET",
   "/v1/deliveries/:id",
-  admin(
-    Effect.gen(function* () {
-      const id = yield* idParam
-      const found = yield* (yield* Store).delivery(id)
-      if (found._tag === "None") return yield* new NotFound({ message: `no delivery ${id}` })
-      return HttpServerResponse.unsafeJson({ ...deliveryView(found.value), history: found.value.history.map(attemptView) })
-    })
+  admin((principal) =>
+    Effect.map(addressedDelivery(principal), (found) =>
+      HttpServerResponse.unsafeJson({ ...deliveryView(found), history: found.history.map(attemptView) })
+    )
   )
 )
 
 const RetryDelivery = HttpLayerRouter.add(
   "POST",
   "/v1/deliveries/:id/retry",
-  admin(
+  admin((principal) =>
     Effect.gen(function* () {
-      const delivery = yield* (yield* Forwarder).retry(yield* idParam)
+      const { id } = yield* addressedDelivery(principal)
+      const delivery = yield* (yield* Forwarder).retry(id)
       return HttpServerResponse.unsafeJson(deliveryView(delivery), { status: 202 })
     })
   )
@@ -107,9 +119,10 @@ const RecoverQuery = Schema.Struct({
 })
 
 const RecoverTenant = HttpLayerRouter.add("POST", "/v1/tenants/:host/recover", (request) =>
-  admin(
+  admin((principal) =>
     Effect.gen(function* () {
       const host = yield* decodeParam("host", HostPattern)
+      yield* requireAccess(principal, host)
       const { since } = yield* decodeQuery(RecoverQuery, request)
       const requeued = yield* (yield* Forwarder).recover(host, since.getTime())
       return HttpServerResponse.unsafeJson({ tenant: host, since: since.toISOString(), requeued }, { status: 202 })
@@ -119,9 +132,11 @@ const RecoverTenant = HttpLayerRouter.add("POST", "/v1/tenants/:host/recover", (
 
 const UnroutableQuery = Schema.Struct({ limit: Schema.optional(Limit) })
 
+/** Operators only: an unroutable event belongs to no tenant, so no tenant token may read it. */
 const ListUnroutable = HttpLayerRouter.add("GET", "/v1/unroutable", (request) =>
-  admin(
+  admin((principal) =>
     Effect.gen(function* () {
+      yield* requireOperator(principal)
       const { limit } = yield* decodeQuery(UnroutableQuery, request)
       const items = yield* (yield* Store).unroutable(limit ?? 100)
       return HttpServerResponse.unsafeJson({ items: items.map(unroutableView) })
