@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import fc from "fast-check"
 import type { ActiveHook } from "../src/Domain/Hook.ts"
-import { allHooks, compileTable, entryFor, matchHost, type Table } from "../src/HookTable.ts"
+import { allHooks, compileTable, entryFor, matchHost, mergeSources, type Table } from "../src/HookTable.ts"
 
 // Hooks reach the table through HostPattern, which lower-cases them, so generated hosts are lower-case.
 const hook = (host: string, tag = host, source: ActiveHook["source"] = "file"): ActiveHook =>
@@ -242,5 +242,36 @@ describe("matchHost: examples", () => {
       "calls.drsmith.com",
       "main.citydental.com"
     ])
+  })
+})
+
+describe("mergeSources: precedence file > http > api", () => {
+  const sourceArb = fc.constantFrom("file", "http", "api") as fc.Arbitrary<"file" | "http" | "api">
+  const numberArb = fc.constantFrom("+15550000001", "+15550000002", "+15550000003")
+
+  test("every host and number is taken from the first source that defines it", () => {
+    run(
+      fc.property(
+        fc.array(fc.tuple(sourceArb, patternArb), { maxLength: 12 }),
+        fc.array(fc.tuple(sourceArb, numberArb, hostArb), { maxLength: 8 }),
+        (hookEntries, numberEntries) => {
+          const setFor = (source: string) => ({
+            hooks: hookEntries.filter(([s]) => s === source).map(([s, host], i) => ({ host, url: `https://${s}.example/${i}` })),
+            numbers: numberEntries.filter(([s]) => s === source).map(([, number, host]) => ({ number, host }))
+          })
+          const [file, remote, api] = [setFor("file"), setFor("http"), setFor("api")]
+          const table = mergeSources(file as never, remote as never, api as never)
+          for (const [, host] of hookEntries) {
+            const expected = ["file", "http", "api"].find((s) => hookEntries.some(([t, h]) => t === s && h === host))
+            expect(entryFor(table, host)?.source).toBe(expected as never)
+            expect(entryFor(table, host)?.url.startsWith(`https://${expected}.example/`)).toBe(true)
+          }
+          for (const [, number] of numberEntries) {
+            const expected = ["file", "http", "api"].find((s) => numberEntries.some(([t, n]) => t === s && n === number))
+            expect(table.numbers.get(number)?.source).toBe(expected as never)
+          }
+        }
+      )
+    )
   })
 })
