@@ -33,13 +33,18 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     const running = yield* FiberSet.make()
     let pendingCount = 0
 
-    /** The hook's current secrets and rate limit: a pinned call follows the tenant's rotations. */
-    const tenantSettings = (tenant: string) =>
+    /**
+     * While the hook still points where the delivery goes, its current secrets
+     * and rate limit apply, so a call follows the tenant's rotations. If the hook
+     * was removed or moved, the call's pinned destination is signed as it was.
+     */
+    const tenantSettings = (delivery: Delivery) =>
       Effect.gen(function* () {
-        const hook = yield* hooks.get(tenant)
+        const hook = yield* hooks.get(delivery.tenant)
+        if (hook?.url !== delivery.url) return { secrets: [delivery.secret ?? config.signing.secret], rateLimit: undefined }
         return {
           secrets: signingSecrets(hook, config.signing.secret, yield* Clock.currentTimeMillis),
-          rateLimit: hook?.rateLimit === undefined ? undefined : parseRateLimit(hook.rateLimit)
+          rateLimit: hook.rateLimit === undefined ? undefined : parseRateLimit(hook.rateLimit)
         }
       })
 
@@ -49,7 +54,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
      */
     const attempt = (delivery: Delivery, counter: { done: number }) =>
       Effect.gen(function* () {
-        const { secrets, rateLimit } = yield* tenantSettings(delivery.tenant)
+        const { secrets, rateLimit } = yield* tenantSettings(delivery)
         const send = Effect.uninterruptibleMask((restore) =>
           Effect.gen(function* () {
             const [elapsed, outcome] = yield* restore(

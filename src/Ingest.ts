@@ -28,6 +28,7 @@ const deliveryOf = (event: LiveKitEvent, raw: string, routing: Routing, received
         room: routing.call.room,
         domain: routing.call.domain,
         eventCreatedAt: createdAtMs(event) ?? null,
+        secret: routing.destination.secret ?? null,
         body: envelope({
           type: event.event,
           timestampMs: createdAtMs(event) ?? receivedAt,

@@ -46,7 +46,7 @@ const callInfo = (room: string | undefined, attributes: Readonly<Record<string, 
   domain
 })
 
-const destinationOf = (hook: ActiveHook): Destination => ({ tenant: hook.host, url: hook.url, events: hook.events })
+const destinationOf = (hook: ActiveHook): Destination => ({ tenant: hook.host, url: hook.url, events: hook.events, secret: hook.secret })
 
 const wants = (destination: Destination, event: string) =>
   destination.events === undefined || destination.events.includes(event as EventName)

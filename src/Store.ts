@@ -128,6 +128,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
   last_error TEXT,
   next_attempt_at INTEGER NOT NULL,
   event_created_at INTEGER,
+  secret TEXT,
   created_at INTEGER NOT NULL,
   queued_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
@@ -189,6 +190,7 @@ interface DeliveryRow {
   last_error: string | null
   next_attempt_at: number
   event_created_at: number | null
+  secret: string | null
   created_at: number
   queued_at: number
   updated_at: number
@@ -209,6 +211,7 @@ const toDelivery = (row: DeliveryRow): Delivery => ({
   lastError: row.last_error,
   nextAttemptAt: row.next_attempt_at,
   eventCreatedAt: row.event_created_at,
+  secret: row.secret,
   createdAt: row.created_at,
   queuedAt: row.queued_at,
   updatedAt: row.updated_at
@@ -236,7 +239,8 @@ const PRUNE_SLICE = 2000
 const ADDED_DELIVERY_COLUMNS = [
   ["room", "room TEXT", undefined],
   ["event_created_at", "event_created_at INTEGER", undefined],
-  ["queued_at", "queued_at INTEGER NOT NULL DEFAULT 0", "UPDATE deliveries SET queued_at = created_at"]
+  ["queued_at", "queued_at INTEGER NOT NULL DEFAULT 0", "UPDATE deliveries SET queued_at = created_at"],
+  ["secret", "secret TEXT", undefined]
 ] as const
 
 const upgradeSchema = (db: Database) => {
@@ -329,11 +333,11 @@ const prepareStatements = (db: Database) => {
   const selectPin = db.query<{ destination: string; call: string }, [string]>("SELECT destination, call FROM pins WHERE room = ?")
   const insertDelivery = db.query<
     DeliveryRow,
-    [string, string, string, string, string | null, string | null, string, number | null, number]
+    [string, string, string, string, string | null, string | null, string, number | null, string | null, number]
   >(
-    `INSERT INTO deliveries (event_id, event_type, tenant, url, room, domain, body, event_created_at,
+    `INSERT INTO deliveries (event_id, event_type, tenant, url, room, domain, body, event_created_at, secret,
        next_attempt_at, created_at, queued_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9, ?9) RETURNING *`
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?10) RETURNING *`
   )
   const insertUnroutable = db.query<
     unknown,
@@ -461,7 +465,7 @@ const makeSqliteStore = (path: string) =>
       const d = a.delivery
       const row =
         d &&
-        sql.insertDelivery.get(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, d.eventCreatedAt, a.receivedAt)
+        sql.insertDelivery.get(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, d.eventCreatedAt, d.secret, a.receivedAt)
       return { _tag: "Accepted", delivery: row ? toDelivery(row) : undefined }
     }
 

@@ -40,6 +40,7 @@ const newDelivery = (over: Partial<NewDelivery> = {}): NewDelivery => ({
   domain: "calls.drsmith.com",
   body: JSON.stringify({ event: "participant_joined", n: eventSeq }),
   eventCreatedAt: 1_000,
+  secret: null,
   ...over
 })
 

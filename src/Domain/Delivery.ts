@@ -7,6 +7,8 @@ export interface Destination {
   readonly url: string
   /** Event filter in force when the room was pinned; undefined means all events. */
   readonly events?: ReadonlyArray<EventName> | undefined
+  /** The hook's own secret when the room was pinned, for signing if the hook is later removed or moved. */
+  readonly secret?: string | undefined
 }
 
 /** What the tenant is told about the call, in every forwarded event. */
@@ -38,6 +40,8 @@ export interface NewDelivery {
   readonly body: string
   /** LiveKit's createdAt, for end-to-end latency; null when the event had none. */
   readonly eventCreatedAt: number | null
+  /** The destination's own secret as resolved (null: the default secret). */
+  readonly secret: string | null
 }
 
 export interface Delivery extends NewDelivery {

@@ -1,5 +1,6 @@
 import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer, Schema } from "effect"
+import { NotFound } from "../Domain/Errors.ts"
 import { E164, HostPattern, type ActiveNumber } from "../Domain/Hook.ts"
 import { HookTable } from "../HookTable.ts"
 import { admin, decodeBody, decodeParam, mayAccess, requireAccess } from "./Admin.ts"
@@ -19,6 +20,20 @@ const ListNumbers = HttpLayerRouter.add(
     Effect.gen(function* () {
       const numbers = yield* (yield* HookTable).numbers
       return HttpServerResponse.unsafeJson({ numbers: numbers.filter((entry) => mayAccess(principal, entry.host)).map(view) })
+    })
+  )
+)
+
+const GetNumber = HttpLayerRouter.add(
+  "GET",
+  "/v1/numbers/:number",
+  admin((principal) =>
+    Effect.gen(function* () {
+      const number = yield* numberParam
+      const entry = yield* currentMapping(number)
+      // Another tenant's number looks absent, as another tenant's delivery does.
+      if (!entry || !mayAccess(principal, entry.host)) return yield* new NotFound({ message: `no mapping for ${number}` })
+      return HttpServerResponse.unsafeJson(view(entry))
     })
   )
 )
@@ -51,4 +66,4 @@ const DeleteNumber = HttpLayerRouter.add(
   )
 )
 
-export const NumbersApi = Layer.mergeAll(ListNumbers, PutNumber, DeleteNumber)
+export const NumbersApi = Layer.mergeAll(ListNumbers, GetNumber, PutNumber, DeleteNumber)
