@@ -143,14 +143,23 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
       numbers: Effect.map(Ref.get(table), (t) => [...t.numbers.values()].sort((a, b) => a.number.localeCompare(b.number))),
 
       /** Creates or replaces an API hook; returns whether it was new. */
-      put: (hook: Hook): Effect.Effect<"created" | "updated", BadRequest | Conflict | StoreUnavailable> =>
+      /**
+       * Creates or replaces an API hook. Without a secret, a replaced hook keeps
+       * its own (and any rotation in progress); a new one gets a generated
+       * secret, returned so the caller can show it once.
+       */
+      put: (
+        hook: Hook
+      ): Effect.Effect<{ outcome: "created" | "updated"; generatedSecret: WebhookSecret | undefined }, BadRequest | Conflict | StoreUnavailable> =>
         serialised(
           Effect.gen(function* () {
             const refused = targetProblem(hook.url, config.security.allowPrivateTargets)
             if (refused) return yield* new BadRequest({ field: "url", message: refused })
             const existing = yield* apiOwnedHook(hook.host)
-            yield* saveHook(hook)
-            return existing ? "updated" : "created"
+            const generatedSecret = hook.secret === undefined && existing?.secret === undefined ? generateSecret() : undefined
+            const kept = hook.secret === undefined && existing ? { previousSecret: existing.previousSecret, previousSecretUntil: existing.previousSecretUntil } : {}
+            yield* saveHook({ ...hook, secret: hook.secret ?? existing?.secret ?? generatedSecret, ...kept })
+            return { outcome: existing ? "updated" : "created", generatedSecret }
           })
         ),
 

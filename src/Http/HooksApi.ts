@@ -4,9 +4,8 @@ import { Clock, Duration, Effect, Either, Layer } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { envelope } from "../Domain/Envelope.ts"
 import { NotFound } from "../Domain/Errors.ts"
-import { HookFields, HostPattern, signingSecrets, type ActiveHook, type Hook } from "../Domain/Hook.ts"
+import { HookFields, HostPattern, signingSecrets, type ActiveHook } from "../Domain/Hook.ts"
 import { HookTable } from "../HookTable.ts"
-import { generateSecret } from "../Signing.ts"
 import { describeFailure, WebhookSender } from "../WebhookSender.ts"
 import { admin, decodeBody, decodeParam, mayAccess, requireAccess, type Principal } from "./Admin.ts"
 
@@ -56,12 +55,12 @@ const PutHook = HttpLayerRouter.add("PUT", "/v1/hooks/:host", (request) =>
       const host = yield* hostParam
       yield* requireAccess(principal, host)
       const fields = yield* decodeBody(HookFields, request)
-      // A hook without a secret of its own gets a fresh one, shown only in this response.
-      const generated = fields.secret === undefined ? generateSecret() : undefined
-      const hook: Hook = { host, url: fields.url, events: fields.events, rateLimit: fields.rateLimit, secret: fields.secret ?? generated }
-      const outcome = yield* (yield* HookTable).put(hook)
+      const hooks = yield* HookTable
+      const { outcome, generatedSecret } = yield* hooks.put({ host, ...fields })
+      const saved = yield* addressedHook(principal)
+      // A generated secret is shown in this response only; the router never returns it again.
       return HttpServerResponse.unsafeJson(
-        { ...publicView({ ...hook, source: "api" }), ...(generated ? { secret: generated } : {}) },
+        { ...publicView(saved), ...(generatedSecret ? { secret: generatedSecret } : {}) },
         { status: outcome === "created" ? 201 : 200 }
       )
     })
