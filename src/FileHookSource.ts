@@ -7,14 +7,23 @@ import type { HookSet } from "./Domain/Hook.ts"
 
 const hookSetOf = (config: RouterConfig): HookSet => ({ hooks: config.hooks, numbers: config.numbers })
 
-/** Keys whose edits only a restart applies; the reload says so rather than ignoring them silently. */
-const needsRestart = (running: RouterConfig, edited: RouterConfig): ReadonlyArray<string> => {
-  const { hooks: _h, numbers: _n, ...before } = running
-  const { hooks: _eh, numbers: _en, ...after } = edited
-  return Object.keys(before).filter(
-    (key) => JSON.stringify(before[key as keyof typeof before]) !== JSON.stringify(after[key as keyof typeof after])
+const STABLE_AFTER = Duration.millis(100)
+
+const isSection = (u: unknown): u is Record<string, unknown> =>
+  typeof u === "object" && u !== null && !Array.isArray(u) && !Duration.isDuration(u)
+
+/** The dotted keys whose values differ, down to the leaves (a duration or a list is one value). */
+const changedKeys = (before: unknown, after: unknown, path = ""): ReadonlyArray<string> => {
+  if (JSON.stringify(before) === JSON.stringify(after)) return []
+  if (!isSection(before) || !isSection(after)) return [path]
+  return [...new Set([...Object.keys(before), ...Object.keys(after)])].flatMap((key) =>
+    changedKeys(before[key], after[key], path ? `${path}.${key}` : key)
   )
 }
+
+/** Keys whose edits only a restart applies; the reload says so rather than ignoring them silently. */
+const needsRestart = (running: RouterConfig, edited: RouterConfig): ReadonlyArray<string> =>
+  changedKeys(running, edited).filter((key) => key !== "hooks" && key !== "numbers")
 
 /**
  * The hooks and numbers of the config file, kept current while the router
@@ -42,6 +51,12 @@ export class FileHooks extends Context.Tag("FileHooks")<FileHooks, SubscriptionR
           lastStamp = stamp
           const text = yield* Effect.tryPromise(() => Bun.file(path).text())
           if (text === lastText) return
+          // A writer may still be at it (an in-place save is not atomic): only a text that holds still is read.
+          yield* Effect.sleep(STABLE_AFTER)
+          if ((yield* Effect.tryPromise(() => Bun.file(path).text())) !== text) {
+            lastStamp = ""
+            return
+          }
           lastText = text
           const decoded = parseConfigText(text, process.env)
           if (Either.isLeft(decoded)) {
