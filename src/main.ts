@@ -1,9 +1,9 @@
 import { BunRuntime } from "@effect/platform-bun"
 import { Console, Effect } from "effect"
-import { runApp } from "./App.ts"
 import { loadConfigFile } from "./AppConfig.ts"
+import { cli, exitWithCode, isCliInvocation } from "./Cli.ts"
 
-const USAGE = "usage: bun run src/main.ts --config FILE   (or set ROUTER_CONFIG)"
+const USAGE = "usage: bun run src/main.ts --config FILE   (or set ROUTER_CONFIG); bun run src/main.ts help for the admin commands"
 
 const configPath = (args: ReadonlyArray<string>): string | undefined => {
   const flag = args.indexOf("--config")
@@ -14,6 +14,8 @@ const main = Effect.gen(function* () {
   const path = configPath(Bun.argv.slice(2))
   if (!path) return yield* Effect.fail(USAGE)
   const config = yield* loadConfigFile(path)
+  // Loaded here, not at the top, so admin commands do not pay for the whole server.
+  const { runApp } = yield* Effect.promise(() => import("./App.ts"))
   return yield* runApp(config, { configPath: path })
 }).pipe(
   Effect.tapError((error) =>
@@ -28,4 +30,9 @@ const main = Effect.gen(function* () {
   Effect.tapDefect((defect) => Console.error(`router stopped: ${String(defect)}`))
 )
 
-BunRuntime.runMain(main, { disableErrorReporting: true, disablePrettyLogger: true })
+const args = Bun.argv.slice(2)
+if (isCliInvocation(args)) {
+  BunRuntime.runMain(cli(args, process.env), { disableErrorReporting: true, disablePrettyLogger: true, teardown: exitWithCode })
+} else {
+  BunRuntime.runMain(main, { disableErrorReporting: true, disablePrettyLogger: true })
+}
