@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Webhook } from "standardwebhooks"
+import { startCapture, verifies } from "./support/capture.ts"
 import { sipParticipantEvent } from "./support/livekit.ts"
 import { ADMIN_TOKEN, DEFAULT_SECRET, eventually, startRouter, type RunningRouter } from "./support/router.ts"
 
@@ -18,50 +18,6 @@ const secretOf = (bytes: number) => "whsec_" + randomBytes(bytes).toString("base
 const FILE_SECRET = secretOf(32)
 const UNROUTABLE = "tenant_router_unroutable_total"
 
-interface Captured {
-  readonly path: string
-  readonly headers: Record<string, string>
-  readonly body: string
-}
-
-/**
- * A tenant endpoint that records every request and checks signatures later,
- * because a generated secret is only known after the PUT that names this URL.
- */
-const startCapture = () => {
-  const requests: Captured[] = []
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    async fetch(request) {
-      const body = await request.text()
-      requests.push({ path: new URL(request.url).pathname, headers: Object.fromEntries(request.headers.entries()), body })
-      return new Response("ok")
-    }
-  })
-  const url = `http://127.0.0.1:${server.port}`
-  return {
-    url,
-    requests,
-    at: (path: string) => requests.filter((r) => r.path === path),
-    /** The delivery for a room's call, once it has arrived. */
-    forRoom: async (room: string) => {
-      await eventually(() => requests.some((r) => JSON.parse(r.body).call?.room === room), 5_000, `delivery for ${room}`)
-      return requests.find((r) => JSON.parse(r.body).call?.room === room)!
-    },
-    stop: () => server.stop(true)
-  }
-}
-
-/** True when the off-the-shelf Standard Webhooks verifier accepts the request under `secret`. */
-const verifies = (secret: string, request: Captured) => {
-  try {
-    new Webhook(secret).verify(request.body, request.headers)
-    return true
-  } catch {
-    return false
-  }
-}
 
 let roomCounter = 0
 const newRoom = (label: string) => `room-${label}-${Date.now().toString(36)}-${++roomCounter}`
