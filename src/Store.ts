@@ -385,14 +385,11 @@ const prepareStatements = (db: Database) => {
   const upsertCached = db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO cache (key, value, updated_at) VALUES (?, ?, ?)")
   const ping = db.query<unknown, []>("SELECT 1")
 
-  const pruneDeliveries = db.query<unknown, [string, number]>(
-    `DELETE FROM deliveries WHERE id IN
-     (SELECT id FROM deliveries WHERE status = ? AND updated_at < ? LIMIT ${PRUNE_SLICE})`
+  const expiredDeliveries = db.query<{ id: number }, [string, number]>(
+    `SELECT id FROM deliveries WHERE status = ? AND updated_at < ? LIMIT ${PRUNE_SLICE}`
   )
-  const pruneOrphanAttempts = db.query<unknown, []>(
-    `DELETE FROM attempts WHERE rowid IN (SELECT a.rowid FROM attempts a
-     LEFT JOIN deliveries d ON d.id = a.delivery_id WHERE d.id IS NULL LIMIT ${PRUNE_SLICE})`
-  )
+  const deleteAttemptsOf = db.query<unknown, [string]>("DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?))")
+  const deleteDeliveries = db.query<unknown, [string]>("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?))")
   const pruneEvents = db.query<unknown, [number]>(
     `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT ${PRUNE_SLICE})`
   )
@@ -429,8 +426,9 @@ const prepareStatements = (db: Database) => {
     selectCached,
     upsertCached,
     ping,
-    pruneDeliveries,
-    pruneOrphanAttempts,
+    expiredDeliveries,
+    deleteAttemptsOf,
+    deleteDeliveries,
     pruneEvents,
     pruneUnroutable,
     prunePins
@@ -477,10 +475,15 @@ const makeSqliteStore = (path: string) =>
             while: ({ last }) => last >= PRUNE_SLICE,
             body: ({ total }) => Effect.map(write(deleteSlice), (n) => ({ total: total + n, last: n }))
           }).pipe(Effect.map(({ total }) => total))
+        // A delivery's attempt history goes in the same slice as the delivery, found by its index.
+        const pruneDeliveries = (status: Delivery["status"], before: number) => () => {
+          const ids = JSON.stringify(sql.expiredDeliveries.all(status, before).map((row) => row.id))
+          sql.deleteAttemptsOf.run(ids)
+          return sql.deleteDeliveries.run(ids).changes
+        }
         const deliveries =
-          (yield* sliced(() => sql.pruneDeliveries.run("delivered", now - policy.delivered).changes)) +
-          (yield* sliced(() => sql.pruneDeliveries.run("failed", now - policy.failed).changes))
-        yield* sliced(() => sql.pruneOrphanAttempts.run().changes)
+          (yield* sliced(pruneDeliveries("delivered", now - policy.delivered))) +
+          (yield* sliced(pruneDeliveries("failed", now - policy.failed)))
         const events = yield* sliced(() => sql.pruneEvents.run(now - policy.dedupe).changes)
         const unroutable = yield* sliced(() => sql.pruneUnroutable.run(now - policy.unroutable).changes)
         const pins = yield* sliced(() => sql.prunePins.run(now - policy.pins).changes)
