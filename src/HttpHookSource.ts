@@ -1,5 +1,6 @@
-import { Context, Duration, Effect, Either, Layer, Option, ParseResult, Schedule, Schema, SubscriptionRef } from "effect"
+import { Context, Duration, Effect, Either, Layer, Option, Schedule, Schema, SubscriptionRef } from "effect"
 import { AppConfig } from "./AppConfig.ts"
+import { firstProblem } from "./Domain/Errors.ts"
 import { emptyHookSet, HookSet, hookSetProblem } from "./Domain/Hook.ts"
 import { Store } from "./Store.ts"
 
@@ -61,8 +62,8 @@ export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, Subscri
         }
         const decoded = decodeSet(json)
         if (Either.isLeft(decoded)) {
-          const [first] = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-          return yield* refuse(`${first?.path.join(".") || "body"}: ${first?.message ?? "invalid"}`)
+          const { key, problem } = firstProblem(decoded.left, "body")
+          return yield* refuse(`${key}: ${problem}`)
         }
         const problem = hookSetProblem(decoded.right, config.security.allowPrivateTargets)
         if (problem) return yield* refuse(`${problem.key}: ${problem.problem}`)

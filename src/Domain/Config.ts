@@ -1,6 +1,6 @@
-import { Duration, Either, ParseResult, Schema } from "effect"
+import { Duration, Either, Schema } from "effect"
 import { DurationString } from "./Duration.ts"
-import { ConfigError } from "./Errors.ts"
+import { ConfigError, firstProblem } from "./Errors.ts"
 import { Hook, hookSetProblem, HostPattern, NumberMapping, TargetUrl, WebhookSecret } from "./Hook.ts"
 
 const Port = Schema.Int.pipe(Schema.between(0, 65535))
@@ -131,11 +131,7 @@ const checkConsistency = (config: RouterConfig): ConfigError | undefined => {
 export const decodeConfig = (raw: unknown, env: ConfigEnv = {}): Either.Either<RouterConfig, ConfigError> => {
   if (!isRecord(raw)) return Either.left(new ConfigError({ key: "(root)", problem: "expected a YAML mapping" }))
   const decoded = Schema.decodeUnknownEither(RouterConfig, { onExcessProperty: "error" })(applyEnv(raw, env))
-  if (Either.isLeft(decoded)) {
-    const [first] = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-    const key = first && first.path.length > 0 ? first.path.join(".") : "(root)"
-    return Either.left(new ConfigError({ key, problem: first?.message ?? "invalid" }))
-  }
+  if (Either.isLeft(decoded)) return Either.left(new ConfigError(firstProblem(decoded.left, "(root)")))
   const problem = checkConsistency(decoded.right)
   return problem ? Either.left(problem) : Either.right(decoded.right)
 }

@@ -1,4 +1,4 @@
-import { Data } from "effect"
+import { Data, ParseResult } from "effect"
 
 // ---------------------------------------------------------------------------
 // Inbound errors: these decide LiveKit's HTTP answer.
@@ -78,4 +78,10 @@ export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly key:
   override get message() {
     return `config: ${this.key}: ${this.problem}`
   }
+}
+
+/** The first problem of a failed decode, with the dotted key at fault (`fallback` when the whole value is). */
+export const firstProblem = (error: ParseResult.ParseError, fallback: string): { readonly key: string; readonly problem: string } => {
+  const [first] = ParseResult.ArrayFormatter.formatErrorSync(error)
+  return { key: first && first.path.length > 0 ? first.path.join(".") : fallback, problem: first?.message ?? "invalid" }
 }

@@ -1,7 +1,7 @@
 import { HttpLayerRouter, HttpServerRequest, type HttpServerResponse } from "@effect/platform"
 import { Data, Effect, Either, ParseResult, Schema } from "effect"
 import { AppConfig } from "../AppConfig.ts"
-import { BadRequest, type Conflict, type NotFound, type PayloadTooLarge, type StoreUnavailable } from "../Domain/Errors.ts"
+import { BadRequest, firstProblem, type Conflict, type NotFound, type PayloadTooLarge, type StoreUnavailable } from "../Domain/Errors.ts"
 import { constantTimeEqual } from "../Signing.ts"
 import { errorResponse, readBody } from "./Responses.ts"
 
@@ -68,8 +68,8 @@ export const admin = <R>(handler: (principal: Principal) => Effect.Effect<HttpSe
 
 /** The first problem of a failed decode, as a 400 naming the field (`fallback` when the root is at fault). */
 const badRequest = (error: ParseResult.ParseError, fallback: string) => {
-  const [first] = ParseResult.ArrayFormatter.formatErrorSync(error)
-  return new BadRequest({ field: first?.path.join(".") || fallback, message: first?.message ?? "invalid" })
+  const { key, problem } = firstProblem(error, fallback)
+  return new BadRequest({ field: key, message: problem })
 }
 
 /** A JSON body decoded strictly: unknown fields are refused, so typos are not silently ignored. */
