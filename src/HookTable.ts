@@ -109,17 +109,14 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
     const writeLock = yield* Effect.makeSemaphore(1)
     const serialised = writeLock.withPermits(1)
 
-    const apiOwnedHook = (host: string) =>
+    /** The API's own entry, or none; an entry from the file or the HTTP source is a Conflict. */
+    const apiOwned = <E extends { readonly source: HookOrigin }>(what: string, find: (t: Table) => E | undefined) =>
       Effect.flatMap(Ref.get(table), (t) => {
-        const entry = entryFor(t, host)
-        return entry && entry.source !== "api" ? Effect.fail(owned(`hook ${host}`, entry.source)) : Effect.succeed(entry)
+        const entry = find(t)
+        return entry && entry.source !== "api" ? Effect.fail(owned(what, entry.source)) : Effect.succeed(entry)
       })
-
-    const apiOwnedNumber = (number: string) =>
-      Effect.flatMap(Ref.get(table), (t) => {
-        const entry = t.numbers.get(number)
-        return entry && entry.source !== "api" ? Effect.fail(owned(`number ${number}`, entry.source)) : Effect.succeed(entry)
-      })
+    const apiOwnedHook = (host: string) => apiOwned(`hook ${host}`, (t) => entryFor(t, host))
+    const apiOwnedNumber = (number: string) => apiOwned(`number ${number}`, (t) => t.numbers.get(number))
 
     const saveHook = (hook: StoredHook) =>
       Effect.zipRight(
@@ -142,7 +139,6 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
       list: Effect.map(Ref.get(table), allHooks),
       numbers: Effect.map(Ref.get(table), (t) => [...t.numbers.values()].sort((a, b) => a.number.localeCompare(b.number))),
 
-      /** Creates or replaces an API hook; returns whether it was new. */
       /**
        * Creates or replaces an API hook. Without a secret, a replaced hook keeps
        * its own (and any rotation in progress); a new one gets a generated

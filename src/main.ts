@@ -10,8 +10,10 @@ const configPath = (args: ReadonlyArray<string>): string | undefined => {
   return flag === -1 ? process.env.ROUTER_CONFIG : args[flag + 1]
 }
 
+const args = Bun.argv.slice(2)
+
 const main = Effect.gen(function* () {
-  const path = configPath(Bun.argv.slice(2))
+  const path = configPath(args)
   if (!path) return yield* Effect.fail(USAGE)
   const config = yield* loadConfigFile(path)
   // Loaded here, not at the top, so admin commands do not pay for the whole server.
@@ -30,7 +32,6 @@ const main = Effect.gen(function* () {
   Effect.tapDefect((defect) => Console.error(`router stopped: ${String(defect)}`))
 )
 
-const args = Bun.argv.slice(2)
 if (isCliInvocation(args)) {
   BunRuntime.runMain(cli(args, process.env), { disableErrorReporting: true, disablePrettyLogger: true, teardown: exitWithCode })
 } else {

@@ -5,9 +5,8 @@ import { NotFound } from "../Domain/Errors.ts"
 import { HostPattern } from "../Domain/Hook.ts"
 import { Forwarder } from "../Forwarder.ts"
 import { Store } from "../Store.ts"
+import { iso } from "./Responses.ts"
 import { admin, decodeParam, decodeQuery, Forbidden, mayAccess, requireAccess, requireOperator, type Principal } from "./Admin.ts"
-
-const iso = (ms: number) => new Date(ms).toISOString()
 
 /** The operator's view of a delivery; the body stays in the store (it carries callers' numbers). */
 const deliveryView = (d: Delivery) => ({

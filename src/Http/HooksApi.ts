@@ -7,6 +7,7 @@ import { NotFound } from "../Domain/Errors.ts"
 import { HookFields, HostPattern, signingSecrets, type ActiveHook } from "../Domain/Hook.ts"
 import { HookTable } from "../HookTable.ts"
 import { describeFailure, WebhookSender } from "../WebhookSender.ts"
+import { iso } from "./Responses.ts"
 import { admin, decodeBody, decodeParam, mayAccess, requireAccess, type Principal } from "./Admin.ts"
 
 /** Secrets are write-only: views say whether a hook has its own, never what it is. */
@@ -20,8 +21,6 @@ const publicView = (hook: ActiveHook) => ({
 })
 
 const hostParam = decodeParam("host", HostPattern)
-
-const iso = (ms: number) => new Date(ms).toISOString()
 
 /** The hook the path names, if the caller may see it. */
 const addressedHook = (principal: Principal) =>

@@ -2,6 +2,9 @@ import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { PayloadTooLarge } from "../Domain/Errors.ts"
 
+/** Times in answers are ISO-8601 in UTC. */
+export const iso = (ms: number) => new Date(ms).toISOString()
+
 /** The one error shape every endpoint answers with. */
 export const errorResponse = (status: number, code: string, message: string) =>
   HttpServerResponse.unsafeJson({ error: { code, message } }, { status })
