@@ -3,6 +3,7 @@
  * caller that forges X-To-IP and a sipp callee standing in for LiveKit SIP.
  * The callee scenario (test/edge/uas.xml) fails the call unless exactly the
  * dialled domain arrives in X-To-IP, so its exit code is the assertion.
+ * Other scenario pairs there cover CANCEL and a BYE from LiveKit's side.
  * Everything runs on 127.0.0.1 with ports picked at run time.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -10,6 +11,7 @@ import type { Subprocess } from "bun";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { eventually } from "./support/router.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const CFG = join(ROOT, "kamailio/kamailio.cfg");
@@ -136,6 +138,12 @@ async function waitListening(port: number, proto: "tcp" | "udp", p: Subprocess, 
 const tail = (path: string, lines = 30) =>
   existsSync(path) ? readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n") : "(none)";
 
+/**
+ * Scenario pairs in test/edge besides the plain call (uac.xml/uas.xml, which
+ * checks X-To-IP): the caller cancels while ringing; LiveKit's side hangs up.
+ */
+type Flow = "" | "-cancel" | "-hangup";
+
 /** sipp does not expand [keys] inside <ereg regexp>, so each domain gets its own copy. */
 function uasScenarioFor(domain: string, dir: string): string {
   const template = readFileSync(join(EDGE, "uas.xml"), "utf8");
@@ -225,10 +233,16 @@ describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
     if (dir && process.env.KEEP_EDGE_LOGS !== "1") rmSync(dir, { recursive: true, force: true });
   }, 15_000);
 
-  /** One call: sipp UAS on uasPort, sipp UAC through Kamailio (or straight to the UAS). */
-  async function call(opts: { transport: "u1" | "t1"; domain: string; bypassEdge?: boolean }) {
+  /**
+   * One call: sipp UAS on uasPort, sipp UAC through Kamailio (or straight to
+   * the UAS). The caller dials `dial` (default: the domain); the flow picks
+   * the scenario pair test/edge/ua{c,s}<flow>.xml.
+   */
+  async function call(opts: { transport: "u1" | "t1"; domain: string; dial?: string; flow?: Flow; bypassEdge?: boolean }) {
     const { sipp } = requireTools();
-    const tag = `${opts.transport}-${opts.domain}${opts.bypassEdge ? "-bypass" : ""}`;
+    const flow = opts.flow ?? "";
+    const dial = opts.dial ?? opts.domain;
+    const tag = `${opts.transport}-${dial}${flow}${opts.bypassEdge ? "-bypass" : ""}`;
     const f = (side: string, kind: string) => join(dir, `${tag}.${side}.${kind}`);
     const bounded = ["-m", "1", "-timeout", "20s", "-timeout_error", "-nostdin", "-bind_local", "-i", HOST];
     const traces = (side: string) => [
@@ -236,7 +250,7 @@ describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
       "-trace_msg", "-message_file", f(side, "messages.log"),
     ];
 
-    const uasFile = uasScenarioFor(opts.domain, dir);
+    const uasFile = flow === "" ? uasScenarioFor(opts.domain, dir) : join(EDGE, `uas${flow}.xml`);
     const uas = spawn(
       [sipp, "-sf", uasFile, "-t", opts.transport, "-p", String(uasPort), ...bounded,
         ...traces("uas"), "-trace_logs", "-log_file", f("uas", "actions.log")],
@@ -246,8 +260,8 @@ describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
 
     const target = `${HOST}:${opts.bypassEdge ? uasPort : kamPort}`;
     const uac = spawn(
-      [sipp, target, "-sf", join(EDGE, "uac.xml"), "-t", opts.transport, "-s", "reception",
-        "-key", "domain", opts.domain, "-p", String(await freePort()), ...bounded, ...traces("uac")],
+      [sipp, target, "-sf", join(EDGE, `uac${flow}.xml`), "-t", opts.transport, "-s", "reception",
+        "-key", "domain", dial, "-p", String(await freePort()), ...bounded, ...traces("uac")],
       dir, f("uac", "stdout"), f("uac", "stderr"),
     );
     const [uacCode, uasCode] = await Promise.all([exitCode(uac, 25_000), exitCode(uas, 25_000)]);
@@ -264,8 +278,9 @@ describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
     return { uacCode, uasCode, report, uasErrors: tail(f("uas", "errors.log")), kamLog: readFileSync(kamLog, "utf8") };
   }
 
-  async function expectCallOk(transport: "u1" | "t1", domain: string) {
-    const r = await call({ transport, domain });
+  /** A call whose both sides complete; for the plain flow, the dialled domain was stamped. */
+  async function expectCallOk(transport: "u1" | "t1", domain: string, opts: { dial?: string; flow?: Flow } = {}) {
+    const r = await call({ transport, domain, ...opts });
     if (r.uasCode !== 0 || r.uacCode !== 0) throw new Error(r.report);
     expect(r.kamLog).toContain(`new call to domain ${domain} `);
   }
@@ -284,12 +299,26 @@ describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
     await expectCallOk("u1", "calls.citydental.com");
   }, CALL_TIMEOUT);
 
+  test.skipIf(SKIP)("a port in the request URI stays out of X-To-IP", async () => {
+    await expectCallOk("u1", "calls.drsmith.com", { dial: "calls.drsmith.com:5080" });
+  }, CALL_TIMEOUT);
+
   test.skipIf(SKIP)("control: the UAS check fails when the edge is bypassed", async () => {
     // Proves uas.xml really asserts: the forged header reaches it unfiltered.
     // sipp still completes the call, so only the UAS exit code shows it.
     const r = await call({ transport: "u1", domain: "calls.drsmith.com", bypassEdge: true });
     expect(r.uasCode).toBe(1);
     expect(r.uasErrors).toContain("evil.example");
+  }, CALL_TIMEOUT);
+
+  test.skipIf(SKIP)("CANCEL while ringing follows the INVITE; the 487 comes back (UDP, TCP)", async () => {
+    await expectCallOk("u1", "calls.drsmith.com", { flow: "-cancel" });
+    await expectCallOk("t1", "calls.drsmith.com", { flow: "-cancel" });
+  }, CALL_TIMEOUT);
+
+  test.skipIf(SKIP)("LiveKit's side hangs up: its BYE reaches the caller through the edge (UDP, TCP)", async () => {
+    await expectCallOk("u1", "calls.drsmith.com", { flow: "-hangup" });
+    await expectCallOk("t1", "calls.drsmith.com", { flow: "-hangup" });
   }, CALL_TIMEOUT);
 
   test.skipIf(SKIP)("answers OPTIONS keepalives, refuses other out-of-dialog junk", async () => {
@@ -301,13 +330,22 @@ describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
     expect(await sipUdp(kamPort, "OPTIONS", [], 0)).toBe("SIP/2.0 483 Too Many Hops");
   }, CALL_TIMEOUT);
 
-  test.skipIf(SKIP)("the config passes kamailio -c with its built-in defaults", () => {
+  test.skipIf(SKIP)("malformed requests get sanity's 400 and a warning", async () => {
+    requireTools();
+    expect(await sipUdp(kamPort, "OPTIONS", ["Expires: soon"])).toBe("SIP/2.0 400 Expires value is illegal");
+    // The warning is written just after the reply is sent.
+    await eventually(() => readFileSync(kamLog, "utf8").includes("malformed SIP from 127.0.0.1:"), 2000, "the warning");
+  }, CALL_TIMEOUT);
+
+  test.skipIf(SKIP)("without LISTEN_* it listens on real addresses, never 0.0.0.0", () => {
+    // 0.0.0.0 would land in Via and Record-Route, where nobody can reach it.
     const { kamailio } = requireTools();
     const r = Bun.spawnSync([kamailio, "-c", "-f", CFG], { stderr: "pipe", stdout: "pipe" });
     const out = `${r.stdout.toString()}${r.stderr.toString()}`;
     if (r.exitCode !== 0) throw new Error(out);
-    expect(out).toContain("udp: 0.0.0.0");
-    expect(out).toContain("tcp: 0.0.0.0");
+    expect(out).toContain("udp: 127.0.0.1");
+    expect(out).toContain("tcp: 127.0.0.1");
+    expect(out).not.toContain("0.0.0.0");
   });
 });
 
