@@ -4,7 +4,8 @@
  * The callee scenario (test/edge/uas.xml) fails the call unless exactly the
  * dialled domain arrives in X-To-IP, so its exit code is the assertion.
  * Other scenario pairs there cover CANCEL and a BYE from LiveKit's side.
- * Everything runs on 127.0.0.1 with ports picked at run time.
+ * Everything runs on 127.0.0.1 with ports picked at run time. The compose
+ * stack's files are checked in test/stack.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
@@ -337,6 +338,21 @@ describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
     await eventually(() => readFileSync(kamLog, "utf8").includes("malformed SIP from 127.0.0.1:"), 2000, "the warning");
   }, CALL_TIMEOUT);
 
+  test.skipIf(SKIP)("compose.yaml's healthcheck probe passes against it, and fails without it", () => {
+    requireTools();
+    const compose = Bun.YAML.parse(readFileSync(join(ROOT, "compose.yaml"), "utf8")) as {
+      services: { kamailio: { healthcheck: { test: string[] } } };
+    };
+    const [kind, shell, flag, script = ""] = compose.services.kamailio.healthcheck.test;
+    expect([kind, shell, flag]).toEqual(["CMD", "bash", "-c"]);
+    const socket = "/dev/tcp/127.0.0.1/5060";
+    expect(script).toContain(socket);
+    const probe = (port: number) =>
+      Bun.spawnSync(["bash", "-c", script.replace(socket, `/dev/tcp/127.0.0.1/${port}`)], { stderr: "pipe" }).exitCode;
+    expect(probe(kamPort)).toBe(0);
+    expect(probe(uasPort)).not.toBe(0); // nothing listens there between calls
+  }, CALL_TIMEOUT);
+
   test.skipIf(SKIP)("without LISTEN_* it listens on real addresses, never 0.0.0.0", () => {
     // 0.0.0.0 would land in Via and Record-Route, where nobody can reach it.
     const { kamailio } = requireTools();
@@ -346,69 +362,5 @@ describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
     expect(out).toContain("udp: 127.0.0.1");
     expect(out).toContain("tcp: 127.0.0.1");
     expect(out).not.toContain("0.0.0.0");
-  });
-});
-
-// ----------------------------------------------------- deployment config
-
-describe("compose.yaml and LiveKit config", () => {
-  type Service = { image?: string; volumes?: string[]; command?: string[] | string; networks?: unknown };
-  const read = (p: string) => readFileSync(join(ROOT, p), "utf8");
-  const compose = Bun.YAML.parse(read("compose.yaml")) as { services: Record<string, Service> };
-  const livekit = Bun.YAML.parse(read("livekit/livekit.yaml")) as {
-    keys: Record<string, string>;
-    webhook: { api_key: string; urls: string[] };
-    redis: { address: string };
-  };
-  const sip = Bun.YAML.parse(read("livekit/sip.yaml")) as {
-    api_key: string; api_secret: string; ws_url: string; redis: { address: string };
-  };
-
-  test("defines the five services", () => {
-    expect(Object.keys(compose.services).sort()).toEqual(["kamailio", "livekit", "livekit-sip", "redis", "router"]);
-  });
-
-  test("every bind-mounted file or folder exists", () => {
-    const mounts = Object.values(compose.services).flatMap((s) => s.volumes ?? []);
-    expect(mounts.length).toBeGreaterThan(0);
-    for (const m of mounts) {
-      const src = m.split(":")[0] ?? "";
-      expect(src.startsWith("./")).toBe(true);
-      expect({ mount: m, exists: existsSync(join(ROOT, src)) }).toEqual({ mount: m, exists: true });
-    }
-    expect(mounts).toContain("./kamailio/kamailio.cfg:/etc/kamailio/edge.cfg:ro");
-    expect(mounts).toContain("./livekit/livekit.yaml:/etc/livekit.yaml:ro");
-    expect(mounts).toContain("./livekit/sip.yaml:/sip/config.yaml:ro");
-  });
-
-  test("livekit.yaml signs webhooks with one of its keys and posts to the router", () => {
-    expect(Object.keys(livekit.keys)).toContain(livekit.webhook.api_key);
-    expect(livekit.webhook.urls).toContain("http://router:8080/livekit/webhook");
-    expect(compose.services.router?.command).toEqual(["bun", "run", "src/main.ts", "--config", "/app/config/router.yaml"]);
-    // The repo is mounted at /app, so that path is ./config/router.yaml here.
-    expect(existsSync(join(ROOT, "config/router.yaml"))).toBe(true);
-  });
-
-  test("sip.yaml uses a livekit.yaml key pair and the same redis", () => {
-    expect(livekit.keys[sip.api_key]).toBe(sip.api_secret);
-    expect(sip.redis.address).toBe(livekit.redis.address);
-    expect(sip.ws_url).toBe("ws://livekit:7880");
-  });
-
-  test("the inbound trunk maps X-To-IP and only trusts the kamailio edge", () => {
-    const { trunk } = JSON.parse(read("livekit/inbound-trunk.json")) as {
-      trunk: { allowed_addresses: string[]; headers_to_attributes: Record<string, string>; include_headers: string };
-    };
-    const edge = compose.services.kamailio?.networks as { sip: { ipv4_address: string } };
-    expect(trunk.headers_to_attributes["X-To-IP"]).toBe("sip.h.x-to-ip");
-    expect(trunk.include_headers).toBe("SIP_ALL_HEADERS"); // yields sip.h.to, the router's fallback
-    expect(trunk.allowed_addresses).toEqual([`${edge.sip.ipv4_address}/32`]);
-  });
-
-  test("the dispatch rule gives each call its own call- room", () => {
-    const { dispatch_rule } = JSON.parse(read("livekit/dispatch-rule.json")) as {
-      dispatch_rule: { rule: { dispatchRuleIndividual?: { roomPrefix: string } } };
-    };
-    expect(dispatch_rule.rule.dispatchRuleIndividual?.roomPrefix).toBe("call-");
   });
 });
