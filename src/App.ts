@@ -1,5 +1,3 @@
-import { HttpLayerRouter, HttpServer } from "@effect/platform"
-import { BunHttpServer } from "@effect/platform-bun"
 import { Effect, Layer } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import type { RouterConfig } from "./Domain/Config.ts"
@@ -7,11 +5,7 @@ import type { StoreUnavailable } from "./Domain/Errors.ts"
 import { FileHooks } from "./FileHookSource.ts"
 import { Forwarder } from "./Forwarder.ts"
 import { HookTable } from "./HookTable.ts"
-import { DeliveriesApi } from "./Http/DeliveriesApi.ts"
-import { HooksApi } from "./Http/HooksApi.ts"
-import { NumbersApi } from "./Http/NumbersApi.ts"
-import { OpsRoutes } from "./Http/Ops.ts"
-import { WebhookRoute } from "./Http/Webhook.ts"
+import { serverLayer } from "./Http/Server.ts"
 import { RemoteHooks } from "./HttpHookSource.ts"
 import { Ingest } from "./Ingest.ts"
 import { Janitor } from "./Janitor.ts"
@@ -43,39 +37,9 @@ export const servicesLayer = (config: RouterConfig, options: AppOptions = {}) =>
     )
   )
 
-/** Tests and the launcher read the bound port from this line (the config may ask for port 0). */
-const announce = Layer.effectDiscard(
-  Effect.flatMap(HttpServer.HttpServer, (server) =>
-    server.address._tag === "TcpAddress"
-      ? Effect.log("listening").pipe(Effect.annotateLogs({ host: server.address.hostname, port: server.address.port }))
-      : Effect.void
-  )
-)
-
-const Routes = Layer.mergeAll(WebhookRoute, HooksApi, NumbersApi, DeliveriesApi, OpsRoutes)
-
-/**
- * The HTTP server over the services. The server is released right after its
- * routes, before the services: between the two it would answer 404, which
- * LiveKit takes as final.
- */
-const httpLayer = (config: RouterConfig) =>
-  HttpLayerRouter.serve(Routes, { disableLogger: true, disableListenLog: true }).pipe(
-    Layer.merge(announce),
-    Layer.provide(
-      BunHttpServer.layer({
-        hostname: config.server.host,
-        port: config.server.port,
-        // Bun's own cap is a backstop above ours, so oversized bodies reach the handler and are counted.
-        maxRequestBodySize: config.server.maxBodyBytes * 2 + 65_536,
-        idleTimeout: 30
-      })
-    )
-  )
-
 /** The whole router: HTTP server, routes and services. */
 export const appLayer = (config: RouterConfig, options: AppOptions = {}) =>
-  httpLayer(config).pipe(Layer.provideMerge(servicesLayer(config, options)), Layer.provide(JsonLogging))
+  serverLayer(config).pipe(Layer.provideMerge(servicesLayer(config, options)), Layer.provide(JsonLogging))
 
 /**
  * Graceful shutdown: refuse new webhooks (503) and report not ready, let
