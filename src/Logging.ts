@@ -2,6 +2,19 @@ import { Cause, HashMap, Logger } from "effect"
 
 const plain = (value: unknown): unknown => (value instanceof Error ? value.message : value)
 
+// Lines written in one event-loop turn go out in one write: under load that is one syscall, not one per line.
+let buffered = ""
+const flush = () => {
+  const lines = buffered
+  buffered = ""
+  process.stdout.write(lines)
+}
+const writeLine = (line: string) => {
+  if (buffered === "") setImmediate(flush)
+  buffered += line
+}
+process.on("exit", () => buffered !== "" && flush())
+
 /**
  * One JSON object per line on stdout: `time`, `level`, `msg`, then the log's
  * annotations as top-level fields, so lines can be grepped and shipped as-is.
@@ -13,7 +26,7 @@ export const jsonLogger = Logger.make(({ logLevel, message, annotations, date, c
   for (const [key, value] of HashMap.toEntries(annotations)) record[key] = value
   if (details.length > 0) record.detail = details.map(plain)
   if (!Cause.isEmpty(cause)) record.cause = Cause.pretty(cause)
-  process.stdout.write(JSON.stringify(record) + "\n")
+  writeLine(JSON.stringify(record) + "\n")
 })
 
 export const JsonLogging = Logger.replace(Logger.defaultLogger, jsonLogger)

@@ -46,8 +46,20 @@ export const circuitOpen = Metric.gauge("tenant_router_circuit_open", {
   description: "1 while a tenant's circuit breaker is open or probing, else 0"
 })
 
-const withLabels = <M extends Metric.Metric<any, any, any>>(metric: M, labels: Record<string, string>): M =>
-  Metric.taggedWithLabels(metric, Object.entries(labels).map(([k, v]) => MetricLabel.make(k, v))) as M
+// A labelled metric is a new object with hashed labels: build each label set once, not per event.
+const labelled = new WeakMap<Metric.Metric<any, any, any>, Map<string, Metric.Metric<any, any, any>>>()
+
+const withLabels = <M extends Metric.Metric<any, any, any>>(metric: M, labels: Record<string, string>): M => {
+  let byLabels = labelled.get(metric)
+  if (!byLabels) labelled.set(metric, (byLabels = new Map()))
+  const key = JSON.stringify(labels)
+  let tagged = byLabels.get(key)
+  if (!tagged) {
+    tagged = Metric.taggedWithLabels(metric, Object.entries(labels).map(([k, v]) => MetricLabel.make(k, v)))
+    byLabels.set(key, tagged)
+  }
+  return tagged as M
+}
 
 /** Adds one to a counter under the given labels. */
 export const increment = (counter: Metric.Metric.Counter<number>, labels: Record<string, string>) =>

@@ -1,4 +1,4 @@
-import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Option, Stream, SubscriptionRef } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Option } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import * as Breaker from "./CircuitBreaker.ts"
 import { Lifecycle } from "./Lifecycle.ts"
@@ -30,7 +30,9 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
       maxCooldownMs: Math.max(Duration.toMillis(config.delivery.maxBackoff), Duration.toMillis(config.delivery.circuitBreaker.cooldown))
     }
     const tenants = new Map<string, TenantState>()
-    const inFlight = yield* SubscriptionRef.make(0)
+    let inFlight = 0
+    /** Completed when the last attempt in flight ends, for a drain that is waiting. */
+    let idle: Deferred.Deferred<void> | undefined
 
     const stateOf = (tenant: string): TenantState => {
       let state = tenants.get(tenant)
@@ -87,9 +89,15 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
 
     const counted = <A, E, R>(attempt: Effect.Effect<A, E, R>) =>
       Effect.acquireUseRelease(
-        SubscriptionRef.update(inFlight, (n) => n + 1),
+        Effect.sync(() => inFlight++),
         () => attempt,
-        () => SubscriptionRef.update(inFlight, (n) => n - 1)
+        () =>
+          Effect.suspend(() => {
+            if (--inFlight > 0 || !idle) return Effect.void
+            const waiting = idle
+            idle = undefined
+            return Deferred.succeed(waiting, undefined)
+          })
       )
 
     /**
@@ -122,7 +130,7 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
     return {
       through,
       /** Completes when no attempt is in flight: what a graceful shutdown waits for. */
-      awaitIdle: inFlight.changes.pipe(Stream.filter((n) => n === 0), Stream.take(1), Stream.runDrain)
+      awaitIdle: Effect.suspend(() => (inFlight === 0 ? Effect.void : Deferred.await((idle ??= Deferred.unsafeMake<void>(FiberId.none)))))
     }
   })
 }) {}
