@@ -1,11 +1,12 @@
-import { Clock, Duration, Effect, FiberSet, Metric, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
+import { Clock, Duration, Effect, FiberSet, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import type { Delivery } from "./Domain/Delivery.ts"
 import { Conflict, NotFound, type StoreUnavailable } from "./Domain/Errors.ts"
 import { signingSecrets } from "./Domain/Hook.ts"
 import { HookTable } from "./HookTable.ts"
 import * as Metrics from "./Metrics.ts"
-import { parseRateLimit } from "./RateLimit.ts"
+import { logWith } from "./Logging.ts"
+import { parseRateLimit, type RateLimit } from "./RateLimit.ts"
 import { isRetryable, isTenantFailure, retrySchedule } from "./Retry.ts"
 import { Store } from "./Store.ts"
 import { TenantGate } from "./TenantGate.ts"
@@ -30,8 +31,15 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     const gate = yield* TenantGate
     const sender = yield* WebhookSender
     const lanes = new Map<string, Array<Delivery>>()
+    /** Ids of the deliveries queued here, so a delivery handed over twice (a restart, a claim) runs once. */
+    const held = new Set<number>()
     const running = yield* FiberSet.make()
-    let pendingCount = 0
+    // A hook's rate limit is text in the table; parse each distinct one once.
+    const rateLimits = new Map<string, RateLimit | undefined>()
+    const rateLimitOf = (text: string) => {
+      if (!rateLimits.has(text)) rateLimits.set(text, parseRateLimit(text))
+      return rateLimits.get(text)
+    }
 
     /**
      * While the hook still points where the delivery goes, its current secrets
@@ -44,7 +52,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
         if (hook?.url !== delivery.url) return { secrets: [delivery.secret ?? config.signing.secret], rateLimit: undefined }
         return {
           secrets: signingSecrets(hook, config.signing.secret, yield* Clock.currentTimeMillis),
-          rateLimit: hook.rateLimit === undefined ? undefined : parseRateLimit(hook.rateLimit)
+          rateLimit: hook.rateLimit === undefined ? undefined : rateLimitOf(hook.rateLimit)
         }
       })
 
@@ -74,24 +82,22 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
               .recordAttempt(delivery.id, { attempt: number, at, status: seen.status, error: seen.error, latencyMs, final, nextAttemptAt: at })
               .pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempt not recorded", e.cause)))
             yield* Metrics.increment(Metrics.deliveryAttempts, { tenant: delivery.tenant, result: seen.result })
-            yield* Metric.update(Metrics.deliveryDuration, latencyMs / 1000)
+            yield* Metrics.observe(Metrics.deliveryDuration, latencyMs / 1000)
             if (final) yield* Metrics.increment(Metrics.deliveries, { tenant: delivery.tenant, outcome: final })
             if (final === "delivered" && delivery.eventCreatedAt !== null) {
-              yield* Metric.update(Metrics.endToEnd, Math.max(0, at - delivery.eventCreatedAt) / 1000)
+              yield* Metrics.observe(Metrics.endToEnd, Math.max(0, at - delivery.eventCreatedAt) / 1000)
             }
-            yield* Effect.log("delivery attempt").pipe(
-              Effect.annotateLogs({
-                eventId: delivery.eventId,
-                type: delivery.eventType,
-                domain: delivery.domain,
-                tenant: delivery.tenant,
-                url: delivery.url,
-                status: seen.status,
-                error: seen.error,
-                attempt: number,
-                latencyMs
-              })
-            )
+            yield* logWith("delivery attempt", {
+              eventId: delivery.eventId,
+              type: delivery.eventType,
+              domain: delivery.domain,
+              tenant: delivery.tenant,
+              url: delivery.url,
+              status: seen.status,
+              error: seen.error,
+              attempt: number,
+              latencyMs
+            })
             return yield* outcome
           })
         )
@@ -122,15 +128,15 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       Effect.gen(function* () {
         while (lane.length > 0) {
           yield* deliver(lane[0]!)
-          lane.shift()
-          pendingCount--
+          held.delete(lane.shift()!.id)
         }
         lanes.delete(key)
       })
 
     const enqueue = (delivery: Delivery) =>
       Effect.suspend(() => {
-        pendingCount++
+        if (held.has(delivery.id)) return Effect.void
+        held.add(delivery.id)
         const key = laneOf(delivery)
         const lane = lanes.get(key)
         if (lane) {
@@ -147,7 +153,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       const now = yield* Clock.currentTimeMillis
       let oldest = now
       for (const lane of lanes.values()) for (const d of lane) oldest = Math.min(oldest, d.queuedAt)
-      yield* Metrics.setGauge(Metrics.queueDepth, pendingCount)
+      yield* Metrics.setGauge(Metrics.queueDepth, held.size)
       yield* Metrics.setGauge(Metrics.oldestPending, Math.max(0, now - oldest) / 1000)
     })
     yield* publishQueueGauges.pipe(Effect.repeat(Schedule.spaced("1 second")), Effect.forkScoped)
@@ -156,7 +162,10 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     yield* Effect.forEach(yield* store.pending, enqueue, { discard: true })
 
     return {
+      /** Queues a delivery on its call's lane; one already held here is ignored. */
       enqueue,
+      /** The deliveries this instance holds, pending: what it must keep a claim on. */
+      held: Effect.sync((): ReadonlyArray<number> => [...held]),
       /** Re-queues one failed delivery with a fresh attempt budget. */
       retry: (id: number): Effect.Effect<Delivery, NotFound | Conflict | StoreUnavailable> =>
         Effect.gen(function* () {

@@ -1,4 +1,4 @@
-import { Effect, Ref } from "effect"
+import { Effect } from "effect"
 
 /**
  * Whether the router is shutting down. While draining it refuses new webhooks
@@ -6,8 +6,15 @@ import { Effect, Ref } from "effect"
  * starts no new delivery attempts.
  */
 export class Lifecycle extends Effect.Service<Lifecycle>()("Lifecycle", {
-  effect: Effect.map(Ref.make(false), (draining) => ({
-    isDraining: Ref.get(draining),
-    beginDrain: Ref.set(draining, true)
-  }))
+  sync: () => {
+    let draining = false
+    return {
+      isDraining: Effect.sync(() => draining),
+      /** The same, for checks on the hot path that need no Effect of their own. */
+      draining: () => draining,
+      beginDrain: Effect.sync(() => {
+        draining = true
+      })
+    }
+  }
 }) {}

@@ -1,73 +1,71 @@
-import { Effect, Metric, MetricBoundaries, MetricLabel, MetricState } from "effect"
+import { Effect, Metric, MetricBoundaries, MetricKey, MetricKeyType, MetricLabel, MetricState } from "effect"
 import type { MetricPair } from "effect"
 
 // The metric names and labels are part of the operator contract (see README).
 
-export const webhooksReceived = Metric.counter("tenant_router_webhooks_received_total", {
-  description: "LiveKit webhooks received, by outcome",
-  incremental: true
-})
-export const deliveries = Metric.counter("tenant_router_deliveries_total", {
-  description: "Deliveries that reached a final state, by tenant and outcome",
-  incremental: true
-})
-export const deliveryAttempts = Metric.counter("tenant_router_delivery_attempts_total", {
-  description: "Delivery attempts, by tenant and result (HTTP status, timeout or network)",
-  incremental: true
-})
-export const deliveryDuration = Metric.histogram(
+const counter = (name: string, description: string) => MetricKey.counter(name, { description, incremental: true })
+
+export const webhooksReceived = counter("tenant_router_webhooks_received_total", "LiveKit webhooks received, by outcome")
+export const deliveries = counter("tenant_router_deliveries_total", "Deliveries that reached a final state, by tenant and outcome")
+export const deliveryAttempts = counter(
+  "tenant_router_delivery_attempts_total",
+  "Delivery attempts, by tenant and result (HTTP status, timeout or network)"
+)
+export const deliveryDuration = MetricKey.histogram(
   "tenant_router_delivery_duration_seconds",
   MetricBoundaries.exponential({ start: 0.005, factor: 2, count: 14 }),
   "Duration of one delivery attempt"
 )
-export const unroutable = Metric.counter("tenant_router_unroutable_total", {
-  description: "SIP events that resolved no tenant, by reason",
-  incremental: true
-})
-export const ignored = Metric.counter("tenant_router_events_ignored_total", {
-  description: "Accepted events not forwarded: not a SIP call and no room pin, or filtered out by the hook",
-  incremental: true
-})
-
-export const retries = Metric.counter("tenant_router_retries_total", {
-  description: "Retries scheduled after a failed attempt, by tenant",
-  incremental: true
-})
-export const endToEnd = Metric.histogram(
+export const unroutable = counter("tenant_router_unroutable_total", "SIP events that resolved no tenant, by reason")
+export const ignored = counter(
+  "tenant_router_events_ignored_total",
+  "Accepted events not forwarded: not a SIP call and no room pin, or filtered out by the hook"
+)
+export const retries = counter("tenant_router_retries_total", "Retries scheduled after a failed attempt, by tenant")
+export const endToEnd = MetricKey.histogram(
   "tenant_router_end_to_end_seconds",
   MetricBoundaries.exponential({ start: 0.25, factor: 2, count: 16 }),
   "From LiveKit's createdAt to the tenant's 2xx (createdAt has one-second resolution)"
 )
-export const queueDepth = Metric.gauge("tenant_router_queue_depth", { description: "Deliveries pending, in all tenants' queues" })
-export const oldestPending = Metric.gauge("tenant_router_oldest_pending_seconds", {
+export const queueDepth = MetricKey.gauge("tenant_router_queue_depth", { description: "Deliveries pending, in all tenants' queues" })
+export const oldestPending = MetricKey.gauge("tenant_router_oldest_pending_seconds", {
   description: "Age of the oldest pending delivery (0 when none)"
 })
-export const circuitOpen = Metric.gauge("tenant_router_circuit_open", {
+export const circuitOpen = MetricKey.gauge("tenant_router_circuit_open", {
   description: "1 while a tenant's circuit breaker is open or probing, else 0"
 })
 
-// A labelled metric is a new object with hashed labels: build each label set once, not per event.
-const labelled = new WeakMap<Metric.Metric<any, any, any>, Map<string, Metric.Metric<any, any, any>>>()
+type Key<In> = MetricKey.MetricKey<MetricKeyType.MetricKeyType<In, any>>
 
-const withLabels = <M extends Metric.Metric<any, any, any>>(metric: M, labels: Record<string, string>): M => {
-  let byLabels = labelled.get(metric)
-  if (!byLabels) labelled.set(metric, (byLabels = new Map()))
-  const key = JSON.stringify(labels)
-  let tagged = byLabels.get(key)
-  if (!tagged) {
-    tagged = Metric.taggedWithLabels(metric, Object.entries(labels).map(([k, v]) => MetricLabel.make(k, v)))
-    byLabels.set(key, tagged)
+/**
+ * One metric per key and label set, built once: Effect's labelled metrics
+ * would rebuild and re-hash the label set on every update.
+ */
+const metrics = new Map<Key<any>, Map<string, Metric.Metric<any, any, any>>>()
+const metricOf = <In>(key: Key<In>, labels: Record<string, string>): Metric.Metric<any, In, any> => {
+  let byLabels = metrics.get(key)
+  if (!byLabels) metrics.set(key, (byLabels = new Map()))
+  const id = JSON.stringify(labels)
+  let metric = byLabels.get(id)
+  if (!metric) {
+    const tags = Object.entries(labels).map(([k, v]) => MetricLabel.make(k, v))
+    byLabels.set(id, (metric = Metric.fromMetricKey(MetricKey.taggedWithLabels(key, tags))))
   }
-  return tagged as M
+  return metric
 }
 
+const NO_EXTRA_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
+const update = <In>(key: Key<In>, value: In, labels: Record<string, string>) =>
+  Effect.sync(() => metricOf(key, labels).unsafeUpdate(value, NO_EXTRA_TAGS))
+
 /** Adds one to a counter under the given labels. */
-export const increment = (counter: Metric.Metric.Counter<number>, labels: Record<string, string>) =>
-  Metric.increment(withLabels(counter, labels))
+export const increment = (key: Key<number>, labels: Record<string, string>) => update(key, 1, labels)
 
 /** Sets a gauge under the given labels. */
-export const setGauge = (gauge: Metric.Metric.Gauge<number>, value: number, labels: Record<string, string> = {}) =>
-  Metric.set(withLabels(gauge, labels), value)
+export const setGauge = (key: Key<number>, value: number, labels: Record<string, string> = {}) => update(key, value, labels)
+
+/** Records one observation in a histogram. */
+export const observe = (key: Key<number>, value: number) => update(key, value, {})
 
 const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')
 

@@ -60,7 +60,7 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
       })
 
     /** While draining, wait to be interrupted: the delivery stays pending for the next start. */
-    const unlessDraining = Effect.flatMap(lifecycle.isDraining, (draining) => (draining ? Effect.never : Effect.void))
+    const unlessDraining = Effect.suspend(() => (lifecycle.draining() ? Effect.never : Effect.void))
 
     /** Waits until the circuit lets this delivery through; says whether it goes as the probe. */
     const admitted = (tenant: string, state: TenantState): Effect.Effect<boolean> =>
@@ -112,10 +112,11 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
     ): Effect.Effect<A, E, R> =>
       Effect.gen(function* () {
         const state = stateOf(tenant)
-        const probe = yield* admitted(tenant, state)
-        const outcome = (exit: Exit.Exit<A, E>) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            if (Exit.isSuccess(exit)) return setBreaker(tenant, state, Breaker.onSuccess(state.breaker))
+        // A closed circuit admits at once: most deliveries never need the breaker's clock.
+        const probe = state.breaker._tag === "Closed" && !lifecycle.draining() ? false : yield* admitted(tenant, state)
+        const outcome = (exit: Exit.Exit<A, E>) => {
+          if (Exit.isSuccess(exit)) return setBreaker(tenant, state, Breaker.onSuccess(state.breaker))
+          return Effect.flatMap(Clock.currentTimeMillis, (now) => {
             const failure = Cause.failureOption(exit.cause)
             if (Option.isSome(failure)) {
               const next = isFailure(failure.value) ? Breaker.onFailure(state.breaker, now, policy) : Breaker.onSuccess(state.breaker)
@@ -123,6 +124,7 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
             }
             return probe ? setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, now)) : Effect.void
           })
+        }
         const run = Effect.zipRight(throttled(state, limit), state.permits.withPermits(1)(Effect.zipRight(unlessDraining, counted(attempt))))
         return yield* Effect.onExit(run, outcome)
       })

@@ -37,7 +37,11 @@ const unbracketed = (hostname: string) => hostname.replace(/^\[(.*)\]$/, "$1")
  * then goes to the checked address, so a name that resolves differently a
  * moment later (DNS rebinding) cannot redirect it.
  */
-const resolveTarget = (url: URL, allowPrivate: boolean): Effect.Effect<{ address: string; family: number }, TargetRefused | TenantUnreachable> =>
+const resolveTarget = (
+  url: URL,
+  allowPrivate: boolean,
+  timeoutMs: number
+): Effect.Effect<{ address: string; family: number }, TargetRefused | TenantUnreachable | TenantTimeout> =>
   Effect.gen(function* () {
     const host = unbracketed(url.hostname)
     const addresses = isIP(host)
@@ -45,7 +49,7 @@ const resolveTarget = (url: URL, allowPrivate: boolean): Effect.Effect<{ address
       : yield* Effect.tryPromise({
           try: () => lookup(host, { all: true }),
           catch: (error) => new TenantUnreachable({ message: `cannot resolve ${host}: ${(error as Error).message}` })
-        })
+        }).pipe(Effect.timeoutFail({ duration: timeoutMs, onTimeout: () => new TenantTimeout({ afterMs: timeoutMs }) }))
     if (!allowPrivate) {
       for (const { address } of addresses) {
         const reason = classifyAddress(address)
@@ -68,7 +72,8 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
     const timeoutMs = Duration.toMillis(config.delivery.timeout)
 
     /** The signed request itself, to the checked address under the URL's own name. */
-    const post = (url: URL, target: { address: string; family: number }, outgoing: Outgoing, timestamp: number) => {
+    /** The timeout is the fetch's own abort signal: no timer fiber per attempt. */
+    const post = (url: URL, target: { address: string; family: number }, outgoing: Outgoing, timestamp: number, remainingMs: number) => {
       const pinned = new URL(url)
       pinned.hostname = target.family === 6 ? `[${target.address}]` : target.address
       const name = unbracketed(url.hostname)
@@ -77,7 +82,7 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
           fetch(pinned, {
             method: "POST",
             redirect: "manual",
-            signal,
+            signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, remainingMs))]),
             headers: {
               host: url.host,
               "content-type": "application/json",
@@ -90,18 +95,20 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
             // TLS checks the certificate against the name, not the address.
             ...(url.protocol === "https:" && isIP(name) === 0 ? { tls: { serverName: name } } : {})
           }),
-        catch: (error) => new TenantUnreachable({ message: (error as Error).message ?? String(error) })
+        catch: (error) =>
+          (error as Error).name === "TimeoutError"
+            ? new TenantTimeout({ afterMs: timeoutMs })
+            : new TenantUnreachable({ message: (error as Error).message ?? String(error) })
       })
     }
 
     const send = (outgoing: Outgoing): Effect.Effect<number, DeliveryError> =>
       Effect.gen(function* () {
         const url = new URL(outgoing.url)
-        const timestamp = Math.floor((yield* Clock.currentTimeMillis) / 1000)
-        const response = yield* resolveTarget(url, config.security.allowPrivateTargets).pipe(
-          Effect.flatMap((target) => post(url, target, outgoing, timestamp)),
-          Effect.timeoutFail({ duration: timeoutMs, onTimeout: () => new TenantTimeout({ afterMs: timeoutMs }) })
-        )
+        const startedAt = yield* Clock.currentTimeMillis
+        const target = yield* resolveTarget(url, config.security.allowPrivateTargets, timeoutMs)
+        const remainingMs = timeoutMs - ((yield* Clock.currentTimeMillis) - startedAt)
+        const response = yield* post(url, target, outgoing, Math.floor(startedAt / 1000), remainingMs)
         // Free the connection; the tenant's body is not needed.
         yield* Effect.promise(() => response.body?.cancel() ?? Promise.resolve())
         if (response.status >= 200 && response.status < 300) return response.status
