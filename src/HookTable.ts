@@ -22,6 +22,8 @@ export interface Table {
   readonly exact: ReadonlyMap<string, ActiveHook>
   /** `*.example.com` is stored under `example.com`. */
   readonly wildcard: ReadonlyMap<string, ActiveHook>
+  /** `wildcardDepths[n]` is true when some wildcard's suffix has n labels, so lookups try only those suffixes. */
+  readonly wildcardDepths: ReadonlyArray<boolean>
   readonly numbers: ReadonlyMap<string, ActiveNumber>
 }
 
@@ -33,21 +35,32 @@ export const compileTable = (hooks: Iterable<ActiveHook>, numbers: Iterable<Acti
     const [map, key] = hook.host.startsWith("*.") ? [wildcard, hook.host.slice(2)] : [exact, hook.host]
     if (!map.has(key)) map.set(key, hook)
   }
+  const wildcardDepths: Array<boolean> = []
+  for (const suffix of wildcard.keys()) wildcardDepths[labelCount(suffix)] = true
   const byNumber = new Map<string, ActiveNumber>()
   for (const entry of numbers) if (!byNumber.has(entry.number)) byNumber.set(entry.number, entry)
-  return { exact, wildcard, numbers: byNumber }
+  return { exact, wildcard, wildcardDepths, numbers: byNumber }
+}
+
+const labelCount = (name: string) => {
+  let labels = 1
+  for (let dot = name.indexOf("."); dot !== -1; dot = name.indexOf(".", dot + 1)) labels++
+  return labels
 }
 
 /**
  * Finds the hook for a host: exact match first, then the longest wildcard suffix.
  * `*.example.com` matches any deeper subdomain but not `example.com` itself.
- * Cost is one map lookup per label.
+ * Cost is one map lookup, plus one per label depth that some wildcard has.
  */
 export const matchHost = (table: Table, host: string): ActiveHook | undefined => {
   const name = host.toLowerCase()
   const exact = table.exact.get(name)
-  if (exact) return exact
-  for (let dot = name.indexOf("."); dot !== -1; dot = name.indexOf(".", dot + 1)) {
+  if (exact || table.wildcard.size === 0) return exact
+  // Walking left to right tries the longest suffix first; `depth` is the labels right of `dot`.
+  let depth = labelCount(name) - 1
+  for (let dot = name.indexOf("."); dot !== -1; dot = name.indexOf(".", dot + 1), depth--) {
+    if (!table.wildcardDepths[depth]) continue
     const hook = table.wildcard.get(name.slice(dot + 1))
     if (hook) return hook
   }
