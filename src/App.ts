@@ -1,4 +1,4 @@
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import type { RouterConfig } from "./Domain/Config.ts"
 import type { StoreUnavailable } from "./Domain/Errors.ts"
@@ -12,6 +12,7 @@ import { Janitor } from "./Janitor.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { JsonLogging } from "./Logging.ts"
 import { Metrics } from "./Metrics.ts"
+import { Reclaimer } from "./Reclaimer.ts"
 import { Router } from "./Router.ts"
 import { SignatureVerifier } from "./SignatureVerifier.ts"
 import { Store } from "./Store.ts"
@@ -24,16 +25,30 @@ export interface AppOptions {
   readonly store?: Layer.Layer<Store, StoreUnavailable> | undefined
 }
 
+/** SQLite unless the config names a Redis, whose TTLs come from the retention settings. */
+const storeLayer = ({ store, retention }: RouterConfig): Layer.Layer<Store, StoreUnavailable> =>
+  store.redis === undefined
+    ? Store.sqlite(store.path)
+    : Store.redis({
+        url: store.redis,
+        prefix: store.prefix,
+        leaseMs: Duration.toMillis(store.lease),
+        dedupeMs: Duration.toMillis(retention.dedupe),
+        pinsMs: Duration.toMillis(retention.pins)
+      })
+
 /** Every service, wired in the direction data flows: verify → resolve → store → deliver. */
 export const servicesLayer = (config: RouterConfig, options: AppOptions = {}) =>
   Ingest.Default.pipe(
+    // Only a shared store has leases to renew and other instances' deliveries to take over.
+    Layer.provideMerge(config.store.redis === undefined ? Layer.empty : Reclaimer),
     Layer.provideMerge(Layer.mergeAll(SignatureVerifier.Default, Router.Default, Forwarder.Default)),
     Layer.provideMerge(Layer.mergeAll(HookTable.Default, WebhookSender.Default, TenantGate.Default, Janitor)),
     Layer.provideMerge(
       Layer.mergeAll(options.configPath ? FileHooks.watch(options.configPath, config) : FileHooks.fixed(config), RemoteHooks.layer)
     ),
     Layer.provideMerge(
-      Layer.mergeAll(options.store ?? Store.sqlite(config.store.path), Metrics.Default, Lifecycle.Default, AppConfig.layer(config))
+      Layer.mergeAll(options.store ?? storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config))
     )
   )
 

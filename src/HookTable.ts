@@ -122,6 +122,19 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
     const writeLock = yield* Effect.makeSemaphore(1)
     const serialised = writeLock.withPermits(1)
 
+    // Another instance changed the API entries, or the subscription was re-made and may have missed some: reload them all.
+    const reloadApi = serialised(
+      Effect.gen(function* () {
+        const [hooks, numbers] = yield* Effect.all([store.apiHooks, store.apiNumbers])
+        apiHooks.clear()
+        for (const hook of hooks) apiHooks.set(hook.host, hook)
+        apiNumbers.clear()
+        for (const entry of numbers) apiNumbers.set(entry.number, entry)
+        yield* rebuild
+      })
+    ).pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.logWarning("could not reload the API hooks; the table in force stays", e.cause)))
+    yield* store.apiChanges.pipe(Stream.runForEach(() => reloadApi), Effect.forkScoped)
+
     /** The API's own entry, or none; an entry from the file or the HTTP source is a Conflict. */
     const apiOwned = <E extends { readonly source: HookOrigin }>(what: string, find: (t: Table) => E | undefined) =>
       Effect.flatMap(Ref.get(table), (t) => {

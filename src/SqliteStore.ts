@@ -1,5 +1,5 @@
 import { Database } from "bun:sqlite"
-import { Effect, Option } from "effect"
+import { Effect, Option, Stream } from "effect"
 import type { Delivery, Pin, UnroutableEvent } from "./Domain/Delivery.ts"
 import { StoreUnavailable } from "./Domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "./Domain/Hook.ts"
@@ -230,7 +230,11 @@ export const makeSqliteStore = (path: string) =>
       putApiNumber: (mapping) => write({ _tag: "PutApiNumber", mapping }),
       removeApiNumber: (number) => write({ _tag: "RemoveApiNumber", number }),
       cached: (key) => read(() => Option.fromNullable(sql.selectCached.get(key)?.value)),
-      cache: (key, value) => write({ _tag: "Cache", key, value })
+      cache: (key, value) => write({ _tag: "Cache", key, value }),
+      // One process owns the file: nobody else changes the API entries or holds deliveries.
+      apiChanges: Stream.never,
+      renewLeases: Effect.void,
+      claimStale: Effect.succeed([])
     }
     return store
   })

@@ -1,4 +1,4 @@
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option, Stream } from "effect"
 import type {
   AttemptRecord,
   Delivery,
@@ -10,6 +10,7 @@ import type {
 } from "./Domain/Delivery.ts"
 import type { StoreUnavailable } from "./Domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "./Domain/Hook.ts"
+import { makeRedisStore, type RedisStoreOptions } from "./RedisStore.ts"
 import { makeSqliteStore } from "./SqliteStore.ts"
 
 /** How an accepted event changes its room's pin. `Touch` keeps a long call's pin from being pruned. */
@@ -65,7 +66,10 @@ export class Store extends Context.Tag("Store")<
     /** Succeeds when the store can be read. */
     readonly ping: Effect.Effect<void, StoreUnavailable>
     readonly pinOf: (room: string) => Effect.Effect<Option.Option<Pin>, StoreUnavailable>
-    /** Deliveries still owed to tenants, in arrival order: what a restart resumes. */
+    /**
+     * Deliveries still owed to tenants, in arrival order: what a restart resumes.
+     * A shared store returns only what this instance holds or takes over from a dead one.
+     */
     readonly pending: Effect.Effect<ReadonlyArray<Delivery>, StoreUnavailable>
     /** Appends an attempt to the history and moves the delivery to its new state. */
     readonly recordAttempt: (id: number, record: AttemptRecord) => Effect.Effect<void, StoreUnavailable>
@@ -89,10 +93,18 @@ export class Store extends Context.Tag("Store")<
     /** A small named value kept across restarts (the HTTP hook source's last good table). */
     readonly cached: (key: string) => Effect.Effect<Option.Option<string>, StoreUnavailable>
     readonly cache: (key: string, value: string) => Effect.Effect<void, StoreUnavailable>
+    /** Emits when another instance may have changed the API hooks or numbers, so the table is reloaded; never for a store of one. */
+    readonly apiChanges: Stream.Stream<void>
+    /** Keeps this instance's claim on the deliveries it holds, so no other instance takes them over. */
+    readonly renewLeases: Effect.Effect<void, StoreUnavailable>
+    /** Takes over pending deliveries whose holder stopped renewing them (it died), in arrival order. */
+    readonly claimStale: Effect.Effect<ReadonlyArray<Delivery>, StoreUnavailable>
   }
 >() {
   /** The embedded default: SQLite in WAL mode, a file per deployment, committed by a writer thread. */
   static readonly sqlite = (path: string) => Layer.scoped(Store, makeSqliteStore(path))
+  /** Shared by every instance behind a load balancer: Redis with appendonly persistence. */
+  static readonly redis = (options: RedisStoreOptions) => Layer.scoped(Store, makeRedisStore(options))
   /** Same code over a fresh in-memory database: nothing survives the process. */
   static get memory() {
     return Layer.scoped(Store, makeSqliteStore(":memory:"))

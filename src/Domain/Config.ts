@@ -70,14 +70,33 @@ const Retention = Schema.Struct({
   interval: withDefault(DurationString, () => Duration.minutes(10))
 })
 
+/** `redis://host:port/db` (or `rediss://` for TLS): a database number, if given, is the path. */
+const RedisUrl = Schema.String.pipe(
+  Schema.filter((text) => {
+    const url = URL.parse(text)
+    return (
+      (url !== null && (url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname !== "" && /^(\/\d*)?$/.test(url.pathname)) ||
+      "must be a redis://host:port/db URL"
+    )
+  })
+)
+
+/** Either the embedded SQLite file (`path`) or a shared Redis (`redis`); `decodeConfig` refuses both at once. */
+const Store = Schema.Struct({
+  path: withDefault(Schema.String, () => "./data/router.db"),
+  redis: Schema.optional(RedisUrl),
+  /** How long a delivery held by an instance that stopped renewing it waits before another instance takes it over. */
+  lease: withDefault(DurationString, () => Duration.seconds(10)),
+  /** Prefix of every key and channel, so several deployments can share one Redis database. */
+  prefix: withDefault(Schema.String.pipe(Schema.minLength(1)), () => "sip-tenant-router:")
+})
+
 export const RouterConfig = Schema.Struct({
   server: withDefault(Server, () => Schema.decodeSync(Server)({})),
   livekit: LiveKit,
   admin: withDefault(Admin, () => Schema.decodeSync(Admin)({})),
   signing: Signing,
-  store: withDefault(Schema.Struct({ path: withDefault(Schema.String, () => "./data/router.db") }), () => ({
-    path: "./data/router.db"
-  })),
+  store: withDefault(Store, () => Schema.decodeSync(Store)({})),
   security: withDefault(Schema.Struct({ allowPrivateTargets: withDefault(Schema.Boolean, () => false) }), () => ({
     allowPrivateTargets: false
   })),
@@ -120,6 +139,10 @@ const checkConsistency = (config: RouterConfig): ConfigError | undefined => {
   if (Duration.lessThan(config.delivery.maxBackoff, config.delivery.initialBackoff)) {
     return new ConfigError({ key: "delivery.maxBackoff", problem: "must not be shorter than delivery.initialBackoff" })
   }
+  // Leases are renewed every third of their length: shorter than a second would be renewing all the time.
+  if (Duration.lessThan(config.store.lease, Duration.seconds(1))) {
+    return new ConfigError({ key: "store.lease", problem: "must be at least 1s" })
+  }
   // LiveKit retries an event for well under a minute, but a redelivery after a restore or replay must still be caught.
   if (Duration.lessThan(config.retention.dedupe, DAY)) {
     return new ConfigError({ key: "retention.dedupe", problem: "must be at least 24h, so retried events are still recognised" })
@@ -127,9 +150,21 @@ const checkConsistency = (config: RouterConfig): ConfigError | undefined => {
   return undefined
 }
 
+/** The store keys that only one kind of store understands; checked on the raw document, before defaults hide what was written. */
+const storeKindProblem = (store: unknown): ConfigError | undefined => {
+  if (!isRecord(store)) return undefined
+  if (store.redis === undefined) {
+    const stray = ["lease", "prefix"].find((key) => key in store)
+    return stray ? new ConfigError({ key: `store.${stray}`, problem: "only applies with store.redis" }) : undefined
+  }
+  return "path" in store ? new ConfigError({ key: "store", problem: "set either store.path (SQLite) or store.redis, not both" }) : undefined
+}
+
 /** Decodes a parsed YAML document into a config, naming the offending key on failure. */
 export const decodeConfig = (raw: unknown, env: ConfigEnv = {}): Either.Either<RouterConfig, ConfigError> => {
   if (!isRecord(raw)) return Either.left(new ConfigError({ key: "(root)", problem: "expected a YAML mapping" }))
+  const storeProblem = storeKindProblem(raw.store)
+  if (storeProblem) return Either.left(storeProblem)
   const decoded = Schema.decodeUnknownEither(RouterConfig, { onExcessProperty: "error" })(applyEnv(raw, env))
   if (Either.isLeft(decoded)) return Either.left(new ConfigError(firstProblem(decoded.left, "(root)")))
   const problem = checkConsistency(decoded.right)

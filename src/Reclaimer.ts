@@ -1,0 +1,37 @@
+import { Duration, Effect, Layer, Schedule } from "effect"
+import { AppConfig } from "./AppConfig.ts"
+import type { StoreUnavailable } from "./Domain/Errors.ts"
+import { Forwarder } from "./Forwarder.ts"
+import { Store } from "./Store.ts"
+
+/**
+ * For a shared store: renews this instance's leases three times per lease, so
+ * a live instance keeps what it holds however long its retries wait, and twice
+ * per lease takes over what dead instances held, handing it to the Forwarder,
+ * which resumes each delivery at its recorded attempt count and retry time.
+ */
+export const Reclaimer = Layer.scopedDiscard(
+  Effect.gen(function* () {
+    const config = yield* AppConfig
+    const store = yield* Store
+    const forwarder = yield* Forwarder
+    const lease = config.store.lease
+    const every = (times: number, task: Effect.Effect<void, StoreUnavailable>, what: string) =>
+      task.pipe(
+        Effect.catchTag("StoreUnavailable", (e) => Effect.logWarning(`${what} failed; will try again`, e.cause)),
+        Effect.repeat(Schedule.spaced(Duration.unsafeDivide(lease, times))),
+        Effect.forkScoped
+      )
+    yield* every(3, store.renewLeases, "lease renewal")
+    yield* every(
+      2,
+      Effect.gen(function* () {
+        const claimed = yield* store.claimStale
+        if (claimed.length === 0) return
+        yield* Effect.log("took over deliveries").pipe(Effect.annotateLogs({ count: claimed.length }))
+        yield* Effect.forEach(claimed, forwarder.enqueue, { discard: true })
+      }),
+      "claiming stale deliveries"
+    )
+  })
+)

@@ -1,0 +1,606 @@
+import { describe, expect, test } from "bun:test"
+import { Effect, Layer, Option } from "effect"
+import fc from "fast-check"
+import type { AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../src/Domain/Delivery.ts"
+import type { StoreUnavailable } from "../../src/Domain/Errors.ts"
+import { Store, type Acceptance, type PinChange, type RetentionPolicy } from "../../src/Store.ts"
+
+/**
+ * What every Store implementation must do, whatever keeps the data: the
+ * SQLite store and the Redis store both run these cases.
+ */
+
+/** Runs a program against a store from `layer`; the scope closes it. */
+export const runOn = (layer: Layer.Layer<Store, StoreUnavailable>) => <A>(program: Effect.Effect<A, StoreUnavailable, Store>) =>
+  Effect.runPromise(program.pipe(Effect.provide(layer), Effect.scoped))
+
+let eventSeq = 0
+export const freshEventId = () => `evt-${++eventSeq}`
+
+export const newDelivery = (over: Partial<NewDelivery> = {}): NewDelivery => ({
+  eventId: over.eventId ?? freshEventId(),
+  eventType: "participant_joined",
+  tenant: "calls.drsmith.com",
+  url: "https://hooks.drsmith.example/voice",
+  room: "room-1",
+  domain: "calls.drsmith.com",
+  body: JSON.stringify({ event: "participant_joined", n: eventSeq }),
+  eventCreatedAt: 1_000,
+  secret: null,
+  ...over
+})
+
+export const acceptance = (a: {
+  eventId: string
+  receivedAt: number
+  delivery?: NewDelivery
+  pinChange?: PinChange
+  unroutable?: UnroutableEvent
+}): Acceptance => ({
+  eventId: a.eventId,
+  receivedAt: a.receivedAt,
+  delivery: a.delivery,
+  pinChange: a.pinChange,
+  unroutable: a.unroutable
+})
+
+/** Accepts a fresh event carrying one delivery and returns the stored delivery. */
+export const deliver = (receivedAt: number, over: Partial<NewDelivery> = {}) =>
+  Effect.gen(function* () {
+    const store = yield* Store
+    const d = newDelivery(over)
+    const result = yield* store.accept(acceptance({ eventId: d.eventId, receivedAt, delivery: d }))
+    if (result._tag !== "Accepted" || result.delivery === undefined) throw new Error(`expected a delivery, got ${result._tag}`)
+    return result.delivery
+  })
+
+export const attempt = (a: Partial<AttemptRecord> & Pick<AttemptRecord, "at">): AttemptRecord => ({
+  attempt: 1,
+  status: 503,
+  error: "HTTP 503",
+  latencyMs: 12,
+  final: undefined,
+  nextAttemptAt: a.at + 1_000,
+  ...a
+})
+
+/** Records one final attempt at `at`. */
+export const finish = (id: number, final: "delivered" | "failed", at: number) =>
+  Effect.flatMap(Store, (store) =>
+    store.recordAttempt(
+      id,
+      attempt({ at, final, status: final === "delivered" ? 200 : 500, error: final === "delivered" ? null : "HTTP 500", nextAttemptAt: at })
+    )
+  )
+
+export const query = (q: Partial<DeliveryQuery> = {}): DeliveryQuery => ({
+  status: undefined,
+  tenant: undefined,
+  before: undefined,
+  limit: 1_000,
+  ...q
+})
+
+export const pin = (room: string, tenant = "calls.drsmith.com"): Pin => ({
+  room,
+  destination: { tenant, url: `https://${tenant}/hook`, events: ["participant_joined", "participant_left"] },
+  call: { room, sipCallId: `sip-${room}`, from: "+15550001111", to: null, domain: tenant }
+})
+
+export const unroutableEvent = (eventId: string, at: number, reason: UnroutableEvent["reason"] = "unknown_domain"): UnroutableEvent => ({
+  at,
+  eventId,
+  eventType: "participant_joined",
+  room: `room-${eventId}`,
+  headers: { xToIp: reason === "missing_header" ? null : "sip.unknown.example", to: null, dialled: "+15557654321" },
+  domain: reason === "unknown_domain" ? "sip.unknown.example" : null,
+  reason
+})
+
+export const ids = (ds: ReadonlyArray<Delivery>) => ds.map((d) => d.id)
+
+
+/** Registers every case; `fresh` gives an empty store for each run. */
+export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>) => {
+  const run = <A>(program: Effect.Effect<A, StoreUnavailable, Store>) => runOn(fresh())(program)
+  // ---------------------------------------------------------------------------
+  // accept
+  // ---------------------------------------------------------------------------
+
+  describe("accept", () => {
+    test("writes the delivery and returns it with an id, pending, due at once", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const d = newDelivery({ room: null, domain: null, eventCreatedAt: null })
+          const result = yield* store.accept(acceptance({ eventId: d.eventId, receivedAt: 5_000, delivery: d }))
+          if (result._tag !== "Accepted" || !result.delivery) throw new Error("not accepted")
+          const stored = result.delivery
+          expect(stored).toEqual({
+            ...d,
+            id: stored.id,
+            status: "pending",
+            attempts: 0,
+            lastStatus: null,
+            lastError: null,
+            nextAttemptAt: 5_000,
+            createdAt: 5_000,
+            queuedAt: 5_000,
+            updatedAt: 5_000
+          })
+          expect(Number.isInteger(stored.id) && stored.id > 0).toBe(true)
+          expect(yield* store.pending).toEqual([stored])
+          expect(yield* store.delivery(stored.id)).toEqual(Option.some({ ...stored, history: [] }))
+          const second = yield* deliver(6_000)
+          expect(second.id).toBeGreaterThan(stored.id)
+        })
+      ))
+
+    test("a repeated event id is a Duplicate and writes nothing: no delivery, pin or unroutable record", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const first = yield* deliver(1_000, { eventId: "evt-dup" })
+          const again = yield* store.accept(
+            acceptance({
+              eventId: "evt-dup",
+              receivedAt: 2_000,
+              delivery: newDelivery({ eventId: "evt-dup", tenant: "other.example" }),
+              pinChange: { _tag: "Set", pin: pin("room-dup") },
+              unroutable: unroutableEvent("evt-dup", 2_000)
+            })
+          )
+          expect(again).toEqual({ _tag: "Duplicate" })
+          expect(yield* store.pending).toEqual([first])
+          expect(yield* store.deliveries(query())).toEqual([first])
+          expect(yield* store.pinOf("room-dup")).toEqual(Option.none())
+          expect(yield* store.unroutable(10)).toEqual([])
+        })
+      ))
+
+    test("an event with no delivery is still remembered for dedupe", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const event = acceptance({ eventId: "evt-pin-only", receivedAt: 1_000, pinChange: { _tag: "Set", pin: pin("r") } })
+          expect(yield* store.accept(event)).toEqual({ _tag: "Accepted", delivery: undefined })
+          expect(yield* store.accept(event)).toEqual({ _tag: "Duplicate" })
+          expect(yield* store.pending).toEqual([])
+        })
+      ))
+
+    test("property: one delivery per distinct event id, whatever the repeats and concurrency", async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 40 }), (picks) =>
+          run(
+            Effect.gen(function* () {
+              const store = yield* Store
+              // All accepts are queued together, so they share group commits.
+              const results = yield* Effect.forEach(
+                picks,
+                (k, i) => store.accept(acceptance({ eventId: `e${k}`, receivedAt: i, delivery: newDelivery({ eventId: `e${k}` }) })),
+                { concurrency: "unbounded" }
+              )
+              const distinct = new Set(picks).size
+              expect(results.filter((r) => r._tag === "Accepted")).toHaveLength(distinct)
+              const pending = yield* store.pending
+              expect(new Set(pending.map((d) => d.eventId)).size).toBe(distinct)
+              expect(pending).toHaveLength(distinct)
+            })
+          )
+        ),
+        { numRuns: 40 }
+      )
+    })
+  })
+
+  // ---------------------------------------------------------------------------
+  // pending, recordAttempt, scheduleRetry, delivery
+  // ---------------------------------------------------------------------------
+
+  describe("the outbox", () => {
+    test("pending lists only pending deliveries, in id order (not receivedAt order)", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          // receivedAt runs backwards, so an order by time would differ from id order.
+          const ds = yield* Effect.forEach([5, 4, 3, 2, 1], (t) => deliver(t * 1_000))
+          yield* finish(ds[1]!.id, "delivered", 9_000)
+          yield* finish(ds[3]!.id, "failed", 9_000)
+          const pending = yield* store.pending
+          expect(ids(pending)).toEqual([ds[0]!.id, ds[2]!.id, ds[4]!.id])
+          expect(ids(pending)).toEqual([...ids(pending)].sort((a, b) => a - b))
+        })
+      ))
+
+    test("a non-final attempt keeps it pending and records attempts, status, error, next attempt and update time", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const d = yield* deliver(1_000)
+          yield* store.recordAttempt(d.id, attempt({ attempt: 2, at: 1_500, status: null, error: "timeout after 5000 ms", nextAttemptAt: 4_000 }))
+          const [after] = yield* store.pending
+          expect(after).toEqual({ ...d, attempts: 2, lastStatus: null, lastError: "timeout after 5000 ms", nextAttemptAt: 4_000, updatedAt: 1_500 })
+        })
+      ))
+
+    test.each<["delivered" | "failed", number, string | null]>([
+      ["delivered", 204, null],
+      ["failed", 410, "HTTP 410 Gone"]
+    ])("a final %p attempt finishes the delivery", (final, status, error) =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const d = yield* deliver(1_000)
+          yield* store.recordAttempt(d.id, attempt({ attempt: 3, at: 2_000, status, error, final, nextAttemptAt: 2_000 }))
+          expect(yield* store.pending).toEqual([])
+          const detail = Option.getOrThrow(yield* store.delivery(d.id))
+          expect(detail).toEqual({
+            ...d,
+            status: final,
+            attempts: 3,
+            lastStatus: status,
+            lastError: error,
+            nextAttemptAt: 2_000,
+            updatedAt: 2_000,
+            history: [{ attempt: 3, at: 2_000, status, error, latencyMs: 12 }]
+          })
+        })
+      ))
+
+    test("delivery(id) returns the attempt history in order, only its own, and none for an unknown id", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const a = yield* deliver(1_000)
+          const b = yield* deliver(1_000)
+          const history = [
+            { attempt: 1, at: 1_100, status: null, error: "connection refused", latencyMs: 3 },
+            { attempt: 2, at: 2_100, status: 503, error: "HTTP 503", latencyMs: 40 },
+            { attempt: 3, at: 4_100, status: 200, error: null, latencyMs: 25 }
+          ]
+          for (const [i, h] of history.entries()) {
+            const final = i === history.length - 1 ? "delivered" : undefined
+            yield* store.recordAttempt(a.id, { ...h, final, nextAttemptAt: h.at + 1_000 })
+            // Interleave another delivery's attempts: they must not show up in a's history.
+            yield* store.recordAttempt(b.id, attempt({ attempt: i + 1, at: h.at + 1 }))
+          }
+          expect(Option.getOrThrow(yield* store.delivery(a.id)).history).toEqual(history)
+          expect(Option.getOrThrow(yield* store.delivery(b.id)).history.map((h) => h.at)).toEqual([1_101, 2_101, 4_101])
+          expect(yield* store.delivery(b.id + 1_000)).toEqual(Option.none())
+        })
+      ))
+
+    test("scheduleRetry moves nextAttemptAt of a pending delivery, and of no finished one", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const pending = yield* deliver(1_000)
+          const delivered = yield* deliver(1_000)
+          const failed = yield* deliver(1_000)
+          yield* finish(delivered.id, "delivered", 2_000)
+          yield* finish(failed.id, "failed", 2_000)
+          for (const d of [pending, delivered, failed]) yield* store.scheduleRetry(d.id, 77_000)
+          // An unknown id is not an error.
+          yield* store.scheduleRetry(999_999, 77_000)
+          const next = (id: number) => Effect.map(store.delivery(id), (o) => Option.getOrThrow(o).nextAttemptAt)
+          expect(yield* next(pending.id)).toBe(77_000)
+          expect(yield* next(delivered.id)).toBe(2_000)
+          expect(yield* next(failed.id)).toBe(2_000)
+        })
+      ))
+  })
+
+  // ---------------------------------------------------------------------------
+  // deliveries(query)
+  // ---------------------------------------------------------------------------
+
+  describe("deliveries(query)", () => {
+    /** Creates deliveries for the given (tenant, status) pairs, in order. */
+    const seed = (rows: ReadonlyArray<readonly [string, DeliveryStatus]>) =>
+      Effect.forEach(rows, ([tenant, status], i) =>
+        Effect.gen(function* () {
+          const d = yield* deliver(1_000 + i, { tenant })
+          if (status !== "pending") yield* finish(d.id, status, 50_000 + i)
+          return { id: d.id, tenant, status }
+        })
+      )
+
+    test("filters by status and tenant, newest first, up to the limit", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const rows = yield* seed([
+            ["a", "pending"],
+            ["b", "failed"],
+            ["a", "failed"],
+            ["a", "delivered"],
+            ["b", "pending"],
+            ["a", "failed"]
+          ])
+          const id = (i: number) => rows[i]!.id
+          expect(ids(yield* store.deliveries(query()))).toEqual([id(5), id(4), id(3), id(2), id(1), id(0)])
+          expect(ids(yield* store.deliveries(query({ status: "failed" })))).toEqual([id(5), id(2), id(1)])
+          expect(ids(yield* store.deliveries(query({ tenant: "a" })))).toEqual([id(5), id(3), id(2), id(0)])
+          expect(ids(yield* store.deliveries(query({ tenant: "a", status: "failed" })))).toEqual([id(5), id(2)])
+          expect(ids(yield* store.deliveries(query({ tenant: "b", status: "delivered" })))).toEqual([])
+          expect(ids(yield* store.deliveries(query({ tenant: "nobody" })))).toEqual([])
+          expect(ids(yield* store.deliveries(query({ limit: 2 })))).toEqual([id(5), id(4)])
+          expect(ids(yield* store.deliveries(query({ before: id(3), limit: 2 })))).toEqual([id(2), id(1)])
+          const statuses = (yield* store.deliveries(query({ tenant: "a" }))).map((d) => d.status)
+          expect(statuses).toEqual(["failed", "delivered", "failed", "pending"])
+        })
+      ))
+
+    test("property: paging with `before` = last id of the previous page covers every match once, in order", async () => {
+      const tenantArb = fc.constantFrom("a", "b", "c")
+      const statusArb = fc.constantFrom<DeliveryStatus>("pending", "delivered", "failed")
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.tuple(tenantArb, statusArb), { maxLength: 30 }),
+          fc.integer({ min: 1, max: 7 }),
+          fc.option(tenantArb, { nil: undefined }),
+          fc.option(statusArb, { nil: undefined }),
+          (rows, pageSize, tenant, status) =>
+            run(
+              Effect.gen(function* () {
+                const store = yield* Store
+                const seeded = yield* seed(rows)
+                const expected = seeded
+                  .filter((r) => (tenant === undefined || r.tenant === tenant) && (status === undefined || r.status === status))
+                  .map((r) => r.id)
+                  .sort((x, y) => y - x)
+                const seen: number[] = []
+                let before: number | undefined
+                for (;;) {
+                  const page = yield* store.deliveries({ status, tenant, limit: pageSize, before })
+                  expect(page.length).toBeLessThanOrEqual(pageSize)
+                  for (const d of page) {
+                    if (tenant !== undefined) expect(d.tenant).toBe(tenant)
+                    if (status !== undefined) expect(d.status).toBe(status)
+                  }
+                  seen.push(...ids(page))
+                  if (page.length < pageSize) break
+                  before = page[page.length - 1]!.id
+                }
+                expect(seen).toEqual(expected)
+              })
+            )
+        ),
+        { numRuns: 60 }
+      )
+    })
+  })
+
+  // ---------------------------------------------------------------------------
+  // requeue
+  // ---------------------------------------------------------------------------
+
+  describe("requeue", () => {
+    test("NotFound for an unknown id; NotFailed (with the status) for pending and delivered", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const pending = yield* deliver(1_000)
+          const delivered = yield* deliver(1_000)
+          yield* finish(delivered.id, "delivered", 2_000)
+          expect(yield* store.requeue(delivered.id + 100, 3_000)).toEqual({ _tag: "NotFound" })
+          expect(yield* store.requeue(pending.id, 3_000)).toEqual({ _tag: "NotFailed", status: "pending" })
+          expect(yield* store.requeue(delivered.id, 3_000)).toEqual({ _tag: "NotFailed", status: "delivered" })
+          // Nothing changed.
+          expect(Option.getOrThrow(yield* store.delivery(delivered.id)).status).toBe("delivered")
+          expect(yield* store.pending).toEqual([pending])
+        })
+      ))
+
+    test("a failed delivery is requeued with a fresh attempt budget, due now", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const d = yield* deliver(1_000)
+          yield* store.recordAttempt(d.id, attempt({ attempt: 8, at: 2_000, final: "failed" }))
+          const result = yield* store.requeue(d.id, 9_000)
+          if (result._tag !== "Requeued") throw new Error(`expected Requeued, got ${result._tag}`)
+          expect(result.delivery).toMatchObject({
+            id: d.id,
+            status: "pending",
+            attempts: 0,
+            nextAttemptAt: 9_000,
+            queuedAt: 9_000,
+            updatedAt: 9_000,
+            createdAt: 1_000
+          })
+          expect(yield* store.pending).toEqual([result.delivery])
+          // A second requeue finds it pending.
+          expect(yield* store.requeue(d.id, 9_500)).toEqual({ _tag: "NotFailed", status: "pending" })
+        })
+      ))
+
+    test("requeueFailed touches only that tenant's failed deliveries created at or after `since`", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const make = (tenant: string, createdAt: number, status: DeliveryStatus) =>
+            Effect.gen(function* () {
+              const d = yield* deliver(createdAt, { tenant })
+              if (status !== "pending") yield* finish(d.id, status, 5_000)
+              return d
+            })
+          const early = yield* make("a", 199, "failed")
+          const atSince = yield* make("a", 200, "failed")
+          const later = yield* make("a", 300, "failed")
+          const delivered = yield* make("a", 300, "delivered")
+          const pending = yield* make("a", 300, "pending")
+          const otherTenant = yield* make("b", 300, "failed")
+
+          const requeued = yield* store.requeueFailed("a", 200, 8_000)
+          expect(ids(requeued)).toEqual([atSince.id, later.id])
+          for (const d of requeued) expect(d).toMatchObject({ status: "pending", attempts: 0, nextAttemptAt: 8_000, queuedAt: 8_000, updatedAt: 8_000 })
+          expect(requeued.map((d) => d.createdAt)).toEqual([200, 300])
+
+          const statusOf = (id: number) => Effect.map(store.delivery(id), (o) => Option.getOrThrow(o).status)
+          expect(yield* statusOf(early.id)).toBe("failed")
+          expect(yield* statusOf(delivered.id)).toBe("delivered")
+          expect(yield* statusOf(otherTenant.id)).toBe("failed")
+          expect(ids(yield* store.pending)).toEqual([atSince.id, later.id, pending.id])
+          // Nothing left to requeue for a.
+          expect(yield* store.requeueFailed("a", 200, 9_000)).toEqual([])
+        })
+      ))
+  })
+
+  // ---------------------------------------------------------------------------
+  // unroutable
+  // ---------------------------------------------------------------------------
+
+  describe("unroutable(limit)", () => {
+    test("newest first, at most `limit`, every field round-trips", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const events = [
+            unroutableEvent("u1", 1_000, "missing_header"),
+            unroutableEvent("u2", 2_000, "malformed_header"),
+            { ...unroutableEvent("u3", 3_000, "unknown_domain"), room: null, headers: { xToIp: null, to: "<sip:+1555@x.example>", dialled: null } }
+          ]
+          for (const u of events) yield* store.accept(acceptance({ eventId: u.eventId, receivedAt: u.at, unroutable: u }))
+          expect(yield* store.unroutable(10)).toEqual([...events].reverse())
+          expect(yield* store.unroutable(2)).toEqual([events[2]!, events[1]!])
+          expect(yield* store.unroutable(0)).toEqual([])
+        })
+      ))
+  })
+
+  // ---------------------------------------------------------------------------
+  // pins
+  // ---------------------------------------------------------------------------
+
+  describe("pins", () => {
+    const change = (eventId: string, receivedAt: number, pinChange: PinChange) =>
+      Effect.flatMap(Store, (store) => store.accept(acceptance({ eventId, receivedAt, pinChange })))
+
+    test("Set then pinOf returns it; a second Set replaces it; Clear removes it", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          expect(yield* store.pinOf("room-a")).toEqual(Option.none())
+          const first = pin("room-a")
+          yield* change("p1", 1_000, { _tag: "Set", pin: first })
+          expect(yield* store.pinOf("room-a")).toEqual(Option.some(first))
+          const second = pin("room-a", "main.citydental.com")
+          yield* change("p2", 2_000, { _tag: "Set", pin: second })
+          expect(yield* store.pinOf("room-a")).toEqual(Option.some(second))
+          // Pins are per room.
+          expect(yield* store.pinOf("room-b")).toEqual(Option.none())
+          yield* change("p3", 3_000, { _tag: "Clear", room: "room-a" })
+          expect(yield* store.pinOf("room-a")).toEqual(Option.none())
+          // Touching or clearing a room with no pin creates nothing.
+          yield* change("p4", 4_000, { _tag: "Touch", room: "room-c" })
+          yield* change("p5", 4_000, { _tag: "Clear", room: "room-c" })
+          expect(yield* store.pinOf("room-c")).toEqual(Option.none())
+        })
+      ))
+
+    test("a destination without an event filter round-trips", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const p: Pin = { room: "r", destination: { tenant: "t.example", url: "https://t.example/h" }, call: pin("r").call }
+          yield* change("p1", 1_000, { _tag: "Set", pin: p })
+          expect(yield* store.pinOf("r")).toEqual(Option.some(p))
+        })
+      ))
+
+    test("Touch moves the pin's time forward, so a long call's pin outlives the retention", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          yield* change("p1", 1_000, { _tag: "Set", pin: pin("long-call") })
+          yield* change("p2", 1_000, { _tag: "Set", pin: pin("idle-call") })
+          yield* change("p3", 5_000, { _tag: "Touch", room: "long-call" })
+          // Cut-off for pins: 6_000 - 2_000 = 4_000; only the untouched pin is older.
+          const pruned = yield* store.prune(6_000, { delivered: 1e9, failed: 1e9, dedupe: 1e9, unroutable: 1e9, pins: 2_000 })
+          expect(pruned.pins).toBe(1)
+          expect(yield* store.pinOf("long-call")).toEqual(Option.some(pin("long-call")))
+          expect(yield* store.pinOf("idle-call")).toEqual(Option.none())
+        })
+      ))
+  })
+
+  // ---------------------------------------------------------------------------
+  // prune
+  // ---------------------------------------------------------------------------
+
+  describe("prune", () => {
+    const NOW = 1_000_000
+    const POLICY: RetentionPolicy = { delivered: 1_000, failed: 5_000, dedupe: 2_000, unroutable: 3_000, pins: 4_000 }
+
+    test("deletes exactly what each retention no longer keeps (strictly older), and counts it", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const accept = (eventId: string, receivedAt: number, extra: { pinChange?: PinChange; unroutable?: UnroutableEvent } = {}) =>
+            store.accept(acceptance({ eventId, receivedAt, ...extra }))
+
+          // Deliveries, all received long ago: their age counts from their last change (updatedAt).
+          const dOld = yield* deliver(0, { eventId: "d-old" })
+          yield* finish(dOld.id, "delivered", NOW - 1_001)
+          const dEdge = yield* deliver(0, { eventId: "d-edge" })
+          yield* finish(dEdge.id, "delivered", NOW - 1_000)
+          const dLate = yield* deliver(0, { eventId: "d-late" })
+          yield* finish(dLate.id, "delivered", NOW - 10)
+          const fOld = yield* deliver(0, { eventId: "f-old" })
+          yield* finish(fOld.id, "failed", NOW - 5_001)
+          // Older than the delivered retention, but failed ones are kept longer.
+          const fMid = yield* deliver(0, { eventId: "f-mid" })
+          yield* finish(fMid.id, "failed", NOW - 2_000)
+          const pOld = yield* deliver(0, { eventId: "p-old" })
+          yield* store.recordAttempt(pOld.id, attempt({ at: 1 }))
+
+          yield* accept("u-old", NOW - 3_001, { unroutable: unroutableEvent("u-old", NOW - 3_001) })
+          yield* accept("u-edge", NOW - 3_000, { unroutable: unroutableEvent("u-edge", NOW - 3_000) })
+          yield* accept("pin-old", NOW - 4_001, { pinChange: { _tag: "Set", pin: pin("room-old") } })
+          yield* accept("pin-edge", NOW - 4_000, { pinChange: { _tag: "Set", pin: pin("room-edge") } })
+          yield* accept("e-edge", NOW - 2_000)
+          yield* accept("e-new", NOW - 1)
+
+          const pruned = yield* store.prune(NOW, POLICY)
+          // Events older than NOW - 2000: the six deliveries' and the u-/pin- ones.
+          expect(pruned).toEqual({ deliveries: 2, events: 10, unroutable: 1, pins: 1 })
+
+          expect(ids(yield* store.deliveries(query()))).toEqual([pOld.id, fMid.id, dLate.id, dEdge.id])
+          expect(yield* store.delivery(dOld.id)).toEqual(Option.none())
+          expect(yield* store.delivery(fOld.id)).toEqual(Option.none())
+          expect(Option.getOrThrow(yield* store.delivery(pOld.id)).history).toHaveLength(1)
+          expect((yield* store.unroutable(10)).map((u) => u.eventId)).toEqual(["u-edge"])
+          expect(yield* store.pinOf("room-old")).toEqual(Option.none())
+          expect(Option.isSome(yield* store.pinOf("room-edge"))).toBe(true)
+
+          // A forgotten event id is accepted again; a remembered one is still a duplicate.
+          expect((yield* store.accept(acceptance({ eventId: "d-old", receivedAt: NOW, delivery: newDelivery({ eventId: "d-old" }) })))._tag).toBe(
+            "Accepted"
+          )
+          expect(yield* accept("e-edge", NOW)).toEqual({ _tag: "Duplicate" })
+          expect(yield* accept("e-new", NOW)).toEqual({ _tag: "Duplicate" })
+
+          // Counts are of this run only: pruning again at the same time finds nothing.
+          expect(yield* store.prune(NOW, POLICY)).toEqual({ deliveries: 0, events: 0, unroutable: 0, pins: 0 })
+        })
+      ))
+
+    test("never deletes a pending delivery, however old, even with zero retention", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const ds = yield* Effect.forEach([0, 1, 500, 10_000], (t) => deliver(t))
+          yield* store.recordAttempt(ds[0]!.id, attempt({ at: 2 }))
+          const before = yield* store.pending
+          const zero: RetentionPolicy = { delivered: 0, failed: 0, dedupe: 0, unroutable: 0, pins: 0 }
+          const pruned = yield* store.prune(Number.MAX_SAFE_INTEGER, zero)
+          expect(pruned).toEqual({ deliveries: 0, events: 4, unroutable: 0, pins: 0 })
+          expect(yield* store.pending).toEqual(before)
+          expect(Option.getOrThrow(yield* store.delivery(ds[0]!.id)).history).toHaveLength(1)
+        })
+      ))
+  })
+}
