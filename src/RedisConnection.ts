@@ -78,7 +78,8 @@ const subscription = (url: string, channel: string) =>
             if (current === client) retry()
           }
           client
-            .subscribe(channel, () => void emit.single(undefined))
+            .connect()
+            .then(() => client.subscribe(channel, () => void emit.single(undefined)))
             .then(
               () => void emit.single(undefined),
               () => {
