@@ -6,15 +6,20 @@ import { redisAvailable, startRedis, type TestRedis } from "./support/redis.ts"
 import { acceptance, deliver, newDelivery, runOn, storeContract } from "./support/storeContract.ts"
 
 const DAY = 86_400_000
+// The server CI started (REDIS_URL), or one of our own; the outage test always starts its own.
 let redis: TestRedis | undefined
+let url = process.env.REDIS_URL ?? ""
+const run = crypto.randomUUID().slice(0, 8)
 let seq = 0
 /** A fresh key prefix per store, so cases share one server but no data. */
 const layer = (options: { prefix?: string; leaseMs?: number } = {}) =>
-  Store.redis({ url: redis!.url(), prefix: options.prefix ?? `t${++seq}:`, leaseMs: options.leaseMs ?? 10_000, dedupeMs: 2 * DAY, pinsMs: DAY })
+  Store.redis({ url, prefix: options.prefix ?? `t${run}-${++seq}:`, leaseMs: options.leaseMs ?? 10_000, dedupeMs: 2 * DAY, pinsMs: DAY })
 
 describe.skipIf(!redisAvailable())("the Redis store", () => {
   beforeAll(async () => {
+    if (url !== "") return
     redis = await startRedis()
+    url = redis.url()
   })
   afterAll(() => redis?.stop())
 
@@ -22,7 +27,7 @@ describe.skipIf(!redisAvailable())("the Redis store", () => {
 
   /** Two instances on one prefix: each its own connection and consumer, as two processes would have. */
   const twoInstances = <A>(leaseMs: number, program: (a: Store["Type"], b: Store["Type"]) => Effect.Effect<A, unknown>) => {
-    const prefix = `pair${++seq}:`
+    const prefix = `pair${run}-${++seq}:`
     const one = Effect.provide(Store, layer({ prefix, leaseMs }))
     return Effect.runPromise(Effect.scoped(Effect.flatMap(Effect.all([one, one]), ([a, b]) => program(a, b))))
   }
