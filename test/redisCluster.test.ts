@@ -44,7 +44,7 @@ const receipts = (tenant: Receiver) => {
 /** Posts `count` events round robin over the routers, a few at a time; returns the ids each acknowledged (200). */
 const burst = async (routers: () => ReadonlyArray<RunningRouter>, count: number, onSent: (sent: number) => unknown = () => {}) => {
   const acknowledged: Array<string> = []
-  let refused = 0
+  const refused: Array<number> = []
   for (let i = 0; i < count; i += 6) {
     await Promise.all(
       Array.from({ length: Math.min(6, count - i) }, async (_, k) => {
@@ -53,7 +53,7 @@ const burst = async (routers: () => ReadonlyArray<RunningRouter>, count: number,
         const router = live[(i + k) % live.length]!
         const status = await router.post(event).then((r) => r.status, () => 0)
         if (status === 200) acknowledged.push(event.id)
-        else refused++
+        else refused.push(status)
       })
     )
     await onSent(i + 6)
@@ -66,6 +66,9 @@ const everyAcknowledgedArrived = (tenant: Receiver, acknowledged: ReadonlyArray<
     const seen = receipts(tenant)
     return acknowledged.every((id) => seen.has(id))
   }, timeoutMs)
+
+// Real processes and a lease to wait out: longer than bun's default, whatever file runs first.
+const SLOW = 60_000
 
 const duplicatesOf = (tenant: Receiver) => [...receipts(tenant).values()].reduce((sum, n) => sum + n - 1, 0)
 
@@ -87,7 +90,7 @@ describe.skipIf(!redisAvailable())("several instances on one Redis", () => {
 
     expect((await b.admin("DELETE", "/v1/hooks/api.example.com")).status).toBe(204)
     await eventually(async () => (await a.admin("GET", "/v1/hooks/api.example.com")).status === 404, 2_000, "A to see the removal")
-  })
+  }, SLOW)
 
   test("events sent round robin to three instances, each also retried on another instance, are all delivered exactly once", async () => {
     const tenant = receiver(DEFAULT_SECRET)
@@ -104,7 +107,7 @@ describe.skipIf(!redisAvailable())("several instances on one Redis", () => {
     expect(duplicatesOf(tenant)).toBe(0)
     expect(tenant.received).toHaveLength(61)
     expect(tenant.rejected).toEqual([])
-  })
+  }, SLOW)
 
   test("kill -9 of one instance mid-burst: every acknowledged event is still delivered, by the others after the lease", async () => {
     // A slow tenant, so the killed instance dies holding deliveries in flight and queued.
@@ -122,15 +125,18 @@ describe.skipIf(!redisAvailable())("several instances on one Redis", () => {
         }
       }
     )
-    expect(acknowledged.length).toBeGreaterThanOrEqual(84)
+    console.log(`kill -9: ${acknowledged.length} acknowledged, refused: [${refused.join(", ")}]`)
+    // The survivors keep taking events; a refusal (503) is fine, LiveKit would retry it.
+    expect(acknowledged.length).toBeGreaterThanOrEqual(60)
+    expect(refused.every((status) => status === 503)).toBe(true)
     await everyAcknowledgedArrived(tenant, acknowledged, 30_000)
     const duplicates = duplicatesOf(tenant)
-    console.log(`kill -9: ${acknowledged.length} acknowledged, ${refused} refused, all delivered, ${duplicates} duplicates`)
+    console.log(`kill -9: all ${acknowledged.length} acknowledged delivered, ${duplicates} duplicates`)
     // Only what the victim had in flight can arrive twice.
     expect(duplicates).toBeLessThanOrEqual(8)
     const tookOver = c.routers.filter((r) => r !== victim).flatMap((r) => r.logs.filter((l) => l.msg === "took over deliveries"))
     expect(tookOver.length).toBeGreaterThan(0)
-  })
+  }, SLOW)
 
   test("Redis restarted mid-run: 503 and not ready while it is down, then recovery by itself without losing an acknowledged event", async () => {
     const tenant = receiver(DEFAULT_SECRET, [{ status: 200, delayMs: 20 }])
@@ -158,5 +164,5 @@ describe.skipIf(!redisAvailable())("several instances on one Redis", () => {
     // The subscriptions came back too: a change on B reaches A.
     expect((await b.admin("PUT", "/v1/hooks/late.example.com", { url: `${tenant.url}/late` })).status).toBe(201)
     await eventually(async () => (await a.admin("GET", "/v1/hooks/late.example.com")).status === 200, 2_000, "A to see B's change")
-  })
+  }, SLOW)
 })
