@@ -1,4 +1,4 @@
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Either } from "effect"
 import type { NewDelivery, UnroutableEvent } from "./Domain/Delivery.ts"
 import { envelope } from "./Domain/Envelope.ts"
 import { ShuttingDown, type InvalidEvent, type StoreUnavailable, type Unauthorized, type Unroutable } from "./Domain/Errors.ts"
@@ -87,33 +87,41 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
     const forwarder = yield* Forwarder
     const lifecycle = yield* Lifecycle
 
+    const decoder = new TextDecoder()
+
+    /** Writes the event with its routing, then queues its delivery; once written it is queued even if LiveKit hangs up. */
+    const storeAndQueue = (event: LiveKitEvent, raw: string, routing: Routing, receivedAt: number) =>
+      Effect.uninterruptible(
+        Effect.tap(
+          store.accept({
+            eventId: event.id,
+            receivedAt,
+            delivery: deliveryOf(event, raw, routing, receivedAt),
+            pinChange: routing._tag === "Routed" ? routing.pinChange : undefined,
+            unroutable: unroutableOf(event, routing, receivedAt)
+          }),
+          (result) => (result._tag === "Accepted" && result.delivery ? forwarder.enqueue(result.delivery) : Effect.void)
+        )
+      )
+
+    // The checks before the store are plain functions; this runs on every webhook, so it takes few Effect steps.
     const receive = (
       authorization: string | undefined,
       body: Uint8Array
     ): Effect.Effect<IngestOutcome, ShuttingDown | Unauthorized | InvalidEvent | StoreUnavailable> =>
-      Effect.gen(function* () {
-        if (yield* lifecycle.isDraining) return yield* new ShuttingDown()
-        yield* verifier.verify(authorization, body)
-        const raw = new TextDecoder().decode(body)
-        const event = yield* parseLiveKitEvent(raw)
-        const routing = yield* router.resolve(event)
-        const receivedAt = yield* Clock.currentTimeMillis
-        // Once written, the event must reach the queue even if LiveKit hangs up mid-request.
-        const result = yield* Effect.uninterruptible(
-          Effect.tap(
-            store.accept({
-              eventId: event.id,
-              receivedAt,
-              delivery: deliveryOf(event, raw, routing, receivedAt),
-              pinChange: routing._tag === "Routed" ? routing.pinChange : undefined,
-              unroutable: unroutableOf(event, routing, receivedAt)
-            }),
-            (result) => (result._tag === "Accepted" && result.delivery ? forwarder.enqueue(result.delivery) : Effect.void)
+      Effect.flatMap(Clock.currentTimeMillis, (receivedAt): Effect.Effect<IngestOutcome, ShuttingDown | Unauthorized | InvalidEvent | StoreUnavailable> => {
+        if (lifecycle.draining()) return Effect.fail(new ShuttingDown())
+        const verified = verifier.verify(authorization, body, receivedAt)
+        if (Either.isLeft(verified)) return Effect.fail(verified.left)
+        const raw = decoder.decode(body)
+        const parsed = parseLiveKitEvent(raw)
+        if (Either.isLeft(parsed)) return Effect.fail(parsed.left)
+        const event = parsed.right
+        return Effect.flatMap(router.resolve(event), (routing) =>
+          Effect.flatMap(storeAndQueue(event, raw, routing, receivedAt), (result) =>
+            result._tag === "Duplicate" ? Effect.succeed("duplicate" as const) : Effect.as(reportUnforwarded(event, routing), "accepted" as const)
           )
         )
-        if (result._tag === "Duplicate") return "duplicate"
-        yield* reportUnforwarded(event, routing)
-        return "accepted"
       })
 
     return { receive }

@@ -1,5 +1,5 @@
 import { createHash, createHmac } from "node:crypto"
-import { Clock, Effect, Either, Layer } from "effect"
+import { Effect, Either } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import { Unauthorized } from "./Domain/Errors.ts"
 import { constantTimeEqual } from "./Signing.ts"
@@ -58,19 +58,14 @@ export const verifyLiveKitWebhook = (input: VerifyInput): Either.Either<void, Un
   return Either.void
 }
 
-/** Checks that an inbound webhook was signed by LiveKit with a configured key. */
+/** Checks that an inbound webhook was signed by LiveKit with a configured key. Synchronous: it runs on every webhook. */
 export class SignatureVerifier extends Effect.Service<SignatureVerifier>()("SignatureVerifier", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const keys = new Map([[config.livekit.apiKey, config.livekit.apiSecret]])
     return {
-      verify: (authorization: string | undefined, body: Uint8Array) =>
-        Clock.currentTimeMillis.pipe(
-          Effect.flatMap((now) => verifyLiveKitWebhook({ authorization, body, keys, nowSeconds: Math.floor(now / 1000) }))
-        )
+      verify: (authorization: string | undefined, body: Uint8Array, nowMs: number) =>
+        verifyLiveKitWebhook({ authorization, body, keys, nowSeconds: Math.floor(nowMs / 1000) })
     }
   })
-}) {
-  /** Accepts every request: for tests of the layers behind verification. */
-  static readonly Permissive = Layer.succeed(SignatureVerifier, SignatureVerifier.make({ verify: () => Effect.void }))
-}
+}) {}

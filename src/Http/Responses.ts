@@ -14,20 +14,10 @@ export const errorResponse = (status: number, code: string, message: string) =>
  * checked first so an oversized upload is refused without being read.
  */
 export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
-  readLimited(request.headers["content-length"], request.arrayBuffer, limit)
-
-/** The same for a plain web Request (the native webhook route). */
-export const readWebBody = (request: Request, limit: number) =>
-  readLimited(
-    request.headers.get("content-length") ?? undefined,
-    Effect.tryPromise(() => request.arrayBuffer()),
-    limit
-  )
-
-const readLimited = <E>(declaredLength: string | undefined, arrayBuffer: Effect.Effect<ArrayBuffer, E>, limit: number) =>
   Effect.gen(function* () {
-    if (Number(declaredLength ?? 0) > limit) return yield* new PayloadTooLarge({ limit })
-    const body = new Uint8Array(yield* Effect.orElse(arrayBuffer, () => new PayloadTooLarge({ limit })))
+    const declared = Number(request.headers["content-length"] ?? 0)
+    if (declared > limit) return yield* new PayloadTooLarge({ limit })
+    const body = new Uint8Array(yield* Effect.orElse(request.arrayBuffer, () => new PayloadTooLarge({ limit })))
     if (body.byteLength > limit) return yield* new PayloadTooLarge({ limit })
     return body
   })

@@ -24,7 +24,7 @@ export const serverLayer = (config: RouterConfig) =>
     Effect.gen(function* () {
       const runtime = yield* Effect.runtime<Services>()
       const api = HttpApp.toWebHandlerRuntime(runtime)(yield* HttpLayerRouter.toHttpEffect(Routes))
-      const webhook = webhookHandler(Runtime.runPromise(runtime))
+      const webhook = webhookHandler(Runtime.runPromise(runtime), config.server.maxBodyBytes)
       const server = yield* Effect.acquireRelease(
         Effect.sync(() =>
           Bun.serve({

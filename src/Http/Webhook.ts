@@ -1,8 +1,17 @@
 import { Effect } from "effect"
-import { AppConfig } from "../AppConfig.ts"
+import { PayloadTooLarge } from "../Domain/Errors.ts"
 import { Ingest } from "../Ingest.ts"
 import * as Metrics from "../Metrics.ts"
-import { readWebBody } from "./Responses.ts"
+
+/** Reads the raw body once, refusing more than `limit` bytes; Content-Length is checked first so an oversized upload is not read. */
+const readBody = async (request: Request, limit: number): Promise<Uint8Array | PayloadTooLarge> => {
+  if (Number(request.headers.get("content-length") ?? 0) > limit) return new PayloadTooLarge({ limit })
+  const body = await request.arrayBuffer().then(
+    (bytes) => new Uint8Array(bytes),
+    () => undefined
+  )
+  return body === undefined || body.byteLength > limit ? new PayloadTooLarge({ limit }) : body
+}
 
 const received = (outcome: string) => Metrics.increment(Metrics.webhooksReceived, { outcome })
 
@@ -16,16 +25,14 @@ const RECEIVED = JSON.stringify({ status: "received" })
  * problems are acknowledged (fail open). A client that hangs up does not
  * interrupt the request: once verified, the event is stored and queued.
  */
-export const webhookHandler = (run: (effect: Effect.Effect<Response, never, Ingest | AppConfig>) => Promise<Response>) => {
-  const handle = (request: Request) =>
-    Effect.gen(function* () {
-      const config = yield* AppConfig
-      const ingest = yield* Ingest
-      const body = yield* readWebBody(request, config.server.maxBodyBytes)
-      const outcome = yield* ingest.receive(request.headers.get("authorization") ?? undefined, body)
-      yield* received(outcome)
-      return json(200, RECEIVED)
-    }).pipe(
+export const webhookHandler = (run: (effect: Effect.Effect<Response, never, Ingest>) => Promise<Response>, maxBodyBytes: number) => {
+  const handle = (authorization: string | undefined, body: Uint8Array | PayloadTooLarge) =>
+    Effect.flatMap(
+      Ingest,
+      (ingest): Effect.Effect<void, PayloadTooLarge | Effect.Effect.Error<ReturnType<Ingest["receive"]>>> =>
+        body instanceof PayloadTooLarge ? Effect.fail(body) : Effect.flatMap(ingest.receive(authorization, body), received)
+    ).pipe(
+      Effect.map(() => json(200, RECEIVED)),
       Effect.catchTags({
         PayloadTooLarge: (e) => Effect.as(received("too_large"), error(413, "payload_too_large", `body exceeds ${e.limit} bytes`)),
         Unauthorized: (e) => Effect.as(received("unauthorized"), error(401, "unauthorized", e.reason)),
@@ -38,5 +45,6 @@ export const webhookHandler = (run: (effect: Effect.Effect<Response, never, Inge
           )
       })
     )
-  return (request: Request) => run(handle(request))
+  // The body is read before the Effect starts: one fiber per request, never suspended for I/O it does not own.
+  return async (request: Request) => run(handle(request.headers.get("authorization") ?? undefined, await readBody(request, maxBodyBytes)))
 }
