@@ -21,7 +21,7 @@ import { WebhookSender } from "./WebhookSender.ts"
 
 export interface AppOptions {
   /** The config file to watch for hook edits; without it the config's hooks are fixed. */
-  readonly configPath?: string | undefined
+  readonly configFile?: { readonly path: string; readonly text: string } | undefined
   readonly store?: Layer.Layer<Store, StoreUnavailable> | undefined
 }
 
@@ -45,7 +45,7 @@ export const servicesLayer = (config: RouterConfig, options: AppOptions = {}) =>
     Layer.provideMerge(Layer.mergeAll(SignatureVerifier.Default, Router.Default, Forwarder.Default)),
     Layer.provideMerge(Layer.mergeAll(HookTable.Default, WebhookSender.Default, TenantGate.Default, Janitor)),
     Layer.provideMerge(
-      Layer.mergeAll(options.configPath ? FileHooks.watch(options.configPath, config) : FileHooks.fixed(config), RemoteHooks.layer)
+      Layer.mergeAll(options.configFile ? FileHooks.watch(options.configFile.path, config, options.configFile.text) : FileHooks.fixed(config), RemoteHooks.layer)
     ),
     Layer.provideMerge(
       Layer.mergeAll(options.store ?? storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config))

@@ -36,12 +36,13 @@ export class FileHooks extends Context.Tag("FileHooks")<FileHooks, SubscriptionR
   /** The hooks the process started with, never reloaded: for tests and configs given in code. */
   static readonly fixed = (config: RouterConfig) => Layer.effect(FileHooks, SubscriptionRef.make(hookSetOf(config)))
 
-  static readonly watch = (path: string, config: RouterConfig) =>
+  /** `startedWith` is the text `config` was decoded from, so an unchanged file is not decoded again. */
+  static readonly watch = (path: string, config: RouterConfig, startedWith: string) =>
     Layer.scoped(
       FileHooks,
       Effect.gen(function* () {
         const current = yield* SubscriptionRef.make(hookSetOf(config))
-        let lastText: string | undefined
+        let lastText = startedWith
         let lastStamp = ""
 
         const check = Effect.gen(function* () {

@@ -32,8 +32,9 @@ export const compileTable = (hooks: Iterable<ActiveHook>, numbers: Iterable<Acti
   const exact = new Map<string, ActiveHook>()
   const wildcard = new Map<string, ActiveHook>()
   for (const hook of hooks) {
-    const [map, key] = hook.host.startsWith("*.") ? [wildcard, hook.host.slice(2)] : [exact, hook.host]
-    if (!map.has(key)) map.set(key, hook)
+    if (!hook.host.startsWith("*.")) {
+      if (!exact.has(hook.host)) exact.set(hook.host, hook)
+    } else if (!wildcard.has(hook.host.slice(2))) wildcard.set(hook.host.slice(2), hook)
   }
   const wildcardDepths: Array<boolean> = []
   for (const suffix of wildcard.keys()) wildcardDepths[labelCount(suffix)] = true

@@ -1,6 +1,6 @@
 import { BunRuntime } from "@effect/platform-bun"
 import { Console, Effect } from "effect"
-import { loadConfigFile } from "./AppConfig.ts"
+import { readConfigFile } from "./AppConfig.ts"
 import { cli, exitWithCode, isCliInvocation } from "./Cli.ts"
 
 const USAGE = "usage: bun run src/main.ts --config FILE   (or set ROUTER_CONFIG); bun run src/main.ts help for the admin commands"
@@ -15,10 +15,10 @@ const args = Bun.argv.slice(2)
 const main = Effect.gen(function* () {
   const path = configPath(args)
   if (!path) return yield* Effect.fail(USAGE)
-  const config = yield* loadConfigFile(path)
+  const { config, text } = yield* readConfigFile(path)
   // Loaded here, not at the top, so admin commands do not pay for the whole server.
   const { runApp } = yield* Effect.promise(() => import("./App.ts"))
-  return yield* runApp(config, { configPath: path })
+  return yield* runApp(config, { configFile: { path, text } })
 }).pipe(
   Effect.tapError((error) =>
     Console.error(

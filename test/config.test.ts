@@ -2,9 +2,9 @@ import { describe, expect, test } from "bun:test"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Duration, Either } from "effect"
+import { Duration, Either, Schema } from "effect"
 import fc from "fast-check"
-import { decodeConfig, parseConfigText } from "../src/Domain/Config.ts"
+import { decodeConfig, parseConfigText, RouterConfig } from "../src/Domain/Config.ts"
 import { parseDurationMs } from "../src/Domain/Duration.ts"
 import { ADMIN_TOKEN, DEFAULT_SECRET, startRouter, testConfig } from "./support/router.ts"
 
@@ -16,6 +16,47 @@ const problemOf = (raw: unknown, env = {}) => {
   if (Either.isRight(decoded)) throw new Error("expected a config error")
   return decoded.left
 }
+
+describe("hooks decoded without the schema", () => {
+  // Hosts and URLs in every state: valid, odd spellings, invalid; plus hooks with more fields or wrong types.
+  const host = fc.oneof(
+    fc.constantFrom("calls.drsmith.com", " Calls.DrSmith.COM. ", "*.citydental.com", "*.com", "a..b", "-x.example.com", "", "*.", "x_y.example.com"),
+    fc.domain(),
+    fc.string({ maxLength: 12 })
+  )
+  const url = fc.oneof(
+    fc.constantFrom("https://api.example.com/voice", "http://127.0.0.1:9000/v", "ftp://x.example.com/", "https://u:p@x.example.com/", "not a url", ""),
+    fc.webUrl()
+  )
+  const hook = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ host, url }) },
+    fc.record({ host, url, events: fc.constantFrom(["participant_joined"], ["nope"]) }),
+    fc.record({ host, url, extra: fc.constant(1) }),
+    fc.record({ host: fc.integer(), url }),
+    fc.constant(null)
+  )
+
+  test("decode exactly as the schema alone would, including the first problem", () => {
+    const schemaOnly = Schema.decodeUnknownEither(RouterConfig, { onExcessProperty: "error" })
+    fc.assert(
+      fc.property(fc.array(hook, { maxLength: 6 }), (hooks) => {
+        const raw = { ...minimal, security: { allowPrivateTargets: true }, hooks }
+        const fast = decodeConfig(raw)
+        const reference = schemaOnly(raw)
+        if (Either.isLeft(reference)) return Either.isLeft(fast)
+        // Valid by the schema: the same hooks (duplicates are the consistency check's to refuse, in both).
+        return Either.isLeft(fast) ? fast.left.key.startsWith("hooks.") && fast.left.problem.startsWith("duplicate") : Bun.deepEquals(fast.right.hooks, reference.right.hooks)
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  test("a bad hook among many quick ones is still named by its index", () => {
+    const hooks = Array.from({ length: 50 }, (_, i) => ({ host: `calls.t${i}.example.com`, url: `https://t${i}.example.com/v` }))
+    hooks[37] = { host: "calls.t37.example.com", url: "ftp://t37.example.com/" }
+    expect(problemOf({ ...minimal, hooks })).toMatchObject({ key: "hooks.37.url" })
+  })
+})
 
 describe("durations", () => {
   test("units", () => {

@@ -1,7 +1,17 @@
 import { Duration, Either, Schema } from "effect"
 import { DurationString } from "./Duration.ts"
 import { ConfigError, firstProblem } from "./Errors.ts"
-import { Hook, hookSetProblem, HostPattern, NumberMapping, TargetUrl, WebhookSecret } from "./Hook.ts"
+import {
+  Hook,
+  hookSetProblem,
+  HostPattern,
+  isHostPattern,
+  normaliseHost,
+  NumberMapping,
+  TargetUrl,
+  targetUrlProblem,
+  WebhookSecret
+} from "./Hook.ts"
 
 const Port = Schema.Int.pipe(Schema.between(0, 65535))
 const Positive = Schema.Int.pipe(Schema.positive())
@@ -160,15 +170,43 @@ const storeKindProblem = (store: unknown): ConfigError | undefined => {
   return "path" in store ? new ConfigError({ key: "store", problem: "set either store.path (SQLite) or store.redis, not both" }) : undefined
 }
 
+const decodeRouterConfig = Schema.decodeUnknownEither(RouterConfig, { onExcessProperty: "error" })
+const decodeHook = Schema.decodeUnknownEither(Hook, { onExcessProperty: "error" })
+
+/**
+ * A platform's file may hold 100 000 hooks, and the schema costs microseconds
+ * each: a hook that is just a host and a URL is checked with the schema's own
+ * predicates, anything else by the schema. Undefined as soon as one is wrong,
+ * so the schema decodes the file again and names the key at fault.
+ */
+const quickHooks = (items: ReadonlyArray<unknown>): Array<Hook> | undefined => {
+  const hooks: Array<Hook> = []
+  for (const item of items) {
+    if (isRecord(item) && typeof item.host === "string" && typeof item.url === "string" && Object.keys(item).length === 2) {
+      const host = normaliseHost(item.host)
+      if (!isHostPattern(host) || targetUrlProblem(item.url) !== undefined) return undefined
+      hooks.push({ host: host as HostPattern, url: item.url })
+    } else {
+      const hook = decodeHook(item)
+      if (Either.isLeft(hook)) return undefined
+      hooks.push(hook.right)
+    }
+  }
+  return hooks
+}
+
 /** Decodes a parsed YAML document into a config, naming the offending key on failure. */
 export const decodeConfig = (raw: unknown, env: ConfigEnv = {}): Either.Either<RouterConfig, ConfigError> => {
   if (!isRecord(raw)) return Either.left(new ConfigError({ key: "(root)", problem: "expected a YAML mapping" }))
   const storeProblem = storeKindProblem(raw.store)
   if (storeProblem) return Either.left(storeProblem)
-  const decoded = Schema.decodeUnknownEither(RouterConfig, { onExcessProperty: "error" })(applyEnv(raw, env))
+  const document = applyEnv(raw, env)
+  const hooks = Array.isArray(document.hooks) ? quickHooks(document.hooks) : undefined
+  const decoded = decodeRouterConfig(hooks ? { ...document, hooks: [] } : document)
   if (Either.isLeft(decoded)) return Either.left(new ConfigError(firstProblem(decoded.left, "(root)")))
-  const problem = checkConsistency(decoded.right)
-  return problem ? Either.left(problem) : Either.right(decoded.right)
+  const config = hooks ? { ...decoded.right, hooks } : decoded.right
+  const problem = checkConsistency(config)
+  return problem ? Either.left(problem) : Either.right(config)
 }
 
 /** Parses YAML text (Bun's native parser) and decodes it. */

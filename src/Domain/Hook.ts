@@ -38,15 +38,20 @@ export const isHostname = (host: string): boolean =>
  * A hook's host: an exact host name (`calls.drsmith.com`) or a wildcard
  * (`*.citydental.com`) matching any deeper subdomain. Stored lower-case.
  */
+/** How a host pattern is stored: trimmed, lower-case, without a trailing dot. */
+export const normaliseHost = (s: string) => s.trim().toLowerCase().replace(/\.$/, "")
+
+/** An exact host name, or `*.` and a name of at least two labels. Expects a normalised pattern. */
+export const isHostPattern = (host: string) =>
+  host.startsWith("*.") ? isHostname(host.slice(2)) && host.includes(".", 2) : isHostname(host)
+
 export const HostPattern = Schema.transform(Schema.String, Schema.String, {
   strict: true,
-  decode: (s) => s.trim().toLowerCase().replace(/\.$/, ""),
+  decode: normaliseHost,
   encode: (s) => s
 }).pipe(
   Schema.filter(
-    (host) =>
-      (host.startsWith("*.") ? isHostname(host.slice(2)) && host.includes(".", 2) : isHostname(host)) ||
-      `expected a host name like "calls.example.com" or a wildcard like "*.example.com", got "${host}"`
+    (host) => isHostPattern(host) || `expected a host name like "calls.example.com" or a wildcard like "*.example.com", got "${host}"`
   ),
   Schema.brand("HostPattern")
 )
@@ -65,20 +70,21 @@ export const WebhookSecret = Schema.String.pipe(
 )
 export type WebhookSecret = typeof WebhookSecret.Type
 
+/** Why a text is not an http(s) URL without credentials; undefined when it is one. */
+export const targetUrlProblem = (s: string): string | undefined => {
+  let url: URL
+  try {
+    url = new URL(s)
+  } catch {
+    return `expected an absolute URL, got "${s}"`
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `expected an http or https URL, got "${url.protocol}"`
+  if (url.username || url.password) return "URL must not contain credentials"
+  return undefined
+}
+
 /** An http(s) URL without credentials. */
-export const TargetUrl = Schema.String.pipe(
-  Schema.filter((s) => {
-    let url: URL
-    try {
-      url = new URL(s)
-    } catch {
-      return `expected an absolute URL, got "${s}"`
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") return `expected an http or https URL, got "${url.protocol}"`
-    if (url.username || url.password) return "URL must not contain credentials"
-    return true
-  })
-)
+export const TargetUrl = Schema.String.pipe(Schema.filter((s) => targetUrlProblem(s) ?? true))
 
 /** `50/s`, `600/m`, `1000/h`: requests a tenant accepts per unit of time. */
 export const RateLimitText = Schema.String.pipe(
