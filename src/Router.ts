@@ -48,6 +48,13 @@ const callInfo = (room: string | undefined, attributes: Readonly<Record<string, 
 
 const destinationOf = (hook: ActiveHook): Destination => ({ tenant: hook.host, url: hook.url, events: hook.events, secret: hook.secret })
 
+/** Whether a domain is a shared one: listed exactly, or under a listed `*.` wildcard (any deeper subdomain, not the apex). */
+export const sharedDomainMatcher = (patterns: ReadonlyArray<string>) => {
+  const exact = new Set(patterns.filter((p) => !p.startsWith("*.")))
+  const suffixes = patterns.filter((p) => p.startsWith("*.")).map((p) => p.slice(1))
+  return (domain: string) => exact.has(domain) || suffixes.some((suffix) => domain.endsWith(suffix))
+}
+
 const wants = (destination: Destination, event: string) =>
   destination.events === undefined || destination.events.includes(event as EventName)
 
@@ -63,7 +70,7 @@ export class Router extends Effect.Service<Router>()("Router", {
     const extractor = yield* DomainExtractor
     const hooks = yield* HookTable
     const store = yield* Store
-    const shared = new Set<string>(config.sharedDomains)
+    const isShared = sharedDomainMatcher(config.sharedDomains)
 
     const byNumber = (attributes: Readonly<Record<string, string>>) =>
       Option.fromNullable(attributes["sip.trunkPhoneNumber"]).pipe(
@@ -75,7 +82,7 @@ export class Router extends Effect.Service<Router>()("Router", {
     const resolveSip = (attributes: Readonly<Record<string, string>>) =>
       Effect.gen(function* () {
         const domain = extractor.fromAttributes(attributes)
-        if (Either.isRight(domain) && !shared.has(domain.right)) {
+        if (Either.isRight(domain) && !isShared(domain.right)) {
           const hook = yield* hooks.match(domain.right)
           return { domain: domain.right, hook, reason: hook ? undefined : new UnknownDomain({ domain: domain.right }) }
         }

@@ -6,6 +6,8 @@ import { join } from "node:path"
 import { eventId, roomEvent, sipParticipantEvent, trackEvent, type SipCall } from "./support/livekit.ts"
 import { startReceiver, type Receiver, type Received } from "./support/receiver.ts"
 import { startRouter, testConfig, type RunningRouter } from "./support/router.ts"
+import fc from "fast-check"
+import { sharedDomainMatcher } from "../src/Router.ts"
 
 setDefaultTimeout(20_000)
 
@@ -78,6 +80,25 @@ const expectMetricDelta = async (
 
 // ---------------------------------------------------------------------------
 
+describe("shared domain patterns", () => {
+  const label = fc.stringMatching(/^[a-z0-9]{1,8}$/)
+  test("a wildcard covers every deeper subdomain and nothing else; an exact entry only itself", () => {
+    fc.assert(
+      fc.property(fc.array(label, { minLength: 2, maxLength: 4 }), fc.array(label, { minLength: 1, maxLength: 3 }), label, (base, sub, other) => {
+        const apex = base.join(".")
+        const isShared = sharedDomainMatcher([`*.${apex}`, `exact.${other}.net`])
+        return (
+          isShared(`${sub.join(".")}.${apex}`) &&
+          !isShared(apex) &&
+          !isShared(`${other}${apex}`) &&
+          isShared(`exact.${other}.net`) &&
+          !isShared(`x.exact.${other}.net`)
+        )
+      })
+    )
+  })
+})
+
 describe("tenant resolution through the real router", () => {
   const secrets = { drsmith: newSecret(), dental: newSecret(), east: newSecret(), main: newSecret(), moving: newSecret() }
   const R = {} as Record<"drsmith" | "dental" | "east" | "main" | "oldUrl" | "newUrl", Receiver>
@@ -99,7 +120,7 @@ describe("tenant resolution through the real router", () => {
         { host: "*.east.citydental.com", url: `${R.east.url}/east`, secret: secrets.east },
         { host: "main.citydental.com", url: `${R.main.url}/main`, secret: secrets.main }
       ],
-      sharedDomains: ["sip.sharedcarrier.net"],
+      sharedDomains: ["sip.sharedcarrier.net", "*.pool.bigcarrier.net"],
       numbers: [
         { number: "+1 (555) 765-4321", host: "calls.drsmith.com" },
         { number: "+44 20 7946 0958", host: "north.citydental.com" }
@@ -281,6 +302,11 @@ describe("tenant resolution through the real router", () => {
       const got = await joinAndExpect({ xToIp: "SIP.SharedCarrier.net:5060", dialled: "+442079460958" }, R.dental, "*.citydental.com")
       expect(got.json.call.domain).toBe("sip.sharedcarrier.net")
       expect(got.json.call.to).toBe("+442079460958")
+    })
+
+    test("a wildcard shared domain covers its subdomains", async () => {
+      const got = await joinAndExpect({ xToIp: "edge7.pool.bigcarrier.net", dialled: "+15557654321" }, R.drsmith, "calls.drsmith.com")
+      expect(got.json.call.domain).toBe("edge7.pool.bigcarrier.net")
     })
 
     test("the shared domain may come from To", async () => {
