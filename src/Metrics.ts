@@ -64,8 +64,24 @@ export const increment = (key: Key<number>, labels: Record<string, string>) => u
 /** Sets a gauge under the given labels. */
 export const setGauge = (key: Key<number>, value: number, labels: Record<string, string> = {}) => update(key, value, labels)
 
-/** Records one observation in a histogram. */
-export const observe = (key: Key<number>, value: number) => update(key, value, {})
+/** Everything one delivery attempt counts, in one step. */
+export const recordAttempt = (attempt: {
+  readonly tenant: string
+  /** HTTP status, `timeout`, `network` or `refused`. */
+  readonly result: string
+  readonly seconds: number
+  readonly final: "delivered" | "failed" | undefined
+  readonly retried: boolean
+  readonly endToEndSeconds: number | undefined
+}) =>
+  Effect.sync(() => {
+    const { tenant } = attempt
+    metricOf(deliveryAttempts, { tenant, result: attempt.result }).unsafeUpdate(1, NO_EXTRA_TAGS)
+    metricOf(deliveryDuration, {}).unsafeUpdate(attempt.seconds, NO_EXTRA_TAGS)
+    if (attempt.final) metricOf(deliveries, { tenant, outcome: attempt.final }).unsafeUpdate(1, NO_EXTRA_TAGS)
+    if (attempt.retried) metricOf(retries, { tenant }).unsafeUpdate(1, NO_EXTRA_TAGS)
+    if (attempt.endToEndSeconds !== undefined) metricOf(endToEnd, {}).unsafeUpdate(attempt.endToEndSeconds, NO_EXTRA_TAGS)
+  })
 
 const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')
 

@@ -6,7 +6,6 @@ import * as Metrics from "./Metrics.ts"
 import { fullBucket, takeToken, type Bucket, type RateLimit } from "./RateLimit.ts"
 
 interface TenantState {
-  readonly permits: Effect.Semaphore
   breaker: Breaker.Breaker
   bucket: Bucket | undefined
   /** Completed (and replaced) whenever the breaker changes, to wake deliveries waiting on it. */
@@ -15,9 +14,10 @@ interface TenantState {
 
 /**
  * What stands between a delivery and its tenant: the tenant's circuit breaker,
- * its rate limit and its concurrency cap, in that order. Each tenant has its
- * own, so one tenant's trouble never delays another's deliveries. Waiting here
- * costs no attempt. While the router drains, nothing new passes.
+ * then its rate limit (the Forwarder's workers cap its concurrency). Each
+ * tenant has its own, so one tenant's trouble never delays another's
+ * deliveries. Waiting here costs no attempt. While the router drains, nothing
+ * new passes.
  */
 export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
   effect: Effect.gen(function* () {
@@ -38,7 +38,6 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
       let state = tenants.get(tenant)
       if (!state) {
         state = {
-          permits: Effect.unsafeMakeSemaphore(config.delivery.concurrencyPerTenant),
           breaker: Breaker.closed,
           bucket: undefined,
           changed: Deferred.unsafeMake<void>(FiberId.none)
@@ -87,46 +86,51 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
             yield* throttled(state, limit)
           })
 
+    const finished = Effect.suspend(() => {
+      if (--inFlight > 0 || !idle) return Effect.void
+      const waiting = idle
+      idle = undefined
+      return Deferred.succeed(waiting, undefined)
+    })
     const counted = <A, E, R>(attempt: Effect.Effect<A, E, R>) =>
-      Effect.acquireUseRelease(
-        Effect.sync(() => inFlight++),
-        () => attempt,
-        () =>
-          Effect.suspend(() => {
-            if (--inFlight > 0 || !idle) return Effect.void
-            const waiting = idle
-            idle = undefined
-            return Deferred.succeed(waiting, undefined)
-          })
+      Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() => {
+          inFlight++
+          return Effect.ensuring(restore(attempt), finished)
+        })
       )
 
-    /**
-     * Runs one attempt once the tenant's gate opens, and feeds its outcome to
-     * the tenant's breaker: `isFailure` says which errors mean the tenant is struggling.
-     */
+    /** Feeds an attempt's outcome to the tenant's breaker: `isFailure` says which errors mean the tenant is struggling. */
+    const settle =
+      <A, E>(tenant: string, state: TenantState, probe: boolean, isFailure: (error: E) => boolean) =>
+      (exit: Exit.Exit<A, E>) => {
+        if (Exit.isSuccess(exit)) return setBreaker(tenant, state, Breaker.onSuccess(state.breaker))
+        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const failure = Cause.failureOption(exit.cause)
+          if (Option.isSome(failure)) {
+            const next = isFailure(failure.value) ? Breaker.onFailure(state.breaker, now, policy) : Breaker.onSuccess(state.breaker)
+            return setBreaker(tenant, state, next)
+          }
+          return probe ? setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, now)) : Effect.void
+        })
+      }
+
+    /** Runs one attempt once the tenant's gate opens, and feeds its outcome to the tenant's breaker. */
     const through = <A, E, R>(
       tenant: string,
       limit: RateLimit | undefined,
       attempt: Effect.Effect<A, E, R>,
       isFailure: (error: E) => boolean
     ): Effect.Effect<A, E, R> =>
-      Effect.gen(function* () {
+      Effect.suspend(() => {
         const state = stateOf(tenant)
-        // A closed circuit admits at once: most deliveries never need the breaker's clock.
-        const probe = state.breaker._tag === "Closed" && !lifecycle.draining() ? false : yield* admitted(tenant, state)
-        const outcome = (exit: Exit.Exit<A, E>) => {
-          if (Exit.isSuccess(exit)) return setBreaker(tenant, state, Breaker.onSuccess(state.breaker))
-          return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            const failure = Cause.failureOption(exit.cause)
-            if (Option.isSome(failure)) {
-              const next = isFailure(failure.value) ? Breaker.onFailure(state.breaker, now, policy) : Breaker.onSuccess(state.breaker)
-              return setBreaker(tenant, state, next)
-            }
-            return probe ? setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, now)) : Effect.void
-          })
+        // A closed circuit without a rate limit admits at once: most attempts never need the clock.
+        if (state.breaker._tag === "Closed" && limit === undefined && !lifecycle.draining()) {
+          return Effect.onExit(counted(attempt), settle(tenant, state, false, isFailure))
         }
-        const run = Effect.zipRight(throttled(state, limit), state.permits.withPermits(1)(Effect.zipRight(unlessDraining, counted(attempt))))
-        return yield* Effect.onExit(run, outcome)
+        return Effect.flatMap(admitted(tenant, state), (probe) =>
+          Effect.onExit(Effect.zipRight(throttled(state, limit), Effect.zipRight(unlessDraining, counted(attempt))), settle(tenant, state, probe, isFailure))
+        )
       })
 
     return {
