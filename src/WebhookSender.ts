@@ -1,6 +1,6 @@
 import { lookup } from "node:dns/promises"
 import { isIP } from "node:net"
-import { Clock, Duration, Effect } from "effect"
+import { Clock, Duration, Effect, Either } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import { TargetRefused, TenantRejected, TenantTimeout, TenantUnreachable, type DeliveryError } from "./Domain/Errors.ts"
 import { classifyAddress } from "./Domain/TargetAddress.ts"
@@ -32,34 +32,41 @@ export const describeFailure = (error: DeliveryError) => {
 
 const unbracketed = (hostname: string) => hostname.replace(/^\[(.*)\]$/, "$1")
 
+/** Waits for `promise`, or rejects when `signal` aborts first (a DNS lookup cannot be cancelled). */
+const abortable = <A>(promise: Promise<A>, signal: AbortSignal) =>
+  new Promise<A>((resolve, reject) => {
+    const abort = () => reject(signal.reason)
+    if (signal.aborted) return abort()
+    signal.addEventListener("abort", abort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", abort))
+  })
+
 /**
  * Resolves the URL's host once and checks every address it has. The request
  * then goes to the checked address, so a name that resolves differently a
  * moment later (DNS rebinding) cannot redirect it.
  */
-const resolveTarget = (
-  url: URL,
-  allowPrivate: boolean,
-  timeoutMs: number
-): Effect.Effect<{ address: string; family: number }, TargetRefused | TenantUnreachable | TenantTimeout> =>
-  Effect.gen(function* () {
-    const host = unbracketed(url.hostname)
-    const addresses = isIP(host)
-      ? [{ address: host, family: isIP(host) }]
-      : yield* Effect.tryPromise({
-          try: () => lookup(host, { all: true }),
-          catch: (error) => new TenantUnreachable({ message: `cannot resolve ${host}: ${(error as Error).message}` })
-        }).pipe(Effect.timeoutFail({ duration: timeoutMs, onTimeout: () => new TenantTimeout({ afterMs: timeoutMs }) }))
-    if (!allowPrivate) {
-      for (const { address } of addresses) {
-        const reason = classifyAddress(address)
-        if (reason) return yield* new TargetRefused({ reason: `refused: ${host} resolves to ${address} (${reason})` })
-      }
+const resolveTarget = async (host: string, allowPrivate: boolean, signal: AbortSignal): Promise<{ address: string; family: number }> => {
+  const family = isIP(host)
+  const addresses =
+    family !== 0
+      ? [{ address: host, family }]
+      : await abortable(lookup(host, { all: true }), signal).catch((error: Error) => {
+          throw error.name === "TimeoutError" ? error : new TenantUnreachable({ message: `cannot resolve ${host}: ${error.message}` })
+        })
+  if (!allowPrivate) {
+    for (const { address } of addresses) {
+      const reason = classifyAddress(address)
+      if (reason) throw new TargetRefused({ reason: `refused: ${host} resolves to ${address} (${reason})` })
     }
-    const [first] = addresses
-    if (!first) return yield* new TenantUnreachable({ message: `${host} resolves to no address` })
-    return first
-  })
+  }
+  const [first] = addresses
+  if (!first) throw new TenantUnreachable({ message: `${host} resolves to no address` })
+  return first
+}
+
+const isDeliveryError = (error: unknown): error is DeliveryError =>
+  error instanceof TargetRefused || error instanceof TenantUnreachable || error instanceof TenantTimeout || error instanceof TenantRejected
 
 /**
  * One signed POST to a tenant, with the per-attempt timeout. Succeeds with a
@@ -71,52 +78,55 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
     const config = yield* AppConfig
     const timeoutMs = Duration.toMillis(config.delivery.timeout)
 
-    /** The signed request itself, to the checked address under the URL's own name. */
-    /** The timeout is the fetch's own abort signal: no timer fiber per attempt. */
-    const post = (url: URL, target: { address: string; family: number }, outgoing: Outgoing, timestamp: number, remainingMs: number) => {
+    /**
+     * The attempt as one promise, so it costs one Effect step: resolve and check
+     * the target, then the signed request to the checked address under the URL's
+     * own name. One abort signal is both the timeout and the fiber's interruption.
+     */
+    const post = async (outgoing: Outgoing, startedAt: number, interrupted: AbortSignal): Promise<Either.Either<number, TenantRejected>> => {
+      const signal = AbortSignal.any([interrupted, AbortSignal.timeout(timeoutMs)])
+      const url = new URL(outgoing.url)
+      const name = unbracketed(url.hostname)
+      const target = await resolveTarget(name, config.security.allowPrivateTargets, signal)
       const pinned = new URL(url)
       pinned.hostname = target.family === 6 ? `[${target.address}]` : target.address
-      const name = unbracketed(url.hostname)
-      return Effect.tryPromise({
-        try: (signal) =>
-          fetch(pinned, {
-            method: "POST",
-            redirect: "manual",
-            signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, remainingMs))]),
-            headers: {
-              host: url.host,
-              "content-type": "application/json",
-              "user-agent": "sip-tenant-router",
-              "webhook-id": outgoing.eventId,
-              "webhook-timestamp": String(timestamp),
-              "webhook-signature": signWebhook(outgoing.secrets, outgoing.eventId, timestamp, outgoing.body)
-            },
-            body: outgoing.body,
-            // TLS checks the certificate against the name, not the address.
-            ...(url.protocol === "https:" && isIP(name) === 0 ? { tls: { serverName: name } } : {})
-          }),
-        catch: (error) =>
-          (error as Error).name === "TimeoutError"
-            ? new TenantTimeout({ afterMs: timeoutMs })
-            : new TenantUnreachable({ message: (error as Error).message ?? String(error) })
+      const timestamp = Math.floor(startedAt / 1000)
+      const response = await fetch(pinned, {
+        method: "POST",
+        redirect: "manual",
+        signal,
+        headers: {
+          host: url.host,
+          "content-type": "application/json",
+          "user-agent": "sip-tenant-router",
+          "webhook-id": outgoing.eventId,
+          "webhook-timestamp": String(timestamp),
+          "webhook-signature": signWebhook(outgoing.secrets, outgoing.eventId, timestamp, outgoing.body)
+        },
+        body: outgoing.body,
+        // TLS checks the certificate against the name, not the address.
+        ...(url.protocol === "https:" && isIP(name) === 0 ? { tls: { serverName: name } } : {})
       })
+      // Free the connection; the tenant's body is not needed.
+      await response.body?.cancel()
+      if (response.status >= 200 && response.status < 300) return Either.right(response.status)
+      return Either.left(new TenantRejected({ status: response.status, retryAfterMs: parseRetryAfter(response.headers.get("retry-after"), Date.now()) }))
     }
 
     const send = (outgoing: Outgoing): Effect.Effect<number, DeliveryError> =>
-      Effect.gen(function* () {
-        const url = new URL(outgoing.url)
-        const startedAt = yield* Clock.currentTimeMillis
-        const target = yield* resolveTarget(url, config.security.allowPrivateTargets, timeoutMs)
-        const remainingMs = timeoutMs - ((yield* Clock.currentTimeMillis) - startedAt)
-        const response = yield* post(url, target, outgoing, Math.floor(startedAt / 1000), remainingMs)
-        // Free the connection; the tenant's body is not needed.
-        yield* Effect.promise(() => response.body?.cancel() ?? Promise.resolve())
-        if (response.status >= 200 && response.status < 300) return response.status
-        return yield* new TenantRejected({
-          status: response.status,
-          retryAfterMs: parseRetryAfter(response.headers.get("retry-after"), Date.now())
-        })
-      })
+      Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
+        Effect.flatten(
+          Effect.tryPromise({
+            try: (signal) => post(outgoing, startedAt, signal),
+            catch: (error): DeliveryError =>
+              isDeliveryError(error)
+                ? error
+                : (error as Error).name === "TimeoutError"
+                  ? new TenantTimeout({ afterMs: timeoutMs })
+                  : new TenantUnreachable({ message: (error as Error).message ?? String(error) })
+          })
+        )
+      )
 
     return { send }
   })
