@@ -3,7 +3,7 @@ import { AppConfig } from "./AppConfig.ts"
 import type { Delivery } from "./Domain/Delivery.ts"
 import { Conflict, NotFound, type DeliveryError, type StoreUnavailable } from "./Domain/Errors.ts"
 import { signingSecrets } from "./Domain/Hook.ts"
-import { HookTable } from "./HookTable.ts"
+import { entryFor, HookTable } from "./HookTable.ts"
 import { logWith } from "./Logging.ts"
 import * as Metrics from "./Metrics.ts"
 import { parseRateLimit, type RateLimit } from "./RateLimit.ts"
@@ -74,15 +74,15 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
      * and rate limit apply, so a call follows the tenant's rotations. If the hook
      * was removed or moved, the call's pinned destination is signed as it was.
      */
-    const tenantSettings = (delivery: Delivery, now: number) =>
-      Effect.map(hooks.get(delivery.tenant), (hook) =>
-        hook?.url !== delivery.url
-          ? { secrets: [delivery.secret ?? config.signing.secret], rateLimit: undefined }
-          : {
-              secrets: signingSecrets(hook, config.signing.secret, now),
-              rateLimit: hook.rateLimit === undefined ? undefined : rateLimitOf(hook.rateLimit)
-            }
-      )
+    const tenantSettings = (delivery: Delivery, now: number) => {
+      const hook = entryFor(hooks.inForce(), delivery.tenant)
+      return hook?.url !== delivery.url
+        ? { secrets: [delivery.secret ?? config.signing.secret], rateLimit: undefined }
+        : {
+            secrets: signingSecrets(hook, config.signing.secret, now),
+            rateLimit: hook.rateLimit === undefined ? undefined : rateLimitOf(hook.rateLimit)
+          }
+    }
 
     const progressOf = (delivery: Delivery) => {
       let entry = progress.get(delivery.id)
@@ -148,24 +148,23 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
      * answered, the outcome is recorded even if shutdown interrupts: an answer is never forgotten.
      */
     const attempt = (delivery: Delivery): Effect.Effect<Next> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.flatMap(tenantSettings(delivery, now), ({ secrets, rateLimit }) => {
-          const entry = progressOf(delivery)
-          let next: Next = FINISHED
-          const send = Effect.uninterruptibleMask((restore) =>
-            Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
-              Effect.flatMap(restore(Effect.either(sender.send({ url: delivery.url, eventId: delivery.eventId, body: delivery.body, secrets }))), (outcome) =>
-                Effect.flatMap(record(delivery, ++entry.attempts, startedAt, outcome, entry), (decided) => {
-                  next = decided
-                  return outcome
-                })
-              )
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const { secrets, rateLimit } = tenantSettings(delivery, now)
+        const entry = progressOf(delivery)
+        let next: Next = FINISHED
+        const send = Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
+            Effect.flatMap(restore(Effect.either(sender.send({ url: delivery.url, eventId: delivery.eventId, body: delivery.body, secrets }))), (outcome) =>
+              Effect.flatMap(record(delivery, ++entry.attempts, startedAt, outcome, entry), (decided) => {
+                next = decided
+                return outcome
+              })
             )
           )
-          // The gate sees the outcome, for the tenant's breaker; the lane's next step comes from the record.
-          return Effect.map(Effect.ignore(gate.through(delivery.tenant, rateLimit, send, isTenantFailure)), () => next)
-        })
-      )
+        )
+        // The gate sees the outcome, for the tenant's breaker; the lane's next step comes from the record.
+        return Effect.map(Effect.ignore(gate.through(delivery.tenant, rateLimit, send, isTenantFailure)), () => next)
+      })
 
     /** Puts a lane in its tenant's queue, starting a worker if the tenant has fewer than its cap. */
     const ready = (lane: Lane): Effect.Effect<void> =>

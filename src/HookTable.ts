@@ -1,4 +1,4 @@
-import { Clock, Duration, Effect, Ref, Stream, SubscriptionRef } from "effect"
+import { Clock, Duration, Effect, Stream, SubscriptionRef } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import { BadRequest, Conflict, NotFound, type StoreUnavailable } from "./Domain/Errors.ts"
 import {
@@ -68,6 +68,12 @@ export const matchHost = (table: Table, host: string): ActiveHook | undefined =>
   return undefined
 }
 
+/** The hook a dialled number maps to, through the host it names. */
+export const matchNumber = (table: Table, number: string): ActiveHook | undefined => {
+  const entry = table.numbers.get(number)
+  return entry && matchHost(table, entry.host)
+}
+
 /** The pattern's own entry (no wildcard expansion): what the admin API addresses. */
 export const entryFor = (table: Table, pattern: string): ActiveHook | undefined =>
   pattern.startsWith("*.") ? table.wildcard.get(pattern.slice(2)) : table.exact.get(pattern)
@@ -113,10 +119,17 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
         numbers: apiNumbers.values()
       })
     })
-    const table = yield* Ref.make(yield* build)
+    // Swapped whole by each rebuild; readers always see one complete table.
+    let inForce = yield* build
     // One rebuild at a time, each reading every source afresh, so a slow one cannot install a stale table.
     const rebuildLock = yield* Effect.makeSemaphore(1)
-    const rebuild = rebuildLock.withPermits(1)(Effect.flatMap(build, (next) => Ref.set(table, next)))
+    const rebuild = rebuildLock.withPermits(1)(
+      Effect.flatMap(build, (next) =>
+        Effect.sync(() => {
+          inForce = next
+        })
+      )
+    )
     yield* Stream.merge(fileHooks.changes, remoteHooks.changes).pipe(Stream.runForEach(() => rebuild), Effect.forkScoped)
 
     // Serialises API writes so the store and the in-memory table never disagree.
@@ -138,8 +151,8 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
 
     /** The API's own entry, or none; an entry from the file or the HTTP source is a Conflict. */
     const apiOwned = <E extends { readonly source: HookOrigin }>(what: string, find: (t: Table) => E | undefined) =>
-      Effect.flatMap(Ref.get(table), (t) => {
-        const entry = find(t)
+      Effect.suspend(() => {
+        const entry = find(inForce)
         return entry && entry.source !== "api" ? Effect.fail(owned(what, entry.source)) : Effect.succeed(entry)
       })
     const apiOwnedHook = (host: string) => apiOwned(`hook ${host}`, (t) => entryFor(t, host))
@@ -155,16 +168,11 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
       )
 
     return {
-      match: (host: string) => Effect.map(Ref.get(table), (t) => matchHost(t, host)),
-      /** The hook a dialled number maps to, through the host it names. */
-      byNumber: (number: string) =>
-        Effect.map(Ref.get(table), (t) => {
-          const entry = t.numbers.get(number)
-          return entry && matchHost(t, entry.host)
-        }),
-      get: (host: string) => Effect.map(Ref.get(table), (t) => entryFor(t, host)),
-      list: Effect.map(Ref.get(table), allHooks),
-      numbers: Effect.map(Ref.get(table), (t) => [...t.numbers.values()].sort((a, b) => a.number.localeCompare(b.number))),
+      /** The table in force now, for lookups on every event: reading it needs no Effect step. */
+      inForce: (): Table => inForce,
+      get: (host: string) => Effect.sync(() => entryFor(inForce, host)),
+      list: Effect.sync(() => allHooks(inForce)),
+      numbers: Effect.sync(() => [...inForce.numbers.values()].sort((a, b) => a.number.localeCompare(b.number))),
 
       /**
        * Creates or replaces an API hook. Without a secret, a replaced hook keeps

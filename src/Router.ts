@@ -1,11 +1,11 @@
 import { Effect, Either, Option } from "effect"
 import { AppConfig } from "./AppConfig.ts"
-import type { CallInfo, Destination, UnroutableEvent } from "./Domain/Delivery.ts"
+import type { CallInfo, Destination, Pin, UnroutableEvent } from "./Domain/Delivery.ts"
 import { UnknownDomain, type StoreUnavailable, type Unroutable } from "./Domain/Errors.ts"
 import type { ActiveHook, EventName } from "./Domain/Hook.ts"
 import { roomOf, sipAttributesOf, type LiveKitEvent } from "./Domain/LiveKitEvent.ts"
 import { DomainExtractor } from "./DomainExtractor.ts"
-import { HookTable } from "./HookTable.ts"
+import { HookTable, matchHost, matchNumber, type Table } from "./HookTable.ts"
 import { Store, type PinChange } from "./Store.ts"
 
 /** The event belongs to a tenant. `forward` is false when the hook's event filter excludes it. */
@@ -72,62 +72,66 @@ export class Router extends Effect.Service<Router>()("Router", {
     const store = yield* Store
     const isShared = sharedDomainMatcher(config.sharedDomains)
 
-    const byNumber = (attributes: Readonly<Record<string, string>>) =>
-      Option.fromNullable(attributes["sip.trunkPhoneNumber"]).pipe(
-        Option.flatMap(extractor.normaliseE164),
-        Option.match({ onNone: () => Effect.succeed(undefined), onSome: hooks.byNumber })
-      )
-
-    /** Domain first; shared domains and unparsable headers fall back to the number map. */
-    const resolveSip = (attributes: Readonly<Record<string, string>>) =>
-      Effect.gen(function* () {
-        const domain = extractor.fromAttributes(attributes)
-        if (Either.isRight(domain) && !isShared(domain.right)) {
-          const hook = yield* hooks.match(domain.right)
-          return { domain: domain.right, hook, reason: hook ? undefined : new UnknownDomain({ domain: domain.right }) }
-        }
-        const hook = yield* byNumber(attributes)
-        const parsed = Either.getOrNull(domain)
-        const reason = Either.isLeft(domain) ? domain.left : new UnknownDomain({ domain: domain.right })
-        return { domain: parsed, hook, reason: hook ? undefined : reason }
+    const byNumber = (table: Table, attributes: Readonly<Record<string, string>>) =>
+      Option.match(Option.flatMap(Option.fromNullable(attributes["sip.trunkPhoneNumber"]), extractor.normaliseE164), {
+        onNone: () => undefined,
+        onSome: (number) => matchNumber(table, number)
       })
 
-    const resolve = (event: LiveKitEvent): Effect.Effect<Routing, StoreUnavailable> =>
-      Effect.gen(function* () {
-        const room = roomOf(event)
-        const ends = event.event === "room_finished" && room !== undefined
-        const pin = room === undefined ? Option.none() : yield* store.pinOf(room)
-        if (Option.isSome(pin)) {
-          const { destination, call } = pin.value
-          return {
-            _tag: "Routed",
-            destination,
-            call,
-            pinChange: { _tag: ends ? "Clear" : "Touch", room: pin.value.room },
-            forward: wants(destination, event.event)
-          } satisfies Routed
-        }
+    /** Domain first; shared domains and unparsable headers fall back to the number map. */
+    const resolveSip = (table: Table, attributes: Readonly<Record<string, string>>) => {
+      const domain = extractor.fromAttributes(attributes)
+      if (Either.isRight(domain) && !isShared(domain.right)) {
+        const hook = matchHost(table, domain.right)
+        return { domain: domain.right, hook, reason: hook ? undefined : new UnknownDomain({ domain: domain.right }) }
+      }
+      const hook = byNumber(table, attributes)
+      const parsed = Either.getOrNull(domain)
+      const reason = Either.isLeft(domain) ? domain.left : new UnknownDomain({ domain: domain.right })
+      return { domain: parsed, hook, reason: hook ? undefined : reason }
+    }
 
-        const attributes = sipAttributesOf(event)
-        if (attributes === undefined) {
-          return { _tag: "Unrouted", reason: undefined, call: callInfo(room, undefined, null), headers: undefined } satisfies Unrouted
-        }
-
-        const { domain, hook, reason } = yield* resolveSip(attributes)
-        const call = callInfo(room, attributes, domain)
-        if (!hook) {
-          const headers = { xToIp: seen(attributes, "sip.h.x-to-ip"), to: seen(attributes, "sip.h.to"), dialled: seen(attributes, "sip.trunkPhoneNumber") }
-          return { _tag: "Unrouted", reason, call, headers } satisfies Unrouted
-        }
-        const destination = destinationOf(hook)
+    /** The routing of an event, given its room's pin and the table in force: a pure decision. */
+    const route = (event: LiveKitEvent, room: string | undefined, pin: Option.Option<Pin>, table: Table): Routing => {
+      const ends = event.event === "room_finished" && room !== undefined
+      if (Option.isSome(pin)) {
+        const { destination, call } = pin.value
         return {
           _tag: "Routed",
           destination,
           call,
-          pinChange: room === undefined || ends ? undefined : { _tag: "Set", pin: { room, destination, call } },
+          pinChange: { _tag: ends ? "Clear" : "Touch", room: pin.value.room },
           forward: wants(destination, event.event)
         } satisfies Routed
-      })
+      }
+
+      const attributes = sipAttributesOf(event)
+      if (attributes === undefined) {
+        return { _tag: "Unrouted", reason: undefined, call: callInfo(room, undefined, null), headers: undefined } satisfies Unrouted
+      }
+
+      const { domain, hook, reason } = resolveSip(table, attributes)
+      const call = callInfo(room, attributes, domain)
+      if (!hook) {
+        const headers = { xToIp: seen(attributes, "sip.h.x-to-ip"), to: seen(attributes, "sip.h.to"), dialled: seen(attributes, "sip.trunkPhoneNumber") }
+        return { _tag: "Unrouted", reason, call, headers } satisfies Unrouted
+      }
+      const destination = destinationOf(hook)
+      return {
+        _tag: "Routed",
+        destination,
+        call,
+        pinChange: room === undefined || ends ? undefined : { _tag: "Set", pin: { room, destination, call } },
+        forward: wants(destination, event.event)
+      } satisfies Routed
+    }
+
+    // The pin is the one read from the store; the rest is decided in memory.
+    const resolve = (event: LiveKitEvent): Effect.Effect<Routing, StoreUnavailable> => {
+      const room = roomOf(event)
+      if (room === undefined) return Effect.sync(() => route(event, room, Option.none(), hooks.inForce()))
+      return Effect.map(store.pinOf(room), (pin) => route(event, room, pin, hooks.inForce()))
+    }
 
     return { resolve }
   }),

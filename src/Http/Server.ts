@@ -6,6 +6,7 @@ import { DeliveriesApi } from "./DeliveriesApi.ts"
 import { HooksApi } from "./HooksApi.ts"
 import { NumbersApi } from "./NumbersApi.ts"
 import { OpsRoutes } from "./Ops.ts"
+import { Ingest } from "../Ingest.ts"
 import { webhookHandler } from "./Webhook.ts"
 
 /** What the routes need: every service of the router. */
@@ -24,7 +25,7 @@ export const serverLayer = (config: RouterConfig) =>
     Effect.gen(function* () {
       const runtime = yield* Effect.runtime<Services>()
       const api = HttpApp.toWebHandlerRuntime(runtime)(yield* HttpLayerRouter.toHttpEffect(Routes))
-      const webhook = webhookHandler(Runtime.runPromise(runtime), config.server.maxBodyBytes)
+      const webhook = webhookHandler(Runtime.runPromise(runtime), yield* Ingest, config.server.maxBodyBytes)
       const server = yield* Effect.acquireRelease(
         Effect.sync(() =>
           Bun.serve({

@@ -1,7 +1,9 @@
 import { Effect } from "effect"
 import { PayloadTooLarge } from "../Domain/Errors.ts"
-import { Ingest } from "../Ingest.ts"
+import type { Ingest } from "../Ingest.ts"
 import * as Metrics from "../Metrics.ts"
+
+type IngestError = Effect.Effect.Error<ReturnType<Ingest["receive"]>>
 
 /** Reads the raw body once, refusing more than `limit` bytes; Content-Length is checked first so an oversized upload is not read. */
 const readBody = async (request: Request, limit: number): Promise<Uint8Array | PayloadTooLarge> => {
@@ -25,13 +27,11 @@ const RECEIVED = JSON.stringify({ status: "received" })
  * problems are acknowledged (fail open). A client that hangs up does not
  * interrupt the request: once verified, the event is stored and queued.
  */
-export const webhookHandler = (run: (effect: Effect.Effect<Response, never, Ingest>) => Promise<Response>, maxBodyBytes: number) => {
+export const webhookHandler = (run: (effect: Effect.Effect<Response>) => Promise<Response>, ingest: Ingest, maxBodyBytes: number) => {
+  const accept = (authorization: string | undefined, body: Uint8Array | PayloadTooLarge): Effect.Effect<void, PayloadTooLarge | IngestError> =>
+    body instanceof PayloadTooLarge ? Effect.fail(body) : Effect.flatMap(ingest.receive(authorization, body), received)
   const handle = (authorization: string | undefined, body: Uint8Array | PayloadTooLarge) =>
-    Effect.flatMap(
-      Ingest,
-      (ingest): Effect.Effect<void, PayloadTooLarge | Effect.Effect.Error<ReturnType<Ingest["receive"]>>> =>
-        body instanceof PayloadTooLarge ? Effect.fail(body) : Effect.flatMap(ingest.receive(authorization, body), received)
-    ).pipe(
+    accept(authorization, body).pipe(
       Effect.map(() => json(200, RECEIVED)),
       Effect.catchTags({
         PayloadTooLarge: (e) => Effect.as(received("too_large"), error(413, "payload_too_large", `body exceeds ${e.limit} bytes`)),
