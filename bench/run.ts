@@ -286,8 +286,8 @@ await Bun.write(join(import.meta.dir, "results.json"), JSON.stringify(results, r
 await Bun.write(join(import.meta.dir, "results.md"), markdown + "\n")
 const readmePath = join(import.meta.dir, "..", "README.md")
 const readme = await Bun.file(readmePath).text()
-const marked = /(<!-- bench:start -->\n)[\s\S]*?(\n<!-- bench:end -->)/
-if (marked.test(readme)) await Bun.write(readmePath, readme.replace(marked, `$1${markdown}$2`))
+const marked = /(<!-- bench:start -->\n)[\s\S]*?(<!-- bench:end -->)/
+if (marked.test(readme)) await Bun.write(readmePath, readme.replace(marked, `$1${markdown}\n$2`))
 console.log(markdown)
 
 const routerRuns = [durable, isolated, ...(twoOnRedis ? [twoOnRedis] : [])]
