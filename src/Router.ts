@@ -2,7 +2,7 @@ import { Effect, Either, Option } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import type { CallInfo, Destination, Pin, UnroutableEvent } from "./Domain/Delivery.ts"
 import { UnknownDomain, type StoreUnavailable, type Unroutable } from "./Domain/Errors.ts"
-import type { ActiveHook, EventName } from "./Domain/Hook.ts"
+import { isUnderWildcard, type ActiveHook, type EventName } from "./Domain/Hook.ts"
 import { roomOf, sipAttributesOf, type LiveKitEvent } from "./Domain/LiveKitEvent.ts"
 import { DomainExtractor } from "./DomainExtractor.ts"
 import { HookTable, matchHost, matchNumber, type Table } from "./HookTable.ts"
@@ -50,9 +50,9 @@ const destinationOf = (hook: ActiveHook): Destination => ({ tenant: hook.host, u
 
 /** Whether a domain is a shared one: listed exactly, or under a listed `*.` wildcard (any deeper subdomain, not the apex). */
 export const sharedDomainMatcher = (patterns: ReadonlyArray<string>) => {
-  const exact = new Set(patterns.filter((p) => !p.startsWith("*.")))
-  const suffixes = patterns.filter((p) => p.startsWith("*.")).map((p) => p.slice(1))
-  return (domain: string) => exact.has(domain) || suffixes.some((suffix) => domain.endsWith(suffix))
+  const exact = new Set(patterns)
+  const wildcards = patterns.filter((p) => p.startsWith("*."))
+  return (domain: string) => exact.has(domain) || wildcards.some((wildcard) => isUnderWildcard(domain, wildcard))
 }
 
 const wants = (destination: Destination, event: string) =>

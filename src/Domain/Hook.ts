@@ -34,10 +34,6 @@ const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
 export const isHostname = (host: string): boolean =>
   host.length <= 253 && host.split(".").every((label) => LABEL.test(label))
 
-/**
- * A hook's host: an exact host name (`calls.drsmith.com`) or a wildcard
- * (`*.citydental.com`) matching any deeper subdomain. Stored lower-case.
- */
 /** How a host pattern is stored: trimmed, lower-case, without a trailing dot. */
 export const normaliseHost = (s: string) => s.trim().toLowerCase().replace(/\.$/, "")
 
@@ -45,6 +41,13 @@ export const normaliseHost = (s: string) => s.trim().toLowerCase().replace(/\.$/
 export const isHostPattern = (host: string) =>
   host.startsWith("*.") ? isHostname(host.slice(2)) && host.includes(".", 2) : isHostname(host)
 
+/** Whether `name` lies under the wildcard `pattern` (`*.example.com`: any deeper subdomain, not the apex). */
+export const isUnderWildcard = (name: string, pattern: string) => pattern.startsWith("*.") && name.endsWith(pattern.slice(1))
+
+/**
+ * A hook's host: an exact host name (`calls.drsmith.com`) or a wildcard
+ * (`*.citydental.com`) matching any deeper subdomain. Stored lower-case.
+ */
 export const HostPattern = Schema.transform(Schema.String, Schema.String, {
   strict: true,
   decode: normaliseHost,

@@ -2,6 +2,7 @@ import { HttpLayerRouter, HttpServerRequest, type HttpServerResponse } from "@ef
 import { Data, Effect, Either, ParseResult, Schema } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { BadRequest, firstProblem, type Conflict, type NotFound, type PayloadTooLarge, type StoreUnavailable } from "../Domain/Errors.ts"
+import { isUnderWildcard } from "../Domain/Hook.ts"
 import { constantTimeEqual } from "../Signing.ts"
 import { errorResponse, readBody } from "./Responses.ts"
 
@@ -14,7 +15,7 @@ export class Forbidden extends Data.TaggedError("Forbidden")<{ readonly message:
 export type Principal = { readonly _tag: "Operator" } | { readonly _tag: "Tenant"; readonly hosts: ReadonlyArray<string> }
 
 /** A tenant's pattern covers itself and, for a wildcard, every host and narrower wildcard under it. */
-const covers = (own: string, pattern: string) => own === pattern || (own.startsWith("*.") && pattern.endsWith(own.slice(1)))
+const covers = (own: string, pattern: string) => own === pattern || isUnderWildcard(pattern, own)
 
 export const mayAccess = (principal: Principal, pattern: string): boolean =>
   principal._tag === "Operator" || principal.hosts.some((own) => covers(own, pattern))
