@@ -55,8 +55,8 @@ const metricOf = <In>(key: Key<In>, labels: Record<string, string>): Metric.Metr
 }
 
 const NO_EXTRA_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
-const update = <In>(key: Key<In>, value: In, labels: Record<string, string>) =>
-  Effect.sync(() => metricOf(key, labels).unsafeUpdate(value, NO_EXTRA_TAGS))
+const apply = <In>(key: Key<In>, value: In, labels: Record<string, string> = {}) => metricOf(key, labels).unsafeUpdate(value, NO_EXTRA_TAGS)
+const update = <In>(key: Key<In>, value: In, labels: Record<string, string>) => Effect.sync(() => apply(key, value, labels))
 
 /** Adds one to a counter under the given labels. */
 export const increment = (key: Key<number>, labels: Record<string, string>) => update(key, 1, labels)
@@ -76,11 +76,11 @@ export const recordAttempt = (attempt: {
 }) =>
   Effect.sync(() => {
     const { tenant } = attempt
-    metricOf(deliveryAttempts, { tenant, result: attempt.result }).unsafeUpdate(1, NO_EXTRA_TAGS)
-    metricOf(deliveryDuration, {}).unsafeUpdate(attempt.seconds, NO_EXTRA_TAGS)
-    if (attempt.final) metricOf(deliveries, { tenant, outcome: attempt.final }).unsafeUpdate(1, NO_EXTRA_TAGS)
-    if (attempt.retried) metricOf(retries, { tenant }).unsafeUpdate(1, NO_EXTRA_TAGS)
-    if (attempt.endToEndSeconds !== undefined) metricOf(endToEnd, {}).unsafeUpdate(attempt.endToEndSeconds, NO_EXTRA_TAGS)
+    apply(deliveryAttempts, 1, { tenant, result: attempt.result })
+    apply(deliveryDuration, attempt.seconds)
+    if (attempt.final) apply(deliveries, 1, { tenant, outcome: attempt.final })
+    if (attempt.retried) apply(retries, 1, { tenant })
+    if (attempt.endToEndSeconds !== undefined) apply(endToEnd, attempt.endToEndSeconds)
   })
 
 const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')

@@ -2,11 +2,11 @@ import { HttpApp, HttpLayerRouter } from "@effect/platform"
 import { Effect, Layer, Runtime } from "effect"
 import type { servicesLayer } from "../App.ts"
 import type { RouterConfig } from "../Domain/Config.ts"
+import { Ingest } from "../Ingest.ts"
 import { DeliveriesApi } from "./DeliveriesApi.ts"
 import { HooksApi } from "./HooksApi.ts"
 import { NumbersApi } from "./NumbersApi.ts"
 import { OpsRoutes } from "./Ops.ts"
-import { Ingest } from "../Ingest.ts"
 import { webhookHandler } from "./Webhook.ts"
 
 /** What the routes need: every service of the router. */
