@@ -2,7 +2,7 @@ import { Clock, Effect, Either } from "effect"
 import type { NewDelivery, UnroutableEvent } from "./Domain/Delivery.ts"
 import { envelope } from "./Domain/Envelope.ts"
 import { ShuttingDown, type InvalidEvent, type StoreUnavailable, type Unauthorized, type Unroutable } from "./Domain/Errors.ts"
-import { createdAtMs, parseLiveKitEvent, type LiveKitEvent } from "./Domain/LiveKitEvent.ts"
+import { parseLiveKitEvent, type LiveKitEvent } from "./Domain/LiveKitEvent.ts"
 import { Forwarder } from "./Forwarder.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import * as Metrics from "./Metrics.ts"
@@ -27,11 +27,11 @@ const deliveryOf = (event: LiveKitEvent, raw: string, routing: Routing, received
         url: routing.destination.url,
         room: routing.call.room,
         domain: routing.call.domain,
-        eventCreatedAt: createdAtMs(event) ?? null,
+        eventCreatedAt: event.createdAtMs ?? null,
         secret: routing.destination.secret ?? null,
         body: envelope({
           type: event.event,
-          timestampMs: createdAtMs(event) ?? receivedAt,
+          timestampMs: event.createdAtMs ?? receivedAt,
           tenant: routing.destination.tenant,
           call: routing.call,
           rawEvent: raw
@@ -73,6 +73,17 @@ const reportUnforwarded = (event: LiveKitEvent, routing: Routing) => {
     )
   )
 }
+
+/** Odd fields were read as absent rather than refused (LiveKit would drop a 4xx): say which, so a sender can be fixed. */
+const reportIgnored = (event: LiveKitEvent) =>
+  event.ignored.length === 0
+    ? Effect.void
+    : Effect.zipRight(
+        Effect.forEach(event.ignored, (field) => Metrics.increment(Metrics.fieldsIgnored, { field }), { discard: true }),
+        Effect.logWarning("webhook fields of an unexpected shape ignored").pipe(
+          Effect.annotateLogs({ eventId: event.id, type: event.event, fields: event.ignored })
+        )
+      )
 
 /**
  * The inbound pipeline, in the one direction data flows:
@@ -119,7 +130,9 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
         const event = parsed.right
         return Effect.flatMap(router.resolve(event), (routing) =>
           Effect.flatMap(storeAndQueue(event, raw, routing, receivedAt), (result) =>
-            result._tag === "Duplicate" ? Effect.succeed("duplicate" as const) : Effect.as(reportUnforwarded(event, routing), "accepted" as const)
+            result._tag === "Duplicate"
+              ? Effect.succeed("duplicate" as const)
+              : Effect.as(Effect.zipRight(reportIgnored(event), reportUnforwarded(event, routing)), "accepted" as const)
           )
         )
       })

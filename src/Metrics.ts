@@ -21,6 +21,10 @@ export const ignored = counter(
   "tenant_router_events_ignored_total",
   "Accepted events not forwarded: not a SIP call and no room pin, or filtered out by the hook"
 )
+export const fieldsIgnored = counter(
+  "tenant_router_webhook_fields_ignored_total",
+  "Fields of accepted webhooks that had an unexpected shape and were read as absent, by field"
+)
 export const retries = counter("tenant_router_retries_total", "Retries scheduled after a failed attempt, by tenant")
 export const endToEnd = MetricKey.histogram(
   "tenant_router_end_to_end_seconds",

@@ -3,7 +3,7 @@ import { AppConfig } from "./AppConfig.ts"
 import type { CallInfo, Destination, Pin, UnroutableEvent } from "./Domain/Delivery.ts"
 import { UnknownDomain, type StoreUnavailable, type Unroutable } from "./Domain/Errors.ts"
 import { isUnderWildcard, type ActiveHook, type EventName } from "./Domain/Hook.ts"
-import { roomOf, sipAttributesOf, type LiveKitEvent } from "./Domain/LiveKitEvent.ts"
+import { sipAttributesOf, type LiveKitEvent } from "./Domain/LiveKitEvent.ts"
 import { DomainExtractor } from "./DomainExtractor.ts"
 import { HookTable, matchHost, matchNumber, type Table } from "./HookTable.ts"
 import { Store, type PinChange } from "./Store.ts"
@@ -128,7 +128,7 @@ export class Router extends Effect.Service<Router>()("Router", {
 
     // The pin is the one read from the store; the rest is decided in memory.
     const resolve = (event: LiveKitEvent): Effect.Effect<Routing, StoreUnavailable> => {
-      const room = roomOf(event)
+      const room = event.room
       if (room === undefined) return Effect.sync(() => route(event, room, Option.none(), hooks.inForce()))
       return Effect.map(store.pinOf(room), (pin) => route(event, room, pin, hooks.inForce()))
     }

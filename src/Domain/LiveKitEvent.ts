@@ -2,79 +2,112 @@ import { Either } from "effect"
 import { InvalidEvent } from "./Errors.ts"
 
 /**
- * The parts of a LiveKit WebhookEvent the router reads. Everything else is
- * forwarded untouched from the raw bytes, so unknown fields are allowed.
+ * The parts of a LiveKit WebhookEvent the router reads, as read: every field
+ * here has the type it claims. Everything else is forwarded untouched from
+ * the raw bytes, so unknown fields are allowed.
  */
 export interface LiveKitEvent {
   readonly event: string
   readonly id: string
-  /** int64 seconds, as a JSON string (protojson). */
-  readonly createdAt?: string | number | undefined
-  readonly room?: { readonly name?: string | undefined } | undefined
-  readonly participant?:
-    | { readonly kind?: string | undefined; readonly attributes?: Readonly<Record<string, string>> | undefined }
-    | undefined
-  readonly egressInfo?: { readonly roomName?: string | undefined } | undefined
-  readonly ingressInfo?: { readonly roomName?: string | undefined } | undefined
+  /** LiveKit's `createdAt` (int64 seconds) in milliseconds, when it is a time a Date can hold. */
+  readonly createdAtMs: number | undefined
+  /** The room the event belongs to; egress and ingress events name it in their own info. */
+  readonly room: string | undefined
+  readonly participant: { readonly kind: string | undefined; readonly attributes: Readonly<Record<string, string>> } | undefined
+  /** Fields that were present with a shape LiveKit never sends, and so were read as absent. */
+  readonly ignored: ReadonlyArray<IgnoredField>
 }
 
-const invalid = (message: string) => Either.left(new InvalidEvent({ message }))
+/** The fields the router reads; a bounded set, so it can label a metric. */
+export type IgnoredField =
+  | "createdAt"
+  | "room"
+  | "room.name"
+  | "egressInfo"
+  | "egressInfo.roomName"
+  | "ingressInfo"
+  | "ingressInfo.roomName"
+  | "participant"
+  | "participant.kind"
+  | "participant.attributes"
 
 type Json = Record<string, unknown>
 const isObject = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value)
-const isOptional = (value: unknown, check: (value: unknown) => boolean) => value === undefined || check(value)
-const isString = (value: unknown) => typeof value === "string"
-/** An optional object whose listed fields, when present, are strings. */
-const hasStringFields = (value: unknown, ...fields: ReadonlyArray<string>) =>
-  isOptional(value, (v) => isObject(v) && fields.every((f) => isOptional(v[f], isString)))
-const isStringRecord = (value: unknown) => isObject(value) && Object.values(value).every(isString)
 
-/** Checks, by hand for speed, the fields this router reads; this runs on every webhook. */
-const shapeProblem = (json: Json): string | undefined => {
-  if (typeof json.event !== "string" || json.event === "" || typeof json.id !== "string" || json.id === "") {
-    return "body needs string fields `event` and `id`"
-  }
-  if (!isOptional(json.createdAt, (v) => typeof v === "string" || typeof v === "number")) return "`createdAt` must be a string or number"
-  if (!hasStringFields(json.room, "name")) return "`room` must be an object with a string `name`"
-  if (!hasStringFields(json.egressInfo, "roomName") || !hasStringFields(json.ingressInfo, "roomName")) {
-    return "`egressInfo` and `ingressInfo` must be objects with a string `roomName`"
-  }
-  const participant = json.participant
-  if (!hasStringFields(participant, "kind")) return "`participant` must be an object with a string `kind`"
-  if (isObject(participant) && !isOptional(participant.attributes, isStringRecord)) {
-    return "`participant.attributes` must map strings to strings"
-  }
-  return undefined
+// The largest time a Date can hold, in seconds (ECMAScript: ±8.64e15 ms).
+const MAX_SECONDS = 8.64e12
+
+/** int64 seconds as protojson writes them (a decimal string), or a plain number; anything else is no time. */
+const secondsOf = (value: unknown): number | undefined => {
+  const seconds = typeof value === "number" ? value : typeof value === "string" && /^[0-9]{1,16}$/.test(value) ? Number(value) : NaN
+  return Number.isFinite(seconds) && seconds > 0 && seconds <= MAX_SECONDS ? seconds : undefined
 }
 
-/** Parses the raw body text; anything but a JSON object with `event` and `id` is an InvalidEvent. */
+/**
+ * Reads an event by hand, for speed (this runs on every webhook), and leniently:
+ * LiveKit treats a 4xx as final, so an event with a readable `event` and `id` is
+ * accepted whatever else it holds, and a field of the wrong shape counts as absent.
+ */
+const readEvent = (json: Json, event: string, id: string): LiveKitEvent => {
+  const ignored: Array<IgnoredField> = []
+  /** An optional object field; present but not an object: ignored. */
+  const object = (value: unknown, field: IgnoredField): Json | undefined => {
+    if (value === undefined || isObject(value)) return value
+    ignored.push(field)
+    return undefined
+  }
+  /** An optional string field; present but not a string: ignored. */
+  const string = (value: unknown, field: IgnoredField): string | undefined => {
+    if (value === undefined || typeof value === "string") return value || undefined
+    ignored.push(field)
+    return undefined
+  }
+
+  const createdAtMs = json.createdAt === undefined ? undefined : secondsOf(json.createdAt)
+  if (json.createdAt !== undefined && createdAtMs === undefined) ignored.push("createdAt")
+
+  const room =
+    string(object(json.room, "room")?.name, "room.name") ??
+    string(object(json.egressInfo, "egressInfo")?.roomName, "egressInfo.roomName") ??
+    string(object(json.ingressInfo, "ingressInfo")?.roomName, "ingressInfo.roomName")
+
+  const rawParticipant = object(json.participant, "participant")
+  let participant: LiveKitEvent["participant"]
+  if (rawParticipant !== undefined) {
+    const rawAttributes = object(rawParticipant.attributes, "participant.attributes") ?? {}
+    const attributes: Record<string, string> = {}
+    let odd = false
+    for (const [key, value] of Object.entries(rawAttributes)) {
+      if (typeof value === "string") attributes[key] = value
+      else odd = true
+    }
+    if (odd) ignored.push("participant.attributes")
+    participant = { kind: string(rawParticipant.kind, "participant.kind"), attributes }
+  }
+
+  return { event, id, createdAtMs: createdAtMs === undefined ? undefined : createdAtMs * 1000, room, participant, ignored }
+}
+
+/** Parses the raw body text; only something that is not a JSON object with string `event` and `id` is an InvalidEvent. */
 export const parseLiveKitEvent = (text: string): Either.Either<LiveKitEvent, InvalidEvent> => {
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch {
-    return invalid("body is not valid JSON")
+    return Either.left(new InvalidEvent({ message: "body is not valid JSON" }))
   }
-  if (!isObject(json)) return invalid("body is not a JSON object")
-  const problem = shapeProblem(json)
-  return problem === undefined ? Either.right(json as unknown as LiveKitEvent) : invalid(problem)
+  if (!isObject(json)) return Either.left(new InvalidEvent({ message: "body is not a JSON object" }))
+  const { event, id } = json
+  if (typeof event !== "string" || event === "" || typeof id !== "string" || id === "") {
+    return Either.left(new InvalidEvent({ message: "body needs string fields `event` and `id`" }))
+  }
+  return Either.right(readEvent(json, event, id))
 }
-
-/** The room an event belongs to; egress and ingress events name it in their own info. */
-export const roomOf = (event: LiveKitEvent): string | undefined =>
-  event.room?.name || event.egressInfo?.roomName || event.ingressInfo?.roomName || undefined
 
 /** A participant placed by LiveKit SIP: `kind: "SIP"`, or SIP attributes when the kind is omitted. */
 export const sipAttributesOf = (event: LiveKitEvent): Readonly<Record<string, string>> | undefined => {
   const participant = event.participant
   if (!participant) return undefined
-  const attributes = participant.attributes ?? {}
-  const isSip = participant.kind === "SIP" || Object.keys(attributes).some((key) => key.startsWith("sip."))
-  return isSip ? attributes : undefined
-}
-
-/** LiveKit's createdAt (seconds) in milliseconds, if present and sane. */
-export const createdAtMs = (event: LiveKitEvent): number | undefined => {
-  const seconds = Number(event.createdAt)
-  return event.createdAt !== undefined && Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined
+  const isSip = participant.kind === "SIP" || Object.keys(participant.attributes).some((key) => key.startsWith("sip."))
+  return isSip ? participant.attributes : undefined
 }
