@@ -1,6 +1,7 @@
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
 import { PayloadTooLarge } from "../Domain/Errors.ts"
+import { readBodyWithin } from "./Body.ts"
 
 /** Times in answers are ISO-8601 in UTC. */
 export const iso = (ms: number) => new Date(ms).toISOString()
@@ -9,15 +10,14 @@ export const iso = (ms: number) => new Date(ms).toISOString()
 export const errorResponse = (status: number, code: string, message: string) =>
   HttpServerResponse.unsafeJson({ error: { code, message } }, { status })
 
-/**
- * Reads the raw body once, refusing more than `limit` bytes. Content-Length is
- * checked first so an oversized upload is refused without being read.
- */
+/** The last-resort answer to an unexpected failure: nothing about the internals. */
+export const INTERNAL_ERROR = { error: { code: "internal", message: "internal error" } } as const
+
+/** Reads the raw body, refusing more than `limit` bytes at any size (see `readBodyWithin`). */
 export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
-  Effect.gen(function* () {
-    const declared = Number(request.headers["content-length"] ?? 0)
-    if (declared > limit) return yield* new PayloadTooLarge({ limit })
-    const body = new Uint8Array(yield* Effect.orElse(request.arrayBuffer, () => new PayloadTooLarge({ limit })))
-    if (body.byteLength > limit) return yield* new PayloadTooLarge({ limit })
-    return body
-  })
+  Effect.flatMap(Effect.orElse(HttpServerRequest.toWeb(request), () => new PayloadTooLarge({ limit })), (web) =>
+    Effect.flatMap(
+      Effect.promise(() => readBodyWithin(web, limit)),
+      (body) => (body instanceof PayloadTooLarge ? Effect.fail(body) : Effect.succeed(body))
+    )
+  )

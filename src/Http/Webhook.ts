@@ -2,18 +2,9 @@ import { Effect } from "effect"
 import { PayloadTooLarge } from "../Domain/Errors.ts"
 import type { Ingest } from "../Ingest.ts"
 import * as Metrics from "../Metrics.ts"
+import { readBodyWithin } from "./Body.ts"
 
 type IngestError = Effect.Effect.Error<ReturnType<Ingest["receive"]>>
-
-/** Reads the raw body once, refusing more than `limit` bytes; Content-Length is checked first so an oversized upload is not read. */
-const readBody = async (request: Request, limit: number): Promise<Uint8Array | PayloadTooLarge> => {
-  if (Number(request.headers.get("content-length") ?? 0) > limit) return new PayloadTooLarge({ limit })
-  const body = await request.arrayBuffer().then(
-    (bytes) => new Uint8Array(bytes),
-    () => undefined
-  )
-  return body === undefined || body.byteLength > limit ? new PayloadTooLarge({ limit }) : body
-}
 
 const received = (outcome: string) => Metrics.increment(Metrics.webhooksReceived, { outcome })
 
@@ -46,5 +37,5 @@ export const webhookHandler = (run: (effect: Effect.Effect<Response>) => Promise
       })
     )
   // The body is read before the Effect starts: one fiber per request, never suspended for I/O it does not own.
-  return async (request: Request) => run(handle(request.headers.get("authorization") ?? undefined, await readBody(request, maxBodyBytes)))
+  return async (request: Request) => run(handle(request.headers.get("authorization") ?? undefined, await readBodyWithin(request, maxBodyBytes)))
 }
