@@ -29,7 +29,7 @@ const tenant = Bun.serve({
   async fetch(request) {
     const body = await request.text()
     try {
-      delivered.resolve(new Webhook(hook.secret ?? config.signing.secret).verify(body, Object.fromEntries(request.headers)))
+      delivered.resolve(new Webhook(hook.secret ?? config.signing.secret ?? "").verify(body, Object.fromEntries(request.headers)))
       return new Response(null, { status: 204 })
     } catch (error) {
       delivered.reject(error)

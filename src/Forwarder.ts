@@ -2,7 +2,7 @@ import { Clock, Duration, Effect, Either, FiberSet, Schedule, ScheduleDecision, 
 import { AppConfig } from "./AppConfig.ts"
 import type { Delivery } from "./Domain/Delivery.ts"
 import { Conflict, NotFound, type DeliveryError, type StoreUnavailable } from "./Domain/Errors.ts"
-import { signingSecrets } from "./Domain/Hook.ts"
+import { ownOrDefault, signingSecrets } from "./Domain/Hook.ts"
 import { entryFor, HookTable } from "./HookTable.ts"
 import { logWith } from "./Logging.ts"
 import * as Metrics from "./Metrics.ts"
@@ -77,7 +77,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     const tenantSettings = (delivery: Delivery, now: number) => {
       const hook = entryFor(hooks.inForce(), delivery.tenant)
       return hook?.url !== delivery.url
-        ? { secrets: [delivery.secret ?? config.signing.secret], rateLimit: undefined }
+        ? { secrets: ownOrDefault(delivery.secret, config.signing.secret), rateLimit: undefined }
         : {
             secrets: signingSecrets(hook, config.signing.secret, now),
             rateLimit: hook.rateLimit === undefined ? undefined : rateLimitOf(hook.rateLimit)

@@ -1,7 +1,8 @@
 import { Context, Duration, Effect, Either, Layer, Option, Schedule, Schema, SubscriptionRef } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import { firstProblem } from "./Domain/Errors.ts"
-import { emptyHookSet, HookSet, hookSetProblem } from "./Domain/Hook.ts"
+import { emptyHookSet, HookSet, hookSetProblem, hookWithoutSecret } from "./Domain/Hook.ts"
+import { parseJsonWithin } from "./Domain/Untrusted.ts"
 import { Store } from "./Store.ts"
 
 const CACHE_KEY = "remoteHooks"
@@ -54,17 +55,15 @@ export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, Subscri
         if (response.status === 304) return
         const text = yield* Effect.tryPromise(() => response.text())
         if (response.status !== 200) return yield* refuse(`answered ${response.status}`)
-        let json: unknown
-        try {
-          json = JSON.parse(text)
-        } catch {
-          return yield* refuse("body is not valid JSON")
-        }
-        const decoded = decodeSet(json)
+        const json = parseJsonWithin(text)
+        if (Either.isLeft(json)) return yield* refuse(`body is ${json.left}`)
+        const decoded = decodeSet(json.right)
         if (Either.isLeft(decoded)) {
           const { key, problem } = firstProblem(decoded.left, "body")
           return yield* refuse(`${key}: ${problem}`)
         }
+        const unsigned = config.signing.secret === undefined ? hookWithoutSecret(decoded.right) : undefined
+        if (unsigned !== undefined) return yield* refuse(`hooks.${unsigned}.secret: required, since signing.secret is not set`)
         const problem = hookSetProblem(decoded.right, config.security.allowPrivateTargets)
         if (problem) return yield* refuse(`${problem.key}: ${problem.problem}`)
         etag = response.headers.get("etag")

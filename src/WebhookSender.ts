@@ -84,6 +84,8 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
      * own name. One abort signal is both the timeout and the fiber's interruption.
      */
     const post = async (outgoing: Outgoing, startedAt: number, interrupted: AbortSignal): Promise<Either.Either<number, TenantRejected>> => {
+      // Unsigned, the tenant could not trust it: final, like any target the router must not send to.
+      if (outgoing.secrets.length === 0) throw new TargetRefused({ reason: "refused: no secret to sign with (the hook has none and signing.secret is not set)" })
       const signal = AbortSignal.any([interrupted, AbortSignal.timeout(timeoutMs)])
       const url = new URL(outgoing.url)
       const name = unbracketed(url.hostname)

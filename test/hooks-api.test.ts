@@ -744,6 +744,10 @@ describe("tenant-scoped tokens", () => {
     await expectError(await asTenant("PUT", numberPath("+15551110002"), { host: "calls.drsmith.com" }), 403, "forbidden")
     await expectError(await asTenant("DELETE", numberPath("+15551110002")), 403, "forbidden")
     await expectError(await asTenant("DELETE", numberPath("+15551110004")), 403, "forbidden")
+    // Reading it is refused the same way, without naming the host it belongs to.
+    const foreign = await asTenant("GET", numberPath("+15551110002"))
+    expect(foreign.status).toBe(403)
+    expect(await foreign.text()).not.toContain("other.example.com")
 
     const own = await asTenant("PUT", numberPath("+15551110009"), { host: "north.citydental.com" })
     expect(own.status).toBe(201)

@@ -4,6 +4,7 @@ import { ConfigError, firstProblem } from "./Errors.ts"
 import {
   Hook,
   hookSetProblem,
+  hookWithoutSecret,
   HostPattern,
   isHostPattern,
   normaliseHost,
@@ -42,7 +43,8 @@ const Admin = Schema.Struct({
 })
 
 const Signing = Schema.Struct({
-  secret: WebhookSecret,
+  /** For hooks without a secret of their own; `decodeConfig` requires it only while some file hook has none. */
+  secret: Schema.optional(WebhookSecret),
   /** After a rotation, how long deliveries also carry a signature with the old secret. */
   rotationOverlap: withDefault(DurationString, () => Duration.hours(24))
 })
@@ -105,7 +107,7 @@ export const RouterConfig = Schema.Struct({
   server: withDefault(Server, () => Schema.decodeSync(Server)({})),
   livekit: LiveKit,
   admin: withDefault(Admin, () => Schema.decodeSync(Admin)({})),
-  signing: Signing,
+  signing: withDefault(Signing, () => Schema.decodeSync(Signing)({})),
   store: withDefault(Store, () => Schema.decodeSync(Store)({})),
   security: withDefault(Schema.Struct({ allowPrivateTargets: withDefault(Schema.Boolean, () => false) }), () => ({
     allowPrivateTargets: false
@@ -142,8 +144,16 @@ const applyEnv = (raw: Record<string, unknown>, env: ConfigEnv): Record<string, 
   return { ...raw, livekit, admin }
 }
 
-/** Rejects what the schema cannot express: duplicate hosts or numbers, refused targets, inverted backoff. */
+/** Rejects what the schema cannot express: hooks nothing can sign for, duplicate hosts or numbers, refused targets, inverted backoff. */
 const checkConsistency = (config: RouterConfig): ConfigError | undefined => {
+  const unsigned = config.signing.secret === undefined ? hookWithoutSecret(config) : undefined
+  if (unsigned !== undefined) {
+    const { host } = config.hooks[unsigned]!
+    return new ConfigError({
+      key: "signing.secret",
+      problem: `required while a hook has no secret of its own (hooks.${unsigned}: ${host}); set it, or give every hook a secret`
+    })
+  }
   const inSet = hookSetProblem(config, config.security.allowPrivateTargets)
   if (inSet) return new ConfigError(inSet)
   if (Duration.lessThan(config.delivery.maxBackoff, config.delivery.initialBackoff)) {

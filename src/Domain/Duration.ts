@@ -1,4 +1,5 @@
 import { Duration, ParseResult, Schema } from "effect"
+import { excerpt } from "./Untrusted.ts"
 
 const UNITS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
 const PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/
@@ -16,7 +17,7 @@ export const DurationString = Schema.transformOrFail(Schema.String, Schema.Durat
   decode: (text, _, ast) => {
     const ms = parseDurationMs(text)
     return ms === undefined
-      ? ParseResult.fail(new ParseResult.Type(ast, text, `expected a duration like "250ms", "5s" or "2m", got "${text}"`))
+      ? ParseResult.fail(new ParseResult.Type(ast, text, `expected a duration like "250ms", "5s" or "2m", got ${excerpt(text)}`))
       : ParseResult.succeed(Duration.millis(ms))
   },
   encode: (duration) => ParseResult.succeed(`${Duration.toMillis(duration)}ms`)

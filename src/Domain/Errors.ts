@@ -1,4 +1,5 @@
 import { Data, ParseResult } from "effect"
+import { boundedMessage } from "./Untrusted.ts"
 
 // ---------------------------------------------------------------------------
 // Inbound errors: these decide LiveKit's HTTP answer.
@@ -80,8 +81,11 @@ export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly key:
   }
 }
 
-/** The first problem of a failed decode, with the dotted key at fault (`fallback` when the whole value is). */
+/** The first problem of a failed decode, with the dotted key at fault (`fallback` when the whole value is), in a message of bounded size. */
 export const firstProblem = (error: ParseResult.ParseError, fallback: string): { readonly key: string; readonly problem: string } => {
   const [first] = ParseResult.ArrayFormatter.formatErrorSync(error)
-  return { key: first && first.path.length > 0 ? first.path.join(".") : fallback, problem: first?.message ?? "invalid" }
+  return {
+    key: first && first.path.length > 0 ? boundedMessage(first.path.join(".")) : fallback,
+    problem: boundedMessage(first?.message ?? "invalid")
+  }
 }

@@ -2,6 +2,7 @@ import { Option, ParseResult, Schema } from "effect"
 import { normaliseE164 } from "../DomainExtractor.ts"
 import { parseRateLimit } from "../RateLimit.ts"
 import { refusedTargetHost } from "./TargetAddress.ts"
+import { excerpt } from "./Untrusted.ts"
 
 /** LiveKit webhook event names a hook may filter on. */
 export const EventName = Schema.Literal(
@@ -22,7 +23,7 @@ export const EventName = Schema.Literal(
 ).annotations({
   // Without override, the error would name only the first literal of the union.
   message: (issue) => ({
-    message: `expected a LiveKit event name (room_started, participant_joined, participant_left, track_published, ...), got ${JSON.stringify(issue.actual)}`,
+    message: `expected a LiveKit event name (room_started, participant_joined, participant_left, track_published, ...), got ${typeof issue.actual === "string" ? excerpt(issue.actual) : `a ${Array.isArray(issue.actual) ? "list" : typeof issue.actual}`}`,
     override: true
   })
 })
@@ -54,7 +55,7 @@ export const HostPattern = Schema.transform(Schema.String, Schema.String, {
   encode: (s) => s
 }).pipe(
   Schema.filter(
-    (host) => isHostPattern(host) || `expected a host name like "calls.example.com" or a wildcard like "*.example.com", got "${host}"`
+    (host) => isHostPattern(host) || `expected a host name like "calls.example.com" or a wildcard like "*.example.com", got ${excerpt(host)}`
   ),
   Schema.brand("HostPattern")
 )
@@ -79,9 +80,9 @@ export const targetUrlProblem = (s: string): string | undefined => {
   try {
     url = new URL(s)
   } catch {
-    return `expected an absolute URL, got "${s}"`
+    return `expected an absolute URL, got ${excerpt(s)}`
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return `expected an http or https URL, got "${url.protocol}"`
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `expected an http or https URL, got ${excerpt(url.protocol)}`
   if (url.username || url.password) return "URL must not contain credentials"
   return undefined
 }
@@ -91,7 +92,7 @@ export const TargetUrl = Schema.String.pipe(Schema.filter((s) => targetUrlProble
 
 /** `50/s`, `600/m`, `1000/h`: requests a tenant accepts per unit of time. */
 export const RateLimitText = Schema.String.pipe(
-  Schema.filter((s) => parseRateLimit(s) !== undefined || `expected a rate like "50/s", "600/m" or "1000/h", got "${s}"`)
+  Schema.filter((s) => parseRateLimit(s) !== undefined || `expected a rate like "50/s", "600/m" or "1000/h", got ${excerpt(s)}`)
 )
 
 /** What a hook holds besides its host. */
@@ -110,7 +111,7 @@ export const E164 = Schema.transformOrFail(Schema.String, Schema.String, {
   strict: true,
   decode: (text, _, ast) =>
     Option.match(normaliseE164(text), {
-      onNone: () => ParseResult.fail(new ParseResult.Type(ast, text, `expected an E.164 number like "+15557654321", got "${text}"`)),
+      onNone: () => ParseResult.fail(new ParseResult.Type(ast, text, `expected an E.164 number like "+15557654321", got ${excerpt(text)}`)),
       onSome: ParseResult.succeed
     }),
   encode: ParseResult.succeed
@@ -148,11 +149,27 @@ export interface ActiveHook extends StoredHook {
   readonly source: HookOrigin
 }
 
-/** The secrets a delivery is signed with: the hook's own (or the default), then the one it replaced while the rotation overlaps. */
-export const signingSecrets = (hook: StoredHook | undefined, defaultSecret: string, now: number): ReadonlyArray<string> => [
-  hook?.secret ?? defaultSecret,
+/**
+ * The secrets a delivery is signed with: the hook's own (or the default), then
+ * the one it replaced while the rotation overlaps. Empty only for a delivery
+ * stored under a default secret the config no longer has.
+ */
+export const signingSecrets = (hook: StoredHook | undefined, defaultSecret: string | undefined, now: number): ReadonlyArray<string> => [
+  ...ownOrDefault(hook?.secret, defaultSecret),
   ...(hook?.previousSecret !== undefined && (hook.previousSecretUntil ?? 0) > now ? [hook.previousSecret] : [])
 ]
+
+/** A secret of its own, else the default, if there is one. */
+export const ownOrDefault = (own: string | null | undefined, defaultSecret: string | undefined): ReadonlyArray<string> => {
+  const secret = own ?? defaultSecret
+  return secret === undefined ? [] : [secret]
+}
+
+/** The index of the first hook with no secret of its own: it is signed with `signing.secret`, which must then be set. */
+export const hookWithoutSecret = (set: Pick<HookSet, "hooks">): number | undefined => {
+  const index = set.hooks.findIndex((hook) => hook.secret === undefined)
+  return index === -1 ? undefined : index
+}
 
 export interface ActiveNumber extends NumberMapping {
   readonly source: HookOrigin

@@ -3,6 +3,7 @@ import { Data, Effect, Either, ParseResult, Schema } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { BadRequest, firstProblem, type Conflict, type NotFound, type PayloadTooLarge, type StoreUnavailable } from "../Domain/Errors.ts"
 import { isUnderWildcard } from "../Domain/Hook.ts"
+import { parseJsonWithin } from "../Domain/Untrusted.ts"
 import { constantTimeEqual } from "../Signing.ts"
 import { errorResponse, readBody } from "./Responses.ts"
 
@@ -78,12 +79,7 @@ export const decodeBody = <A, I>(schema: Schema.Schema<A, I>, request: HttpServe
   Effect.gen(function* () {
     const config = yield* AppConfig
     const bytes = yield* readBody(request, config.server.maxBodyBytes)
-    let json: unknown
-    try {
-      json = JSON.parse(new TextDecoder().decode(bytes))
-    } catch {
-      return yield* new BadRequest({ field: "body", message: "body is not valid JSON" })
-    }
+    const json = yield* Either.mapLeft(parseJsonWithin(new TextDecoder().decode(bytes)), (problem) => new BadRequest({ field: "body", message: `body is ${problem}` }))
     return yield* Either.mapLeft(Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })(json), (e) => badRequest(e, "body"))
   })
 
@@ -96,8 +92,5 @@ export const decodeQuery = <A, I>(schema: Schema.Schema<A, I>, request: HttpServ
 /** A path parameter, already percent-decoded by the router (decoding again would misread "%2541"). */
 export const decodeParam = <A, I>(name: string, schema: Schema.Schema<A, I>) =>
   Effect.flatMap(HttpLayerRouter.params, (params) =>
-    Either.mapLeft(
-      Schema.decodeUnknownEither(schema)(params[name] ?? ""),
-      (e) => new BadRequest({ field: name, message: ParseResult.TreeFormatter.formatErrorSync(e) })
-    )
+    Either.mapLeft(Schema.decodeUnknownEither(schema)(params[name] ?? ""), (e) => badRequest(e, name))
   )

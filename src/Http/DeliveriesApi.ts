@@ -3,10 +3,12 @@ import { Effect, Layer, Schema } from "effect"
 import type { Attempt, Delivery, UnroutableEvent } from "../Domain/Delivery.ts"
 import { NotFound } from "../Domain/Errors.ts"
 import { HostPattern } from "../Domain/Hook.ts"
+import { IsoTime } from "../Domain/IsoTime.ts"
 import { Forwarder } from "../Forwarder.ts"
 import { Store } from "../Store.ts"
 import { iso } from "./Responses.ts"
 import { admin, decodeParam, decodeQuery, Forbidden, mayAccess, requireAccess, requireOperator, type Principal } from "./Admin.ts"
+import { excerpt } from "../Domain/Untrusted.ts"
 
 /** The operator's view of a delivery; the body stays in the store (it carries callers' numbers). */
 const deliveryView = (d: Delivery) => ({
@@ -40,7 +42,7 @@ const unroutableView = (u: UnroutableEvent) => ({
 /** Plain decimal digits only: Number() would also take "0x10", "1e3" and " 7 ". */
 const IntFromString = (min: number, max: number) =>
   Schema.String.pipe(
-    Schema.filter((s) => /^[0-9]{1,16}$/.test(s) || `expected a whole number from ${min} to ${max}, got "${s}"`),
+    Schema.filter((s) => /^[0-9]{1,16}$/.test(s) || `expected a whole number from ${min} to ${max}, got ${excerpt(s)}`),
     Schema.compose(Schema.NumberFromString),
     Schema.filter((n) => (n >= min && n <= max) || `expected a whole number from ${min} to ${max}`)
   )
@@ -107,15 +109,7 @@ const RetryDelivery = HttpLayerRouter.add(
   )
 )
 
-// A date, or a time with its zone: Date.parse alone would read "7" as 2001-07-01 and requeue everything since.
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/
-
-const RecoverQuery = Schema.Struct({
-  since: Schema.String.pipe(
-    Schema.filter((s) => (ISO_TIME.test(s) && !Number.isNaN(Date.parse(s))) || `expected an ISO-8601 time like 2026-01-31T12:00:00Z, got "${s}"`),
-    Schema.compose(Schema.Date)
-  )
-})
+const RecoverQuery = Schema.Struct({ since: IsoTime })
 
 const RecoverTenant = HttpLayerRouter.add("POST", "/v1/tenants/:host/recover", (request) =>
   admin((principal) =>

@@ -3,15 +3,25 @@ import { Effect, Layer, Schema } from "effect"
 import { NotFound } from "../Domain/Errors.ts"
 import { E164, HostPattern, type ActiveNumber } from "../Domain/Hook.ts"
 import { HookTable } from "../HookTable.ts"
-import { admin, decodeBody, decodeParam, mayAccess, requireAccess } from "./Admin.ts"
+import { admin, decodeBody, decodeParam, Forbidden, mayAccess, requireAccess, type Principal } from "./Admin.ts"
 
 const view = (entry: ActiveNumber) => ({ number: entry.number, host: entry.host, source: entry.source })
 
 const numberParam = decodeParam("number", E164)
 
-/** The mapping the number has now, which the caller must also be allowed to touch. */
-const currentMapping = (number: string) =>
-  Effect.flatMap(HookTable, (hooks) => Effect.map(hooks.numbers, (all) => all.find((entry) => entry.number === number)))
+/**
+ * The mapping the number has now, if any; 403 when it points at a host the
+ * caller may not act on (without naming that host, which is another tenant's).
+ */
+const currentMapping = (principal: Principal, number: string) =>
+  Effect.flatMap(HookTable, (hooks) =>
+    Effect.flatMap(hooks.numbers, (all) => {
+      const entry = all.find((mapping) => mapping.number === number)
+      return entry === undefined || mayAccess(principal, entry.host)
+        ? Effect.succeed(entry)
+        : Effect.fail(new Forbidden({ message: `${number} is mapped to a host this token may not act on` }))
+    })
+  )
 
 const ListNumbers = HttpLayerRouter.add(
   "GET",
@@ -30,9 +40,8 @@ const GetNumber = HttpLayerRouter.add(
   admin((principal) =>
     Effect.gen(function* () {
       const number = yield* numberParam
-      const entry = yield* currentMapping(number)
-      // Another tenant's number looks absent, as another tenant's delivery does.
-      if (!entry || !mayAccess(principal, entry.host)) return yield* new NotFound({ message: `no mapping for ${number}` })
+      const entry = yield* currentMapping(principal, number)
+      if (!entry) return yield* new NotFound({ message: `no mapping for ${number}` })
       return HttpServerResponse.unsafeJson(view(entry))
     })
   )
@@ -44,8 +53,7 @@ const PutNumber = HttpLayerRouter.add("PUT", "/v1/numbers/:number", (request) =>
       const number = yield* numberParam
       const { host } = yield* decodeBody(Schema.Struct({ host: HostPattern }), request)
       yield* requireAccess(principal, host)
-      const existing = yield* currentMapping(number)
-      if (existing) yield* requireAccess(principal, existing.host)
+      yield* currentMapping(principal, number)
       const outcome = yield* (yield* HookTable).putNumber({ number, host })
       return HttpServerResponse.unsafeJson({ number, host, source: "api" }, { status: outcome === "created" ? 201 : 200 })
     })
@@ -58,8 +66,7 @@ const DeleteNumber = HttpLayerRouter.add(
   admin((principal) =>
     Effect.gen(function* () {
       const number = yield* numberParam
-      const existing = yield* currentMapping(number)
-      if (existing) yield* requireAccess(principal, existing.host)
+      yield* currentMapping(principal, number)
       yield* (yield* HookTable).removeNumber(number)
       return HttpServerResponse.empty({ status: 204 })
     })
