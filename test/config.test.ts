@@ -149,7 +149,13 @@ describe("decoding", () => {
     ["hook unknown event", { ...minimal, hooks: [{ host: "a.example", url: "https://x.example", events: ["call_started"] }] }, "hooks.0.events.0", /participant_joined/],
     ["duplicate hook host", { ...minimal, hooks: [{ host: "a.example", url: "https://x.example" }, { host: "A.example", url: "https://y.example" }] }, "hooks.1.host", /duplicate/],
     ["number that is not E.164", { ...minimal, numbers: [{ number: "call me", host: "a.example" }] }, "numbers.0.number", /E\.164/],
-    ["shared domain not a host", { ...minimal, sharedDomains: ["not a host"] }, "sharedDomains.0", /host name/]
+    ["shared domain not a host", { ...minimal, sharedDomains: ["not a host"] }, "sharedDomains.0", /host name/],
+    [
+      "no signing secret while a hook has none of its own",
+      { livekit: minimal.livekit, hooks: [{ host: "a.example", url: "https://x.example", secret: DEFAULT_SECRET }, { host: "b.example", url: "https://y.example" }] },
+      "signing.secret",
+      /required while a hook has no secret of its own \(hooks\.1: b\.example\)/
+    ]
   ]
   for (const [name, raw, key, problem] of bad) {
     test(`rejects ${name}, naming ${key}`, () => {
@@ -158,6 +164,14 @@ describe("decoding", () => {
       expect(error.problem).toMatch(problem)
     })
   }
+
+  test("signing.secret may be left out when every hook has a secret of its own, or there are no hooks", () => {
+    const own = { host: "a.example", url: "https://x.example", secret: DEFAULT_SECRET }
+    for (const raw of [{ livekit: minimal.livekit }, { livekit: minimal.livekit, hooks: [own] }]) {
+      const decoded = decodeConfig(raw)
+      expect(Either.isRight(decoded) && decoded.right.signing.secret).toBeUndefined()
+    }
+  })
 
   test("YAML syntax errors are reported as such", () => {
     const result = parseConfigText("server: [unclosed")

@@ -700,6 +700,7 @@ describe("HTTP hook source", () => {
 
   test.each<[string, number, () => unknown, RegExp]>([
     ["a body that is not JSON", 200, () => "{ hooks: [ nope", /not valid JSON/],
+    ["a body nested 100 000 levels deep", 200, () => `{"hooks":${"[".repeat(100_000)}${"]".repeat(100_000)}}`, /nested deeper than 32 levels/],
     [
       "a hook with a URL that is not http(s)",
       200,
@@ -759,6 +760,38 @@ describe("HTTP hook source", () => {
     // The file still beats the cached HTTP table.
     await callReaches(router, { xToIp: "both.example.org" }, R, "/both-file", "both.example.org")
     expect(R.rejected).toEqual([])
+  })
+})
+
+describe("HTTP hook source without signing.secret", () => {
+  const secret = newSecret()
+  const R = startReceiver(secret)
+  const source = startHookSource()
+  let router: RunningRouter
+
+  beforeAll(async () => {
+    source.serve(200, { hooks: [{ host: "signed.example.org", url: `${R.url}/signed`, secret }] }, '"signed"')
+    router = await startRouter((d) => {
+      const { signing: _, ...rest } = testConfig(d, { remoteHooks: { url: source.url, interval: "300ms" } })
+      return rest
+    })
+    await logAfter(router, 0, (l) => l.msg === "remote hooks loaded", "the first table loaded")
+  })
+
+  afterAll(async () => {
+    await router.stop()
+    R.stop()
+    source.stop()
+  })
+
+  test("hooks with their own secrets are served; a table with a hook that has none is refused, naming it", async () => {
+    await callReaches(router, { xToIp: "signed.example.org" }, R, "/signed", "signed.example.org")
+    const mark = router.logs.length
+    source.serve(200, { hooks: [{ host: "signed.example.org", url: `${R.url}/signed`, secret }, { host: "bare.example.org", url: `${R.url}/bare` }] }, '"bare"')
+    const warning = await logAfter(router, mark, remoteRefused, "the unsigned table refused")
+    expect(warning.problem).toBe("hooks.1.secret: required, since signing.secret is not set")
+    expect(await hookOf(router, "bare.example.org")).toBeUndefined()
+    await callReaches(router, { xToIp: "signed.example.org" }, R, "/signed", "signed.example.org")
   })
 })
 
