@@ -1,10 +1,11 @@
-import { Clock, Effect, Either } from "effect"
-import type { NewDelivery, UnroutableEvent } from "./Domain/Delivery.ts"
+import { Effect, Either } from "effect"
+import type { Delivery, NewDelivery, UnroutableEvent } from "./Domain/Delivery.ts"
 import { envelope } from "./Domain/Envelope.ts"
 import { ShuttingDown, type InvalidEvent, type StoreUnavailable, type Unauthorized, type Unroutable } from "./Domain/Errors.ts"
 import { parseLiveKitEvent, type LiveKitEvent } from "./Domain/LiveKitEvent.ts"
 import { Forwarder } from "./Forwarder.ts"
 import { Lifecycle } from "./Lifecycle.ts"
+import { logWarningWith } from "./Logging.ts"
 import * as Metrics from "./Metrics.ts"
 import { Router, type Routing } from "./Router.ts"
 import { SignatureVerifier } from "./SignatureVerifier.ts"
@@ -52,43 +53,52 @@ const unroutableOf = (event: LiveKitEvent, routing: Routing, at: number): Unrout
       }
     : undefined
 
-/** Makes routing results that reach no tenant visible: a warning for SIP events, a count for all. */
-const reportUnforwarded = (event: LiveKitEvent, routing: Routing) => {
-  if (routing._tag === "Routed") {
-    return routing.forward ? Effect.void : Metrics.increment(Metrics.ignored, { reason: "filtered" })
-  }
-  if (routing.reason === undefined) return Metrics.increment(Metrics.ignored, { reason: "no_pin" })
-  const reason = REASONS[routing.reason._tag]
-  return Effect.zipRight(
-    Metrics.increment(Metrics.unroutable, { reason }),
-    Effect.logWarning("no tenant for SIP event").pipe(
-      Effect.annotateLogs({
-        eventId: event.id,
-        type: event.event,
-        room: routing.call.room,
-        reason,
-        domain: routing.call.domain,
-        ...(routing.reason._tag === "MalformedHeader" ? { header: routing.reason.header, value: routing.reason.value } : {})
-      })
-    )
-  )
+/** A webhook that passed the checks made before the store: signed by LiveKit, an event the router can read. */
+export interface Verified {
+  readonly event: LiveKitEvent
+  readonly raw: string
+  readonly receivedAt: number
 }
 
-/** Odd fields were read as absent rather than refused (LiveKit would drop a 4xx): say which, so a sender can be fixed. */
-const reportIgnored = (event: LiveKitEvent) =>
-  event.ignored.length === 0
-    ? Effect.void
-    : Effect.zipRight(
-        Effect.forEach(event.ignored, (field) => Metrics.increment(Metrics.fieldsIgnored, { field }), { discard: true }),
-        Effect.logWarning("webhook fields of an unexpected shape ignored").pipe(
-          Effect.annotateLogs({ eventId: event.id, type: event.event, fields: event.ignored })
-        )
-      )
+/** A warning about one event, written once the batch is stored. */
+type Warning = { readonly message: string; readonly fields: Record<string, unknown> }
 
 /**
- * The inbound pipeline, in the one direction data flows:
- * verify → parse → resolve → store → enqueue. It answers as soon as the event
- * is durable; tenants are reached in the background.
+ * Makes what reaches no tenant visible: a count for every event, a warning for
+ * SIP events and for fields read as absent because of their shape. Plain code,
+ * run over a batch in one step.
+ */
+const report = (event: LiveKitEvent, routing: Routing, warnings: Array<Warning>) => {
+  if (event.ignored.length > 0) {
+    for (const field of event.ignored) Metrics.count(Metrics.fieldsIgnored, { field })
+    warnings.push({ message: "webhook fields of an unexpected shape ignored", fields: { eventId: event.id, type: event.event, fields: event.ignored } })
+  }
+  if (routing._tag === "Routed") {
+    if (!routing.forward) Metrics.count(Metrics.ignored, { reason: "filtered" })
+    return
+  }
+  if (routing.reason === undefined) return Metrics.count(Metrics.ignored, { reason: "no_pin" })
+  const reason = REASONS[routing.reason._tag]
+  Metrics.count(Metrics.unroutable, { reason })
+  warnings.push({
+    message: "no tenant for SIP event",
+    fields: {
+      eventId: event.id,
+      type: event.event,
+      room: routing.call.room,
+      reason,
+      domain: routing.call.domain,
+      ...(routing.reason._tag === "MalformedHeader" ? { header: routing.reason.header, value: routing.reason.value } : {})
+    }
+  })
+}
+
+/**
+ * The inbound pipeline, in the one direction data flows: verify → parse →
+ * resolve → store → enqueue. The checks before the store are plain functions
+ * run per request; what follows runs once per batch (the requests of one
+ * event-loop turn), so the Effect runtime is paid per batch, not per event.
+ * It answers as soon as the batch is durable; tenants are reached in the background.
  */
 export class Ingest extends Effect.Service<Ingest>()("Ingest", {
   effect: Effect.gen(function* () {
@@ -100,43 +110,47 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
 
     const decoder = new TextDecoder()
 
-    /** Writes the event with its routing, then queues its delivery; once written it is queued even if LiveKit hangs up. */
-    const storeAndQueue = (event: LiveKitEvent, raw: string, routing: Routing, receivedAt: number) =>
-      Effect.uninterruptible(
-        Effect.tap(
-          store.accept({
-            eventId: event.id,
-            receivedAt,
-            delivery: deliveryOf(event, raw, routing, receivedAt),
-            pinChange: routing._tag === "Routed" ? routing.pinChange : undefined,
-            unroutable: unroutableOf(event, routing, receivedAt)
-          }),
-          (result) => (result._tag === "Accepted" && result.delivery ? forwarder.enqueue(result.delivery) : Effect.void)
+    const check = (authorization: string | undefined, body: Uint8Array, receivedAt: number): Either.Either<Verified, ShuttingDown | Unauthorized | InvalidEvent> => {
+      if (lifecycle.draining()) return Either.left(new ShuttingDown())
+      const verified = verifier.verify(authorization, body, receivedAt)
+      if (Either.isLeft(verified)) return Either.left(verified.left)
+      const raw = decoder.decode(body)
+      return Either.map(parseLiveKitEvent(raw), (event) => ({ event, raw, receivedAt }))
+    }
+
+    /** Resolves, stores (one write) and queues a batch; an outcome per webhook, in order. Once written it is queued even if LiveKit hangs up. */
+    const receiveAll = (batch: ReadonlyArray<Verified>): Effect.Effect<ReadonlyArray<IngestOutcome>, StoreUnavailable> =>
+      Effect.flatMap(router.resolveAll(batch.map((item) => item.event)), (routings) =>
+        Effect.uninterruptible(
+          Effect.flatMap(
+            store.acceptAll(
+              batch.map(({ event, raw, receivedAt }, i) => {
+                const routing = routings[i]!
+                return {
+                  eventId: event.id,
+                  receivedAt,
+                  delivery: deliveryOf(event, raw, routing, receivedAt),
+                  pinChange: routing._tag === "Routed" ? routing.pinChange : undefined,
+                  unroutable: unroutableOf(event, routing, receivedAt)
+                }
+              })
+            ),
+            (results) => {
+              const warnings: Array<Warning> = []
+              const queued: Array<Delivery> = []
+              const outcomes = results.map((result, i): IngestOutcome => {
+                if (result._tag === "Duplicate") return "duplicate"
+                if (result.delivery) queued.push(result.delivery)
+                report(batch[i]!.event, routings[i]!, warnings)
+                return "accepted"
+              })
+              const logged = warnings.length === 0 ? Effect.void : Effect.forEach(warnings, (w) => logWarningWith(w.message, w.fields), { discard: true })
+              return Effect.as(Effect.zipRight(forwarder.enqueueAll(queued), logged), outcomes)
+            }
+          )
         )
       )
 
-    // The checks before the store are plain functions; this runs on every webhook, so it takes few Effect steps.
-    const receive = (
-      authorization: string | undefined,
-      body: Uint8Array
-    ): Effect.Effect<IngestOutcome, ShuttingDown | Unauthorized | InvalidEvent | StoreUnavailable> =>
-      Effect.flatMap(Clock.currentTimeMillis, (receivedAt): Effect.Effect<IngestOutcome, ShuttingDown | Unauthorized | InvalidEvent | StoreUnavailable> => {
-        if (lifecycle.draining()) return Effect.fail(new ShuttingDown())
-        const verified = verifier.verify(authorization, body, receivedAt)
-        if (Either.isLeft(verified)) return Effect.fail(verified.left)
-        const raw = decoder.decode(body)
-        const parsed = parseLiveKitEvent(raw)
-        if (Either.isLeft(parsed)) return Effect.fail(parsed.left)
-        const event = parsed.right
-        return Effect.flatMap(router.resolve(event), (routing) =>
-          Effect.flatMap(storeAndQueue(event, raw, routing, receivedAt), (result) =>
-            result._tag === "Duplicate"
-              ? Effect.succeed("duplicate" as const)
-              : Effect.as(Effect.zipRight(reportIgnored(event), reportUnforwarded(event, routing)), "accepted" as const)
-          )
-        )
-      })
-
-    return { receive }
+    return { check, receiveAll }
   })
 }) {}

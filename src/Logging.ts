@@ -21,6 +21,7 @@ class LogFields {
 }
 
 export const logWith = (message: string, fields: Readonly<Record<string, unknown>>) => Effect.log(message, new LogFields(fields))
+export const logWarningWith = (message: string, fields: Readonly<Record<string, unknown>>) => Effect.logWarning(message, new LogFields(fields))
 
 /**
  * One JSON object per line on stdout: `time`, `level`, `msg`, then the log's

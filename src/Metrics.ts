@@ -62,6 +62,9 @@ const NO_EXTRA_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 const apply = <In>(key: Key<In>, value: In, labels: Record<string, string> = {}) => metricOf(key, labels).unsafeUpdate(value, NO_EXTRA_TAGS)
 const update = <In>(key: Key<In>, value: In, labels: Record<string, string>) => Effect.sync(() => apply(key, value, labels))
 
+/** Adds one to a counter under the given labels, in plain code: for loops over a batch that run in one Effect step. */
+export const count = (key: Key<number>, labels: Record<string, string>) => apply(key, 1, labels)
+
 /** Adds one to a counter under the given labels. */
 export const increment = (key: Key<number>, labels: Record<string, string>) => update(key, 1, labels)
 

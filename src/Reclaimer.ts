@@ -5,10 +5,11 @@ import { Forwarder } from "./Forwarder.ts"
 import { Store } from "./Store.ts"
 
 /**
- * For a shared store: renews this instance's leases three times per lease, so
- * a live instance keeps what it holds however long its retries wait, and twice
- * per lease takes over what dead instances held, handing it to the Forwarder,
- * which resumes each delivery at its recorded attempt count and retry time.
+ * For a shared store: renews this instance's lease three times per lease (one
+ * heartbeat, whatever it holds), so a live instance keeps what it holds however
+ * long its retries wait, and twice per lease takes over what dead instances
+ * held, a page at a time until nothing is left, telling the Forwarder, which
+ * resumes each delivery at its recorded attempt count and retry time.
  */
 export const Reclaimer = Layer.scopedDiscard(
   Effect.gen(function* () {
@@ -22,16 +23,16 @@ export const Reclaimer = Layer.scopedDiscard(
         Effect.repeat(Schedule.spaced(Duration.unsafeDivide(lease, times))),
         Effect.forkScoped
       )
+    /** One page; the next follows at once while pages come, so a large take-over is not spread over many leases. */
+    const takeOver: Effect.Effect<void, StoreUnavailable> = Effect.gen(function* () {
+      const claimed = yield* store.claimStale
+      if (claimed.length === 0) return
+      yield* Effect.log("took over deliveries").pipe(Effect.annotateLogs({ count: claimed.length }))
+      yield* forwarder.resumeClaimed(claimed)
+      yield* Effect.yieldNow()
+      yield* takeOver
+    })
     yield* every(3, store.renewLeases, "lease renewal")
-    yield* every(
-      2,
-      Effect.gen(function* () {
-        const claimed = yield* store.claimStale
-        if (claimed.length === 0) return
-        yield* Effect.log("took over deliveries").pipe(Effect.annotateLogs({ count: claimed.length }))
-        yield* Effect.forEach(claimed, forwarder.enqueue, { discard: true })
-      }),
-      "claiming stale deliveries"
-    )
+    yield* every(2, takeOver, "claiming stale deliveries")
   })
 )

@@ -126,14 +126,28 @@ export class Router extends Effect.Service<Router>()("Router", {
       } satisfies Routed
     }
 
-    // The pin is the one read from the store; the rest is decided in memory.
-    const resolve = (event: LiveKitEvent): Effect.Effect<Routing, StoreUnavailable> => {
-      const room = event.room
-      if (room === undefined) return Effect.sync(() => route(event, room, Option.none(), hooks.inForce()))
-      return Effect.map(store.pinOf(room), (pin) => route(event, room, pin, hooks.inForce()))
+    /**
+     * The routing of a batch of events: the pins of all their rooms in one
+     * read, the rest decided in memory, in order, each event seeing the pins the
+     * ones before it set or cleared.
+     */
+    const resolveAll = (events: ReadonlyArray<LiveKitEvent>): Effect.Effect<ReadonlyArray<Routing>, StoreUnavailable> => {
+      const rooms = [...new Set(events.flatMap((event) => (event.room === undefined ? [] : [event.room])))]
+      return Effect.map(store.pinsOf(rooms), (stored) => {
+        const pins = new Map<string, Pin | undefined>(stored)
+        const table = hooks.inForce()
+        return events.map((event) => {
+          const room = event.room
+          const routing = route(event, room, Option.fromNullable(room === undefined ? undefined : pins.get(room)), table)
+          const change = routing._tag === "Routed" ? routing.pinChange : undefined
+          if (change?._tag === "Set") pins.set(change.pin.room, change.pin)
+          else if (change?._tag === "Clear") pins.set(change.room, undefined)
+          return routing
+        })
+      })
     }
 
-    return { resolve }
+    return { resolveAll }
   }),
   dependencies: [DomainExtractor.Default]
 }) {}

@@ -2,6 +2,7 @@ import { Database } from "bun:sqlite"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
 import type { Delivery } from "./Domain/Delivery.ts"
+import type { QueuedDelivery } from "./Store.ts"
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
@@ -38,6 +39,17 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries (status, id);
 CREATE INDEX IF NOT EXISTS deliveries_by_tenant ON deliveries (tenant, status, id);
 CREATE INDEX IF NOT EXISTS deliveries_by_age ON deliveries (status, updated_at);
+-- The queue: pending deliveries by call lane (and so by tenant) and by how long they have waited.
+CREATE INDEX IF NOT EXISTS pending_by_lane ON deliveries (tenant, room, id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS pending_by_age ON deliveries (queued_at) WHERE status = 'pending';
+-- The queue's depth, kept by triggers so no write can forget it and nothing counts rows to read it.
+CREATE TABLE IF NOT EXISTS queue_depth (id INTEGER PRIMARY KEY CHECK (id = 0), pending INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS queue_in AFTER INSERT ON deliveries WHEN NEW.status = 'pending'
+  BEGIN UPDATE queue_depth SET pending = pending + 1; END;
+CREATE TRIGGER IF NOT EXISTS queue_moved AFTER UPDATE OF status ON deliveries WHEN (OLD.status = 'pending') != (NEW.status = 'pending')
+  BEGIN UPDATE queue_depth SET pending = pending + (CASE WHEN NEW.status = 'pending' THEN 1 ELSE -1 END); END;
+CREATE TRIGGER IF NOT EXISTS queue_out AFTER DELETE ON deliveries WHEN OLD.status = 'pending'
+  BEGIN UPDATE queue_depth SET pending = pending - 1; END;
 CREATE TABLE IF NOT EXISTS attempts (
   delivery_id INTEGER NOT NULL,
   attempt INTEGER NOT NULL,
@@ -119,6 +131,15 @@ export const toDelivery = (row: DeliveryRow): Delivery => ({
   updatedAt: row.updated_at
 })
 
+/** Every column but the body, which is read only when an attempt is due. */
+export const QUEUED_COLUMNS =
+  "id, event_id, event_type, tenant, url, room, domain, status, attempts, last_status, last_error, next_attempt_at, event_created_at, secret, created_at, queued_at, updated_at"
+
+export const toQueued = (row: Omit<DeliveryRow, "body">): QueuedDelivery => {
+  const { body: _, ...queued } = toDelivery({ ...row, body: "" })
+  return queued
+}
+
 /**
  * Columns added since the first layout. CREATE TABLE IF NOT EXISTS leaves an
  * existing table alone, so a database from an earlier build gets them here.
@@ -132,6 +153,7 @@ const ADDED_DELIVERY_COLUMNS = [
 
 const upgradeSchema = (db: Database) => {
   const present = new Set(db.query<{ name: string }, []>("SELECT name FROM pragma_table_info('deliveries')").all().map((c) => c.name))
+  if (present.size === 0) return
   for (const [name, definition, backfill] of ADDED_DELIVERY_COLUMNS) {
     if (present.has(name)) continue
     db.exec(`ALTER TABLE deliveries ADD COLUMN ${definition}`)
@@ -148,7 +170,9 @@ export const openDatabase = (path: string): Database => {
   db.exec("PRAGMA synchronous = FULL")
   // Wait briefly for a competing writer, then report the store unavailable (→ 503).
   db.exec("PRAGMA busy_timeout = 1000")
-  db.exec(SCHEMA)
   upgradeSchema(db)
+  db.exec(SCHEMA)
+  // Once, for a new database or one from a build without the counter: count what is pending now.
+  db.exec("INSERT OR IGNORE INTO queue_depth (id, pending) SELECT 0, COUNT(*) FROM deliveries WHERE status = 'pending'")
   return db
 }

@@ -3,9 +3,9 @@ import { Effect, Option, Stream } from "effect"
 import type { Delivery, Pin, UnroutableEvent } from "./Domain/Delivery.ts"
 import { StoreUnavailable } from "./Domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "./Domain/Hook.ts"
-import { openDatabase, toDelivery, type DeliveryRow } from "./SqliteSchema.ts"
+import { openDatabase, QUEUED_COLUMNS, toDelivery, toQueued, type DeliveryRow } from "./SqliteSchema.ts"
 import { PRUNE_SLICE, prepareWrites, type PruneTarget, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
-import type { Store } from "./Store.ts"
+import type { AcceptResult, Store } from "./Store.ts"
 import type { FromWriter, ToWriter } from "./StoreWorker.ts"
 
 /** Applies writes in batches: one transaction, one fsync, per batch. */
@@ -108,8 +108,27 @@ interface UnroutableRow {
 
 /** Every read the store serves, prepared once. Reads never wait for the writer: WAL readers see the last commit. */
 const prepareReads = (db: Database) => ({
-  selectPin: db.query<{ destination: string; call: string }, [string]>("SELECT destination, call FROM pins WHERE room = ?"),
-  selectPending: db.query<DeliveryRow, []>("SELECT * FROM deliveries WHERE status = 'pending' ORDER BY id"),
+  selectPins: db.query<{ room: string; destination: string; call: string }, [string]>(
+    "SELECT room, destination, call FROM pins WHERE room IN (SELECT value FROM json_each(?))"
+  ),
+  // One index seek per tenant (a skip scan), however many deliveries each has pending.
+  selectPendingTenants: db.query<{ tenant: string }, []>(
+    `WITH RECURSIVE t(tenant) AS (
+       SELECT MIN(tenant) FROM deliveries WHERE status = 'pending'
+       UNION ALL
+       SELECT (SELECT MIN(tenant) FROM deliveries WHERE status = 'pending' AND tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
+     ) SELECT tenant FROM t WHERE tenant IS NOT NULL`
+  ),
+  selectPendingAfter: db.query<Omit<DeliveryRow, "body">, [string, number, number]>(
+    `SELECT ${QUEUED_COLUMNS} FROM deliveries WHERE tenant = ? AND status = 'pending' AND id > ? ORDER BY id LIMIT ?`
+  ),
+  selectPendingInLane: db.query<Omit<DeliveryRow, "body">, [string, string, number]>(
+    `SELECT ${QUEUED_COLUMNS} FROM deliveries WHERE tenant = ? AND room = ? AND status = 'pending' ORDER BY id LIMIT ?`
+  ),
+  selectBody: db.query<{ body: string }, [number]>("SELECT body FROM deliveries WHERE id = ?"),
+  selectQueueStats: db.query<{ pending: number; oldest: number | null }, []>(
+    "SELECT pending, (SELECT MIN(queued_at) FROM deliveries WHERE status = 'pending') AS oldest FROM queue_depth"
+  ),
   selectDeliveries: db.query<DeliveryRow, [string | null, string | null, number | null, number]>(
     `SELECT * FROM deliveries
      WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR tenant = ?2) AND (?3 IS NULL OR id < ?3)
@@ -168,29 +187,42 @@ export const makeSqliteStore = (path: string) =>
       }).pipe(Effect.map(({ total }) => total))
 
     const store: Store["Type"] = {
-      accept: (acceptance) =>
-        Effect.map(write({ _tag: "Accept", acceptance }), (outcome) => {
-          if (outcome._tag === "Duplicate") return outcome
-          const d = acceptance.delivery
-          const at = acceptance.receivedAt
-          const delivery: Delivery | undefined =
-            d && outcome.deliveryId !== undefined
-              ? { ...d, id: outcome.deliveryId, status: "pending", attempts: 0, lastStatus: null, lastError: null, nextAttemptAt: at, createdAt: at, queuedAt: at, updatedAt: at }
-              : undefined
-          return { _tag: "Accepted", delivery }
-        }),
+      acceptAll: (acceptances) =>
+        Effect.map(write({ _tag: "Accept", acceptances }), (outcomes) =>
+          outcomes.map((outcome, i): AcceptResult => {
+            if (outcome._tag === "Duplicate") return outcome
+            const { delivery: d, receivedAt: at } = acceptances[i]!
+            const delivery: Delivery | undefined =
+              d && outcome.deliveryId !== undefined
+                ? { ...d, id: outcome.deliveryId, status: "pending", attempts: 0, lastStatus: null, lastError: null, nextAttemptAt: at, createdAt: at, queuedAt: at, updatedAt: at }
+                : undefined
+            return { _tag: "Accepted", delivery }
+          })
+        ),
       ping: Effect.flatMap(
         read(() => sql.ping.get()),
         () => (writer.alive() ? Effect.void : Effect.fail(unavailable("store writer stopped")))
       ),
-      pinOf: (room) =>
-        read(() => {
-          const row = sql.selectPin.get(room)
-          return row ? Option.some<Pin>({ room, destination: JSON.parse(row.destination), call: JSON.parse(row.call) }) : Option.none()
-        }),
-      pending: read(() => sql.selectPending.all().map(toDelivery)),
-      recordAttempt: (id, record) => write({ _tag: "RecordAttempt", id, record }),
-      scheduleRetry: (id, nextAttemptAt) => write({ _tag: "ScheduleRetry", id, nextAttemptAt }),
+      pinsOf: (rooms) =>
+        rooms.length === 0
+          ? Effect.succeed(new Map())
+          : read(
+              () =>
+                new Map(
+                  sql.selectPins
+                    .all(JSON.stringify(rooms))
+                    .map((row): [string, Pin] => [row.room, { room: row.room, destination: JSON.parse(row.destination), call: JSON.parse(row.call) }])
+                )
+            ),
+      pendingTenants: read(() => sql.selectPendingTenants.all().map((row) => row.tenant)),
+      pendingAfter: (tenant, afterId, limit) => read(() => sql.selectPendingAfter.all(tenant, afterId, limit).map(toQueued)),
+      pendingInLane: (tenant, room, limit) => read(() => sql.selectPendingInLane.all(tenant, room, limit).map(toQueued)),
+      bodyOf: (id) => read(() => Option.fromNullable(sql.selectBody.get(id)?.body)),
+      queueStats: read(() => {
+        const row = sql.selectQueueStats.get()
+        return { depth: row?.pending ?? 0, oldestQueuedAt: row?.oldest ?? undefined }
+      }),
+      recordAttempts: (attempts) => write({ _tag: "RecordAttempts", attempts }),
       deliveries: (q) => read(() => sql.selectDeliveries.all(q.status ?? null, q.tenant ?? null, q.before ?? null, q.limit).map(toDelivery)),
       delivery: (id) =>
         read(() => {

@@ -1,8 +1,8 @@
 import type { Database } from "bun:sqlite"
-import type { AttemptRecord, Delivery } from "./Domain/Delivery.ts"
+import type { Delivery } from "./Domain/Delivery.ts"
 import type { NumberMapping, StoredHook } from "./Domain/Hook.ts"
 import { toDelivery, type DeliveryRow } from "./SqliteSchema.ts"
-import type { Acceptance, PinChange, RequeueResult } from "./Store.ts"
+import type { Acceptance, PinChange, RecordedAttempt, Requeued, RequeueResult } from "./Store.ts"
 
 /** What gets pruned, one slice at a time. */
 export type PruneTarget = "delivered" | "failed" | "events" | "unroutable" | "pins"
@@ -12,9 +12,8 @@ export type PruneTarget = "delivered" | "failed" | "events" | "unroutable" | "pi
  * thread, so a write is a message, not a closure.
  */
 export type WriteOp =
-  | { readonly _tag: "Accept"; readonly acceptance: Acceptance }
-  | { readonly _tag: "RecordAttempt"; readonly id: number; readonly record: AttemptRecord }
-  | { readonly _tag: "ScheduleRetry"; readonly id: number; readonly nextAttemptAt: number }
+  | { readonly _tag: "Accept"; readonly acceptances: ReadonlyArray<Acceptance> }
+  | { readonly _tag: "RecordAttempts"; readonly attempts: ReadonlyArray<RecordedAttempt> }
   | { readonly _tag: "Requeue"; readonly id: number; readonly now: number }
   | { readonly _tag: "RequeueFailed"; readonly tenant: string; readonly since: number; readonly now: number }
   | { readonly _tag: "PruneSlice"; readonly target: PruneTarget; readonly before: number }
@@ -28,11 +27,10 @@ export type WriteOp =
 export type AcceptOutcome = { readonly _tag: "Duplicate" } | { readonly _tag: "Accepted"; readonly deliveryId: number | undefined }
 
 export interface WriteResults {
-  Accept: AcceptOutcome
-  RecordAttempt: void
-  ScheduleRetry: void
+  Accept: ReadonlyArray<AcceptOutcome>
+  RecordAttempts: void
   Requeue: RequeueResult
-  RequeueFailed: ReadonlyArray<Delivery>
+  RequeueFailed: Requeued
   PruneSlice: number
   PutApiHook: void
   RemoveApiHook: boolean
@@ -80,15 +78,17 @@ export const prepareWrites = (db: Database) => {
       `UPDATE deliveries SET status = ?, attempts = ?, last_status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
        WHERE id = ?`
     ),
-    updateNextAttempt: db.query<unknown, [number, number]>("UPDATE deliveries SET next_attempt_at = ? WHERE id = ? AND status = 'pending'"),
     selectStatus: db.query<{ status: Delivery["status"] }, [number]>("SELECT status FROM deliveries WHERE id = ?"),
     requeueOne: db.query<DeliveryRow, [number, number, number]>(
       `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
        WHERE id = ?3 AND status = 'failed' RETURNING *`
     ),
-    requeueTenant: db.query<DeliveryRow, [number, number, string, number]>(
+    firstFailed: db.query<{ id: number | null }, [string, number]>(
+      "SELECT MIN(id) AS id FROM deliveries WHERE tenant = ? AND status = 'failed' AND created_at >= ?"
+    ),
+    requeueTenant: db.query<unknown, [number, number, string, number]>(
       `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
-       WHERE tenant = ?3 AND status = 'failed' AND created_at >= ?4 RETURNING *`
+       WHERE tenant = ?3 AND status = 'failed' AND created_at >= ?4`
     ),
     upsertHook: db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO hooks (host, hook, updated_at) VALUES (?, ?, ?)"),
     deleteHook: db.query<unknown, [string]>("DELETE FROM hooks WHERE host = ?"),
@@ -149,18 +149,17 @@ export const prepareWrites = (db: Database) => {
     }
   }
 
+  const recordAttempt = ({ id, record: r }: RecordedAttempt) => {
+    q.insertAttempt.run(id, r.attempt, r.at, r.status, r.error, r.latencyMs)
+    q.updateAttempt.run(r.final ?? "pending", r.attempt, r.status, r.error, r.nextAttemptAt, r.at, id)
+  }
+
   const apply = (op: WriteOp): unknown => {
     switch (op._tag) {
       case "Accept":
-        return accept(op.acceptance)
-      case "RecordAttempt": {
-        const r = op.record
-        q.insertAttempt.run(op.id, r.attempt, r.at, r.status, r.error, r.latencyMs)
-        q.updateAttempt.run(r.final ?? "pending", r.attempt, r.status, r.error, r.nextAttemptAt, r.at, op.id)
-        return undefined
-      }
-      case "ScheduleRetry":
-        q.updateNextAttempt.run(op.nextAttemptAt, op.id)
+        return op.acceptances.map(accept)
+      case "RecordAttempts":
+        op.attempts.forEach(recordAttempt)
         return undefined
       case "Requeue": {
         const row = q.requeueOne.get(op.now, op.now, op.id)
@@ -168,8 +167,11 @@ export const prepareWrites = (db: Database) => {
         const existing = q.selectStatus.get(op.id)
         return (existing ? { _tag: "NotFailed", status: existing.status } : { _tag: "NotFound" }) satisfies RequeueResult
       }
-      case "RequeueFailed":
-        return q.requeueTenant.all(op.now, op.now, op.tenant, op.since).map(toDelivery).sort((a, b) => a.id - b.id)
+      case "RequeueFailed": {
+        const firstId = q.firstFailed.get(op.tenant, op.since)?.id ?? undefined
+        const { changes } = q.requeueTenant.run(op.now, op.now, op.tenant, op.since)
+        return { count: changes, firstId } satisfies Requeued
+      }
       case "PruneSlice":
         return prune(op.target, op.before)
       case "PutApiHook":
@@ -188,7 +190,7 @@ export const prepareWrites = (db: Database) => {
     }
   }
 
-  const inSavepoint = db.transaction((op: WriteOp) => apply(op))
+  const inSavepoint = db.transaction(<A>(write: () => A): A => write())
   /**
    * Group commit: the whole batch is one transaction, so one fsync covers it.
    * Each write runs in its own savepoint, so a failing one is rolled back alone;
@@ -197,7 +199,7 @@ export const prepareWrites = (db: Database) => {
   const commit = db.transaction((batch: ReadonlyArray<WriteOp>): Array<Settled> =>
     batch.map((op) => {
       try {
-        return { ok: true, value: inSavepoint(op) }
+        return { ok: true, value: inSavepoint(() => apply(op)) }
       } catch (cause) {
         return { ok: false, error: describe(cause) }
       }

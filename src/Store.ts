@@ -27,6 +27,20 @@ export interface Acceptance {
   readonly unroutable: UnroutableEvent | undefined
 }
 
+/** A pending delivery as the engine queues it: the body stays in the store until its attempt is due. */
+export type QueuedDelivery = Omit<Delivery, "body"> & { readonly body?: string | undefined }
+
+export interface RecordedAttempt {
+  readonly id: number
+  readonly record: AttemptRecord
+}
+
+export interface QueueStats {
+  readonly depth: number
+  /** `queuedAt` of the delivery that has waited longest; undefined when none is pending. */
+  readonly oldestQueuedAt: number | undefined
+}
+
 export type AcceptResult =
   | { readonly _tag: "Accepted"; readonly delivery: Delivery | undefined }
   | { readonly _tag: "Duplicate" }
@@ -35,6 +49,11 @@ export type RequeueResult =
   | { readonly _tag: "Requeued"; readonly delivery: Delivery }
   | { readonly _tag: "NotFound" }
   | { readonly _tag: "NotFailed"; readonly status: Delivery["status"] }
+
+export interface Requeued {
+  readonly count: number
+  readonly firstId: number | undefined
+}
 
 /** How long finished records are kept, in milliseconds, counted from their last change. */
 export interface RetentionPolicy {
@@ -61,26 +80,37 @@ export interface Pruned {
 export class Store extends Context.Tag("Store")<
   Store,
   {
-    /** Records the event with its pin change, delivery or unroutable record atomically; a repeated id is a Duplicate and writes nothing. */
-    readonly accept: (acceptance: Acceptance) => Effect.Effect<AcceptResult, StoreUnavailable>
+    /**
+     * Records each event with its pin change, delivery or unroutable record
+     * atomically, all of them in one write; a repeated id is a Duplicate and
+     * writes nothing. Results come in the order of the acceptances.
+     */
+    readonly acceptAll: (acceptances: ReadonlyArray<Acceptance>) => Effect.Effect<ReadonlyArray<AcceptResult>, StoreUnavailable>
     /** Succeeds when the store can be read. */
     readonly ping: Effect.Effect<void, StoreUnavailable>
-    readonly pinOf: (room: string) => Effect.Effect<Option.Option<Pin>, StoreUnavailable>
-    /**
-     * Deliveries still owed to tenants, in arrival order: what a restart resumes.
-     * A shared store returns only what this instance holds or takes over from a dead one.
-     */
-    readonly pending: Effect.Effect<ReadonlyArray<Delivery>, StoreUnavailable>
-    /** Appends an attempt to the history and moves the delivery to its new state. */
-    readonly recordAttempt: (id: number, record: AttemptRecord) => Effect.Effect<void, StoreUnavailable>
-    /** When a pending delivery's next attempt is due, so a restart keeps the backoff. */
-    readonly scheduleRetry: (id: number, nextAttemptAt: number) => Effect.Effect<void, StoreUnavailable>
+    /** The pins of these rooms, in one read; rooms without one are absent. */
+    readonly pinsOf: (rooms: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, Pin>, StoreUnavailable>
+    // The store is the delivery queue. The next four read it a window at a time, by
+    // index, so neither memory nor start-up depends on how much is pending. A shared
+    // store answers with what this instance holds (it accepted, requeued or took over).
+    /** Tenants with a pending delivery. */
+    readonly pendingTenants: Effect.Effect<ReadonlyArray<string>, StoreUnavailable>
+    /** A tenant's pending deliveries with an id above `afterId`, in id (arrival) order, without their bodies. */
+    readonly pendingAfter: (tenant: string, afterId: number, limit: number) => Effect.Effect<ReadonlyArray<QueuedDelivery>, StoreUnavailable>
+    /** The first pending deliveries of one call (tenant and room), in id order, without their bodies. */
+    readonly pendingInLane: (tenant: string, room: string, limit: number) => Effect.Effect<ReadonlyArray<QueuedDelivery>, StoreUnavailable>
+    /** A delivery's body, read when its attempt is due; none once it is pruned. */
+    readonly bodyOf: (id: number) => Effect.Effect<Option.Option<string>, StoreUnavailable>
+    /** How many deliveries are pending, and since when the oldest has been waiting. */
+    readonly queueStats: Effect.Effect<QueueStats, StoreUnavailable>
+    /** Appends each attempt to its delivery's history and moves the delivery to its new state, in one write. */
+    readonly recordAttempts: (attempts: ReadonlyArray<RecordedAttempt>) => Effect.Effect<void, StoreUnavailable>
     readonly deliveries: (query: DeliveryQuery) => Effect.Effect<ReadonlyArray<Delivery>, StoreUnavailable>
     readonly delivery: (id: number) => Effect.Effect<Option.Option<DeliveryDetail>, StoreUnavailable>
     /** Moves a failed delivery back to pending with a fresh attempt budget. */
     readonly requeue: (id: number, now: number) => Effect.Effect<RequeueResult, StoreUnavailable>
-    /** Requeues a tenant's failed deliveries created at or after `since`. */
-    readonly requeueFailed: (tenant: string, since: number, now: number) => Effect.Effect<ReadonlyArray<Delivery>, StoreUnavailable>
+    /** Requeues a tenant's failed deliveries created at or after `since`: how many, and the lowest id among them. */
+    readonly requeueFailed: (tenant: string, since: number, now: number) => Effect.Effect<Requeued, StoreUnavailable>
     readonly unroutable: (limit: number) => Effect.Effect<ReadonlyArray<UnroutableEvent>, StoreUnavailable>
     /** Deletes what the policy no longer keeps; pending deliveries are never pruned. */
     readonly prune: (now: number, policy: RetentionPolicy) => Effect.Effect<Pruned, StoreUnavailable>
@@ -98,7 +128,7 @@ export class Store extends Context.Tag("Store")<
     /** Keeps this instance's claim on the deliveries it holds, so no other instance takes them over. */
     readonly renewLeases: Effect.Effect<void, StoreUnavailable>
     /** Takes over pending deliveries whose holder stopped renewing them (it died), in arrival order. */
-    readonly claimStale: Effect.Effect<ReadonlyArray<Delivery>, StoreUnavailable>
+    readonly claimStale: Effect.Effect<ReadonlyArray<QueuedDelivery>, StoreUnavailable>
   }
 >() {
   /** The embedded default: SQLite in WAL mode, a file per deployment, committed by a writer thread. */

@@ -55,7 +55,7 @@ describe("parseLiveKitEvent", () => {
     expect(sipAttributesOf(event)).toEqual({ "sip.h.x-to-ip": "calls.drsmith.com" })
   })
 
-  test.each([
+  test.each<[Record<string, unknown>, Array<string>]>([
     [{ participant: "sip" }, ["participant"]],
     [{ participant: [1] }, ["participant"]],
     [{ room: "call-1" }, ["room"]],

@@ -6,7 +6,7 @@ import { join } from "node:path"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
 import type { StoreUnavailable } from "../src/Domain/Errors.ts"
 import { Store } from "../src/Store.ts"
-import { acceptance, attempt, deliver, finish, ids, newDelivery, pin, query, runOn, storeContract, unroutableEvent } from "./support/storeContract.ts"
+import { acceptance, acceptOne, attempt, deliver, finish, ids, newDelivery, pendingAll, pin, pinOne, query, recordOne, runOn, storeContract, unroutableEvent } from "./support/storeContract.ts"
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -46,19 +46,19 @@ describe("prune, SQLite", () => {
           Array.from({ length: 2_100 }, (_, i) => i),
           (i) =>
             Effect.zipRight(
-              store.accept(acceptance({ eventId: `u-${i}`, receivedAt: 20_000, unroutable: unroutableEvent(`u-${i}`, 20_000) })),
-              store.accept(acceptance({ eventId: `p-${i}`, receivedAt: 20_000, pinChange: { _tag: "Set", pin: pin(`room-${i}`) } }))
+              acceptOne(store, acceptance({ eventId: `u-${i}`, receivedAt: 20_000, unroutable: unroutableEvent(`u-${i}`, 20_000) })),
+              acceptOne(store, acceptance({ eventId: `p-${i}`, receivedAt: 20_000, pinChange: { _tag: "Set", pin: pin(`room-${i}`) } }))
             ),
           { concurrency: 256, discard: true }
         )
         const keep = yield* Effect.forEach([0, 1, 2], () => deliver(50, { tenant: "keep" }))
-        for (const d of keep) yield* store.recordAttempt(d.id, attempt({ at: 60 }))
+        for (const d of keep) yield* recordOne(store, d.id, attempt({ at: 60 }))
 
         const result = yield* store.prune(10_000_000, { delivered: 1, failed: 1, dedupe: 1, unroutable: 1, pins: 1 })
         expect(ids(yield* store.deliveries(query({ limit: 10_000 })))).toEqual(ids(keep).reverse())
         expect(yield* store.unroutable(10_000)).toEqual([])
-        expect(yield* store.pinOf("room-0")).toEqual(Option.none())
-        expect(yield* store.pinOf("room-2099")).toEqual(Option.none())
+        expect(yield* pinOne(store, "room-0")).toEqual(Option.none())
+        expect(yield* pinOne(store, "room-2099")).toEqual(Option.none())
         return result
       }),
       layer
@@ -88,11 +88,11 @@ describe("persistence", () => {
         const a = yield* deliver(1_000, { eventId: "keep-a" })
         const b = yield* deliver(1_100, { eventId: "keep-b" })
         const c = yield* deliver(1_200, { eventId: "done-c" })
-        yield* store.recordAttempt(a.id, attempt({ at: 1_500, nextAttemptAt: 9_000 }))
+        yield* recordOne(store, a.id, attempt({ at: 1_500, nextAttemptAt: 9_000 }))
         yield* finish(c.id, "delivered", 1_600)
-        yield* store.accept(acceptance({ eventId: "pin-1", receivedAt: 1_300, pinChange: { _tag: "Set", pin: pin("room-p") } }))
-        yield* store.accept(acceptance({ eventId: "u-1", receivedAt: 1_400, unroutable: unroutableEvent("u-1", 1_400) }))
-        return { pending: yield* store.pending, detailA: yield* store.delivery(a.id), all: yield* store.deliveries(query()), maxId: Math.max(a.id, b.id, c.id) }
+        yield* acceptOne(store, acceptance({ eventId: "pin-1", receivedAt: 1_300, pinChange: { _tag: "Set", pin: pin("room-p") } }))
+        yield* acceptOne(store, acceptance({ eventId: "u-1", receivedAt: 1_400, unroutable: unroutableEvent("u-1", 1_400) }))
+        return { pending: yield* pendingAll(store), detailA: yield* store.delivery(a.id), all: yield* store.deliveries(query()), maxId: Math.max(a.id, b.id, c.id) }
       }),
       Store.sqlite(path)
     )
@@ -102,13 +102,13 @@ describe("persistence", () => {
     await run(
       Effect.gen(function* () {
         const store = yield* Store
-        expect(yield* store.pending).toEqual(before.pending)
+        expect(yield* pendingAll(store)).toEqual(before.pending)
         expect(yield* store.delivery(before.pending[0]!.id)).toEqual(before.detailA)
         expect(yield* store.deliveries(query())).toEqual(before.all)
-        expect(yield* store.pinOf("room-p")).toEqual(Option.some(pin("room-p")))
+        expect(yield* pinOne(store, "room-p")).toEqual(Option.some(pin("room-p")))
         expect((yield* store.unroutable(10)).map((u) => u.eventId)).toEqual(["u-1"])
         for (const eventId of ["keep-a", "done-c", "pin-1", "u-1"]) {
-          expect(yield* store.accept(acceptance({ eventId, receivedAt: 2_000, delivery: newDelivery({ eventId }) }))).toEqual({ _tag: "Duplicate" })
+          expect(yield* acceptOne(store, acceptance({ eventId, receivedAt: 2_000, delivery: newDelivery({ eventId }) }))).toEqual({ _tag: "Duplicate" })
         }
         // Ids keep increasing after a restart.
         expect((yield* deliver(3_000)).id).toBeGreaterThan(before.maxId)
@@ -136,7 +136,7 @@ describe("persistence", () => {
     const exit = await Effect.runPromiseExit(
       Effect.gen(function* () {
         const store = yield* Store
-        const pending = yield* store.pending
+        const pending = yield* pendingAll(store)
         const fresh = yield* deliver(2_000)
         return { pending, fresh }
       }).pipe(Effect.provide(Store.sqlite(path)), Effect.scoped)

@@ -70,7 +70,8 @@ const config = (c: { maxAttempts: number; initialMs: number; maxMs: number }): D
   initialBackoff: Duration.millis(c.initialMs),
   maxBackoff: Duration.millis(c.maxMs),
   concurrencyPerTenant: 4,
-  circuitBreaker: { failureThreshold: 5, cooldown: Duration.seconds(30) }
+  circuitBreaker: { failureThreshold: 5, cooldown: Duration.seconds(30) },
+  window: { lanes: 64, perLane: 4 }
 })
 
 /**

@@ -62,13 +62,24 @@ const CircuitBreaker = Schema.Struct({
   cooldown: withDefault(DurationString, () => Duration.seconds(30))
 })
 
+/**
+ * What the engine holds in memory per tenant: at most `lanes` calls, each with
+ * at most `perLane` of its next deliveries. The rest waits in the store, so a
+ * backlog costs disk, not memory.
+ */
+const Window = Schema.Struct({
+  lanes: withDefault(Positive, () => 64),
+  perLane: withDefault(Positive, () => 4)
+})
+
 const Delivery = Schema.Struct({
   timeout: withDefault(DurationString, () => Duration.seconds(5)),
   maxAttempts: withDefault(Positive, () => 8),
   initialBackoff: withDefault(DurationString, () => Duration.millis(500)),
   maxBackoff: withDefault(DurationString, () => Duration.minutes(5)),
   concurrencyPerTenant: withDefault(Positive, () => 4),
-  circuitBreaker: withDefault(CircuitBreaker, () => Schema.decodeSync(CircuitBreaker)({}))
+  circuitBreaker: withDefault(CircuitBreaker, () => Schema.decodeSync(CircuitBreaker)({})),
+  window: withDefault(Window, () => Schema.decodeSync(Window)({}))
 })
 
 const DAY = Duration.days(1)

@@ -44,12 +44,31 @@ export const acceptance = (a: {
   unroutable: a.unroutable
 })
 
+/** One event through `acceptAll`. */
+export const acceptOne = (store: Store["Type"], a: Acceptance) => Effect.map(store.acceptAll([a]), (results) => results[0]!)
+
+export const pinOne = (store: Store["Type"], room: string) => Effect.map(store.pinsOf([room]), (pins) => Option.fromNullable(pins.get(room)))
+
+export const recordOne = (store: Store["Type"], id: number, record: AttemptRecord) => store.recordAttempts([{ id, record }])
+
+/** Every pending delivery, read the way the engine reads the queue (tenant by tenant, by id), with its body, in id order. */
+export const pendingAll = (store: Store["Type"]) =>
+  Effect.gen(function* () {
+    const all: Array<Delivery> = []
+    for (const tenant of yield* store.pendingTenants) {
+      for (const queued of yield* store.pendingAfter(tenant, 0, 100_000)) {
+        all.push({ ...queued, body: Option.getOrThrow(yield* store.bodyOf(queued.id)) })
+      }
+    }
+    return all.sort((a, b) => a.id - b.id)
+  })
+
 /** Accepts a fresh event carrying one delivery and returns the stored delivery. */
 export const deliver = (receivedAt: number, over: Partial<NewDelivery> = {}) =>
   Effect.gen(function* () {
     const store = yield* Store
     const d = newDelivery(over)
-    const result = yield* store.accept(acceptance({ eventId: d.eventId, receivedAt, delivery: d }))
+    const result = yield* acceptOne(store, acceptance({ eventId: d.eventId, receivedAt, delivery: d }))
     if (result._tag !== "Accepted" || result.delivery === undefined) throw new Error(`expected a delivery, got ${result._tag}`)
     return result.delivery
   })
@@ -67,7 +86,8 @@ export const attempt = (a: Partial<AttemptRecord> & Pick<AttemptRecord, "at">): 
 /** Records one final attempt at `at`. */
 export const finish = (id: number, final: "delivered" | "failed", at: number) =>
   Effect.flatMap(Store, (store) =>
-    store.recordAttempt(
+    recordOne(
+      store,
       id,
       attempt({ at, final, status: final === "delivered" ? 200 : 500, error: final === "delivered" ? null : "HTTP 500", nextAttemptAt: at })
     )
@@ -113,7 +133,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
         Effect.gen(function* () {
           const store = yield* Store
           const d = newDelivery({ room: null, domain: null, eventCreatedAt: null })
-          const result = yield* store.accept(acceptance({ eventId: d.eventId, receivedAt: 5_000, delivery: d }))
+          const result = yield* acceptOne(store, acceptance({ eventId: d.eventId, receivedAt: 5_000, delivery: d }))
           if (result._tag !== "Accepted" || !result.delivery) throw new Error("not accepted")
           const stored = result.delivery
           expect(stored).toEqual({
@@ -129,7 +149,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
             updatedAt: 5_000
           })
           expect(Number.isInteger(stored.id) && stored.id > 0).toBe(true)
-          expect(yield* store.pending).toEqual([stored])
+          expect(yield* pendingAll(store)).toEqual([stored])
           expect(yield* store.delivery(stored.id)).toEqual(Option.some({ ...stored, history: [] }))
           const second = yield* deliver(6_000)
           expect(second.id).toBeGreaterThan(stored.id)
@@ -141,7 +161,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
         Effect.gen(function* () {
           const store = yield* Store
           const first = yield* deliver(1_000, { eventId: "evt-dup" })
-          const again = yield* store.accept(
+          const again = yield* acceptOne(store, 
             acceptance({
               eventId: "evt-dup",
               receivedAt: 2_000,
@@ -151,9 +171,9 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
             })
           )
           expect(again).toEqual({ _tag: "Duplicate" })
-          expect(yield* store.pending).toEqual([first])
+          expect(yield* pendingAll(store)).toEqual([first])
           expect(yield* store.deliveries(query())).toEqual([first])
-          expect(yield* store.pinOf("room-dup")).toEqual(Option.none())
+          expect(yield* pinOne(store, "room-dup")).toEqual(Option.none())
           expect(yield* store.unroutable(10)).toEqual([])
         })
       ))
@@ -163,9 +183,9 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
         Effect.gen(function* () {
           const store = yield* Store
           const event = acceptance({ eventId: "evt-pin-only", receivedAt: 1_000, pinChange: { _tag: "Set", pin: pin("r") } })
-          expect(yield* store.accept(event)).toEqual({ _tag: "Accepted", delivery: undefined })
-          expect(yield* store.accept(event)).toEqual({ _tag: "Duplicate" })
-          expect(yield* store.pending).toEqual([])
+          expect(yield* acceptOne(store, event)).toEqual({ _tag: "Accepted", delivery: undefined })
+          expect(yield* acceptOne(store, event)).toEqual({ _tag: "Duplicate" })
+          expect(yield* pendingAll(store)).toEqual([])
         })
       ))
 
@@ -178,12 +198,12 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
               // All accepts are queued together, so they share group commits.
               const results = yield* Effect.forEach(
                 picks,
-                (k, i) => store.accept(acceptance({ eventId: `e${k}`, receivedAt: i, delivery: newDelivery({ eventId: `e${k}` }) })),
+                (k, i) => acceptOne(store, acceptance({ eventId: `e${k}`, receivedAt: i, delivery: newDelivery({ eventId: `e${k}` }) })),
                 { concurrency: "unbounded" }
               )
               const distinct = new Set(picks).size
               expect(results.filter((r) => r._tag === "Accepted")).toHaveLength(distinct)
-              const pending = yield* store.pending
+              const pending = yield* pendingAll(store)
               expect(new Set(pending.map((d) => d.eventId)).size).toBe(distinct)
               expect(pending).toHaveLength(distinct)
             })
@@ -207,7 +227,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           const ds = yield* Effect.forEach([5, 4, 3, 2, 1], (t) => deliver(t * 1_000))
           yield* finish(ds[1]!.id, "delivered", 9_000)
           yield* finish(ds[3]!.id, "failed", 9_000)
-          const pending = yield* store.pending
+          const pending = yield* pendingAll(store)
           expect(ids(pending)).toEqual([ds[0]!.id, ds[2]!.id, ds[4]!.id])
           expect(ids(pending)).toEqual([...ids(pending)].sort((a, b) => a - b))
         })
@@ -218,8 +238,8 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
         Effect.gen(function* () {
           const store = yield* Store
           const d = yield* deliver(1_000)
-          yield* store.recordAttempt(d.id, attempt({ attempt: 2, at: 1_500, status: null, error: "timeout after 5000 ms", nextAttemptAt: 4_000 }))
-          const [after] = yield* store.pending
+          yield* recordOne(store, d.id, attempt({ attempt: 2, at: 1_500, status: null, error: "timeout after 5000 ms", nextAttemptAt: 4_000 }))
+          const [after] = yield* pendingAll(store)
           expect(after).toEqual({ ...d, attempts: 2, lastStatus: null, lastError: "timeout after 5000 ms", nextAttemptAt: 4_000, updatedAt: 1_500 })
         })
       ))
@@ -232,8 +252,8 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
         Effect.gen(function* () {
           const store = yield* Store
           const d = yield* deliver(1_000)
-          yield* store.recordAttempt(d.id, attempt({ attempt: 3, at: 2_000, status, error, final, nextAttemptAt: 2_000 }))
-          expect(yield* store.pending).toEqual([])
+          yield* recordOne(store, d.id, attempt({ attempt: 3, at: 2_000, status, error, final, nextAttemptAt: 2_000 }))
+          expect(yield* pendingAll(store)).toEqual([])
           const detail = Option.getOrThrow(yield* store.delivery(d.id))
           expect(detail).toEqual({
             ...d,
@@ -261,32 +281,13 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           ]
           for (const [i, h] of history.entries()) {
             const final = i === history.length - 1 ? "delivered" : undefined
-            yield* store.recordAttempt(a.id, { ...h, final, nextAttemptAt: h.at + 1_000 })
+            yield* recordOne(store, a.id, { ...h, final, nextAttemptAt: h.at + 1_000 })
             // Interleave another delivery's attempts: they must not show up in a's history.
-            yield* store.recordAttempt(b.id, attempt({ attempt: i + 1, at: h.at + 1 }))
+            yield* recordOne(store, b.id, attempt({ attempt: i + 1, at: h.at + 1 }))
           }
           expect(Option.getOrThrow(yield* store.delivery(a.id)).history).toEqual(history)
           expect(Option.getOrThrow(yield* store.delivery(b.id)).history.map((h) => h.at)).toEqual([1_101, 2_101, 4_101])
           expect(yield* store.delivery(b.id + 1_000)).toEqual(Option.none())
-        })
-      ))
-
-    test("scheduleRetry moves nextAttemptAt of a pending delivery, and of no finished one", () =>
-      run(
-        Effect.gen(function* () {
-          const store = yield* Store
-          const pending = yield* deliver(1_000)
-          const delivered = yield* deliver(1_000)
-          const failed = yield* deliver(1_000)
-          yield* finish(delivered.id, "delivered", 2_000)
-          yield* finish(failed.id, "failed", 2_000)
-          for (const d of [pending, delivered, failed]) yield* store.scheduleRetry(d.id, 77_000)
-          // An unknown id is not an error.
-          yield* store.scheduleRetry(999_999, 77_000)
-          const next = (id: number) => Effect.map(store.delivery(id), (o) => Option.getOrThrow(o).nextAttemptAt)
-          expect(yield* next(pending.id)).toBe(77_000)
-          expect(yield* next(delivered.id)).toBe(2_000)
-          expect(yield* next(failed.id)).toBe(2_000)
         })
       ))
   })
@@ -389,7 +390,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           expect(yield* store.requeue(delivered.id, 3_000)).toEqual({ _tag: "NotFailed", status: "delivered" })
           // Nothing changed.
           expect(Option.getOrThrow(yield* store.delivery(delivered.id)).status).toBe("delivered")
-          expect(yield* store.pending).toEqual([pending])
+          expect(yield* pendingAll(store)).toEqual([pending])
         })
       ))
 
@@ -398,7 +399,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
         Effect.gen(function* () {
           const store = yield* Store
           const d = yield* deliver(1_000)
-          yield* store.recordAttempt(d.id, attempt({ attempt: 8, at: 2_000, final: "failed" }))
+          yield* recordOne(store, d.id, attempt({ attempt: 8, at: 2_000, final: "failed" }))
           const result = yield* store.requeue(d.id, 9_000)
           if (result._tag !== "Requeued") throw new Error(`expected Requeued, got ${result._tag}`)
           expect(result.delivery).toMatchObject({
@@ -410,7 +411,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
             updatedAt: 9_000,
             createdAt: 1_000
           })
-          expect(yield* store.pending).toEqual([result.delivery])
+          expect(yield* pendingAll(store)).toEqual([result.delivery])
           // A second requeue finds it pending.
           expect(yield* store.requeue(d.id, 9_500)).toEqual({ _tag: "NotFailed", status: "pending" })
         })
@@ -433,7 +434,8 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           const pending = yield* make("a", 300, "pending")
           const otherTenant = yield* make("b", 300, "failed")
 
-          const requeued = yield* store.requeueFailed("a", 200, 8_000)
+          expect(yield* store.requeueFailed("a", 200, 8_000)).toEqual({ count: 2, firstId: atSince.id })
+          const requeued = (yield* pendingAll(store)).filter((d) => d.id !== pending.id)
           expect(ids(requeued)).toEqual([atSince.id, later.id])
           for (const d of requeued) expect(d).toMatchObject({ status: "pending", attempts: 0, nextAttemptAt: 8_000, queuedAt: 8_000, updatedAt: 8_000 })
           expect(requeued.map((d) => d.createdAt)).toEqual([200, 300])
@@ -442,9 +444,9 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           expect(yield* statusOf(early.id)).toBe("failed")
           expect(yield* statusOf(delivered.id)).toBe("delivered")
           expect(yield* statusOf(otherTenant.id)).toBe("failed")
-          expect(ids(yield* store.pending)).toEqual([atSince.id, later.id, pending.id])
+          expect(ids(yield* pendingAll(store))).toEqual([atSince.id, later.id, pending.id])
           // Nothing left to requeue for a.
-          expect(yield* store.requeueFailed("a", 200, 9_000)).toEqual([])
+          expect(yield* store.requeueFailed("a", 200, 9_000)).toEqual({ count: 0, firstId: undefined })
         })
       ))
   })
@@ -463,7 +465,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
             unroutableEvent("u2", 2_000, "malformed_header"),
             { ...unroutableEvent("u3", 3_000, "unknown_domain"), room: null, headers: { xToIp: null, to: "<sip:+1555@x.example>", dialled: null } }
           ]
-          for (const u of events) yield* store.accept(acceptance({ eventId: u.eventId, receivedAt: u.at, unroutable: u }))
+          for (const u of events) yield* acceptOne(store, acceptance({ eventId: u.eventId, receivedAt: u.at, unroutable: u }))
           expect(yield* store.unroutable(10)).toEqual([...events].reverse())
           expect(yield* store.unroutable(2)).toEqual([events[2]!, events[1]!])
           expect(yield* store.unroutable(0)).toEqual([])
@@ -477,27 +479,27 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
 
   describe("pins", () => {
     const change = (eventId: string, receivedAt: number, pinChange: PinChange) =>
-      Effect.flatMap(Store, (store) => store.accept(acceptance({ eventId, receivedAt, pinChange })))
+      Effect.flatMap(Store, (store) => acceptOne(store, acceptance({ eventId, receivedAt, pinChange })))
 
     test("Set then pinOf returns it; a second Set replaces it; Clear removes it", () =>
       run(
         Effect.gen(function* () {
           const store = yield* Store
-          expect(yield* store.pinOf("room-a")).toEqual(Option.none())
+          expect(yield* pinOne(store, "room-a")).toEqual(Option.none())
           const first = pin("room-a")
           yield* change("p1", 1_000, { _tag: "Set", pin: first })
-          expect(yield* store.pinOf("room-a")).toEqual(Option.some(first))
+          expect(yield* pinOne(store, "room-a")).toEqual(Option.some(first))
           const second = pin("room-a", "main.citydental.com")
           yield* change("p2", 2_000, { _tag: "Set", pin: second })
-          expect(yield* store.pinOf("room-a")).toEqual(Option.some(second))
+          expect(yield* pinOne(store, "room-a")).toEqual(Option.some(second))
           // Pins are per room.
-          expect(yield* store.pinOf("room-b")).toEqual(Option.none())
+          expect(yield* pinOne(store, "room-b")).toEqual(Option.none())
           yield* change("p3", 3_000, { _tag: "Clear", room: "room-a" })
-          expect(yield* store.pinOf("room-a")).toEqual(Option.none())
+          expect(yield* pinOne(store, "room-a")).toEqual(Option.none())
           // Touching or clearing a room with no pin creates nothing.
           yield* change("p4", 4_000, { _tag: "Touch", room: "room-c" })
           yield* change("p5", 4_000, { _tag: "Clear", room: "room-c" })
-          expect(yield* store.pinOf("room-c")).toEqual(Option.none())
+          expect(yield* pinOne(store, "room-c")).toEqual(Option.none())
         })
       ))
 
@@ -507,7 +509,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           const store = yield* Store
           const p: Pin = { room: "r", destination: { tenant: "t.example", url: "https://t.example/h" }, call: pin("r").call }
           yield* change("p1", 1_000, { _tag: "Set", pin: p })
-          expect(yield* store.pinOf("r")).toEqual(Option.some(p))
+          expect(yield* pinOne(store, "r")).toEqual(Option.some(p))
         })
       ))
 
@@ -521,8 +523,8 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           // Cut-off for pins: 6_000 - 2_000 = 4_000; only the untouched pin is older.
           const pruned = yield* store.prune(6_000, { delivered: 1e9, failed: 1e9, dedupe: 1e9, unroutable: 1e9, pins: 2_000 })
           expect(pruned.pins).toBe(1)
-          expect(yield* store.pinOf("long-call")).toEqual(Option.some(pin("long-call")))
-          expect(yield* store.pinOf("idle-call")).toEqual(Option.none())
+          expect(yield* pinOne(store, "long-call")).toEqual(Option.some(pin("long-call")))
+          expect(yield* pinOne(store, "idle-call")).toEqual(Option.none())
         })
       ))
   })
@@ -540,7 +542,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
         Effect.gen(function* () {
           const store = yield* Store
           const accept = (eventId: string, receivedAt: number, extra: { pinChange?: PinChange; unroutable?: UnroutableEvent } = {}) =>
-            store.accept(acceptance({ eventId, receivedAt, ...extra }))
+            acceptOne(store, acceptance({ eventId, receivedAt, ...extra }))
 
           // Deliveries, all received long ago: their age counts from their last change (updatedAt).
           const dOld = yield* deliver(0, { eventId: "d-old" })
@@ -555,7 +557,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           const fMid = yield* deliver(0, { eventId: "f-mid" })
           yield* finish(fMid.id, "failed", NOW - 2_000)
           const pOld = yield* deliver(0, { eventId: "p-old" })
-          yield* store.recordAttempt(pOld.id, attempt({ at: 1 }))
+          yield* recordOne(store, pOld.id, attempt({ at: 1 }))
 
           yield* accept("u-old", NOW - 3_001, { unroutable: unroutableEvent("u-old", NOW - 3_001) })
           yield* accept("u-edge", NOW - 3_000, { unroutable: unroutableEvent("u-edge", NOW - 3_000) })
@@ -573,11 +575,11 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           expect(yield* store.delivery(fOld.id)).toEqual(Option.none())
           expect(Option.getOrThrow(yield* store.delivery(pOld.id)).history).toHaveLength(1)
           expect((yield* store.unroutable(10)).map((u) => u.eventId)).toEqual(["u-edge"])
-          expect(yield* store.pinOf("room-old")).toEqual(Option.none())
-          expect(Option.isSome(yield* store.pinOf("room-edge"))).toBe(true)
+          expect(yield* pinOne(store, "room-old")).toEqual(Option.none())
+          expect(Option.isSome(yield* pinOne(store, "room-edge"))).toBe(true)
 
           // A forgotten event id is accepted again; a remembered one is still a duplicate.
-          expect((yield* store.accept(acceptance({ eventId: "d-old", receivedAt: NOW, delivery: newDelivery({ eventId: "d-old" }) })))._tag).toBe(
+          expect((yield* acceptOne(store, acceptance({ eventId: "d-old", receivedAt: NOW, delivery: newDelivery({ eventId: "d-old" }) })))._tag).toBe(
             "Accepted"
           )
           expect(yield* accept("e-edge", NOW)).toEqual({ _tag: "Duplicate" })
@@ -593,12 +595,12 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
         Effect.gen(function* () {
           const store = yield* Store
           const ds = yield* Effect.forEach([0, 1, 500, 10_000], (t) => deliver(t))
-          yield* store.recordAttempt(ds[0]!.id, attempt({ at: 2 }))
-          const before = yield* store.pending
+          yield* recordOne(store, ds[0]!.id, attempt({ at: 2 }))
+          const before = yield* pendingAll(store)
           const zero: RetentionPolicy = { delivered: 0, failed: 0, dedupe: 0, unroutable: 0, pins: 0 }
           const pruned = yield* store.prune(Number.MAX_SAFE_INTEGER, zero)
           expect(pruned).toEqual({ deliveries: 0, events: 4, unroutable: 0, pins: 0 })
-          expect(yield* store.pending).toEqual(before)
+          expect(yield* pendingAll(store)).toEqual(before)
           expect(Option.getOrThrow(yield* store.delivery(ds[0]!.id)).history).toHaveLength(1)
         })
       ))
