@@ -3,6 +3,7 @@ import { AppConfig } from "./AppConfig.ts"
 import type { RouterConfig } from "./Domain/Config.ts"
 import type { StoreUnavailable } from "./Domain/Errors.ts"
 import { FileHooks } from "./FileHookSource.ts"
+import { countEffectSteps } from "./EffectSteps.ts"
 import { Forwarder } from "./Forwarder.ts"
 import { HookTable } from "./HookTable.ts"
 import { serverLayer } from "./Http/Server.ts"
@@ -73,6 +74,8 @@ const drain = (config: RouterConfig) =>
 export const runApp = (config: RouterConfig, options: AppOptions = {}) =>
   Effect.scoped(
     Effect.gen(function* () {
+      // Built first and released last, so its count covers the whole run, drain included.
+      yield* Layer.build(countEffectSteps(process.env.ROUTER_COUNT_EFFECT_STEPS === "1").pipe(Layer.provide(JsonLogging)))
       const context = yield* Layer.build(appLayer(config, options))
       // Added after the layers, so it runs before any of them is released.
       yield* Effect.addFinalizer(() => drain(config).pipe(Effect.provide(context), Effect.provide(JsonLogging)))

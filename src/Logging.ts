@@ -20,7 +20,17 @@ class LogFields {
   constructor(readonly fields: Readonly<Record<string, unknown>>) {}
 }
 
+/** Lines of one message, one per set of fields, logged in one Effect step (a turn's delivery attempts). */
+class LogLines {
+  constructor(
+    readonly message: string,
+    readonly lines: ReadonlyArray<Readonly<Record<string, unknown>>>
+  ) {}
+}
+
 export const logWith = (message: string, fields: Readonly<Record<string, unknown>>) => Effect.log(message, new LogFields(fields))
+export const logEach = (message: string, lines: ReadonlyArray<Readonly<Record<string, unknown>>>) =>
+  lines.length === 0 ? Effect.void : Effect.log(new LogLines(message, lines))
 export const logWarningWith = (message: string, fields: Readonly<Record<string, unknown>>) => Effect.logWarning(message, new LogFields(fields))
 
 /**
@@ -30,6 +40,11 @@ export const logWarningWith = (message: string, fields: Readonly<Record<string, 
  */
 export const jsonLogger = Logger.make(({ logLevel, message, annotations, date, cause }) => {
   const [msg, ...details] = Array.isArray(message) ? message : [message]
+  if (msg instanceof LogLines) {
+    const head = { time: date.toISOString(), level: logLevel.label.toLowerCase(), msg: msg.message }
+    for (const fields of msg.lines) writeLine(JSON.stringify({ ...head, ...fields }) + "\n")
+    return
+  }
   const record: Record<string, unknown> = { time: date.toISOString(), level: logLevel.label.toLowerCase(), msg: String(msg) }
   for (const [key, value] of HashMap.toEntries(annotations)) record[key] = value
   const rest = details.filter((detail) => !(detail instanceof LogFields && Object.assign(record, detail.fields)))

@@ -65,14 +65,17 @@ const update = <In>(key: Key<In>, value: In, labels: Record<string, string>) => 
 /** Adds one to a counter under the given labels, in plain code: for loops over a batch that run in one Effect step. */
 export const count = (key: Key<number>, labels: Record<string, string>) => apply(key, 1, labels)
 
+/** Sets a gauge under the given labels, in plain code. */
+export const set = (key: Key<number>, value: number, labels: Record<string, string> = {}) => apply(key, value, labels)
+
 /** Adds one to a counter under the given labels. */
 export const increment = (key: Key<number>, labels: Record<string, string>) => update(key, 1, labels)
 
 /** Sets a gauge under the given labels. */
 export const setGauge = (key: Key<number>, value: number, labels: Record<string, string> = {}) => update(key, value, labels)
 
-/** Everything one delivery attempt counts, in one step. */
-export const recordAttempt = (attempt: {
+/** Everything one delivery attempt counts, in plain code. */
+export const countAttempt = (attempt: {
   readonly tenant: string
   /** HTTP status, `timeout`, `network` or `refused`. */
   readonly result: string
@@ -80,15 +83,14 @@ export const recordAttempt = (attempt: {
   readonly final: "delivered" | "failed" | undefined
   readonly retried: boolean
   readonly endToEndSeconds: number | undefined
-}) =>
-  Effect.sync(() => {
-    const { tenant } = attempt
-    apply(deliveryAttempts, 1, { tenant, result: attempt.result })
-    apply(deliveryDuration, attempt.seconds)
-    if (attempt.final) apply(deliveries, 1, { tenant, outcome: attempt.final })
-    if (attempt.retried) apply(retries, 1, { tenant })
-    if (attempt.endToEndSeconds !== undefined) apply(endToEnd, attempt.endToEndSeconds)
-  })
+}) => {
+  const { tenant } = attempt
+  apply(deliveryAttempts, 1, { tenant, result: attempt.result })
+  apply(deliveryDuration, attempt.seconds)
+  if (attempt.final) apply(deliveries, 1, { tenant, outcome: attempt.final })
+  if (attempt.retried) apply(retries, 1, { tenant })
+  if (attempt.endToEndSeconds !== undefined) apply(endToEnd, attempt.endToEndSeconds)
+}
 
 const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')
 

@@ -1,4 +1,4 @@
-import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, Option } from "effect"
+import { Duration, Effect } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import * as Breaker from "./CircuitBreaker.ts"
 import { Lifecycle } from "./Lifecycle.ts"
@@ -8,8 +8,13 @@ import { fullBucket, takeToken, type Bucket, type RateLimit } from "./RateLimit.
 interface TenantState {
   breaker: Breaker.Breaker
   bucket: Bucket | undefined
-  /** Completed (and replaced) whenever the breaker changes, to wake deliveries waiting on it. */
-  changed: Deferred.Deferred<void>
+  /** Deliveries waiting for the breaker to change (a probe to end), woken when it does. */
+  readonly waiting: Set<() => void>
+}
+
+/** Whether an attempt went through as the breaker's probe, which the outcome must then settle. */
+export interface Admitted {
+  readonly probe: boolean
 }
 
 /**
@@ -17,7 +22,8 @@ interface TenantState {
  * then its rate limit (the Forwarder's workers cap its concurrency). Each
  * tenant has its own, so one tenant's trouble never delays another's
  * deliveries. Waiting here costs no attempt. While the router drains, nothing
- * new passes.
+ * new passes. Plain code over the pure breaker and bucket: it runs on every
+ * attempt, so it costs no Effect steps.
  */
 export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
   effect: Effect.gen(function* () {
@@ -31,112 +37,91 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
     }
     const tenants = new Map<string, TenantState>()
     let inFlight = 0
-    /** Completed when the last attempt in flight ends, for a drain that is waiting. */
-    let idle: Deferred.Deferred<void> | undefined
+    let idle: Array<() => void> = []
 
     const stateOf = (tenant: string): TenantState => {
       let state = tenants.get(tenant)
-      if (!state) {
-        state = {
-          breaker: Breaker.closed,
-          bucket: undefined,
-          changed: Deferred.unsafeMake<void>(FiberId.none)
-        }
-        tenants.set(tenant, state)
-      }
+      if (!state) tenants.set(tenant, (state = { breaker: Breaker.closed, bucket: undefined, waiting: new Set() }))
       return state
     }
 
-    const setBreaker = (tenant: string, state: TenantState, next: Breaker.Breaker) =>
-      Effect.suspend(() => {
-        if (next === state.breaker) return Effect.void
-        const wasOpen = Breaker.isOpen(state.breaker)
-        state.breaker = next
-        const wake = state.changed
-        state.changed = Deferred.unsafeMake<void>(FiberId.none)
-        const gauge = wasOpen === Breaker.isOpen(next) ? Effect.void : Metrics.setGauge(Metrics.circuitOpen, Breaker.isOpen(next) ? 1 : 0, { tenant })
-        return Effect.zipRight(Deferred.succeed(wake, undefined), gauge)
-      })
+    const setBreaker = (tenant: string, state: TenantState, next: Breaker.Breaker) => {
+      if (next === state.breaker) return
+      const wasOpen = Breaker.isOpen(state.breaker)
+      state.breaker = next
+      if (wasOpen !== Breaker.isOpen(next)) Metrics.set(Metrics.circuitOpen, Breaker.isOpen(next) ? 1 : 0, { tenant })
+      const waiting = [...state.waiting]
+      state.waiting.clear()
+      for (const wake of waiting) wake()
+    }
 
-    /** While draining, wait to be interrupted: the delivery stays pending for the next start. */
-    const unlessDraining = Effect.suspend(() => (lifecycle.draining() ? Effect.never : Effect.void))
+    const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-    /** Waits until the circuit lets this delivery through; says whether it goes as the probe. */
-    const admitted = (tenant: string, state: TenantState): Effect.Effect<boolean> =>
-      Effect.gen(function* () {
-        yield* unlessDraining
-        const { admission, breaker } = Breaker.admit(state.breaker, yield* Clock.currentTimeMillis)
-        yield* setBreaker(tenant, state, breaker)
-        if (admission._tag !== "Wait") return admission._tag === "Probe"
-        const changed = Deferred.await(state.changed)
-        yield* admission.waitMs === undefined ? changed : Effect.race(changed, Effect.sleep(Duration.millis(admission.waitMs)))
-        return yield* admitted(tenant, state)
-      })
-
-    const throttled = (state: TenantState, limit: RateLimit | undefined): Effect.Effect<void> =>
-      limit === undefined
-        ? Effect.void
-        : Effect.gen(function* () {
-            const now = yield* Clock.currentTimeMillis
-            const taken = takeToken(limit, state.bucket ?? fullBucket(limit, now), now)
-            state.bucket = taken.bucket
-            if (taken.waitMs === 0) return
-            yield* Effect.sleep(Duration.millis(taken.waitMs))
-            yield* unlessDraining
-            yield* throttled(state, limit)
-          })
-
-    const finished = Effect.suspend(() => {
-      if (--inFlight > 0 || !idle) return Effect.void
-      const waiting = idle
-      idle = undefined
-      return Deferred.succeed(waiting, undefined)
-    })
-    const counted = <A, E, R>(attempt: Effect.Effect<A, E, R>) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
-          inFlight++
-          return Effect.ensuring(restore(attempt), finished)
-        })
-      )
-
-    /** Feeds an attempt's outcome to the tenant's breaker: `isFailure` says which errors mean the tenant is struggling. */
-    const settle =
-      <A, E>(tenant: string, state: TenantState, probe: boolean, isFailure: (error: E) => boolean) =>
-      (exit: Exit.Exit<A, E>) => {
-        if (Exit.isSuccess(exit)) return setBreaker(tenant, state, Breaker.onSuccess(state.breaker))
-        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const failure = Cause.failureOption(exit.cause)
-          if (Option.isSome(failure)) {
-            const next = isFailure(failure.value) ? Breaker.onFailure(state.breaker, now, policy) : Breaker.onSuccess(state.breaker)
-            return setBreaker(tenant, state, next)
-          }
-          return probe ? setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, now)) : Effect.void
-        })
-      }
-
-    /** Runs one attempt once the tenant's gate opens, and feeds its outcome to the tenant's breaker. */
-    const through = <A, E, R>(
-      tenant: string,
-      limit: RateLimit | undefined,
-      attempt: Effect.Effect<A, E, R>,
-      isFailure: (error: E) => boolean
-    ): Effect.Effect<A, E, R> =>
-      Effect.suspend(() => {
-        const state = stateOf(tenant)
-        // A closed circuit without a rate limit admits at once: most attempts never need the clock.
-        if (state.breaker._tag === "Closed" && limit === undefined && !lifecycle.draining()) {
-          return Effect.onExit(counted(attempt), settle(tenant, state, false, isFailure))
+    /** Until the breaker changes, or `ms` passes when given. */
+    const changeOf = (state: TenantState, ms: number | undefined) =>
+      new Promise<void>((resolve) => {
+        const timer = ms === undefined ? undefined : setTimeout(done, ms)
+        function done() {
+          clearTimeout(timer)
+          state.waiting.delete(done)
+          resolve()
         }
-        return Effect.flatMap(admitted(tenant, state), (probe) =>
-          Effect.onExit(Effect.zipRight(throttled(state, limit), Effect.zipRight(unlessDraining, counted(attempt))), settle(tenant, state, probe, isFailure))
-        )
+        state.waiting.add(done)
       })
+
+    /**
+     * Waits until the tenant's gate lets an attempt through, then counts it in
+     * flight; undefined while the router drains (the delivery stays pending).
+     */
+    const admit = async (tenant: string, limit: RateLimit | undefined): Promise<Admitted | undefined> => {
+      const state = stateOf(tenant)
+      let probe = false
+      for (;;) {
+        if (lifecycle.draining()) return undefined
+        const { admission, breaker } = Breaker.admit(state.breaker, Date.now())
+        setBreaker(tenant, state, breaker)
+        if (admission._tag !== "Wait") {
+          probe = admission._tag === "Probe"
+          break
+        }
+        await changeOf(state, admission.waitMs)
+      }
+      while (limit !== undefined) {
+        const now = Date.now()
+        const taken = takeToken(limit, state.bucket ?? fullBucket(limit, now), now)
+        state.bucket = taken.bucket
+        if (taken.waitMs === 0) break
+        await sleep(taken.waitMs)
+        if (lifecycle.draining()) {
+          if (probe) setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, Date.now()))
+          return undefined
+        }
+      }
+      inFlight++
+      return { probe }
+    }
+
+    /**
+     * Ends an admitted attempt: its outcome feeds the breaker (`failed` says
+     * the tenant is struggling; undefined: it never finished, shutdown cut it).
+     */
+    const settle = (tenant: string, admitted: Admitted, failed: boolean | undefined) => {
+      const state = stateOf(tenant)
+      if (failed === undefined) {
+        if (admitted.probe) setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, Date.now()))
+      } else setBreaker(tenant, state, failed ? Breaker.onFailure(state.breaker, Date.now(), policy) : Breaker.onSuccess(state.breaker))
+      if (--inFlight === 0) {
+        const waiting = idle
+        idle = []
+        for (const wake of waiting) wake()
+      }
+    }
 
     return {
-      through,
+      admit,
+      settle,
       /** Completes when no attempt is in flight: what a graceful shutdown waits for. */
-      awaitIdle: Effect.suspend(() => (inFlight === 0 ? Effect.void : Deferred.await((idle ??= Deferred.unsafeMake<void>(FiberId.none)))))
+      awaitIdle: Effect.promise(() => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => idle.push(resolve))))
     }
   })
 }) {}

@@ -115,21 +115,26 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
       return Either.left(new TenantRejected({ status: response.status, retryAfterMs: parseRetryAfter(response.headers.get("retry-after"), Date.now()) }))
     }
 
-    const send = (outgoing: Outgoing): Effect.Effect<number, DeliveryError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
-        Effect.flatten(
-          Effect.tryPromise({
-            try: (signal) => post(outgoing, startedAt, signal),
-            catch: (error): DeliveryError =>
-              isDeliveryError(error)
-                ? error
-                : (error as Error).name === "TimeoutError"
-                  ? new TenantTimeout({ afterMs: timeoutMs })
-                  : new TenantUnreachable({ message: (error as Error).message ?? String(error) })
-          })
-        )
+    const classify = (error: unknown): DeliveryError =>
+      isDeliveryError(error)
+        ? error
+        : (error as Error).name === "TimeoutError"
+          ? new TenantTimeout({ afterMs: timeoutMs })
+          : new TenantUnreachable({ message: (error as Error).message ?? String(error) })
+
+    /** One attempt as a plain promise, for the delivery engine's hot path; `signal` aborts it (shutdown). */
+    const attempt = (outgoing: Outgoing, signal: AbortSignal): Promise<Either.Either<number, DeliveryError>> =>
+      post(outgoing, Date.now(), signal).then(
+        (outcome) => outcome,
+        (error) => Either.left(classify(error))
       )
 
-    return { send }
+    /** The same as an Effect; interruption aborts it. */
+    const send = (outgoing: Outgoing): Effect.Effect<number, DeliveryError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
+        Effect.flatten(Effect.tryPromise({ try: (signal) => post(outgoing, startedAt, signal), catch: classify }))
+      )
+
+    return { attempt, send }
   })
 }) {}
