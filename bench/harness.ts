@@ -1,52 +1,180 @@
-/** Pieces the benchmark composes: helper processes, presigned events, a bounded load loop, process readings. */
-import { mkdtempSync, writeFileSync } from "node:fs"
+/** Pieces the benchmark composes: helper processes, the tenant farm, presigned events, a bounded load loop, process readings. */
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import type { Subprocess } from "bun"
 import { protojsonish, signAsLiveKit, sipParticipantEvent } from "../test/support/livekit.ts"
+import { DEFAULT_SECRET } from "../test/support/router.ts"
 
 export const TENANTS = 200
 
 export const tenantHost = (n: number) => `calls.tenant${n}.example.com`
 
+export const epochNow = () => performance.timeOrigin + performance.now()
+
+const LISTEN_DEADLINE_MS = 60_000
+const STOP_DEADLINE_MS = 30_000
+
+// Whatever happens to the benchmark, it leaves no helper process behind.
+const live = new Set<Subprocess>()
+process.on("exit", () => {
+  for (const proc of live) proc.kill("SIGKILL")
+})
+
 export interface Spawned {
   readonly url: string
   readonly pid: number
-  readonly stop: () => Promise<unknown>
+  /** Epoch ms just before the process was spawned. */
+  readonly spawnedAt: number
+  /** Sends `signal` (SIGTERM by default; SIGKILL after a deadline) and resolves with the exit code or signal once it exited. */
+  readonly stop: (signal?: NodeJS.Signals) => Promise<number | string | null>
+  /** The last JSON line on stdout whose `msg` is `msg`, among the messages asked for with `capture`. */
+  readonly captured: (msg: string) => Record<string, unknown> | undefined
 }
 
-/** Starts `command` and resolves with the port of its first `{"msg":"listening"}` line; later output is discarded unread. */
-const spawnListening = async (command: ReadonlyArray<string>, env: Record<string, string | undefined>, cwd?: string): Promise<Spawned> => {
+/**
+ * Starts `command` and resolves with the port of its first `{"msg":"listening"}` line.
+ * Later output is read (so a chatty child never blocks on a full pipe) and discarded,
+ * except lines whose `msg` is in `capture`.
+ */
+const spawnListening = async (
+  command: ReadonlyArray<string>,
+  env: Record<string, string | undefined>,
+  cwd?: string,
+  capture: ReadonlyArray<string> = []
+): Promise<Spawned> => {
+  const spawnedAt = epochNow()
   const proc = Bun.spawn([...command], { stdout: "pipe", stderr: "inherit", env: { ...process.env, ...env }, ...(cwd ? { cwd } : {}) })
+  live.add(proc)
+  void proc.exited.then(() => live.delete(proc))
+  const tooLate = setTimeout(() => proc.kill("SIGKILL"), LISTEN_DEADLINE_MS)
   const reader = proc.stdout.getReader()
+  const decoder = new TextDecoder()
+  const lines = new Map<string, Record<string, unknown>>()
   let buffer = ""
-  for (;;) {
+  const scan = (complete: boolean) => {
+    const cut = complete ? buffer.length : buffer.lastIndexOf("\n") + 1
+    for (const line of buffer.slice(0, cut).split("\n")) {
+      const msg = capture.find((m) => line.includes(`"msg":"${m}"`))
+      if (msg === undefined) continue
+      try {
+        lines.set(msg, JSON.parse(line))
+      } catch {
+        // not a JSON line after all
+      }
+    }
+    buffer = buffer.slice(cut)
+  }
+  let port: string | undefined
+  while (port === undefined) {
     const { value, done } = await reader.read()
     if (done) throw new Error(`${command.join(" ")} exited before listening`)
-    buffer += new TextDecoder().decode(value)
-    const port = /"msg":"listening"[^\n]*"port":(\d+)/.exec(buffer)?.[1]
-    if (port) {
-      reader.releaseLock()
-      // Keep reading so a chatty child never blocks on a full pipe.
-      void proc.stdout.pipeTo(new WritableStream())
-      return { url: `http://127.0.0.1:${port}`, pid: proc.pid, stop: async () => (proc.kill("SIGTERM"), await proc.exited) }
-    }
+    buffer += decoder.decode(value, { stream: true })
+    port = /"msg":"listening"[^\n]*"port":(\d+)/.exec(buffer)?.[1]
   }
+  clearTimeout(tooLate)
+  scan(false)
+  const reading = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) return scan(true)
+      if (capture.length > 0) (buffer += decoder.decode(value, { stream: true })), scan(false)
+    }
+  })().catch(() => undefined)
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    proc.kill(signal)
+    const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(STOP_DEADLINE_MS).then(() => false)])
+    if (!exited) proc.kill("SIGKILL"), await proc.exited
+    // The last lines (a report printed on SIGTERM) may still be in the pipe.
+    await Promise.race([reading, Bun.sleep(2_000)])
+    return proc.exitCode ?? proc.signalCode
+  }
+  return { url: `http://127.0.0.1:${port}`, pid: proc.pid, spawnedAt, stop, captured: (msg) => lines.get(msg) }
 }
 
 /** `bun run bench/FILE` with `env`. */
-export const spawnServer = (file: string, env: Record<string, string> = {}) => spawnListening(["bun", "run", `${import.meta.dir}/${file}`], env)
+export const spawnServer = (file: string, env: Record<string, string> = {}, capture: ReadonlyArray<string> = []) =>
+  spawnListening(["bun", "run", `${import.meta.dir}/${file}`], env, undefined, capture)
 
-/** The real router process on a config document written to a fresh folder. */
-export const spawnRouter = (config: (dir: string) => Record<string, unknown>) => {
-  const dir = mkdtempSync(join(tmpdir(), "router-bench-"))
+const ROUTER_MAIN = join(import.meta.dir, "..", "src", "main.ts")
+
+export interface RouterOptions {
+  /** Reuse this folder (and the store inside it) instead of a fresh one: a restart on the same data. */
+  readonly dir?: string
+  readonly env?: Record<string, string>
+  readonly capture?: ReadonlyArray<string>
+}
+
+export type RouterProcess = Spawned & { readonly dir: string }
+
+/** The real router process on a config document written to a fresh folder (or `options.dir`). */
+export const spawnRouter = async (config: (dir: string) => Record<string, unknown>, options: RouterOptions = {}): Promise<RouterProcess> => {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), "router-bench-"))
   const configPath = join(dir, "router.yaml")
   writeFileSync(configPath, Bun.YAML.stringify(config(dir)))
-  return spawnListening(
-    ["bun", "run", join(import.meta.dir, "..", "src", "main.ts"), "--config", configPath],
-    { LIVEKIT_API_KEY: "", LIVEKIT_API_SECRET: "", ROUTER_ADMIN_TOKEN: "" },
-    dir
+  const spawned = await spawnListening(
+    ["bun", "run", ROUTER_MAIN, "--config", configPath],
+    { LIVEKIT_API_KEY: "", LIVEKIT_API_SECRET: "", ROUTER_ADMIN_TOKEN: "", ...options.env },
+    dir,
+    options.capture
   )
+  return { ...spawned, dir }
 }
+
+/** Whether `pid` is the router itself (`bun run` runs the script in its own process) and not a wrapper with children. */
+export const isRouterProcess = (pid: number): boolean => {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
+    const children = readdirSync(`/proc/${pid}/task`).flatMap((task) => readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim().split(/\s+/).filter(Boolean))
+    return argv.includes(ROUTER_MAIN) && children.length === 0
+  } catch {
+    return false
+  }
+}
+
+/** Milliseconds from the spawn to the first 200 of GET /readyz, polled every 10 ms; NaN past the deadline. */
+export const readyAfter = async (target: Spawned, deadlineMs = 60_000): Promise<number> => {
+  const deadline = Date.now() + deadlineMs
+  while (Date.now() < deadline) {
+    const ready = await fetch(`${target.url}/readyz`, { signal: AbortSignal.timeout(1_000) })
+      .then(async (response) => (await response.arrayBuffer(), response.status === 200))
+      .catch(() => false)
+    if (ready) return epochNow() - target.spawnedAt
+    await Bun.sleep(10)
+  }
+  return Number.NaN
+}
+
+// ------------------------------------------------------------------ the tenant farm
+
+export type Arrival = [id: string, tenant: number, at: number]
+
+export interface Arrivals {
+  readonly arrivals: ReadonlyArray<Arrival>
+  readonly rejected: number
+}
+
+export const startFarm = async (sleepy: ReadonlyArray<number> = []) => {
+  const farm = await spawnServer("tenant-farm.ts", { SECRET: DEFAULT_SECRET, SLEEPY: sleepy.join(","), SLEEP_MS: "3000" })
+  const get = async <A>(path: string, method = "GET") => (await fetch(`${farm.url}${path}`, { method, signal: AbortSignal.timeout(30_000) })).json() as Promise<A>
+  /** Every arrival so far (and, with `reset`, forgets them). */
+  const stats = (reset = false) => get<Arrivals>("/stats", reset ? "DELETE" : "GET")
+  /** Arrivals from index `from` on, in arrival order. */
+  const since = (from: number) => get<Arrivals>(`/stats?from=${from}`)
+  const count = () => get<{ arrivals: number; rejected: number }>("/count")
+  /** Resolves once `wanted` verified requests arrived, or after the deadline with what did. */
+  const arrived = async (wanted: number, deadlineMs: number) => {
+    const deadline = Date.now() + deadlineMs
+    while ((await count()).arrivals < wanted && Date.now() < deadline) await Bun.sleep(100)
+    return stats()
+  }
+  /** A tenant that is down answers 503 at once, without verifying or recording. */
+  const setDown = (tenant: number, down: boolean) => get(`/${down ? "down" : "up"}/${tenant}`, "POST")
+  return { ...farm, stats, since, count, arrived, setDown }
+}
+export type Farm = Awaited<ReturnType<typeof startFarm>>
+
+// ------------------------------------------------------------------ events and load
 
 export interface Signed {
   readonly id: string
@@ -55,16 +183,15 @@ export interface Signed {
   readonly authorization: string
 }
 
-/** participant_joined events, each its own call, spread round robin over the tenants; signed as LiveKit signs. */
-export const presign = (count: number, label: string): Promise<Signed[]> =>
-  Promise.all(
-    Array.from({ length: count }, async (_, i) => {
-      const tenant = i % TENANTS
-      const id = `EV_${label}_${i}`
-      const raw = protojsonish(sipParticipantEvent("participant_joined", { room: `call-${label}-${i}`, xToIp: tenantHost(tenant) }, id))
-      return { id, tenant, raw, authorization: await signAsLiveKit(raw) }
-    })
-  )
+/** Event `i` of `label`: a participant_joined of its own call for `tenant`, signed as LiveKit signs. */
+export const signEvent = async (label: string, i: number, tenant = i % TENANTS): Promise<Signed> => {
+  const id = `EV_${label}_${i}`
+  const raw = protojsonish(sipParticipantEvent("participant_joined", { room: `call-${label}-${i}`, xToIp: tenantHost(tenant) }, id))
+  return { id, tenant, raw, authorization: await signAsLiveKit(raw) }
+}
+
+/** `count` events spread round robin over the tenants. */
+export const presign = (count: number, label: string): Promise<Signed[]> => Promise.all(Array.from({ length: count }, (_, i) => signEvent(label, i)))
 
 export interface LoadResult {
   readonly perSecond: number
@@ -78,8 +205,6 @@ export interface LoadResult {
 
 export const percentile = (sorted: ArrayLike<number>, p: number) =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
-
-export const epochNow = () => performance.timeOrigin + performance.now()
 
 /** Posts every request once with `concurrency` keep-alive clients, round robin over `urls`; bounded by the request count. */
 export const load = async (urls: ReadonlyArray<string>, requests: ReadonlyArray<Signed>, concurrency: number): Promise<LoadResult> => {

@@ -6,8 +6,11 @@
  * 1. Ingest: LiveKit-signed participant_joined events with distinct ids over
  *    200 tenants from 64 keep-alive clients, against (a) a bare Bun.serve that
  *    reads the body (the floor), (b) what a user would write: livekit-server-sdk's
- *    WebhookReceiver and a fire-and-forget signed fetch, (c) the router on its
- *    durable SQLite store.
+ *    WebhookReceiver and a fire-and-forget signed fetch, (c) the durable floor:
+ *    plain TypeScript that verifies, routes, commits each event-loop turn in
+ *    one fsynced SQLite transaction before answering, then delivers, (d) the
+ *    router on its durable SQLite store; and the router's Effect steps per
+ *    event, when it reports them (ROUTER_COUNT_EFFECT_STEPS=1).
  * 2. End to end: from the first request to the last tenant 2xx at a local
  *    tenant farm that verifies every signature with `standardwebhooks`.
  * 3. Isolation: the same run with 10 % of tenants sleeping past the timeout.
@@ -15,16 +18,22 @@
  *    next to the single instance on SQLite (when redis-server is installed).
  * 5. Scale: hook lookups at 100 000 hooks against Map.get; the router's
  *    resident memory and start-up time with a 100 000-hook config file.
- * Results go to bench/results.json and bench/results.md, and the table into
- * the README between its bench markers.
+ * 6. Backlog (backlog.ts): one tenant down while BENCH_BACKLOG deliveries pile
+ *    up for it; memory, restarts (SIGTERM, kill -9) to /readyz, the drain, and
+ *    every acknowledged event accounted for. BENCH_BACKLOG=0 skips it.
+ * Results go to bench/results.json and bench/results.md, and the tables into
+ * the README between its bench markers; with BENCH_OUT=DIR the results go to
+ * DIR instead and the README is left alone (for trial runs at small sizes).
  */
-import { cpus, totalmem } from "node:os"
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { cpus, tmpdir, totalmem } from "node:os"
 import { join } from "node:path"
 import type { ActiveHook, HostPattern } from "../src/Domain/Hook.ts"
 import { compileTable, matchHost } from "../src/HookTable.ts"
 import { API_KEY, API_SECRET } from "../test/support/livekit.ts"
 import { redisServerPath, startRedis } from "../test/support/redis.ts"
 import { DEFAULT_SECRET, testConfig } from "../test/support/router.ts"
+import { BACKLOG, backlogRun, type BacklogResult } from "./backlog.ts"
 import {
   load,
   percentile,
@@ -32,8 +41,10 @@ import {
   residentBytes,
   spawnRouter,
   spawnServer,
+  startFarm,
   TENANTS,
   tenantHost,
+  type Farm,
   type LoadResult,
   type Signed
 } from "./harness.ts"
@@ -45,38 +56,19 @@ const HOOKS = 100_000
 const LOOKUPS = 2_000_000
 const SLEEPY = Array.from({ length: TENANTS / 10 }, (_, i) => i * 10)
 const DRAIN_DEADLINE_MS = 180_000
+const STEP_EVENTS = Math.min(EVENTS, 5_000)
+const OUT = process.env.BENCH_OUT
 
 // ------------------------------------------------------------------ the tenant farm
 
-interface Arrivals {
-  readonly arrivals: ReadonlyArray<[id: string, tenant: number, at: number]>
-  readonly rejected: number
-}
-
-const startFarm = async (sleepy: ReadonlyArray<number> = []) => {
-  const farm = await spawnServer("tenant-farm.ts", { SECRET: DEFAULT_SECRET, SLEEPY: sleepy.join(","), SLEEP_MS: "3000" })
-  const stats = async (reset = false): Promise<Arrivals> => (await fetch(`${farm.url}/stats`, { method: reset ? "DELETE" : "GET" })).json() as Promise<Arrivals>
-  /** Resolves once `count` verified requests arrived, or after the deadline with what did. */
-  const arrived = async (count: number, deadlineMs = DRAIN_DEADLINE_MS) => {
-    const deadline = Date.now() + deadlineMs
-    for (;;) {
-      const seen = await stats()
-      if (seen.arrivals.length >= count || Date.now() > deadline) return seen
-      await Bun.sleep(100)
-    }
-  }
-  return { ...farm, stats, arrived }
-}
-type Farm = Awaited<ReturnType<typeof startFarm>>
-
 const hooksFor = (farm: Farm) => Array.from({ length: TENANTS }, (_, n) => ({ host: tenantHost(n), url: `${farm.url}/t/${n}` }))
 
-const routerConfig = (farm: Farm) => (dir: string) =>
+const routerConfig = (farm: Farm, maxAttempts = 8) => (dir: string) =>
   testConfig(dir, {
     hooks: hooksFor(farm),
     delivery: {
       timeout: "1s",
-      maxAttempts: 8,
+      maxAttempts,
       initialBackoff: "200ms",
       maxBackoff: "2s",
       concurrencyPerTenant: 4,
@@ -149,9 +141,16 @@ const ingestRuns = async () => {
   const straightforward = await measure([plain.url], [plain.pid], farm, warmup, events, () => true, 20_000)
   await plain.stop()
 
+  const floorDir = mkdtempSync(join(tmpdir(), "durable-floor-"))
+  const durableFloorServer = await spawnServer("durable-floor.ts", { API_KEY, API_SECRET, SECRET: DEFAULT_SECRET, TENANTS: tenants, DB: join(floorDir, "floor.db") })
+  const durableFloor = await measure([durableFloorServer.url], [durableFloorServer.pid], farm, warmup, events)
+  await durableFloorServer.stop()
+  rmSync(floorDir, { recursive: true, force: true })
+
   const router = await spawnRouter(routerConfig(farm))
   const durable = await measure([router.url], [router.pid], farm, warmup, events)
   await router.stop()
+  const steps = await effectSteps(farm)
   await farm.stop()
 
   // Isolation: a tenth of the tenants sleep past the 1 s timeout; the others must not notice.
@@ -160,7 +159,21 @@ const ingestRuns = async () => {
   const isolated = await measure([sleepyRouter.url], [sleepyRouter.pid], sleepyFarm, await presign(WARMUP, "warm2"), await presign(EVENTS, "iso"), (t) => !SLEEPY.includes(t))
   await sleepyRouter.stop()
   await sleepyFarm.stop()
-  return { floor, straightforward, durable, isolated, twoOnRedis: await redisRun() }
+  return { floor, straightforward, durableFloor, durable, steps, isolated, twoOnRedis: await redisRun() }
+}
+
+/**
+ * Effect steps per event: a separate router started with ROUTER_COUNT_EFFECT_STEPS=1
+ * (the counting may cost time), which logs `{"msg":"effect steps","steps":N}` on
+ * SIGTERM. Steps over the process's life (start-up included) ÷ events acknowledged.
+ */
+const effectSteps = async (farm: Farm) => {
+  const router = await spawnRouter(routerConfig(farm), { env: { ROUTER_COUNT_EFFECT_STEPS: "1" }, capture: ["effect steps"] })
+  const run = await measure([router.url], [router.pid], farm, [], await presign(STEP_EVENTS, "steps"))
+  await router.stop()
+  const steps = router.captured("effect steps")?.steps
+  const events = run.ingest.acknowledged
+  return typeof steps === "number" && events > 0 ? { steps, events, perEvent: steps / events } : { steps: null, events, perEvent: null }
 }
 
 const redisRun = async () => {
@@ -221,9 +234,11 @@ const largeTable = async () => {
 const runs = await ingestRuns()
 const lookup = lookups()
 const scale = await largeTable()
-const { floor, straightforward, durable, isolated, twoOnRedis } = runs
+const backlog: BacklogResult | undefined = BACKLOG > 0 ? await backlogRun(() => startFarm(), (farm) => routerConfig(farm, 1000)) : undefined
+const { floor, straightforward, durableFloor, durable, steps, isolated, twoOnRedis } = runs
 
-const mib = (bytes: number) => `${(bytes / 1_048_576).toFixed(0)} MiB`
+const MiB = 1_048_576
+const mib = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`
 const n = (x: number) => Math.round(x).toLocaleString("en-US")
 const ms = (x: number) => `${x.toFixed(1)} ms`
 const x = (value: number) => `${value.toFixed(2)}×`
@@ -232,7 +247,8 @@ interface Target {
   readonly what: string
   readonly measured: string
   readonly target: string
-  readonly met: boolean
+  /** Undefined when the figure could not be measured in this run. */
+  readonly met: boolean | undefined
 }
 const target = (what: string, value: number, goal: number, show: (v: number) => string, atMost = false): Target => ({
   what,
@@ -240,17 +256,46 @@ const target = (what: string, value: number, goal: number, show: (v: number) => 
   target: `${atMost ? "≤" : "≥"} ${show(goal)}`,
   met: atMost ? value <= goal : value >= goal
 })
+const unavailable = (what: string, goal: string, why: string): Target => ({ what, measured: `unavailable (${why})`, target: goal, met: undefined })
 const isolationRatio = isolated.e2eP99Ms / durable.e2eP99Ms
+const mibs = (v: number) => `${v.toFixed(0)} MiB`
+const msInt = (v: number) => `${n(v)} ms`
+
+const backlogTargets = (b: BacklogResult): Target[] => {
+  const withBacklog = Math.max(...b.fill.samples.map((s) => s.rssBytes), b.restart.afterRestart.rssBytes)
+  const lost = b.events.down.lost + b.events.healthy.lost
+  const duplicated = b.events.down.duplicatedOtherwise + b.events.healthy.duplicatedOtherwise
+  return [
+    target("backlog: resident memory over an empty router", (withBacklog - b.empty.rssBytes) / MiB, 64, mibs, true),
+    target("backlog: restart to /readyz after SIGTERM, over an empty start", b.restart.afterSigtermMs - b.empty.startToReadyMs, 200, msInt, true),
+    target("backlog: restart to /readyz after kill -9, over an empty start", b.restart.afterSigkillMs - b.empty.startToReadyMs, 200, msInt, true),
+    target("backlog: drain / clean delivery rate", b.drain.perSecond / durable.endToEndPerSecond, 0.8, x),
+    target("backlog: resident memory while draining, over an empty router", (b.drain.maxRssBytes - b.empty.rssBytes) / MiB, 128, mibs, true),
+    target("backlog: healthy p99 while growing / clean p99", b.healthyP99Ms.growing / durable.e2eP99Ms, 2, x, true),
+    target("backlog: healthy p99 after restart / clean p99", b.healthyP99Ms.afterRestart / durable.e2eP99Ms, 2, x, true),
+    target("backlog: healthy p99 while draining / clean p99", b.healthyP99Ms.drain / durable.e2eP99Ms, 2, x, true),
+    target("backlog: acknowledged events lost", lost, 0, n, true),
+    target("backlog: duplicates not explained by the kill -9", duplicated, 0, n, true)
+  ]
+}
+
 const targets: Target[] = [
-  target("ingest / bare floor", durable.ingest.perSecond / floor.perSecond, 0.5, x),
-  target("ingest / straightforward", durable.ingest.perSecond / straightforward.ingest.perSecond, 3, x),
-  target("p99 acknowledgement at 64 clients", durable.ingest.p99Ms, 5, ms, true),
-  target("end to end / bare floor", durable.endToEndPerSecond / floor.perSecond, 0.25, x),
+  target("acks/s / durable floor", durable.ingest.perSecond / durableFloor.ingest.perSecond, 0.8, x),
+  target("acks/s / straightforward", durable.ingest.perSecond / straightforward.ingest.perSecond, 1.2, x),
+  target("end to end / durable floor", durable.endToEndPerSecond / durableFloor.endToEndPerSecond, 0.8, x),
+  target("p99 acknowledgement at 64 clients", durable.ingest.p99Ms, 20, ms, true),
+  twoOnRedis
+    ? target("acks/s: 2 routers on one Redis / 1 on SQLite", twoOnRedis.ingest.perSecond / durable.ingest.perSecond, 0.8, x)
+    : unavailable("acks/s: 2 routers on one Redis / 1 on SQLite", `≥ ${x(0.8)}`, "no redis-server"),
+  steps.perEvent !== null
+    ? target("Effect steps per event", steps.perEvent, 10, (v) => v.toFixed(1), true)
+    : unavailable("Effect steps per event", "≤ 10.0", "the router logged no effect steps"),
   target("share verified", durable.verifiedShare * 100, 100, (v) => `${v.toFixed(2)} %`),
   target("isolation: healthy p99 / clean p99", isolationRatio, 2, x, true),
   target("lookups at 100 000 hooks", lookup.table.perSecond, 5_000_000, (v) => `${n(v)}/s`),
-  target("extra memory for 100 000 hooks", scale.extraBytes / 1_048_576, 100, (v) => `${v.toFixed(0)} MiB`, true),
-  target("start-up with 100 000 hooks", scale.startMs, 1000, (v) => `${n(v)} ms`, true)
+  target("extra memory for 100 000 hooks", scale.extraBytes / MiB, 100, mibs, true),
+  target("start-up with 100 000 hooks", scale.startMs, 1000, msInt, true),
+  ...(backlog ? backlogTargets(backlog) : [])
 ]
 
 const machine = {
@@ -262,6 +307,25 @@ const machine = {
 }
 const ingestRow = (label: string, r: LoadResult, run?: RunResult) =>
   `| ${label} | ${n(r.perSecond)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${run ? n(run.endToEndPerSecond) : "–"} | ${run ? `${(run.verifiedShare * 100).toFixed(2)} %` : "–"} | ${run ? ms(run.e2eP99Ms) : "–"} |`
+
+const accounting = (a: BacklogResult["events"]["down"]) =>
+  `${n(a.acknowledged)} / ${n(a.arrivedOnce)} / ${n(a.lost)} / ${n(a.duplicatedByKill)} / ${n(a.duplicatedOtherwise)}`
+const backlogSection = (b: BacklogResult): string[] => [
+  "",
+  `Backlog: tenant ${b.downTenant} down (503 at once) while ${n(b.backlog)} deliveries pile up for it (\`maxAttempts: 1000\`), filled by ${CONCURRENCY} clients at ${n(b.fill.perSecond)} acks/s; the other tenants get ${n(b.healthyPerSecond)} events/s throughout. Then SIGTERM and a restart on the same store, a kill -9 under load and a restart, and the tenant back up.`,
+  "",
+  "| backlog | router | against |",
+  "|---|---:|---:|",
+  `| resident memory at backlog ${b.fill.samples.map((s) => s.at).join(" / ")} / after restart | ${[...b.fill.samples, b.restart.afterRestart].map((s) => (s.rssBytes / MiB).toFixed(0)).join(" / ")} MiB | empty router: ${mib(b.empty.rssBytes)} |`,
+  `| pending deliveries the router reports, full / after restart | ${[b.fill.samples.at(-1)?.pending, b.restart.afterRestart.pending].map((p) => (p === undefined ? "–" : n(p))).join(" / ")} | – |`,
+  `| start to \`/readyz\` 200: after SIGTERM (which took ${n(b.restart.sigtermExitMs)} ms to exit) / after kill -9 | ${n(b.restart.afterSigtermMs)} / ${n(b.restart.afterSigkillMs)} ms | empty start: ${n(b.empty.startToReadyMs)} ms |`,
+  `| drain, verified at the tenant (first delivery ${n(b.drain.upToFirstMs)} ms after it came up) | ${n(b.drain.perSecond)}/s | clean run end to end: ${n(durable.endToEndPerSecond)}/s |`,
+  `| resident memory while draining at ${b.drain.samples.map((s) => s.at).join(" / ")} | ${b.drain.samples.map((s) => (s.rssBytes / MiB).toFixed(0)).join(" / ")} MiB | empty router: ${mib(b.empty.rssBytes)} |`,
+  `| healthy p99 end to end: growing / after restart / draining | ${[b.healthyP99Ms.growing, b.healthyP99Ms.afterRestart, b.healthyP99Ms.drain].map((v) => v.toFixed(1)).join(" / ")} ms | clean run: ${ms(durable.e2eP99Ms)} |`,
+  `| down tenant's events: acknowledged / arrived once / lost / duplicated by the kill -9 / otherwise | ${accounting(b.events.down)} | – |`,
+  `| healthy events: acknowledged / arrived once / lost / duplicated by the kill -9 / otherwise | ${accounting(b.events.healthy)} | ${b.events.healthy.duplicatedByKill > 0 ? `those first arrived ≤ ${n(b.events.healthy.killDuplicateOldestMs)} ms before the kill` : "–"} |`
+]
+
 const markdown = [
   `Measured ${machine.date} on ${machine.cores} × ${machine.cpu}, ${machine.memory}, Bun ${machine.bun}; load generator, tenants and router on the same machine. ${n(EVENTS)} events, ${TENANTS} tenants, ${CONCURRENCY} keep-alive clients.`,
   "",
@@ -269,29 +333,42 @@ const markdown = [
   "|---|---:|---:|---:|---:|---:|---:|",
   ingestRow("bare `Bun.serve` (floor)", floor),
   ingestRow("WebhookReceiver + fire-and-forget fetch", straightforward.ingest, straightforward),
+  ingestRow("durable floor: plain TypeScript, one SQLite commit per turn", durableFloor.ingest, durableFloor),
   ingestRow("router, durable SQLite", durable.ingest, durable),
   ingestRow("router, 10 % of tenants sleeping (healthy ones)", isolated.ingest, isolated),
   ...(twoOnRedis ? [ingestRow("2 routers on one Redis, round robin", twoOnRedis.ingest, twoOnRedis)] : []),
   "",
-  `Router resident memory after the run: ${mib(durable.residentBytes)}${twoOnRedis ? ` (two on Redis: ${mib(twoOnRedis.residentBytes)} together)` : ""}. Lookups at ${n(HOOKS)} hooks: ${n(lookup.table.perSecond)}/s (Map.get: ${n(lookup.map.perSecond)}/s, ratio ${x(lookup.table.perSecond / lookup.map.perSecond)}). A ${n(HOOKS)}-hook config file: start-up ${n(scale.startMs)} ms, ${mib(scale.largeRss)} resident against ${mib(scale.smallRss)} with ${TENANTS} hooks.`,
+  `Router resident memory after the run: ${mib(durable.residentBytes)}${twoOnRedis ? ` (two on Redis: ${mib(twoOnRedis.residentBytes)} together)` : ""}. ${steps.perEvent !== null ? `Effect steps: ${n(steps.steps!)} for ${n(steps.events)} events, ${steps.perEvent.toFixed(1)} per event.` : "Effect steps per event: unavailable (the router logged no `effect steps` line)."} Lookups at ${n(HOOKS)} hooks: ${n(lookup.table.perSecond)}/s (Map.get: ${n(lookup.map.perSecond)}/s, ratio ${x(lookup.table.perSecond / lookup.map.perSecond)}). A ${n(HOOKS)}-hook config file: start-up ${n(scale.startMs)} ms, ${mib(scale.largeRss)} resident against ${mib(scale.smallRss)} with ${TENANTS} hooks.`,
+  ...(backlog ? backlogSection(backlog) : []),
   "",
   "| target | measured | goal | met |",
   "|---|---:|---:|:---:|",
-  ...targets.map((t) => `| ${t.what} | ${t.measured} | ${t.target} | ${t.met ? "yes" : "**no**"} |`)
+  ...targets.map((t) => `| ${t.what} | ${t.measured} | ${t.target} | ${t.met === undefined ? "–" : t.met ? "yes" : "**no**"} |`)
 ].join("\n")
 
-const results = { machine, events: EVENTS, tenants: TENANTS, concurrency: CONCURRENCY, runs, lookup, scale, targets }
+const results = { machine, events: EVENTS, tenants: TENANTS, concurrency: CONCURRENCY, runs, lookup, scale, backlog, targets }
 const replacer = (key: string, value: unknown) => (key === "sentAt" ? undefined : value)
-await Bun.write(join(import.meta.dir, "results.json"), JSON.stringify(results, replacer, 2) + "\n")
-await Bun.write(join(import.meta.dir, "results.md"), markdown + "\n")
-const readmePath = join(import.meta.dir, "..", "README.md")
-const readme = await Bun.file(readmePath).text()
-const marked = /(<!-- bench:start -->\n)[\s\S]*?(<!-- bench:end -->)/
-if (marked.test(readme)) await Bun.write(readmePath, readme.replace(marked, `$1${markdown}\n$2`))
+const outDir = OUT ?? import.meta.dir
+if (OUT) mkdirSync(OUT, { recursive: true })
+await Bun.write(join(outDir, "results.json"), JSON.stringify(results, replacer, 2) + "\n")
+await Bun.write(join(outDir, "results.md"), markdown + "\n")
+if (!OUT) {
+  const readmePath = join(import.meta.dir, "..", "README.md")
+  const readme = await Bun.file(readmePath).text()
+  const marked = /(<!-- bench:start -->\n)[\s\S]*?(<!-- bench:end -->)/
+  if (marked.test(readme)) await Bun.write(readmePath, readme.replace(marked, `$1${markdown}\n$2`))
+}
 console.log(markdown)
 
-const routerRuns = [durable, isolated, ...(twoOnRedis ? [twoOnRedis] : [])]
+const routerRuns = [durableFloor, durable, isolated, ...(twoOnRedis ? [twoOnRedis] : [])]
 if (routerRuns.some((r) => r.ingest.acknowledged !== EVENTS || r.rejected > 0 || r.verifiedShare < 1)) {
   console.error("benchmark saw failures: an event was not acknowledged, not delivered, or failed verification")
   process.exit(1)
+}
+if (backlog) {
+  const { down, healthy } = backlog.events
+  if (down.lost + healthy.lost + down.duplicatedOtherwise + healthy.duplicatedOtherwise > 0 || backlog.events.rejectedAtFarm > 0) {
+    console.error("backlog run saw failures: an acknowledged event did not arrive by the deadline, arrived twice outside the kill -9 window, or failed verification")
+    process.exit(1)
+  }
 }
