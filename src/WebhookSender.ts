@@ -30,6 +30,13 @@ export const describeFailure = (error: DeliveryError) => {
   }
 }
 
+/**
+ * The `webhook-id` header for an event id. LiveKit's ids (`EV_…`) pass
+ * unchanged; any other character is percent-encoded, so an id that is not a
+ * valid header value (controls, non-ASCII) is still sent, one-to-one.
+ */
+export const webhookId = (eventId: string) => encodeURIComponent(eventId)
+
 const unbracketed = (hostname: string) => hostname.replace(/^\[(.*)\]$/, "$1")
 
 /** Waits for `promise`, or rejects when `signal` aborts first (a DNS lookup cannot be cancelled). */
@@ -101,9 +108,9 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
           host: url.host,
           "content-type": "application/json",
           "user-agent": "sip-tenant-router",
-          "webhook-id": outgoing.eventId,
+          "webhook-id": webhookId(outgoing.eventId),
           "webhook-timestamp": String(timestamp),
-          "webhook-signature": signWebhook(outgoing.secrets, outgoing.eventId, timestamp, outgoing.body)
+          "webhook-signature": signWebhook(outgoing.secrets, webhookId(outgoing.eventId), timestamp, outgoing.body)
         },
         body: outgoing.body,
         // TLS checks the certificate against the name, not the address.

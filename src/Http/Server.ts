@@ -18,6 +18,19 @@ const Routes = Layer.mergeAll(HooksApi, NumbersApi, DeliveriesApi, OpsRoutes)
 /** Host names run to 253 characters; the schemas, not the router, decide what is too long (a 400 naming the field). */
 const routerConfig = Layer.succeed(HttpLayerRouter.RouterConfig, { maxParamLength: Number.MAX_SAFE_INTEGER })
 
+/**
+ * Effect's router ends a path at a raw `;` (as some servers split off session
+ * ids), so `/v1/hooks/a.example;x` would act on `a.example`: refuse it instead.
+ * Percent-encoded (`%3B`) it reaches the parameter, which the schema judges.
+ */
+const hasParameterDelimiter = (url: string) => {
+  const start = url.indexOf("/", url.indexOf("//") + 2)
+  const end = url.indexOf("?", start)
+  return url.slice(start, end === -1 ? undefined : end).includes(";")
+}
+const SEMICOLON_REFUSED = () =>
+  Response.json({ error: { code: "bad_request", message: "path: a raw ';' is not allowed; percent-encode it as %3B" } }, { status: 400 })
+
 /** The cause of an unexpected failure, with where it happened: never the body, the headers or the query (they may hold secrets). */
 const logInternal = (method: string, url: string, cause: Cause.Cause<unknown>) =>
   Effect.logError("internal error", cause).pipe(Effect.annotateLogs({ method, path: new URL(url, "http://router").pathname }))
@@ -60,7 +73,7 @@ export const serverLayer = (config: RouterConfig) =>
             idleTimeout: 30,
             development: false,
             routes: { "/livekit/webhook": { POST: (request) => webhook(request).catch((cause) => lastResort(request, cause)) } },
-            fetch: (request) => api(request).catch((cause) => lastResort(request, cause)),
+            fetch: (request) => (hasParameterDelimiter(request.url) ? SEMICOLON_REFUSED() : api(request).catch((cause) => lastResort(request, cause))),
             error: () => Response.json(INTERNAL_ERROR, { status: 500 })
           })
         ),
