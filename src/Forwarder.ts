@@ -449,7 +449,12 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       /** Queues deliveries just accepted, in id order; one already in the window is ignored. */
       enqueueAll: (deliveries: ReadonlyArray<QueuedDelivery>) => (deliveries.length === 0 ? Effect.void : Effect.sync(() => deliveries.forEach(enqueue))),
       /** Deliveries taken over from a dead instance, which this instance now holds. */
-      resumeClaimed: (claimed: ReadonlyArray<QueuedDelivery>) => Effect.sync(() => claimed.forEach((delivery) => resume(delivery.tenant, delivery.id))),
+      resumeClaimed: (claimed: ReadonlyArray<QueuedDelivery>) =>
+        Effect.sync(() => {
+          const firstOf = new Map<string, number>()
+          for (const { tenant, id } of claimed) firstOf.set(tenant, Math.min(id, firstOf.get(tenant) ?? id))
+          for (const [tenant, id] of firstOf) resume(tenant, id)
+        }),
       /** Re-queues one failed delivery with a fresh attempt budget. */
       retry: (id: number): Effect.Effect<Delivery, NotFound | Conflict | StoreUnavailable> =>
         Effect.gen(function* () {

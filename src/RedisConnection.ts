@@ -23,10 +23,13 @@ const clientFor = (url: string) =>
   new RedisClient(url, { autoReconnect: false, enableOfflineQueue: false, connectionTimeout: CONNECT_TIMEOUT_MS })
 
 /**
- * Opens the connection; `onConnect` runs on every (re)connection before any
- * other command, e.g. to recreate what a Redis without persistence lost.
+ * Opens the connection; `onConnect`, if given, runs on every (re)connection
+ * before any other command, e.g. to recreate what a Redis without persistence lost.
  */
-export const openRedis = (url: string, onConnect: (send: (command: string, args: Array<string>) => Promise<unknown>) => Promise<void>) =>
+export const openRedis = (
+  url: string,
+  onConnect: (send: (command: string, args: Array<string>) => Promise<unknown>) => Promise<void> = async () => {}
+) =>
   Effect.gen(function* () {
     const client = yield* Effect.acquireRelease(Effect.sync(() => clientFor(url)), (c) => Effect.sync(() => c.close()))
     let connecting: Promise<void> | undefined

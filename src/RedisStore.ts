@@ -1,27 +1,29 @@
 import { hostname } from "node:os"
-import { Effect, Option } from "effect"
+import { Effect, Exit, Option } from "effect"
 import type { Attempt, Delivery, DeliveryStatus, Pin, UnroutableEvent } from "./Domain/Delivery.ts"
-import type { StoreUnavailable } from "./Domain/Errors.ts"
+import { StoreUnavailable } from "./Domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "./Domain/Hook.ts"
 import { openRedis } from "./RedisConnection.ts"
 import * as Scripts from "./RedisScripts.ts"
-import type { Store } from "./Store.ts"
+import type { Acceptance, AcceptResult, QueuedDelivery, RecordedAttempt, Store } from "./Store.ts"
 
 export interface RedisStoreOptions {
   readonly url: string
   readonly prefix: string
-  /** How long a delivery whose holder stopped renewing it waits before another instance may take it, in ms. */
+  /** How long an instance that stopped renewing its heartbeat (it died) keeps its deliveries before another may take them, in ms. */
   readonly leaseMs: number
   /** TTLs set at acceptance, in ms, so Redis forgets dedupe ids and idle pins even if no instance prunes. */
   readonly dedupeMs: number
   readonly pinsMs: number
 }
 
-const GROUP = "forwarders"
 const PRUNE_SLICE = 2_000
-// One claim pass takes at most this many entries; the next pass takes the rest.
-const CLAIM_COUNT = "500"
-const RENEW_BATCH = 500
+/** One take-over pass moves at most this many deliveries; the Reclaimer asks again while passes come back full. */
+export const CLAIM_PAGE = 200
+/** Failed deliveries looked at per requeueFailed script call, so a huge requeue never blocks Redis for long. */
+const REQUEUE_PAGE = 250
+/** Calls of one event-loop turn share a script call up to this many items (a single larger call still goes whole). */
+const MAX_GROUP = 1_000
 
 const enc = JSON.stringify
 
@@ -33,76 +35,157 @@ const entriesOf = (reply: unknown): Array<[string, string]> => {
   return pairs
 }
 
-/** Every field but the stream entry id is JSON; an empty hash is a missing delivery. */
+/** Fields of a delivery hash that are the store's bookkeeping, raw, not part of a Delivery. */
+const BOOKKEEPING = new Set(["owner", "sid"])
+
+/** Every other field is JSON; an empty hash is a missing delivery. */
 const toDelivery = (reply: unknown): Delivery | undefined => {
-  const fields = entriesOf(reply).filter(([key]) => key !== "sid")
+  const fields = entriesOf(reply).filter(([key]) => !BOOKKEEPING.has(key))
   return fields.length === 0 ? undefined : (Object.fromEntries(fields.map(([key, value]) => [key, JSON.parse(value)])) as Delivery)
 }
+
+/** A script's QUEUED_FIELDS values for one delivery; a hash that vanished reads as all nulls. */
+const toQueued = (values: ReadonlyArray<string | null>): QueuedDelivery | undefined =>
+  values[0] == null ? undefined : (Object.fromEntries(Scripts.QUEUED_FIELDS.map((field, i) => [field, JSON.parse(values[i] ?? "null")])) as QueuedDelivery)
+
+const queuedList = (reply: unknown) => (reply as Array<Array<string | null>>).flatMap((values) => toQueued(values) ?? [])
+
+const members = (reply: unknown): Array<string> => (Array.isArray(reply) ? reply : [...((reply ?? []) as Iterable<string>)])
 
 const byText = <A>(key: (a: A) => string) => (a: A, b: A) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)
 
 /**
- * The shared store for several instances: the same semantics as SQLite, with
- * deliveries also in a Redis stream whose consumer group tracks which instance
- * holds each one. An instance renews the leases of what it holds; what a dead
- * instance held is claimed by the others once its lease has run out.
+ * Groups the calls made in one event-loop turn into one script call, as the
+ * SQLite store groups writes into one commit: `flush` gets every call's items
+ * in call order and answers one result per item; each call gets its slice. A
+ * failed script call fails every call in its group.
+ */
+const grouping = <I, O>(flush: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<O>, StoreUnavailable>) => {
+  type Waiting = { readonly from: number; readonly to: number; readonly resume: (result: Effect.Effect<ReadonlyArray<O>, StoreUnavailable>) => void }
+  let items: Array<I> = []
+  let waiting: Array<Waiting> = []
+  const send = () => {
+    if (items.length === 0) return
+    const batch = items
+    const calls = waiting
+    items = []
+    waiting = []
+    void Effect.runPromiseExit(flush(batch)).then((exit) => {
+      for (const call of calls) call.resume(Exit.map(exit, (results) => results.slice(call.from, call.to)))
+    })
+  }
+  return (call: ReadonlyArray<I>): Effect.Effect<ReadonlyArray<O>, StoreUnavailable> =>
+    call.length === 0
+      ? Effect.succeed([])
+      : Effect.async((resume) => {
+          if (items.length > 0 && items.length + call.length > MAX_GROUP) send()
+          if (items.length === 0) setImmediate(send)
+          waiting.push({ from: items.length, to: items.length + call.length, resume })
+          for (const item of call) items.push(item)
+        })
+}
+
+/** One acceptance as ACCEPT reads it: ACCEPT_WIDTH values. */
+const acceptArgs = (a: Acceptance): Array<string> => {
+  const change = a.pinChange
+  const d = a.delivery
+  return [
+    a.eventId,
+    String(a.receivedAt),
+    change?._tag ?? "",
+    change === undefined ? "" : change._tag === "Set" ? change.pin.room : change.room,
+    change?._tag === "Set" ? enc({ destination: change.pin.destination, call: change.pin.call }) : "",
+    a.unroutable ? enc(a.unroutable) : "",
+    ...Scripts.NEW_FIELDS.map((field) => (d ? enc(d[field] ?? null) : ""))
+  ]
+}
+
+/** One attempt as RECORD_ATTEMPTS reads it: ATTEMPT_WIDTH values. */
+const attemptArgs = ({ id, record: r }: RecordedAttempt): Array<string> => {
+  const attempt: Attempt = { attempt: r.attempt, at: r.at, status: r.status, error: r.error, latencyMs: r.latencyMs }
+  return [String(id), enc(attempt), enc(r.final ?? "pending"), String(r.attempt), enc(r.status), enc(r.error), String(r.nextAttemptAt), String(r.at)]
+}
+
+/**
+ * The shared store for several instances: the same semantics as SQLite. Each
+ * pending delivery is held by one instance (the one that accepted, requeued or
+ * took it over), recorded in per-instance indexes that the queue reads answer
+ * from, so two instances never work the same delivery. An instance proves it
+ * is alive with one heartbeat key whose TTL is the lease; what an instance
+ * whose heartbeat expired, and stayed expired for a grace after another saw
+ * it, held is taken over by the others, a page at a time. Nothing here grows
+ * with the backlog: the process keeps no per-delivery state.
  */
 export const makeRedisStore = (options: RedisStoreOptions) =>
   Effect.gen(function* () {
     const P = options.prefix
-    const stream = `${P}stream`
-    // Per process, so a restarted instance never mistakes a dead one's entries for its own.
-    const consumer = `${hostname()}-${process.pid}-${crypto.randomUUID().slice(0, 8)}`
-    const redis = yield* openRedis(options.url, async (send) => {
-      // After a restart without persistence the group is gone; "0" so entries already in the stream are not skipped.
-      await send("XGROUP", ["CREATE", stream, GROUP, "0", "MKSTREAM"]).catch((e) => {
-        if (!String(e).includes("BUSYGROUP")) throw e
-      })
-    })
+    // Per process, so a restarted instance never mistakes a dead one's deliveries for its own.
+    const consumer = `${hostname().replace(/[^A-Za-z0-9.-]/g, "_")}-${process.pid}-${crypto.randomUUID().slice(0, 8)}`
+    const key = Scripts.keys(P, consumer)
+    const redis = yield* openRedis(options.url)
     const { send } = redis
+    // The scripts declare their flags (`#!lua`), which Redis reads from 7.0 on; older servers would refuse every write.
+    const version = /redis_version:(\d+)/.exec(String(yield* send("INFO", ["server"])))?.[1]
+    if (version !== undefined && Number(version) < 7) {
+      return yield* new StoreUnavailable({ cause: `Redis 7.0 or later is required; the server runs ${version}.x` })
+    }
     const run = (source: string) => {
       const call = redis.script(source)
-      return (...args: ReadonlyArray<string | number>) => call([P, ...args.map(String)])
+      return (...args: ReadonlyArray<string | number>) => call([P, consumer, String(options.leaseMs), ...args.map(String)])
     }
     const accept = run(Scripts.ACCEPT)
-    const recordAttempt = run(Scripts.RECORD_ATTEMPT)
-    const scheduleRetry = run(Scripts.SCHEDULE_RETRY)
+    const recordAttempts = run(Scripts.RECORD_ATTEMPTS)
     const requeue = run(Scripts.REQUEUE)
-    const requeueFailed = run(Scripts.REQUEUE_FAILED)
+    const requeueFailedPage = run(Scripts.REQUEUE_FAILED)
+    const claim = run(Scripts.CLAIM)
+    const pendingAfter = run(Scripts.PENDING_AFTER)
+    const pendingInLane = run(Scripts.PENDING_IN_LANE)
+    const queueStats = run(Scripts.QUEUE_STATS)
     const pruneSlice = run(Scripts.PRUNE_SLICE)
     const apiChange = run(Scripts.API_CHANGE)
     const renew = run(Scripts.RENEW)
+    const retire = run(Scripts.RETIRE)
+    // Time for a live instance to renew once Redis is back: more than the renewal interval (a third of the lease).
+    const graceMs = Math.ceil(options.leaseMs / 2)
 
-    /** What this instance was handed (accepted, requeued or claimed) and has not finished: its stream entries, by delivery id. */
-    const held = new Map<number, string>()
-    const hold = (delivery: Delivery, sid: string) => {
-      held.set(delivery.id, sid)
-      return delivery
-    }
+    // Stopping cleanly: nothing of ours is in flight any more (the Forwarder, which uses this store, has
+    // stopped first), so the others may take over at once instead of waiting out the lease.
+    yield* Effect.addFinalizer(() => Effect.ignore(retire()))
+
+    const acceptGrouped = grouping((acceptances: ReadonlyArray<Acceptance>) =>
+      Effect.map(
+        accept(options.dedupeMs, options.pinsMs, ...acceptances.flatMap(acceptArgs)),
+        (reply): ReadonlyArray<AcceptResult> =>
+          (reply as Array<number>).map((outcome, i) => {
+            if (outcome === 0) return { _tag: "Duplicate" }
+            const { delivery: d, receivedAt: at } = acceptances[i]!
+            if (outcome < 0 || !d) return { _tag: "Accepted", delivery: undefined }
+            const delivery: Delivery = {
+              ...d,
+              id: outcome,
+              status: "pending",
+              attempts: 0,
+              lastStatus: null,
+              lastError: null,
+              nextAttemptAt: at,
+              createdAt: at,
+              queuedAt: at,
+              updatedAt: at
+            }
+            return { _tag: "Accepted", delivery }
+          })
+      )
+    )
+
+    const recordGrouped = grouping((attempts: ReadonlyArray<RecordedAttempt>) =>
+      Effect.as(recordAttempts(...attempts.flatMap(attemptArgs)), attempts.map(() => undefined))
+    )
 
     const load = (ids: ReadonlyArray<number | string>) =>
       Effect.map(
-        Effect.forEach(ids, (id) => send("HGETALL", [`${P}d:${id}`]), { concurrency: "unbounded" }),
+        Effect.forEach(ids, (id) => send("HGETALL", [key.delivery(id)]), { concurrency: "unbounded" }),
         (replies) => replies.map(toDelivery).filter((d): d is Delivery => d !== undefined)
       )
-
-    /** Takes over entries idle for longer than the lease; ones whose delivery is finished or gone are acknowledged and dropped. */
-    const claimStale = Effect.gen(function* () {
-      const [, entries] = (yield* send("XAUTOCLAIM", [stream, GROUP, consumer, String(options.leaseMs), "0-0", "COUNT", CLAIM_COUNT])) as [
-        string,
-        Array<[string, Array<string>] | null>
-      ]
-      const claimed = entries.flatMap((entry) => (entry ? [{ sid: entry[0], id: Number(entry[1][1]) }] : []))
-      const deliveries = new Map((yield* load(claimed.map((c) => c.id))).map((d) => [d.id, d]))
-      const stale = claimed.filter((c) => deliveries.get(c.id)?.status !== "pending").map((c) => c.sid)
-      if (stale.length > 0) yield* send("XACK", [stream, GROUP, ...stale])
-      return claimed
-        .flatMap(({ id, sid }) => {
-          const delivery = deliveries.get(id)
-          return delivery?.status === "pending" ? [hold(delivery, sid)] : []
-        })
-        .sort((a, b) => a.id - b.id)
-    })
 
     const prune = (target: string, before: number): Effect.Effect<number, StoreUnavailable> =>
       Effect.flatMap(pruneSlice(target, before, PRUNE_SLICE), (n) =>
@@ -113,48 +196,29 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
     const removeApi = (hash: string, field: string) => Effect.map(apiChange("del", hash, field), (n) => Number(n) > 0)
 
     const store: Store["Type"] = {
-      accept: (a) =>
-        Effect.gen(function* () {
-          const d = a.delivery
-          const at = a.receivedAt
-          const record = d && { ...d, status: "pending", attempts: 0, lastStatus: null, lastError: null, nextAttemptAt: at, createdAt: at, queuedAt: at, updatedAt: at }
-          const change = a.pinChange
-          const reply = (yield* accept(
-            a.eventId,
-            at,
-            options.dedupeMs,
-            options.pinsMs,
-            change?._tag ?? "",
-            change === undefined ? "" : change._tag === "Set" ? change.pin.room : change.room,
-            change?._tag === "Set" ? enc({ destination: change.pin.destination, call: change.pin.call }) : "",
-            a.unroutable ? enc(a.unroutable) : "",
-            consumer,
-            record ? enc(record.tenant) : "",
-            ...(record ? Object.entries(record).flatMap(([key, value]) => [key, enc(value)]) : [])
-          )) as [number, number?, string?]
-          if (reply[0] === 0) return { _tag: "Duplicate" }
-          const [, id, sid] = reply
-          return { _tag: "Accepted", delivery: record && id !== undefined && sid ? hold({ ...record, id } as Delivery, sid) : undefined }
-        }),
+      acceptAll: acceptGrouped,
       ping: Effect.asVoid(send("PING", [])),
-      pinOf: (room) =>
-        Effect.map(send("GET", [`${P}pin:${room}`]), (value) =>
-          typeof value === "string" ? Option.some<Pin>({ room, ...JSON.parse(value) }) : Option.none()
-        ),
-      pending: Effect.gen(function* () {
-        const mine = yield* load([...held.keys()])
-        const claimed = yield* claimStale
-        return [...mine.filter((d) => d.status === "pending"), ...claimed].sort((a, b) => a.id - b.id)
+      pinsOf: (rooms) =>
+        rooms.length === 0
+          ? Effect.succeed(new Map())
+          : Effect.map(send("MGET", rooms.map(key.pin)), (values) => {
+              const pins = new Map<string, Pin>()
+              ;(values as Array<string | null>).forEach((value, i) => {
+                const room = rooms[i]!
+                if (typeof value === "string") pins.set(room, { room, ...JSON.parse(value) })
+              })
+              return pins
+            }),
+      pendingTenants: Effect.map(send("SMEMBERS", [key.tenants]), (reply) => members(reply).map((t) => JSON.parse(t) as string).sort()),
+      pendingAfter: (tenant, afterId, limit) => (limit <= 0 ? Effect.succeed([]) : Effect.map(pendingAfter(enc(tenant), afterId, limit), queuedList)),
+      pendingInLane: (tenant, room, limit) => (limit <= 0 ? Effect.succeed([]) : Effect.map(pendingInLane(enc(tenant), enc(room), limit), queuedList)),
+      bodyOf: (id) =>
+        Effect.map(send("HGET", [key.delivery(id), "body"]), (value) => (typeof value === "string" ? Option.some(JSON.parse(value) as string) : Option.none())),
+      queueStats: Effect.map(queueStats(), (reply) => {
+        const [depth, oldest] = reply as [number, string | null]
+        return { depth: Number(depth), oldestQueuedAt: oldest == null ? undefined : Number(oldest) }
       }),
-      recordAttempt: (id, r) => {
-        // The Forwarder is done with a finished delivery even if the record fails: renewing it would pin it to an instance that no longer tries.
-        if (r.final) held.delete(id)
-        const attempt: Attempt = { attempt: r.attempt, at: r.at, status: r.status, error: r.error, latencyMs: r.latencyMs }
-        return Effect.asVoid(
-          recordAttempt(id, enc(attempt), enc(r.final ?? "pending"), r.attempt, enc(r.status), enc(r.error), r.nextAttemptAt, r.at)
-        )
-      },
-      scheduleRetry: (id, nextAttemptAt) => Effect.asVoid(scheduleRetry(id, nextAttemptAt)),
+      recordAttempts: (attempts) => Effect.asVoid(recordGrouped(attempts)),
       deliveries: (q) =>
         Effect.gen(function* () {
           const index =
@@ -173,20 +237,30 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
         Effect.gen(function* () {
           const [delivery] = yield* load([id])
           if (!delivery) return Option.none()
-          const history = (yield* send("LRANGE", [`${P}h:${id}`, "0", "-1"])) as Array<string>
+          const history = (yield* send("LRANGE", [key.history(id), "0", "-1"])) as Array<string>
           return Option.some({ ...delivery, history: history.map((h) => JSON.parse(h) as Attempt) })
         }),
       requeue: (id, now) =>
-        Effect.map(requeue(id, now, consumer), (reply) => {
-          const [tag, a, fields] = reply as [number, string?, unknown?]
+        Effect.map(requeue(id, now), (reply) => {
+          const [tag, value] = reply as [number, unknown?]
           if (tag === 0) return { _tag: "NotFound" }
-          if (tag === 1) return { _tag: "NotFailed", status: JSON.parse(a!) as DeliveryStatus }
-          return { _tag: "Requeued", delivery: hold(toDelivery(fields)!, a!) }
+          if (tag === 1) return { _tag: "NotFailed", status: JSON.parse(value as string) as DeliveryStatus }
+          return { _tag: "Requeued", delivery: toDelivery(value)! }
         }),
       requeueFailed: (tenant, since, now) =>
-        Effect.map(requeueFailed(enc(tenant), since, now, consumer), (reply) =>
-          (reply as Array<[string, unknown]>).map(([sid, fields]) => hold(toDelivery(fields)!, sid))
-        ),
+        Effect.gen(function* () {
+          let cursor = "0"
+          let count = 0
+          let firstId: number | undefined
+          for (;;) {
+            const [n, first, next, seen] = (yield* requeueFailedPage(enc(tenant), since, now, cursor, REQUEUE_PAGE)) as [number, number, string | number, number]
+            count += n
+            // Pages run in id order, so the first page that requeued anything has the lowest id.
+            if (firstId === undefined && first > 0) firstId = first
+            cursor = String(next)
+            if (seen < REQUEUE_PAGE) return { count, firstId }
+          }
+        }),
       unroutable: (limit) =>
         Effect.gen(function* () {
           if (limit <= 0) return []
@@ -213,12 +287,9 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
       cached: (key) => Effect.map(send("HGET", [`${P}cache`, key]), (value) => Option.fromNullable(value as string | null)),
       cache: (key, value) => Effect.asVoid(send("HSET", [`${P}cache`, key, value])),
       apiChanges: redis.changes(`${P}api`),
-      renewLeases: Effect.suspend(() => {
-        const sids = [...held.values()]
-        const batches = Array.from({ length: Math.ceil(sids.length / RENEW_BATCH) }, (_, i) => sids.slice(i * RENEW_BATCH, (i + 1) * RENEW_BATCH))
-        return Effect.forEach(batches, (batch) => renew(consumer, ...batch), { discard: true })
-      }),
-      claimStale
+      // One key, whatever this instance holds: while it exists, nobody takes over what this instance holds.
+      renewLeases: Effect.asVoid(renew()),
+      claimStale: Effect.map(claim(CLAIM_PAGE, graceMs), (reply) => queuedList(reply).sort((a, b) => a.id - b.id))
     }
     return store
   })
