@@ -10,7 +10,7 @@ import { createHash } from "node:crypto"
 import { Either } from "effect"
 import { AccessToken } from "livekit-server-sdk"
 import { Webhook } from "standardwebhooks"
-import { parseConfigText } from "../src/Domain/Config.ts"
+import { parseConfigText } from "../src/domain/Config.ts"
 
 const arg = (name: string, fallback: string) => {
   const i = Bun.argv.indexOf(`--${name}`)

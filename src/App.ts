@@ -1,24 +1,25 @@
 import { Duration, Effect, Layer } from "effect"
 import { AppConfig } from "./AppConfig.ts"
-import type { RouterConfig } from "./Domain/Config.ts"
-import type { StoreUnavailable } from "./Domain/Errors.ts"
-import { FileHooks } from "./FileHookSource.ts"
-import { countEffectSteps } from "./EffectSteps.ts"
-import { Forwarder } from "./Forwarder.ts"
-import { HookTable } from "./HookTable.ts"
-import { serverLayer } from "./Http/Server.ts"
-import { RemoteHooks } from "./HttpHookSource.ts"
-import { Ingest } from "./Ingest.ts"
-import { Janitor } from "./Janitor.ts"
+import type { RouterConfig } from "./domain/Config.ts"
+import type { StoreUnavailable } from "./domain/Errors.ts"
+import { FileHooks } from "./hooks/FileHookSource.ts"
+import { countEffectSteps } from "./telemetry/EffectSteps.ts"
+import { Forwarder } from "./delivery/Forwarder.ts"
+import { HookTable } from "./hooks/HookTable.ts"
+import { serverLayer } from "./http/Server.ts"
+import { RemoteHooks } from "./hooks/HttpHookSource.ts"
+import { Ingest } from "./ingest/Ingest.ts"
+import { Janitor } from "./store/Janitor.ts"
 import { Lifecycle } from "./Lifecycle.ts"
-import { JsonLogging } from "./Logging.ts"
-import { Metrics } from "./Metrics.ts"
-import { Reclaimer } from "./Reclaimer.ts"
-import { Router } from "./Router.ts"
-import { SignatureVerifier } from "./SignatureVerifier.ts"
-import { Store } from "./Store.ts"
-import { TenantGate } from "./TenantGate.ts"
-import { WebhookSender } from "./WebhookSender.ts"
+import { JsonLogging } from "./telemetry/Logging.ts"
+import { Metrics } from "./telemetry/Metrics.ts"
+import { Reclaimer } from "./delivery/Reclaimer.ts"
+import { Router } from "./ingest/Router.ts"
+import { SignatureVerifier } from "./ingest/SignatureVerifier.ts"
+import type { Store } from "./store/Store.ts"
+import { redisStore, sqliteStore } from "./Stores.ts"
+import { TenantGate } from "./delivery/TenantGate.ts"
+import { WebhookSender } from "./delivery/WebhookSender.ts"
 
 export interface AppOptions {
   /** The config file to watch for hook edits; without it the config's hooks are fixed. */
@@ -29,8 +30,8 @@ export interface AppOptions {
 /** SQLite unless the config names a Redis, whose TTLs come from the retention settings. */
 const storeLayer = ({ store, retention }: RouterConfig): Layer.Layer<Store, StoreUnavailable> =>
   store.redis === undefined
-    ? Store.sqlite(store.path)
-    : Store.redis({
+    ? sqliteStore(store.path)
+    : redisStore({
         url: store.redis,
         prefix: store.prefix,
         leaseMs: Duration.toMillis(store.lease),

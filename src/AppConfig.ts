@@ -1,6 +1,6 @@
 import { Context, Effect, Layer } from "effect"
-import { parseConfigText, type ConfigEnv, type RouterConfig } from "./Domain/Config.ts"
-import { ConfigError } from "./Domain/Errors.ts"
+import { parseConfigText, type ConfigEnv, type RouterConfig } from "./domain/Config.ts"
+import { ConfigError } from "./domain/Errors.ts"
 
 /** The decoded configuration, provided once at start-up. */
 export class AppConfig extends Context.Tag("AppConfig")<AppConfig, RouterConfig>() {

@@ -1,7 +1,7 @@
 import { BunRuntime } from "@effect/platform-bun"
 import { Console, Effect } from "effect"
 import { readConfigFile } from "./AppConfig.ts"
-import { cli, exitWithCode, isCliInvocation } from "./Cli.ts"
+import { cli, exitWithCode, isCliInvocation } from "./cli/Cli.ts"
 
 const USAGE = "usage: bun run src/main.ts --config FILE   (or set ROUTER_CONFIG); bun run src/main.ts help for the admin commands"
 

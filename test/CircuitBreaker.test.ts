@@ -9,7 +9,7 @@ import {
   onSuccess,
   type Breaker,
   type BreakerPolicy
-} from "../src/CircuitBreaker.ts"
+} from "../src/delivery/CircuitBreaker.ts"
 
 const POLICY: BreakerPolicy = { failureThreshold: 3, cooldownMs: 1_000, maxCooldownMs: 5_000 }
 const T0 = 1_000_000

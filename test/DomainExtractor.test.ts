@@ -1,8 +1,9 @@
 import { describe, expect, test } from "bun:test"
 import { Effect, Either, Option } from "effect"
 import fc from "fast-check"
-import { MalformedHeader, MissingHeader } from "../src/Domain/Errors.ts"
-import { DomainExtractor, domainFromAttributes, normaliseE164, parseSipHost } from "../src/DomainExtractor.ts"
+import { MalformedHeader, MissingHeader } from "../src/domain/Errors.ts"
+import { normaliseE164 } from "../src/domain/PhoneNumber.ts"
+import { DomainExtractor, domainFromAttributes, parseSipHost } from "../src/ingest/DomainExtractor.ts"
 
 const some = (s: string) => Option.some(s)
 const none = Option.none()

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import fc from "fast-check"
-import type { ActiveHook } from "../src/Domain/Hook.ts"
-import { allHooks, compileTable, entryFor, matchHost, mergeSources, type Table } from "../src/HookTable.ts"
+import type { ActiveHook } from "../src/domain/Hook.ts"
+import { allHooks, compileTable, entryFor, matchHost, mergeSources, type Table } from "../src/hooks/HookTable.ts"
 
 // Hooks reach the table through HostPattern, which lower-cases them, so generated hosts are lower-case.
 const hook = (host: string, tag = host, source: ActiveHook["source"] = "file"): ActiveHook =>

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import fc from "fast-check"
-import { parseIsoTime } from "../src/Domain/IsoTime.ts"
+import { parseIsoTime } from "../src/domain/IsoTime.ts"
 
 const instant = fc.date({ min: new Date("0001-01-02T00:00:00Z"), max: new Date("9999-12-30T23:59:59Z"), noInvalidDate: true })
 

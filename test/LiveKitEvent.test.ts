@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { Either } from "effect"
 import fc from "fast-check"
-import { parseLiveKitEvent, sipAttributesOf } from "../src/Domain/LiveKitEvent.ts"
+import { parseLiveKitEvent, sipAttributesOf } from "../src/domain/LiveKitEvent.ts"
 
 const anyJson = fc.jsonValue({ maxDepth: 3 })
 /** Whatever a sender might put where the router reads: the right shape, or anything else. */

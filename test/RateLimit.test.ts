@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import fc from "fast-check"
-import { fullBucket, parseRateLimit, takeToken, type Bucket, type RateLimit } from "../src/RateLimit.ts"
+import { fullBucket, parseRateLimit, takeToken, type Bucket, type RateLimit } from "../src/domain/RateLimit.ts"
 
 const PER_MS = { s: 1_000, m: 60_000, h: 3_600_000 } as const
 type Unit = keyof typeof PER_MS

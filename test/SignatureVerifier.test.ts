@@ -2,8 +2,8 @@ import { describe, expect, test } from "bun:test"
 import { Either } from "effect"
 import fc from "fast-check"
 import { Webhook } from "standardwebhooks"
-import { LEEWAY_SECONDS, verifyLiveKitWebhook } from "../src/SignatureVerifier.ts"
-import { generateSecret, signWebhook } from "../src/Signing.ts"
+import { LEEWAY_SECONDS, verifyLiveKitWebhook } from "../src/ingest/SignatureVerifier.ts"
+import { generateSecret, signWebhook } from "../src/domain/Signing.ts"
 import { API_KEY, API_SECRET, bodyHash, handMadeToken, signAsLiveKit } from "./support/livekit.ts"
 
 const keys = new Map([[API_KEY, API_SECRET]])

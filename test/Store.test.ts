@@ -4,8 +4,9 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
-import type { StoreUnavailable } from "../src/Domain/Errors.ts"
-import { Store } from "../src/Store.ts"
+import type { StoreUnavailable } from "../src/domain/Errors.ts"
+import { Store } from "../src/store/Store.ts"
+import { memoryStore, sqliteStore } from "../src/Stores.ts"
 import { acceptance, acceptOne, attempt, deliver, finish, ids, newDelivery, pendingAll, pin, pinOne, query, recordOne, runOn, storeContract, unroutableEvent } from "./support/storeContract.ts"
 
 // ---------------------------------------------------------------------------
@@ -24,15 +25,15 @@ afterAll(() => {
 })
 
 /** Runs a program against a fresh store (in memory unless a layer is given); the scope closes the database. */
-const run = <A>(program: Effect.Effect<A, StoreUnavailable, Store>, layer: Layer.Layer<Store, StoreUnavailable> = Store.memory) =>
+const run = <A>(program: Effect.Effect<A, StoreUnavailable, Store>, layer: Layer.Layer<Store, StoreUnavailable> = memoryStore()) =>
   runOn(layer)(program)
 
-storeContract(() => Store.memory)
+storeContract(() => memoryStore())
 
 describe("prune, SQLite", () => {
   test("works past the 2000-row slice: 4500 delivered rows, their attempts and events, 2100 pins and unroutable records all go", async () => {
     const path = tempDbPath()
-    const layer = Store.sqlite(path)
+    const layer = sqliteStore(path)
     const pruned = await run(
       Effect.gen(function* () {
         const store = yield* Store
@@ -94,7 +95,7 @@ describe("persistence", () => {
         yield* acceptOne(store, acceptance({ eventId: "u-1", receivedAt: 1_400, unroutable: unroutableEvent("u-1", 1_400) }))
         return { pending: yield* pendingAll(store), detailA: yield* store.delivery(a.id), all: yield* store.deliveries(query()), maxId: Math.max(a.id, b.id, c.id) }
       }),
-      Store.sqlite(path)
+      sqliteStore(path)
     )
     expect(ids(before.pending)).toHaveLength(2)
 
@@ -113,7 +114,7 @@ describe("persistence", () => {
         // Ids keep increasing after a restart.
         expect((yield* deliver(3_000)).id).toBeGreaterThan(before.maxId)
       }),
-      Store.sqlite(path)
+      sqliteStore(path)
     )
   })
 
@@ -121,7 +122,7 @@ describe("persistence", () => {
   // the schema (queued_at) is missing from a data file written by the previous release.
   test("a data file written before deliveries had queued_at still opens, keeps its pending row and accepts new ones", async () => {
     const path = tempDbPath()
-    await run(Effect.void, Store.sqlite(path)) // creates the directory and the other tables
+    await run(Effect.void, sqliteStore(path)) // creates the directory and the other tables
     const db = new Database(path)
     db.exec(`DROP TABLE deliveries;
       CREATE TABLE deliveries (
@@ -139,7 +140,7 @@ describe("persistence", () => {
         const pending = yield* pendingAll(store)
         const fresh = yield* deliver(2_000)
         return { pending, fresh }
-      }).pipe(Effect.provide(Store.sqlite(path)), Effect.scoped)
+      }).pipe(Effect.provide(sqliteStore(path)), Effect.scoped)
     )
     if (Exit.isFailure(exit)) throw new Error(`the store did not open the older file: ${Cause.pretty(exit.cause)}`)
     expect(exit.value.pending.map((d) => [d.eventId, d.createdAt])).toEqual([["old-1", 1_000]])

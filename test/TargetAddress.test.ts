@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import fc from "fast-check"
-import { classifyAddress, refusedTargetHost } from "../src/Domain/TargetAddress.ts"
+import { classifyAddress, refusedTargetHost } from "../src/domain/TargetAddress.ts"
 
 const ipv4Cases: ReadonlyArray<readonly [string, string | undefined]> = [
   ["0.0.0.0", "unspecified"],

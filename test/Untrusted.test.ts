@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { Either } from "effect"
 import fc from "fast-check"
-import { excerpt, MAX_JSON_DEPTH, nestsDeeperThan, parseJsonWithin } from "../src/Domain/Untrusted.ts"
+import { excerpt, MAX_JSON_DEPTH, nestsDeeperThan, parseJsonWithin } from "../src/domain/Untrusted.ts"
 
 /** The nesting depth of a parsed value, counted the obvious (recursive) way. */
 const depthOf = (value: unknown): number =>

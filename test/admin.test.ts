@@ -1,5 +1,5 @@
 /**
- * The admin API (src/Http/Admin.ts) through the real process: bearer-token
+ * The admin API (src/http/Admin.ts) through the real process: bearer-token
  * auth, input validation, the hook lifecycle as seen by new calls, wildcards,
  * persistence across a restart, and secrets that never come back out.
  */

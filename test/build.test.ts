@@ -11,7 +11,7 @@ test("bun build --compile makes a single binary that runs the router without Bun
   const dir = mkdtempSync(join(tmpdir(), "router-binary-"))
   const binary = join(dir, "sip-tenant-router")
   // The store's writer thread is a second entry point, as in package.json's build script.
-  const build = Bun.spawnSync(["bun", "build", join(ROOT, "src/main.ts"), join(ROOT, "src/StoreWorker.ts"), "--compile", "--minify", "--outfile", binary], {
+  const build = Bun.spawnSync(["bun", "build", join(ROOT, "src/main.ts"), join(ROOT, "src/store/sqlite/StoreWorker.ts"), "--compile", "--minify", "--outfile", binary], {
     stderr: "pipe",
     stdout: "pipe"
   })

@@ -1,5 +1,5 @@
 /**
- * The CLI (src/Cli.ts): its parser and formatters directly, then the real
+ * The CLI (src/cli/Cli.ts): its parser and formatters directly, then the real
  * `bun run src/main.ts ...` process against one real router and a real tenant.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
@@ -18,7 +18,7 @@ import {
   parseArgs,
   pathSegment,
   type Command
-} from "../src/Cli.ts"
+} from "../src/cli/Cli.ts"
 import { startReceiver, type Receiver } from "./support/receiver.ts"
 import { ADMIN_TOKEN, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
 

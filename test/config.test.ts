@@ -4,8 +4,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Duration, Either, Schema } from "effect"
 import fc from "fast-check"
-import { decodeConfig, parseConfigText, RouterConfig } from "../src/Domain/Config.ts"
-import { parseDurationMs } from "../src/Domain/Duration.ts"
+import { decodeConfig, parseConfigText, RouterConfig } from "../src/domain/Config.ts"
+import { parseDurationMs } from "../src/domain/Duration.ts"
 import { ADMIN_TOKEN, DEFAULT_SECRET, startRouter, testConfig } from "./support/router.ts"
 
 const ROOT = join(import.meta.dir, "..")

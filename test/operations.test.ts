@@ -1,5 +1,5 @@
 /**
- * The operations API (src/Http/DeliveriesApi.ts) through the real process:
+ * The operations API (src/http/DeliveriesApi.ts) through the real process:
  * listing and inspecting deliveries, retrying one, recovering a tenant,
  * unroutable events, and the queue metrics that go with them. One router
  * serves the whole file; its tenants are scripted receivers on loopback.

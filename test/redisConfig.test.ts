@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { Duration, Either } from "effect"
-import { decodeConfig } from "../src/Domain/Config.ts"
+import { decodeConfig } from "../src/domain/Config.ts"
 
 const base = {
   livekit: { apiKey: "k", apiSecret: "s" },

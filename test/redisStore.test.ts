@@ -2,10 +2,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { RedisClient } from "bun"
 import { Context, Effect, Fiber, Layer, Option, Stream } from "effect"
 import fc from "fast-check"
-import type { AttemptRecord, Delivery } from "../src/Domain/Delivery.ts"
-import type { NumberMapping } from "../src/Domain/Hook.ts"
-import { CLAIM_PAGE } from "../src/RedisStore.ts"
-import { Store } from "../src/Store.ts"
+import type { AttemptRecord, Delivery } from "../src/domain/Delivery.ts"
+import type { NumberMapping } from "../src/domain/Hook.ts"
+import { CLAIM_PAGE } from "../src/store/redis/RedisStore.ts"
+import { Store } from "../src/store/Store.ts"
+import { redisStore } from "../src/Stores.ts"
 import { redisAvailable, startRedis, type TestRedis } from "./support/redis.ts"
 import { acceptance, acceptOne, deliver, newDelivery, runOn, storeContract } from "./support/storeContract.ts"
 
@@ -18,7 +19,7 @@ const run = crypto.randomUUID().slice(0, 8)
 let seq = 0
 /** A fresh key prefix per store, so cases share one server but no data. */
 const layer = (options: { prefix?: string; leaseMs?: number } = {}) =>
-  Store.redis({ url, prefix: options.prefix ?? `t${run}-${++seq}:`, leaseMs: options.leaseMs ?? 10_000, dedupeMs: 2 * DAY, pinsMs: DAY })
+  redisStore({ url, prefix: options.prefix ?? `t${run}-${++seq}:`, leaseMs: options.leaseMs ?? 10_000, dedupeMs: 2 * DAY, pinsMs: DAY })
 
 type Instance = Store["Type"]
 
@@ -573,7 +574,7 @@ describe.skipIf(!redisAvailable())("the Redis store", () => {
   test("Redis down: every call fails fast with StoreUnavailable; back up: the same store works again, data intact", async () => {
     const own = await startRedis()
     try {
-      await runOn(Store.redis({ url: own.url(2), prefix: "outage:", leaseMs: 10_000, dedupeMs: DAY, pinsMs: DAY }))(
+      await runOn(redisStore({ url: own.url(2), prefix: "outage:", leaseMs: 10_000, dedupeMs: DAY, pinsMs: DAY }))(
         Effect.gen(function* () {
           const store = yield* Store
           const d = yield* deliver(1_000)

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test"
 import { Clock, Duration, Effect, Either, Fiber, TestClock, TestContext } from "effect"
 import fc from "fast-check"
-import type { RouterConfig } from "../src/Domain/Config.ts"
-import { TenantRejected, TenantTimeout, TenantUnreachable, type DeliveryError } from "../src/Domain/Errors.ts"
-import { isRetryable, parseRetryAfter, retrySchedule } from "../src/Retry.ts"
+import type { RouterConfig } from "../src/domain/Config.ts"
+import { TenantRejected, TenantTimeout, TenantUnreachable, type DeliveryError } from "../src/domain/Errors.ts"
+import { isRetryable, parseRetryAfter, retrySchedule } from "../src/delivery/Retry.ts"
 
 const NOW = Date.parse("2030-01-01T00:00:00Z")
 

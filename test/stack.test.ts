@@ -10,7 +10,7 @@ import { describe, expect, test } from "bun:test"
 import { existsSync, readFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { Either } from "effect"
-import { parseConfigText } from "../src/Domain/Config.ts"
+import { parseConfigText } from "../src/domain/Config.ts"
 import { startRouter } from "./support/router.ts"
 
 const ROOT = resolve(import.meta.dir, "..")

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test"
 import { Effect, Layer, Option } from "effect"
 import fc from "fast-check"
-import type { AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../src/Domain/Delivery.ts"
-import type { StoreUnavailable } from "../../src/Domain/Errors.ts"
-import { Store, type Acceptance, type PinChange, type RetentionPolicy } from "../../src/Store.ts"
+import type { AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../src/domain/Delivery.ts"
+import type { StoreUnavailable } from "../../src/domain/Errors.ts"
+import { Store, type Acceptance, type PinChange, type RetentionPolicy } from "../../src/store/Store.ts"
 
 /**
  * What every Store implementation must do, whatever keeps the data: the

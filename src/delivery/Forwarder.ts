@@ -1,0 +1,479 @@
+import { Cause, Clock, Duration, Effect, Either, Option, Runtime, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
+import { AppConfig } from "../AppConfig.ts"
+import type { AttemptRecord, Delivery } from "../domain/Delivery.ts"
+import { Conflict, NotFound, type DeliveryError, type StoreUnavailable } from "../domain/Errors.ts"
+import { ownOrDefault, signingSecrets } from "../domain/Hook.ts"
+import { entryFor, HookTable } from "../hooks/HookTable.ts"
+import { logEach } from "../telemetry/Logging.ts"
+import * as Metrics from "../telemetry/Metrics.ts"
+import { parseRateLimit, type RateLimit } from "../domain/RateLimit.ts"
+import { isTenantFailure, retrySchedule } from "./Retry.ts"
+import { Store, type QueuedDelivery } from "../store/Store.ts"
+import { TenantGate } from "./TenantGate.ts"
+import { describeFailure, WebhookSender } from "./WebhookSender.ts"
+
+/**
+ * A call's deliveries to one tenant, sent one at a time in arrival order. The
+ * lane holds the call's next few; `more` says the store may hold others
+ * (they arrived while it was full, or were requeued), so it refills from there.
+ */
+interface Lane {
+  readonly key: string
+  readonly room: string | null
+  readonly deliveries: Array<QueuedDelivery>
+  more: boolean
+  /** Bumped whenever `more` is set, so a refill that raced with an arrival does not clear it. */
+  version: number
+}
+
+/**
+ * A tenant's window on its queue: at most `window.lanes` lanes, the ready ones
+ * taken in turn by at most `concurrencyPerTenant` workers. Everything else the
+ * tenant is owed waits in the store, found by scanning its pending deliveries
+ * in id order from `scannedTo`.
+ */
+interface TenantQueue {
+  readonly tenant: string
+  readonly lanes: Map<string, Lane>
+  readonly ready: Array<Lane>
+  workers: number
+  /** Every pending delivery of this tenant with an id up to here belongs to a lane in the window. */
+  scannedTo: number
+  /** Whether the store may hold deliveries past `scannedTo` of calls not in the window. */
+  unscanned: boolean
+  /** Bumped whenever `unscanned` is set, so a scan that raced with an arrival does not clear it. */
+  version: number
+  scanning: boolean
+}
+
+/** The retry schedule of the delivery at the head of a lane, built at its first failure. */
+interface Progress {
+  attempts: number
+  readonly attemptsAtStart: number
+  retry: { readonly schedule: ReturnType<typeof retrySchedule>; state: unknown } | undefined
+}
+
+/** What a lane does after an attempt at its head. */
+type Next = { readonly _tag: "Finished" } | { readonly _tag: "RetryAt"; readonly at: number }
+
+const FINISHED: Next = { _tag: "Finished" }
+
+const laneKey = (delivery: QueuedDelivery) => (delivery.room === null ? `#${delivery.id}` : delivery.room)
+
+// Rows read per step of a scan; a scan stops early once the window is full.
+const SCAN_PAGE = 256
+
+/** An attempt's outcome, waiting to be written with the others that finished in the same turn. */
+interface Finished {
+  readonly delivery: QueuedDelivery
+  readonly attempt: number
+  readonly startedAt: number
+  readonly at: number
+  readonly outcome: Either.Either<number, DeliveryError>
+  readonly retryAt: number | undefined
+}
+
+/**
+ * Delivers accepted events to tenants in the background, durably: every
+ * attempt is recorded before the next decision, so a restart resumes exactly
+ * where the last run stopped. The store is the queue: this holds only a
+ * bounded window of it per tenant and refills from the store, so a tenant that
+ * is down for days costs disk, not memory. Each call (room) has its own lane,
+ * so a retrying event holds back only later events of the same call. Each
+ * tenant has its own lanes, worked by at most `concurrencyPerTenant` workers,
+ * and its own gate (circuit breaker, rate limit), so a slow tenant never delays
+ * another. A lane waiting for a retry holds no worker. Retries follow an
+ * exponential `Schedule` with jitter.
+ *
+ * The engine is plain code over promises: one attempt is a fetch, and an
+ * Effect per attempt would cost more than the attempt. The runtime is paid per
+ * batch: the outcomes of the attempts that finish in one event-loop turn are
+ * recorded, counted and logged by one Effect; the store's queue is read by one
+ * Effect per window refill.
+ */
+export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
+  scoped: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const store = yield* Store
+    const hooks = yield* HookTable
+    const gate = yield* TenantGate
+    const sender = yield* WebhookSender
+    const runtime = yield* Effect.runtime<never>()
+    const run = Runtime.runPromise(runtime)
+    const runSync = Runtime.runSync(runtime)
+    const { lanes: maxLanes, perLane } = config.delivery.window
+    const queues = new Map<string, TenantQueue>()
+    /** Ids of the deliveries in a window, so one handed over twice (an arrival racing a scan, a claim) runs once. */
+    const held = new Set<number>()
+    const progress = new Map<number, Progress>()
+    /** Aborts the attempts still in flight when the service stops (after the drain). */
+    const stopping = new AbortController()
+    const timers = new Set<ReturnType<typeof setTimeout>>()
+    // A hook's rate limit is text in the table; parse each distinct one once.
+    const rateLimits = new Map<string, RateLimit | undefined>()
+    const rateLimitOf = (text: string) => {
+      if (!rateLimits.has(text)) rateLimits.set(text, parseRateLimit(text))
+      return rateLimits.get(text)
+    }
+
+    const later = (ms: number, task: () => void) => {
+      const timer = setTimeout(() => {
+        timers.delete(timer)
+        task()
+      }, ms)
+      timers.add(timer)
+    }
+    /** A store read from plain code; a failure is logged and answered with `orElse`. */
+    const read = <A>(effect: Effect.Effect<A, StoreUnavailable>, orElse: A): Promise<A> =>
+      run(effect.pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.as(Effect.logWarning("could not read the delivery queue; will retry", e.cause), orElse))))
+
+    /**
+     * While the hook still points where the delivery goes, its current secrets
+     * and rate limit apply, so a call follows the tenant's rotations. If the hook
+     * was removed or moved, the call's pinned destination is signed as it was.
+     */
+    const tenantSettings = (delivery: QueuedDelivery, now: number) => {
+      const hook = entryFor(hooks.inForce(), delivery.tenant)
+      return hook?.url !== delivery.url
+        ? { secrets: ownOrDefault(delivery.secret, config.signing.secret), rateLimit: undefined }
+        : {
+            secrets: signingSecrets(hook, config.signing.secret, now),
+            rateLimit: hook.rateLimit === undefined ? undefined : rateLimitOf(hook.rateLimit)
+          }
+    }
+
+    const progressOf = (delivery: QueuedDelivery) => {
+      let entry = progress.get(delivery.id)
+      if (!entry) progress.set(delivery.id, (entry = { attempts: delivery.attempts, attemptsAtStart: delivery.attempts, retry: undefined }))
+      return entry
+    }
+
+    /** Steps the delivery's retry schedule with this failure: when to try again, or undefined when it is spent. */
+    const retryAfter = (entry: Progress, error: DeliveryError, now: number): number | undefined => {
+      const retry = (entry.retry ??= (() => {
+        const schedule = retrySchedule(config.delivery, entry.attemptsAtStart)
+        return { schedule, state: schedule.initial }
+      })())
+      const [state, , decision] = runSync(retry.schedule.step(now, error, retry.state))
+      retry.state = state
+      return ScheduleDecision.isContinue(decision) ? ScheduleIntervals.start(decision.intervals) : undefined
+    }
+
+    // ---------------------------------------------------------------- recording, a turn at a time
+
+    let finishing: Array<{ readonly finished: Finished; readonly recorded: () => void }> = []
+    const writes = new Set<Promise<void>>()
+
+    const recordAll = (batch: ReadonlyArray<Finished>) => {
+      const lines = batch.map(({ delivery, attempt, startedAt, at, outcome, retryAt }) => {
+        const final: AttemptRecord["final"] = Either.isRight(outcome) ? "delivered" : retryAt === undefined ? "failed" : undefined
+        const seen = Either.isRight(outcome) ? { status: outcome.right, error: null, result: String(outcome.right) } : describeFailure(outcome.left)
+        const latencyMs = at - startedAt
+        Metrics.countAttempt({
+          tenant: delivery.tenant,
+          result: seen.result,
+          seconds: latencyMs / 1000,
+          final,
+          retried: retryAt !== undefined,
+          endToEndSeconds: final === "delivered" && delivery.eventCreatedAt !== null ? Math.max(0, at - delivery.eventCreatedAt) / 1000 : undefined
+        })
+        return {
+          record: { id: delivery.id, record: { attempt, at, status: seen.status, error: seen.error, latencyMs, final, nextAttemptAt: retryAt ?? at } },
+          line: {
+            eventId: delivery.eventId,
+            type: delivery.eventType,
+            domain: delivery.domain,
+            tenant: delivery.tenant,
+            url: delivery.url,
+            status: seen.status,
+            error: seen.error,
+            attempt,
+            latencyMs
+          }
+        }
+      })
+      return Effect.zipRight(
+        store.recordAttempts(lines.map((l) => l.record)).pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded", e.cause))),
+        logEach("delivery attempt", lines.map((l) => l.line))
+      )
+    }
+
+    const flushFinished = () => {
+      const batch = finishing
+      finishing = []
+      const write = run(recordAll(batch.map((b) => b.finished))).finally(() => {
+        writes.delete(write)
+        for (const b of batch) b.recorded()
+      })
+      writes.add(write)
+    }
+
+    /** Resolves once the attempt is recorded, with the others that finished in this turn. */
+    const recorded = (finished: Finished) =>
+      new Promise<void>((resolve) => {
+        if (finishing.length === 0) setImmediate(flushFinished)
+        finishing.push({ finished, recorded: resolve })
+      })
+
+    // ---------------------------------------------------------------- attempts
+
+    /** The body, from the window if the delivery arrived with it, else read now that its attempt is due. */
+    const bodyOf = async (delivery: QueuedDelivery): Promise<string | null | undefined> => {
+      if (delivery.body !== undefined) return delivery.body
+      const found = await read(Effect.map(store.bodyOf(delivery.id), Option.getOrNull), undefined)
+      return found
+    }
+
+    /**
+     * One attempt at the head of a lane, through its tenant's gate, recorded
+     * before the lane moves on. Undefined when shutdown stopped it: the
+     * delivery stays pending in the store for the next start.
+     */
+    const attemptHead = async (lane: Lane): Promise<Next | undefined> => {
+      const head = lane.deliveries[0]!
+      const body = await bodyOf(head)
+      // The store could not be read: try again shortly, without spending an attempt.
+      if (body === undefined) return { _tag: "RetryAt", at: Date.now() + 1_000 }
+      if (body === null) {
+        await run(Effect.logWarning("pending delivery vanished from the store").pipe(Effect.annotateLogs({ id: head.id })))
+        return FINISHED
+      }
+      const { secrets, rateLimit } = tenantSettings(head, Date.now())
+      const admitted = await gate.admit(head.tenant, rateLimit)
+      if (admitted === undefined || stopping.signal.aborted) return undefined
+      const startedAt = Date.now()
+      const outcome = await sender.attempt({ url: head.url, eventId: head.eventId, body, secrets }, stopping.signal)
+      if (stopping.signal.aborted) {
+        gate.settle(head.tenant, admitted, undefined)
+        return undefined
+      }
+      const entry = progressOf(head)
+      const at = Date.now()
+      const retryAt = Either.isLeft(outcome) ? retryAfter(entry, outcome.left, at) : undefined
+      await recorded({ delivery: head, attempt: ++entry.attempts, startedAt, at, outcome, retryAt })
+      // The gate settles once the outcome is on record, so a drain that waits for it waits for the record too.
+      gate.settle(head.tenant, admitted, Either.isLeft(outcome) && isTenantFailure(outcome.left))
+      return retryAt === undefined ? FINISHED : { _tag: "RetryAt", at: retryAt }
+    }
+
+    // ---------------------------------------------------------------- the window
+
+    const queueOf = (tenant: string): TenantQueue => {
+      let queue = queues.get(tenant)
+      if (!queue) {
+        queue = { tenant, lanes: new Map(), ready: [], workers: 0, scannedTo: 0, unscanned: false, version: 0, scanning: false }
+        queues.set(tenant, queue)
+      }
+      return queue
+    }
+
+    /** Puts a lane in its tenant's ready list, starting a worker if the tenant has fewer than its cap. */
+    const ready = (queue: TenantQueue, lane: Lane) => {
+      queue.ready.push(lane)
+      if (queue.workers >= config.delivery.concurrencyPerTenant) return
+      queue.workers++
+      void work(queue)
+    }
+
+    /** A lane waiting for its head's next attempt holds no worker: a timer puts it back. */
+    const park = (queue: TenantQueue, lane: Lane, at: number) => {
+      const wait = at - Date.now()
+      if (wait <= 0) ready(queue, lane)
+      else later(wait, () => ready(queue, lane))
+    }
+
+    const take = (lane: Lane, deliveries: ReadonlyArray<QueuedDelivery>) => {
+      for (const delivery of deliveries) {
+        if (held.has(delivery.id)) continue
+        held.add(delivery.id)
+        lane.deliveries.push(delivery)
+      }
+    }
+
+    /** Reads the call's next deliveries into its empty lane; false when the store could not be read. */
+    const fillLane = async (queue: TenantQueue, lane: Lane): Promise<boolean> => {
+      const version = lane.version
+      const next = await read(store.pendingInLane(queue.tenant, lane.room!, perLane + 1), undefined)
+      if (next === undefined) return false
+      take(lane, next.slice(0, perLane))
+      if (lane.version === version) lane.more = next.length > perLane
+      return true
+    }
+
+    /** A lane opened on the first pending delivery of its call; a call with more than a lane holds reads the rest later. */
+    const openLane = async (queue: TenantQueue, first: QueuedDelivery) => {
+      const lane: Lane = { key: laneKey(first), room: first.room, deliveries: [], more: first.room !== null, version: 0 }
+      queue.lanes.set(lane.key, lane)
+      if (first.room === null) take(lane, [first])
+      else if (!(await fillLane(queue, lane))) take(lane, [first])
+      if (lane.deliveries.length === 0) queue.lanes.delete(lane.key)
+      else park(queue, lane, lane.deliveries[0]!.nextAttemptAt)
+    }
+
+    /**
+     * Fills the tenant's window from the store: its pending deliveries in id
+     * order from `scannedTo`, each call not yet in the window opened on its
+     * first, until the window is full or nothing is left.
+     */
+    const scan = async (queue: TenantQueue): Promise<void> => {
+      if (queue.scanning || !queue.unscanned || queue.lanes.size >= maxLanes || stopping.signal.aborted) return
+      queue.scanning = true
+      try {
+        for (;;) {
+          const version = queue.version
+          const rows = await read(store.pendingAfter(queue.tenant, queue.scannedTo, SCAN_PAGE), undefined)
+          if (rows === undefined) return later(1_000, () => void scan(queue))
+          for (const row of rows) {
+            const lane = queue.lanes.get(laneKey(row))
+            if (lane) {
+              if (!held.has(row.id)) (lane.more = true), lane.version++
+            } else if (queue.lanes.size >= maxLanes) return
+            else await openLane(queue, row)
+            queue.scannedTo = row.id
+          }
+          if (rows.length < SCAN_PAGE) {
+            // Read to the end: unless something arrived meanwhile, the store holds nothing past the window.
+            if (queue.version === version) queue.unscanned = false
+            else continue
+            return
+          }
+        }
+      } finally {
+        queue.scanning = false
+      }
+    }
+
+    /** After the head is done: the lane's next delivery, from the lane or the store; an empty lane leaves the window. */
+    const advance = async (queue: TenantQueue, lane: Lane, next: Next) => {
+      if (next._tag === "RetryAt") return park(queue, lane, next.at)
+      const done = lane.deliveries.shift()!
+      held.delete(done.id)
+      progress.delete(done.id)
+      if (lane.deliveries.length > 0) return ready(queue, lane)
+      if (lane.more && lane.room !== null) return refill(queue, lane)
+      queue.lanes.delete(lane.key)
+      await scan(queue)
+    }
+
+    /** An emptied lane whose call has more in the store: its next deliveries, or it leaves the window. */
+    const refill = async (queue: TenantQueue, lane: Lane): Promise<void> => {
+      if (!(await fillLane(queue, lane))) return later(1_000, () => void refill(queue, lane))
+      if (lane.deliveries.length > 0) return ready(queue, lane)
+      queue.lanes.delete(lane.key)
+      await scan(queue)
+    }
+
+    /** A tenant's worker: attempts the head of one lane at a time, taking lanes in turn, until none is due. */
+    const work = async (queue: TenantQueue) => {
+      try {
+        for (let lane = queue.ready.shift(); lane !== undefined; lane = queue.ready.shift()) {
+          const next = await attemptHead(lane).catch(
+            // A bug must not strand the lane: it is logged, and the lane tried again shortly.
+            (cause): Next => (void run(Effect.logError("delivery engine failed", Cause.die(cause))), { _tag: "RetryAt", at: Date.now() + 1_000 })
+          )
+          if (next === undefined) return
+          // A lane back in the ready list goes behind the others, so one busy call cannot starve the tenant's other calls.
+          await advance(queue, lane, next)
+        }
+      } finally {
+        queue.workers--
+      }
+    }
+
+    /** A delivery just accepted: into its call's lane if the window has room for it, else it waits in the store. */
+    const enqueue = (delivery: QueuedDelivery) => {
+      if (held.has(delivery.id)) return
+      const queue = queueOf(delivery.tenant)
+      const lane = queue.lanes.get(laneKey(delivery))
+      if (lane) {
+        if (!lane.more && lane.deliveries.length < perLane) take(lane, [delivery])
+        else (lane.more = true), lane.version++
+        return
+      }
+      if (!queue.unscanned && queue.lanes.size < maxLanes) {
+        // Nothing of this tenant waits outside the window, so this delivery is its call's first.
+        const opened: Lane = { key: laneKey(delivery), room: delivery.room, deliveries: [], more: false, version: 0 }
+        queue.lanes.set(opened.key, opened)
+        take(opened, [delivery])
+        queue.scannedTo = Math.max(queue.scannedTo, delivery.id)
+        return park(queue, opened, delivery.nextAttemptAt)
+      }
+      queue.unscanned = true
+      queue.version++
+      void scan(queue)
+    }
+
+    /**
+     * Deliveries that are pending again from `fromId` on (requeued, or taken
+     * over from a dead instance): the tenant's scan goes back to them, and the
+     * calls in the window look in the store again.
+     */
+    const resume = (tenant: string, fromId: number) => {
+      const queue = queueOf(tenant)
+      queue.scannedTo = Math.min(queue.scannedTo, fromId - 1)
+      queue.unscanned = true
+      queue.version++
+      for (const lane of queue.lanes.values()) (lane.more = true), lane.version++
+      void scan(queue)
+    }
+
+    const publishQueueGauges = store.queueStats.pipe(
+      Effect.flatMap((stats) =>
+        Effect.sync(() => {
+          Metrics.set(Metrics.queueDepth, stats.depth)
+          Metrics.set(Metrics.oldestPending, stats.oldestQueuedAt === undefined ? 0 : Math.max(0, Date.now() - stats.oldestQueuedAt) / 1000)
+        })
+      ),
+      Effect.catchTag("StoreUnavailable", () => Effect.void)
+    )
+    yield* publishQueueGauges.pipe(Effect.repeat(Schedule.spaced("1 second")), Effect.forkScoped)
+
+    // After the drain: attempts still in flight are cut off (their deliveries stay pending), and what finished is written.
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => {
+        stopping.abort()
+        for (const timer of timers) clearTimeout(timer)
+        if (finishing.length > 0) flushFinished()
+        return Promise.all(writes)
+      })
+    )
+
+    // Whatever a previous run left pending resumes now; only each tenant's window is read, in the background.
+    for (const tenant of yield* Effect.orElseSucceed(store.pendingTenants, () => [])) {
+      const queue = queueOf(tenant)
+      queue.unscanned = true
+      void scan(queue)
+    }
+
+    return {
+      /** Queues deliveries just accepted, in id order; one already in the window is ignored. */
+      enqueueAll: (deliveries: ReadonlyArray<QueuedDelivery>) => (deliveries.length === 0 ? Effect.void : Effect.sync(() => deliveries.forEach(enqueue))),
+      /** Deliveries taken over from a dead instance, which this instance now holds. */
+      resumeClaimed: (claimed: ReadonlyArray<QueuedDelivery>) =>
+        Effect.sync(() => {
+          const firstOf = new Map<string, number>()
+          for (const { tenant, id } of claimed) firstOf.set(tenant, Math.min(id, firstOf.get(tenant) ?? id))
+          for (const [tenant, id] of firstOf) resume(tenant, id)
+        }),
+      /** Re-queues one failed delivery with a fresh attempt budget. */
+      retry: (id: number): Effect.Effect<Delivery, NotFound | Conflict | StoreUnavailable> =>
+        Effect.gen(function* () {
+          const result = yield* store.requeue(id, yield* Clock.currentTimeMillis)
+          if (result._tag === "NotFound") return yield* new NotFound({ message: `no delivery ${id}` })
+          if (result._tag === "NotFailed") return yield* new Conflict({ message: `delivery ${id} is ${result.status}, not failed` })
+          resume(result.delivery.tenant, id)
+          return result.delivery
+        }),
+      /** Re-queues a tenant's failed deliveries created since `since`; returns how many. */
+      recover: (tenant: string, since: number): Effect.Effect<number, StoreUnavailable> =>
+        Effect.gen(function* () {
+          const requeued = yield* store.requeueFailed(tenant, since, yield* Clock.currentTimeMillis)
+          if (requeued.firstId !== undefined) resume(tenant, requeued.firstId)
+          return requeued.count
+        }),
+      /** Waits, up to `timeout`, for attempts in flight to finish; pending work stays in the store. */
+      // Shutdown runs this in a finalizer, where nothing is interruptible: the wait must be, or the timeout could not end it.
+      drain: (timeout: Duration.Duration) => Effect.timeoutOption(Effect.interruptible(gate.awaitIdle), timeout)
+    }
+  })
+}) {}

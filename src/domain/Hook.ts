@@ -1,0 +1,200 @@
+import { Option, ParseResult, Schema } from "effect"
+import { normaliseE164 } from "./PhoneNumber.ts"
+import { parseRateLimit } from "./RateLimit.ts"
+import { refusedTargetHost } from "./TargetAddress.ts"
+import { excerpt } from "./Untrusted.ts"
+
+/** LiveKit webhook event names a hook may filter on. */
+export const EventName = Schema.Literal(
+  "room_started",
+  "room_finished",
+  "participant_joined",
+  "participant_left",
+  "participant_connection_aborted",
+  "track_published",
+  "track_unpublished",
+  "egress_started",
+  "egress_updated",
+  "egress_ended",
+  "ingress_started",
+  "ingress_ended",
+  "agent_job_started",
+  "agent_job_ended"
+).annotations({
+  // Without override, the error would name only the first literal of the union.
+  message: (issue) => ({
+    message: `expected a LiveKit event name (room_started, participant_joined, participant_left, track_published, ...), got ${typeof issue.actual === "string" ? excerpt(issue.actual) : `a ${Array.isArray(issue.actual) ? "list" : typeof issue.actual}`}`,
+    override: true
+  })
+})
+export type EventName = typeof EventName.Type
+
+const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
+
+/** True for a DNS name made of valid labels (already lower-cased). */
+export const isHostname = (host: string): boolean =>
+  host.length <= 253 && host.split(".").every((label) => LABEL.test(label))
+
+/** How a host pattern is stored: trimmed, lower-case, without a trailing dot. */
+export const normaliseHost = (s: string) => s.trim().toLowerCase().replace(/\.$/, "")
+
+/** An exact host name, or `*.` and a name of at least two labels. Expects a normalised pattern. */
+export const isHostPattern = (host: string) =>
+  host.startsWith("*.") ? isHostname(host.slice(2)) && host.includes(".", 2) : isHostname(host)
+
+/** Whether `name` lies under the wildcard `pattern` (`*.example.com`: any deeper subdomain, not the apex). */
+export const isUnderWildcard = (name: string, pattern: string) => pattern.startsWith("*.") && name.endsWith(pattern.slice(1))
+
+/**
+ * A hook's host: an exact host name (`calls.drsmith.com`) or a wildcard
+ * (`*.citydental.com`) matching any deeper subdomain. Stored lower-case.
+ */
+export const HostPattern = Schema.transform(Schema.String, Schema.String, {
+  strict: true,
+  decode: normaliseHost,
+  encode: (s) => s
+}).pipe(
+  Schema.filter(
+    (host) => isHostPattern(host) || `expected a host name like "calls.example.com" or a wildcard like "*.example.com", got ${excerpt(host)}`
+  ),
+  Schema.brand("HostPattern")
+)
+export type HostPattern = typeof HostPattern.Type
+
+/** `whsec_` followed by base64 of 24–64 key bytes (Standard Webhooks). */
+export const WebhookSecret = Schema.String.pipe(
+  Schema.filter((s) => {
+    if (!s.startsWith("whsec_")) return `expected a secret starting with "whsec_"`
+    const body = s.slice("whsec_".length)
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return "expected base64 after whsec_"
+    const bytes = Buffer.from(body, "base64").length
+    return (bytes >= 24 && bytes <= 64) || `expected 24 to 64 key bytes after whsec_, got ${bytes}`
+  }),
+  Schema.brand("WebhookSecret")
+)
+export type WebhookSecret = typeof WebhookSecret.Type
+
+/** Why a text is not an http(s) URL without credentials; undefined when it is one. */
+export const targetUrlProblem = (s: string): string | undefined => {
+  let url: URL
+  try {
+    url = new URL(s)
+  } catch {
+    return `expected an absolute URL, got ${excerpt(s)}`
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `expected an http or https URL, got ${excerpt(url.protocol)}`
+  if (url.username || url.password) return "URL must not contain credentials"
+  return undefined
+}
+
+/** An http(s) URL without credentials. */
+export const TargetUrl = Schema.String.pipe(Schema.filter((s) => targetUrlProblem(s) ?? true))
+
+/** `50/s`, `600/m`, `1000/h`: requests a tenant accepts per unit of time. */
+export const RateLimitText = Schema.String.pipe(
+  Schema.filter((s) => parseRateLimit(s) !== undefined || `expected a rate like "50/s", "600/m" or "1000/h", got ${excerpt(s)}`)
+)
+
+/** What a hook holds besides its host. */
+export const HookFields = Schema.Struct({
+  url: TargetUrl,
+  secret: Schema.optional(WebhookSecret),
+  events: Schema.optional(Schema.Array(EventName)),
+  rateLimit: Schema.optional(RateLimitText)
+})
+
+export const Hook = Schema.Struct({ host: HostPattern, ...HookFields.fields })
+export type Hook = typeof Hook.Type
+
+/** A dialled number in E.164 (`+15557654321`), however it was written. */
+export const E164 = Schema.transformOrFail(Schema.String, Schema.String, {
+  strict: true,
+  decode: (text, _, ast) =>
+    Option.match(normaliseE164(text), {
+      onNone: () => ParseResult.fail(new ParseResult.Type(ast, text, `expected an E.164 number like "+15557654321", got ${excerpt(text)}`)),
+      onSome: ParseResult.succeed
+    }),
+  encode: ParseResult.succeed
+}).pipe(Schema.brand("E164"))
+export type E164 = typeof E164.Type
+
+/** Shared domains identify no tenant: the dialled number does, through these. */
+export const NumberMapping = Schema.Struct({ number: E164, host: HostPattern })
+export type NumberMapping = typeof NumberMapping.Type
+
+/** What one source (the config file, the HTTP source) contributes to the table. */
+export const HookSet = Schema.Struct({
+  hooks: Schema.optionalWith(Schema.Array(Hook), { default: () => [] }),
+  numbers: Schema.optionalWith(Schema.Array(NumberMapping), { default: () => [] })
+})
+export type HookSet = typeof HookSet.Type
+
+export const emptyHookSet: HookSet = { hooks: [], numbers: [] }
+
+/**
+ * Where a hook or number came from, in order of precedence: the config file,
+ * then the HTTP source, then the admin API. The API cannot change what the
+ * other two define.
+ */
+export type HookOrigin = "file" | "http" | "api"
+
+/** An API hook as stored, with the secret it replaced while tenants roll over. */
+export interface StoredHook extends Hook {
+  readonly previousSecret?: WebhookSecret | undefined
+  /** Until when (ms) deliveries carry a signature with `previousSecret` too. */
+  readonly previousSecretUntil?: number | undefined
+}
+
+export interface ActiveHook extends StoredHook {
+  readonly source: HookOrigin
+}
+
+/**
+ * The secrets a delivery is signed with: the hook's own (or the default), then
+ * the one it replaced while the rotation overlaps. Empty only for a delivery
+ * stored under a default secret the config no longer has.
+ */
+export const signingSecrets = (hook: StoredHook | undefined, defaultSecret: string | undefined, now: number): ReadonlyArray<string> => [
+  ...ownOrDefault(hook?.secret, defaultSecret),
+  ...(hook?.previousSecret !== undefined && (hook.previousSecretUntil ?? 0) > now ? [hook.previousSecret] : [])
+]
+
+/** A secret of its own, else the default, if there is one. */
+export const ownOrDefault = (own: string | null | undefined, defaultSecret: string | undefined): ReadonlyArray<string> => {
+  const secret = own ?? defaultSecret
+  return secret === undefined ? [] : [secret]
+}
+
+/** The index of the first hook with no secret of its own: it is signed with `signing.secret`, which must then be set. */
+export const hookWithoutSecret = (set: Pick<HookSet, "hooks">): number | undefined => {
+  const index = set.hooks.findIndex((hook) => hook.secret === undefined)
+  return index === -1 ? undefined : index
+}
+
+export interface ActiveNumber extends NumberMapping {
+  readonly source: HookOrigin
+}
+
+/** Registration-time target check; names are checked again when a delivery resolves them. */
+export const targetProblem = (url: string, allowPrivateTargets: boolean): string | undefined =>
+  allowPrivateTargets ? undefined : refusedTargetHost(new URL(url))
+
+/** The first problem in a set of hooks: duplicate hosts or refused targets, with the index at fault. */
+export const hookSetProblem = (
+  set: HookSet,
+  allowPrivateTargets: boolean
+): { readonly key: string; readonly problem: string } | undefined => {
+  const seen = new Set<string>()
+  for (const [i, hook] of set.hooks.entries()) {
+    if (seen.has(hook.host)) return { key: `hooks.${i}.host`, problem: `duplicate host "${hook.host}"` }
+    seen.add(hook.host)
+    const refused = targetProblem(hook.url, allowPrivateTargets)
+    if (refused) return { key: `hooks.${i}.url`, problem: `${refused} (set security.allowPrivateTargets to allow it)` }
+  }
+  const numbers = new Set<string>()
+  for (const [i, mapping] of set.numbers.entries()) {
+    if (numbers.has(mapping.number)) return { key: `numbers.${i}.number`, problem: `duplicate number "${mapping.number}"` }
+    numbers.add(mapping.number)
+  }
+  return undefined
+}

@@ -1,0 +1,246 @@
+import { Clock, Duration, Effect, Stream, SubscriptionRef } from "effect"
+import { AppConfig } from "../AppConfig.ts"
+import { BadRequest, Conflict, NotFound, type StoreUnavailable } from "../domain/Errors.ts"
+import {
+  targetProblem,
+  type ActiveHook,
+  type ActiveNumber,
+  type Hook,
+  type HookOrigin,
+  type HookSet,
+  type NumberMapping,
+  type StoredHook,
+  type WebhookSecret
+} from "../domain/Hook.ts"
+import { FileHooks } from "./FileHookSource.ts"
+import { RemoteHooks } from "./HttpHookSource.ts"
+import { generateSecret } from "../domain/Signing.ts"
+import { Store } from "../store/Store.ts"
+
+/** An immutable, compiled hook table. Built once per change, read on every event. */
+export interface Table {
+  readonly exact: ReadonlyMap<string, ActiveHook>
+  /** `*.example.com` is stored under `example.com`. */
+  readonly wildcard: ReadonlyMap<string, ActiveHook>
+  /** `wildcardDepths[n]` is true when some wildcard's suffix has n labels, so lookups try only those suffixes. */
+  readonly wildcardDepths: ReadonlyArray<boolean>
+  readonly numbers: ReadonlyMap<string, ActiveNumber>
+}
+
+/** Compiles hooks and numbers into lookup maps. Earlier entries win, so pass sources in order of precedence. */
+export const compileTable = (hooks: Iterable<ActiveHook>, numbers: Iterable<ActiveNumber> = []): Table => {
+  const exact = new Map<string, ActiveHook>()
+  const wildcard = new Map<string, ActiveHook>()
+  for (const hook of hooks) {
+    if (!hook.host.startsWith("*.")) {
+      if (!exact.has(hook.host)) exact.set(hook.host, hook)
+    } else if (!wildcard.has(hook.host.slice(2))) wildcard.set(hook.host.slice(2), hook)
+  }
+  const wildcardDepths: Array<boolean> = []
+  for (const suffix of wildcard.keys()) wildcardDepths[labelCount(suffix)] = true
+  const byNumber = new Map<string, ActiveNumber>()
+  for (const entry of numbers) if (!byNumber.has(entry.number)) byNumber.set(entry.number, entry)
+  return { exact, wildcard, wildcardDepths, numbers: byNumber }
+}
+
+const labelCount = (name: string) => {
+  let labels = 1
+  for (let dot = name.indexOf("."); dot !== -1; dot = name.indexOf(".", dot + 1)) labels++
+  return labels
+}
+
+/**
+ * Finds the hook for a host: exact match first, then the longest wildcard suffix.
+ * `*.example.com` matches any deeper subdomain but not `example.com` itself.
+ * Cost is one map lookup, plus one per label depth that some wildcard has.
+ */
+export const matchHost = (table: Table, host: string): ActiveHook | undefined => {
+  const name = host.toLowerCase()
+  const exact = table.exact.get(name)
+  if (exact || table.wildcard.size === 0) return exact
+  // Walking left to right tries the longest suffix first; `depth` is the labels right of `dot`.
+  let depth = labelCount(name) - 1
+  for (let dot = name.indexOf("."); dot !== -1; dot = name.indexOf(".", dot + 1), depth--) {
+    if (!table.wildcardDepths[depth]) continue
+    const hook = table.wildcard.get(name.slice(dot + 1))
+    if (hook) return hook
+  }
+  return undefined
+}
+
+/** The hook a dialled number maps to, through the host it names. */
+export const matchNumber = (table: Table, number: string): ActiveHook | undefined => {
+  const entry = table.numbers.get(number)
+  return entry && matchHost(table, entry.host)
+}
+
+/** The pattern's own entry (no wildcard expansion): what the admin API addresses. */
+export const entryFor = (table: Table, pattern: string): ActiveHook | undefined =>
+  pattern.startsWith("*.") ? table.wildcard.get(pattern.slice(2)) : table.exact.get(pattern)
+
+export const allHooks = (table: Table): ReadonlyArray<ActiveHook> =>
+  [...table.exact.values(), ...table.wildcard.values()].sort((a, b) => a.host.localeCompare(b.host))
+
+const tagged = <A>(items: ReadonlyArray<A>, source: HookOrigin) => items.map((item) => ({ ...item, source }))
+
+/** The one table in force: the config file first, then the HTTP source, then the admin API. */
+export const mergeSources = (file: HookSet, remote: HookSet, api: { hooks: Iterable<StoredHook>; numbers: Iterable<NumberMapping> }) =>
+  compileTable(
+    [...tagged(file.hooks, "file"), ...tagged(remote.hooks, "http"), ...tagged([...api.hooks], "api")],
+    [...tagged(file.numbers, "file"), ...tagged(remote.numbers, "http"), ...tagged([...api.numbers], "api")]
+  )
+
+const owned = (what: string, source: HookOrigin) =>
+  new Conflict({
+    message:
+      source === "file"
+        ? `${what} is defined in the config file; change it there`
+        : `${what} comes from the HTTP hook source; change it there`
+  })
+
+/**
+ * The hook table in force, merged from the config file (reloaded on edit),
+ * the optional HTTP source and the admin API (persisted in the Store), and
+ * swapped atomically whenever one of them changes. Calls already pinned keep
+ * their destination; the table only decides new calls.
+ */
+export class HookTable extends Effect.Service<HookTable>()("HookTable", {
+  scoped: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const store = yield* Store
+    const fileHooks = yield* FileHooks
+    const remoteHooks = yield* RemoteHooks
+    const apiHooks = new Map<string, StoredHook>((yield* store.apiHooks).map((hook) => [hook.host, hook]))
+    const apiNumbers = new Map<string, NumberMapping>((yield* store.apiNumbers).map((entry) => [entry.number, entry]))
+
+    const build = Effect.gen(function* () {
+      return mergeSources(yield* SubscriptionRef.get(fileHooks), yield* SubscriptionRef.get(remoteHooks), {
+        hooks: apiHooks.values(),
+        numbers: apiNumbers.values()
+      })
+    })
+    // Swapped whole by each rebuild; readers always see one complete table.
+    let inForce = yield* build
+    // One rebuild at a time, each reading every source afresh, so a slow one cannot install a stale table.
+    const rebuildLock = yield* Effect.makeSemaphore(1)
+    const rebuild = rebuildLock.withPermits(1)(
+      Effect.flatMap(build, (next) =>
+        Effect.sync(() => {
+          inForce = next
+        })
+      )
+    )
+    yield* Stream.merge(fileHooks.changes, remoteHooks.changes).pipe(Stream.runForEach(() => rebuild), Effect.forkScoped)
+
+    // Serialises API writes so the store and the in-memory table never disagree.
+    const writeLock = yield* Effect.makeSemaphore(1)
+    const serialised = writeLock.withPermits(1)
+
+    // Another instance changed the API entries, or the subscription was re-made and may have missed some: reload them all.
+    const reloadApi = serialised(
+      Effect.gen(function* () {
+        const [hooks, numbers] = yield* Effect.all([store.apiHooks, store.apiNumbers])
+        apiHooks.clear()
+        for (const hook of hooks) apiHooks.set(hook.host, hook)
+        apiNumbers.clear()
+        for (const entry of numbers) apiNumbers.set(entry.number, entry)
+        yield* rebuild
+      })
+    ).pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.logWarning("could not reload the API hooks; the table in force stays", e.cause)))
+    yield* store.apiChanges.pipe(Stream.runForEach(() => reloadApi), Effect.forkScoped)
+
+    /** The API's own entry, or none; an entry from the file or the HTTP source is a Conflict. */
+    const apiOwned = <E extends { readonly source: HookOrigin }>(what: string, find: (t: Table) => E | undefined) =>
+      Effect.suspend(() => {
+        const entry = find(inForce)
+        return entry && entry.source !== "api" ? Effect.fail(owned(what, entry.source)) : Effect.succeed(entry)
+      })
+    const apiOwnedHook = (host: string) => apiOwned(`hook ${host}`, (t) => entryFor(t, host))
+    const apiOwnedNumber = (number: string) => apiOwned(`number ${number}`, (t) => t.numbers.get(number))
+
+    const saveHook = (hook: StoredHook) =>
+      Effect.zipRight(
+        store.putApiHook(hook),
+        Effect.suspend(() => {
+          apiHooks.set(hook.host, hook)
+          return rebuild
+        })
+      )
+
+    return {
+      /** The table in force now, for lookups on every event: reading it needs no Effect step. */
+      inForce: (): Table => inForce,
+      get: (host: string) => Effect.sync(() => entryFor(inForce, host)),
+      list: Effect.sync(() => allHooks(inForce)),
+      numbers: Effect.sync(() => [...inForce.numbers.values()].sort((a, b) => a.number.localeCompare(b.number))),
+
+      /**
+       * Creates or replaces an API hook. Without a secret, a replaced hook keeps
+       * its own (and any rotation in progress); a new one gets a generated
+       * secret, returned so the caller can show it once.
+       */
+      put: (
+        hook: Hook
+      ): Effect.Effect<{ outcome: "created" | "updated"; generatedSecret: WebhookSecret | undefined }, BadRequest | Conflict | StoreUnavailable> =>
+        serialised(
+          Effect.gen(function* () {
+            const refused = targetProblem(hook.url, config.security.allowPrivateTargets)
+            if (refused) return yield* new BadRequest({ field: "url", message: refused })
+            const existing = yield* apiOwnedHook(hook.host)
+            const generatedSecret = hook.secret === undefined && existing?.secret === undefined ? generateSecret() : undefined
+            const kept = hook.secret === undefined && existing ? { previousSecret: existing.previousSecret, previousSecretUntil: existing.previousSecretUntil } : {}
+            yield* saveHook({ ...hook, secret: hook.secret ?? existing?.secret ?? generatedSecret, ...kept })
+            return { outcome: existing ? "updated" : "created", generatedSecret }
+          })
+        ),
+
+      remove: (host: string): Effect.Effect<void, Conflict | NotFound | StoreUnavailable> =>
+        serialised(
+          Effect.gen(function* () {
+            if (!(yield* apiOwnedHook(host))) return yield* new NotFound({ message: `no hook for ${host}` })
+            yield* store.removeApiHook(host)
+            apiHooks.delete(host)
+            yield* rebuild
+          })
+        ),
+
+      /**
+       * Gives an API hook a new secret. For `signing.rotationOverlap` the old one
+       * keeps signing too, so the tenant can switch without losing a message.
+       */
+      rotateSecret: (host: string): Effect.Effect<{ secret: WebhookSecret; previousUntil: number }, Conflict | NotFound | StoreUnavailable> =>
+        serialised(
+          Effect.gen(function* () {
+            const existing = yield* apiOwnedHook(host)
+            if (!existing) return yield* new NotFound({ message: `no hook for ${host}` })
+            const secret = generateSecret()
+            const previousUntil = (yield* Clock.currentTimeMillis) + Duration.toMillis(config.signing.rotationOverlap)
+            const { source: _, ...stored } = existing
+            yield* saveHook({ ...stored, secret, previousSecret: existing.secret ?? config.signing.secret, previousSecretUntil: previousUntil })
+            return { secret, previousUntil }
+          })
+        ),
+
+      putNumber: (mapping: NumberMapping): Effect.Effect<"created" | "updated", Conflict | StoreUnavailable> =>
+        serialised(
+          Effect.gen(function* () {
+            const existing = yield* apiOwnedNumber(mapping.number)
+            yield* store.putApiNumber(mapping)
+            apiNumbers.set(mapping.number, mapping)
+            yield* rebuild
+            return existing ? "updated" : "created"
+          })
+        ),
+
+      removeNumber: (number: string): Effect.Effect<void, Conflict | NotFound | StoreUnavailable> =>
+        serialised(
+          Effect.gen(function* () {
+            if (!(yield* apiOwnedNumber(number))) return yield* new NotFound({ message: `no mapping for ${number}` })
+            yield* store.removeApiNumber(number)
+            apiNumbers.delete(number)
+            yield* rebuild
+          })
+        )
+    }
+  })
+}) {}

@@ -1,0 +1,87 @@
+import { Context, Duration, Effect, Either, Layer, Option, Schedule, Schema, SubscriptionRef } from "effect"
+import { AppConfig } from "../AppConfig.ts"
+import { firstProblem } from "../domain/Errors.ts"
+import { emptyHookSet, HookSet, hookSetProblem, hookWithoutSecret } from "../domain/Hook.ts"
+import { parseJsonWithin } from "../domain/Untrusted.ts"
+import { Store } from "../store/Store.ts"
+
+const CACHE_KEY = "remoteHooks"
+const FETCH_TIMEOUT = Duration.seconds(10)
+
+/** What is kept across restarts: the last good table and the ETag it came with. */
+const Cached = Schema.parseJson(Schema.Struct({ etag: Schema.NullOr(Schema.String), set: HookSet }))
+const decodeSet = Schema.decodeUnknownEither(HookSet, { onExcessProperty: "error" })
+
+/**
+ * Hooks and numbers served by another system as JSON (`{"hooks": [...],
+ * "numbers": [...]}`), for platforms whose tenant list lives elsewhere. Polled
+ * every `remoteHooks.interval` with If-None-Match; a bad answer is logged and
+ * the last good table stays in force. The last good table is kept in the
+ * Store, so a restart while the endpoint is down still routes.
+ */
+export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, SubscriptionRef.SubscriptionRef<HookSet>>() {
+  /** No HTTP source configured. */
+  static readonly none = Layer.effect(RemoteHooks, SubscriptionRef.make(emptyHookSet))
+
+  static readonly layer = Layer.scoped(
+    RemoteHooks,
+    Effect.gen(function* () {
+      const config = yield* AppConfig
+      const store = yield* Store
+      const source = config.remoteHooks
+      if (source === undefined) return yield* SubscriptionRef.make(emptyHookSet)
+
+      const cached = Option.flatMap(yield* store.cached(CACHE_KEY), (text) => Either.getRight(Schema.decodeEither(Cached)(text)))
+      const current = yield* SubscriptionRef.make(Option.match(cached, { onNone: () => emptyHookSet, onSome: (c) => c.set }))
+      let etag = Option.match(cached, { onNone: () => null, onSome: (c) => c.etag })
+
+      const refuse = (problem: string) =>
+        Effect.logWarning("remote hook table refused; the last good table stays in force").pipe(
+          Effect.annotateLogs({ url: source.url, problem })
+        )
+
+      const poll = Effect.gen(function* () {
+        const response = yield* Effect.tryPromise((signal) =>
+          fetch(source.url, {
+            signal,
+            redirect: "manual",
+            headers: {
+              accept: "application/json",
+              ...(etag ? { "if-none-match": etag } : {}),
+              ...(source.token ? { authorization: `Bearer ${source.token}` } : {})
+            }
+          })
+        ).pipe(Effect.timeout(FETCH_TIMEOUT))
+        if (response.status === 304) return
+        const text = yield* Effect.tryPromise(() => response.text())
+        if (response.status !== 200) return yield* refuse(`answered ${response.status}`)
+        const json = parseJsonWithin(text)
+        if (Either.isLeft(json)) return yield* refuse(`body is ${json.left}`)
+        const decoded = decodeSet(json.right)
+        if (Either.isLeft(decoded)) {
+          const { key, problem } = firstProblem(decoded.left, "body")
+          return yield* refuse(`${key}: ${problem}`)
+        }
+        const unsigned = config.signing.secret === undefined ? hookWithoutSecret(decoded.right) : undefined
+        if (unsigned !== undefined) return yield* refuse(`hooks.${unsigned}.secret: required, since signing.secret is not set`)
+        const problem = hookSetProblem(decoded.right, config.security.allowPrivateTargets)
+        if (problem) return yield* refuse(`${problem.key}: ${problem.problem}`)
+        etag = response.headers.get("etag")
+        yield* SubscriptionRef.set(current, decoded.right)
+        yield* store.cache(CACHE_KEY, Schema.encodeSync(Cached)({ etag, set: decoded.right }))
+        yield* Effect.log("remote hooks loaded").pipe(
+          Effect.annotateLogs({ url: source.url, hooks: decoded.right.hooks.length, numbers: decoded.right.numbers.length })
+        )
+      }).pipe(
+        Effect.catchTags({
+          UnknownException: (e) => refuse(e.error instanceof Error ? e.error.message : String(e.error)),
+          TimeoutException: () => refuse(`no answer within ${Duration.format(FETCH_TIMEOUT)}`)
+        }),
+        Effect.catchTag("StoreUnavailable", (e) => Effect.logWarning("remote hook table not cached", e.cause))
+      )
+
+      yield* poll.pipe(Effect.repeat(Schedule.spaced(source.interval)), Effect.forkScoped)
+      return current
+    })
+  )
+}

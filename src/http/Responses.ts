@@ -1,0 +1,23 @@
+import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect } from "effect"
+import { PayloadTooLarge } from "../domain/Errors.ts"
+import { readBodyWithin } from "./Body.ts"
+
+/** Times in answers are ISO-8601 in UTC. */
+export const iso = (ms: number) => new Date(ms).toISOString()
+
+/** The one error shape every endpoint answers with. */
+export const errorResponse = (status: number, code: string, message: string) =>
+  HttpServerResponse.unsafeJson({ error: { code, message } }, { status })
+
+/** The last-resort answer to an unexpected failure: nothing about the internals. */
+export const INTERNAL_ERROR = { error: { code: "internal", message: "internal error" } } as const
+
+/** Reads the raw body, refusing more than `limit` bytes at any size (see `readBodyWithin`). */
+export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
+  Effect.flatMap(Effect.orElse(HttpServerRequest.toWeb(request), () => new PayloadTooLarge({ limit })), (web) =>
+    Effect.flatMap(
+      Effect.promise(() => readBodyWithin(web, limit)),
+      (body) => (body instanceof PayloadTooLarge ? Effect.fail(body) : Effect.succeed(body))
+    )
+  )

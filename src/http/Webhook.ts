@@ -1,0 +1,88 @@
+import { Effect, Either } from "effect"
+import { PayloadTooLarge, type InvalidEvent, type ShuttingDown, type Unauthorized } from "../domain/Errors.ts"
+import type { Ingest, IngestOutcome, Verified } from "../ingest/Ingest.ts"
+import * as Metrics from "../telemetry/Metrics.ts"
+import { readBodyWithin } from "./Body.ts"
+import { INTERNAL_ERROR } from "./Responses.ts"
+
+const json = (status: number, body: string) => new Response(body, { status, headers: { "content-type": "application/json" } })
+const error = (status: number, code: string, message: string) => json(status, JSON.stringify({ error: { code, message } }))
+const RECEIVED = JSON.stringify({ status: "received" })
+
+/** The answer to a webhook refused before the store, counted by outcome. */
+const refused = (e: PayloadTooLarge | ShuttingDown | Unauthorized | InvalidEvent) => {
+  switch (e._tag) {
+    case "PayloadTooLarge":
+      Metrics.count(Metrics.webhooksReceived, { outcome: "too_large" })
+      return error(413, "payload_too_large", `body exceeds ${e.limit} bytes`)
+    case "Unauthorized":
+      Metrics.count(Metrics.webhooksReceived, { outcome: "unauthorized" })
+      return error(401, "unauthorized", e.reason)
+    case "InvalidEvent":
+      Metrics.count(Metrics.webhooksReceived, { outcome: "invalid" })
+      return error(400, "invalid_event", e.message)
+    case "ShuttingDown":
+      Metrics.count(Metrics.webhooksReceived, { outcome: "unavailable" })
+      return error(503, "shutting_down", "router is shutting down; retry")
+  }
+}
+
+interface Waiting {
+  readonly verified: Verified
+  readonly answer: (response: Response) => void
+}
+
+/**
+ * POST /livekit/webhook, as a native Bun route. LiveKit retries 5xx and treats
+ * 4xx as final, so only a store failure or shutdown answers 5xx; routing
+ * problems are acknowledged (fail open). Each request is read and checked on
+ * its own (plain code); the requests that pass in one event-loop turn are
+ * resolved, stored and queued together, by one Effect, and answered once that
+ * batch is durable. A client that hangs up does not undo its event.
+ */
+export const webhookHandler = (run: (effect: Effect.Effect<void>) => Promise<void>, ingest: Ingest, maxBodyBytes: number) => {
+  let batch: Array<Waiting> = []
+
+  const answerAll = (waiting: ReadonlyArray<Waiting>): Effect.Effect<void> =>
+    ingest.receiveAll(waiting.map((w) => w.verified)).pipe(
+      Effect.match({
+        onSuccess: (outcomes: ReadonlyArray<IngestOutcome>) =>
+          waiting.forEach((w, i) => {
+            Metrics.count(Metrics.webhooksReceived, { outcome: outcomes[i]! })
+            w.answer(json(200, RECEIVED))
+          }),
+        onFailure: () =>
+          waiting.forEach((w) => {
+            Metrics.count(Metrics.webhooksReceived, { outcome: "unavailable" })
+            w.answer(error(503, "store_unavailable", "event could not be stored; retry"))
+          })
+      })
+    )
+
+  const flush = () => {
+    const waiting = batch
+    batch = []
+    void run(
+      answerAll(waiting).pipe(
+        // Unexpected: every request of the batch gets the last-resort answer, and the cause is logged.
+        Effect.catchAllCause((cause) =>
+          Effect.zipRight(
+            Effect.logError("internal error", cause).pipe(Effect.annotateLogs({ method: "POST", path: "/livekit/webhook" })),
+            Effect.sync(() => waiting.forEach((w) => w.answer(json(500, JSON.stringify(INTERNAL_ERROR)))))
+          )
+        )
+      )
+    )
+  }
+
+  return async (request: Request): Promise<Response> => {
+    const body = await readBodyWithin(request, maxBodyBytes)
+    if (body instanceof PayloadTooLarge) return refused(body)
+    const checked = ingest.check(request.headers.get("authorization") ?? undefined, body, Date.now())
+    if (Either.isLeft(checked)) return refused(checked.left)
+    return new Promise<Response>((answer) => {
+      if (batch.length === 0) setImmediate(flush)
+      batch.push({ verified: checked.right, answer })
+    })
+  }
+}

@@ -1,0 +1,156 @@
+import { Effect, Either } from "effect"
+import type { Delivery, NewDelivery, UnroutableEvent } from "../domain/Delivery.ts"
+import { envelope } from "../domain/Envelope.ts"
+import { ShuttingDown, type InvalidEvent, type StoreUnavailable, type Unauthorized, type Unroutable } from "../domain/Errors.ts"
+import { parseLiveKitEvent, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
+import { Forwarder } from "../delivery/Forwarder.ts"
+import { Lifecycle } from "../Lifecycle.ts"
+import { logWarningWith } from "../telemetry/Logging.ts"
+import * as Metrics from "../telemetry/Metrics.ts"
+import { Router, type Routing } from "./Router.ts"
+import { SignatureVerifier } from "./SignatureVerifier.ts"
+import { Store } from "../store/Store.ts"
+
+export type IngestOutcome = "accepted" | "duplicate"
+
+const REASONS = {
+  MissingHeader: "missing_header",
+  MalformedHeader: "malformed_header",
+  UnknownDomain: "unknown_domain"
+} as const satisfies Record<Unroutable["_tag"], string>
+
+const deliveryOf = (event: LiveKitEvent, raw: string, routing: Routing, receivedAt: number): NewDelivery | undefined =>
+  routing._tag === "Routed" && routing.forward
+    ? {
+        eventId: event.id,
+        eventType: event.event,
+        tenant: routing.destination.tenant,
+        url: routing.destination.url,
+        room: routing.call.room,
+        domain: routing.call.domain,
+        eventCreatedAt: event.createdAtMs ?? null,
+        secret: routing.destination.secret ?? null,
+        body: envelope({
+          type: event.event,
+          timestampMs: event.createdAtMs ?? receivedAt,
+          tenant: routing.destination.tenant,
+          call: routing.call,
+          rawEvent: raw
+        })
+      }
+    : undefined
+
+const unroutableOf = (event: LiveKitEvent, routing: Routing, at: number): UnroutableEvent | undefined =>
+  routing._tag === "Unrouted" && routing.reason !== undefined && routing.headers !== undefined
+    ? {
+        at,
+        eventId: event.id,
+        eventType: event.event,
+        room: routing.call.room,
+        headers: routing.headers,
+        domain: routing.call.domain,
+        reason: REASONS[routing.reason._tag]
+      }
+    : undefined
+
+/** A webhook that passed the checks made before the store: signed by LiveKit, an event the router can read. */
+export interface Verified {
+  readonly event: LiveKitEvent
+  readonly raw: string
+  readonly receivedAt: number
+}
+
+/** A warning about one event, written once the batch is stored. */
+type Warning = { readonly message: string; readonly fields: Record<string, unknown> }
+
+/**
+ * Makes what reaches no tenant visible: a count for every event, a warning for
+ * SIP events and for fields read as absent because of their shape. Plain code,
+ * run over a batch in one step.
+ */
+const report = (event: LiveKitEvent, routing: Routing, warnings: Array<Warning>) => {
+  if (event.ignored.length > 0) {
+    for (const field of event.ignored) Metrics.count(Metrics.fieldsIgnored, { field })
+    warnings.push({ message: "webhook fields of an unexpected shape ignored", fields: { eventId: event.id, type: event.event, fields: event.ignored } })
+  }
+  if (routing._tag === "Routed") {
+    if (!routing.forward) Metrics.count(Metrics.ignored, { reason: "filtered" })
+    return
+  }
+  if (routing.reason === undefined) return Metrics.count(Metrics.ignored, { reason: "no_pin" })
+  const reason = REASONS[routing.reason._tag]
+  Metrics.count(Metrics.unroutable, { reason })
+  warnings.push({
+    message: "no tenant for SIP event",
+    fields: {
+      eventId: event.id,
+      type: event.event,
+      room: routing.call.room,
+      reason,
+      domain: routing.call.domain,
+      ...(routing.reason._tag === "MalformedHeader" ? { header: routing.reason.header, value: routing.reason.value } : {})
+    }
+  })
+}
+
+/**
+ * The inbound pipeline, in the one direction data flows: verify → parse →
+ * resolve → store → enqueue. The checks before the store are plain functions
+ * run per request; what follows runs once per batch (the requests of one
+ * event-loop turn), so the Effect runtime is paid per batch, not per event.
+ * It answers as soon as the batch is durable; tenants are reached in the background.
+ */
+export class Ingest extends Effect.Service<Ingest>()("Ingest", {
+  effect: Effect.gen(function* () {
+    const verifier = yield* SignatureVerifier
+    const router = yield* Router
+    const store = yield* Store
+    const forwarder = yield* Forwarder
+    const lifecycle = yield* Lifecycle
+
+    const decoder = new TextDecoder()
+
+    const check = (authorization: string | undefined, body: Uint8Array, receivedAt: number): Either.Either<Verified, ShuttingDown | Unauthorized | InvalidEvent> => {
+      if (lifecycle.draining()) return Either.left(new ShuttingDown())
+      const verified = verifier.verify(authorization, body, receivedAt)
+      if (Either.isLeft(verified)) return Either.left(verified.left)
+      const raw = decoder.decode(body)
+      return Either.map(parseLiveKitEvent(raw), (event) => ({ event, raw, receivedAt }))
+    }
+
+    /** Resolves, stores (one write) and queues a batch; an outcome per webhook, in order. Once written it is queued even if LiveKit hangs up. */
+    const receiveAll = (batch: ReadonlyArray<Verified>): Effect.Effect<ReadonlyArray<IngestOutcome>, StoreUnavailable> =>
+      Effect.flatMap(router.resolveAll(batch.map((item) => item.event)), (routings) =>
+        Effect.uninterruptible(
+          Effect.flatMap(
+            store.acceptAll(
+              batch.map(({ event, raw, receivedAt }, i) => {
+                const routing = routings[i]!
+                return {
+                  eventId: event.id,
+                  receivedAt,
+                  delivery: deliveryOf(event, raw, routing, receivedAt),
+                  pinChange: routing._tag === "Routed" ? routing.pinChange : undefined,
+                  unroutable: unroutableOf(event, routing, receivedAt)
+                }
+              })
+            ),
+            (results) => {
+              const warnings: Array<Warning> = []
+              const queued: Array<Delivery> = []
+              const outcomes = results.map((result, i): IngestOutcome => {
+                if (result._tag === "Duplicate") return "duplicate"
+                if (result.delivery) queued.push(result.delivery)
+                report(batch[i]!.event, routings[i]!, warnings)
+                return "accepted"
+              })
+              const logged = warnings.length === 0 ? Effect.void : Effect.forEach(warnings, (w) => logWarningWith(w.message, w.fields), { discard: true })
+              return Effect.as(Effect.zipRight(forwarder.enqueueAll(queued), logged), outcomes)
+            }
+          )
+        )
+      )
+
+    return { check, receiveAll }
+  })
+}) {}

@@ -1,0 +1,153 @@
+import { Effect, Either, Option } from "effect"
+import { AppConfig } from "../AppConfig.ts"
+import type { CallInfo, Destination, Pin, UnroutableEvent } from "../domain/Delivery.ts"
+import { UnknownDomain, type StoreUnavailable, type Unroutable } from "../domain/Errors.ts"
+import { isUnderWildcard, type ActiveHook, type EventName } from "../domain/Hook.ts"
+import { sipAttributesOf, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
+import { DomainExtractor } from "./DomainExtractor.ts"
+import { HookTable, matchHost, matchNumber, type Table } from "../hooks/HookTable.ts"
+import { Store, type PinChange } from "../store/Store.ts"
+
+/** The event belongs to a tenant. `forward` is false when the hook's event filter excludes it. */
+export interface Routed {
+  readonly _tag: "Routed"
+  readonly destination: Destination
+  readonly call: CallInfo
+  readonly pinChange: PinChange | undefined
+  readonly forward: boolean
+}
+
+/**
+ * No tenant. `reason` is set for SIP events (operators need to see why) and
+ * undefined for events of rooms that never had a SIP participant.
+ */
+export interface Unrouted {
+  readonly _tag: "Unrouted"
+  readonly reason: Unroutable | undefined
+  readonly call: CallInfo
+  /** What the SIP edge sent, so operators can see why nothing matched. */
+  readonly headers: UnroutableEvent["headers"] | undefined
+}
+
+/** Resolution never fails for routing reasons: those are values (fail open). Only the store can fail. */
+export type Routing = Routed | Unrouted
+
+const attr = (attributes: Readonly<Record<string, string>> | undefined, key: string) => attributes?.[key] || null
+
+// Header values are caller-controlled: keep what an operator needs, not whatever size was sent.
+const MAX_SEEN = 256
+const seen = (attributes: Readonly<Record<string, string>>, key: string) => attr(attributes, key)?.slice(0, MAX_SEEN) ?? null
+
+const callInfo = (room: string | undefined, attributes: Readonly<Record<string, string>> | undefined, domain: string | null): CallInfo => ({
+  room: room ?? null,
+  sipCallId: attr(attributes, "sip.callID"),
+  from: attr(attributes, "sip.phoneNumber"),
+  to: attr(attributes, "sip.trunkPhoneNumber"),
+  domain
+})
+
+const destinationOf = (hook: ActiveHook): Destination => ({ tenant: hook.host, url: hook.url, events: hook.events, secret: hook.secret })
+
+/** Whether a domain is a shared one: listed exactly, or under a listed `*.` wildcard (any deeper subdomain, not the apex). */
+export const sharedDomainMatcher = (patterns: ReadonlyArray<string>) => {
+  const exact = new Set(patterns)
+  const wildcards = patterns.filter((p) => p.startsWith("*."))
+  return (domain: string) => exact.has(domain) || wildcards.some((wildcard) => isUnderWildcard(domain, wildcard))
+}
+
+const wants = (destination: Destination, event: string) =>
+  destination.events === undefined || destination.events.includes(event as EventName)
+
+/**
+ * Finds the tenant for an event: by the room's pin if the call is already
+ * pinned, else by the domain the SIP edge preserved, else (shared domains) by
+ * the dialled number. The first resolved SIP event pins the room; room_finished
+ * ends the pin.
+ */
+export class Router extends Effect.Service<Router>()("Router", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const extractor = yield* DomainExtractor
+    const hooks = yield* HookTable
+    const store = yield* Store
+    const isShared = sharedDomainMatcher(config.sharedDomains)
+
+    const byNumber = (table: Table, attributes: Readonly<Record<string, string>>) =>
+      Option.match(Option.flatMap(Option.fromNullable(attributes["sip.trunkPhoneNumber"]), extractor.normaliseE164), {
+        onNone: () => undefined,
+        onSome: (number) => matchNumber(table, number)
+      })
+
+    /** Domain first; shared domains and unparsable headers fall back to the number map. */
+    const resolveSip = (table: Table, attributes: Readonly<Record<string, string>>) => {
+      const domain = extractor.fromAttributes(attributes)
+      if (Either.isRight(domain) && !isShared(domain.right)) {
+        const hook = matchHost(table, domain.right)
+        return { domain: domain.right, hook, reason: hook ? undefined : new UnknownDomain({ domain: domain.right }) }
+      }
+      const hook = byNumber(table, attributes)
+      const parsed = Either.getOrNull(domain)
+      const reason = Either.isLeft(domain) ? domain.left : new UnknownDomain({ domain: domain.right })
+      return { domain: parsed, hook, reason: hook ? undefined : reason }
+    }
+
+    /** The routing of an event, given its room's pin and the table in force: a pure decision. */
+    const route = (event: LiveKitEvent, room: string | undefined, pin: Option.Option<Pin>, table: Table): Routing => {
+      const ends = event.event === "room_finished" && room !== undefined
+      if (Option.isSome(pin)) {
+        const { destination, call } = pin.value
+        return {
+          _tag: "Routed",
+          destination,
+          call,
+          pinChange: { _tag: ends ? "Clear" : "Touch", room: pin.value.room },
+          forward: wants(destination, event.event)
+        } satisfies Routed
+      }
+
+      const attributes = sipAttributesOf(event)
+      if (attributes === undefined) {
+        return { _tag: "Unrouted", reason: undefined, call: callInfo(room, undefined, null), headers: undefined } satisfies Unrouted
+      }
+
+      const { domain, hook, reason } = resolveSip(table, attributes)
+      const call = callInfo(room, attributes, domain)
+      if (!hook) {
+        const headers = { xToIp: seen(attributes, "sip.h.x-to-ip"), to: seen(attributes, "sip.h.to"), dialled: seen(attributes, "sip.trunkPhoneNumber") }
+        return { _tag: "Unrouted", reason, call, headers } satisfies Unrouted
+      }
+      const destination = destinationOf(hook)
+      return {
+        _tag: "Routed",
+        destination,
+        call,
+        pinChange: room === undefined || ends ? undefined : { _tag: "Set", pin: { room, destination, call } },
+        forward: wants(destination, event.event)
+      } satisfies Routed
+    }
+
+    /**
+     * The routing of a batch of events: the pins of all their rooms in one
+     * read, the rest decided in memory, in order, each event seeing the pins the
+     * ones before it set or cleared.
+     */
+    const resolveAll = (events: ReadonlyArray<LiveKitEvent>): Effect.Effect<ReadonlyArray<Routing>, StoreUnavailable> => {
+      const rooms = [...new Set(events.flatMap((event) => (event.room === undefined ? [] : [event.room])))]
+      return Effect.map(store.pinsOf(rooms), (stored) => {
+        const pins = new Map<string, Pin | undefined>(stored)
+        const table = hooks.inForce()
+        return events.map((event) => {
+          const room = event.room
+          const routing = route(event, room, Option.fromNullable(room === undefined ? undefined : pins.get(room)), table)
+          const change = routing._tag === "Routed" ? routing.pinChange : undefined
+          if (change?._tag === "Set") pins.set(change.pin.room, change.pin)
+          else if (change?._tag === "Clear") pins.set(change.room, undefined)
+          return routing
+        })
+      })
+    }
+
+    return { resolveAll }
+  }),
+  dependencies: [DomainExtractor.Default]
+}) {}

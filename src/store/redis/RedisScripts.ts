@@ -1,0 +1,406 @@
+/**
+ * The Redis store's multi-key changes, as Lua scripts so each is atomic. Every
+ * script takes ARGV[1] = key prefix, ARGV[2] = this instance's consumer name,
+ * ARGV[3] = the lease in ms, then its own arguments; keys are derived from the
+ * prefix, so the store needs one Redis (or a primary with replicas), not a
+ * Redis Cluster.
+ *
+ * Delivery hashes `d:<id>` hold JSON-encoded field values written by the
+ * caller, so the scripts compare and copy them without decoding; index keys
+ * embed the same encodings (e.g. `ix:s:"pending"`). Two fields are raw and not
+ * part of a Delivery: `owner` (the consumer holding a pending delivery) and,
+ * in data from builds that queued deliveries in a stream, `sid`.
+ *
+ * Keys, after the prefix:
+ *   d:<id>  h:<id>                       a delivery and its attempt history (a list)
+ *   seq                                  the last delivery id
+ *   ix  ix:t:<T>  ix:s:<S>  ix:ts:<T>|<S>  every delivery by id: all, per tenant, per status, both
+ *   age:<S>                              finished deliveries by last change, for pruning
+ *   queued                               pending deliveries by queuedAt, for the oldest one's age
+ * Per consumer C (one per process), what it holds: the queue reads answer from these.
+ *   o:<C>                                its pending deliveries by id (take-over pages through it)
+ *   o:<C>|t:<T>                          the same per tenant
+ *   o:<C>|l:<T>|<R>                      the same per call (tenant and room), for deliveries with a room
+ *   o:<C>|tenants                        the tenants it holds something of (a set)
+ *   hb:<C>                               its heartbeat, set with the lease as TTL
+ *   consumers                            every consumer that may hold something (a set)
+ *   suspects                             consumer -> when (Redis time, ms) it was first seen without a heartbeat
+ * T, R and S are JSON-encoded, so `"a"|"b"` cannot be read two ways.
+ *
+ * Scripts start with `#!lua` so Redis refuses a script at once when it is out
+ * of memory, instead of failing it halfway through its writes.
+ */
+
+import type { NewDelivery } from "../../domain/Delivery.ts"
+import type { QueuedDelivery } from "../Store.ts"
+
+/** Every key of a type, listed once: the compiler rejects a field added to the type but not here. */
+const fieldsOf = <K extends string>(all: Record<K, true>) => Object.keys(all) as Array<K>
+
+/** A new delivery's fields, in the order ACCEPT reads them. */
+export const NEW_FIELDS = fieldsOf<keyof NewDelivery>({
+  eventId: true,
+  eventType: true,
+  tenant: true,
+  url: true,
+  room: true,
+  domain: true,
+  body: true,
+  eventCreatedAt: true,
+  secret: true
+})
+
+/** What the queue reads return of a delivery: everything but the body, in this order. */
+export const QUEUED_FIELDS = fieldsOf<Exclude<keyof QueuedDelivery, "body">>({
+  id: true,
+  eventId: true,
+  eventType: true,
+  tenant: true,
+  url: true,
+  room: true,
+  domain: true,
+  eventCreatedAt: true,
+  secret: true,
+  status: true,
+  attempts: true,
+  lastStatus: true,
+  lastError: true,
+  nextAttemptAt: true,
+  createdAt: true,
+  queuedAt: true,
+  updatedAt: true
+})
+
+/** How many ARGV values one acceptance takes in ACCEPT, and one attempt in RECORD_ATTEMPTS. */
+export const ACCEPT_WIDTH = 6 + NEW_FIELDS.length
+export const ATTEMPT_WIDTH = 8
+
+/** Key names the store reads directly, the same as the scripts' below. */
+export const keys = (P: string, consumer: string) => ({
+  tenants: `${P}o:${consumer}|tenants`,
+  delivery: (id: number | string) => `${P}d:${id}`,
+  history: (id: number | string) => `${P}h:${id}`,
+  pin: (room: string) => `${P}pin:${room}`
+})
+
+const luaList = (names: ReadonlyArray<string>) => `{${names.map((n) => `'${n}'`).join(", ")}}`
+
+const LIB = `
+local P, ME, LEASE = ARGV[1], ARGV[2], ARGV[3]
+local STREAM, GROUP = P .. 'stream', 'forwarders'
+local PENDING, FAILED = '"pending"', '"failed"'
+local NEW_FIELDS = ${luaList(NEW_FIELDS)}
+local QUEUED_FIELDS = ${luaList(QUEUED_FIELDS)}
+local function dkey(id) return P .. 'd:' .. id end
+local function byStatus(tenant, status) return P .. 'ix:s:' .. status, P .. 'ix:ts:' .. tenant .. '|' .. status end
+-- Moves a delivery between the status indexes; finished ones are also indexed by age, for pruning.
+local function move(id, tenant, from, to, at)
+  local s, ts = byStatus(tenant, from)
+  redis.call('ZREM', s, id); redis.call('ZREM', ts, id); redis.call('ZREM', P .. 'age:' .. from, id)
+  s, ts = byStatus(tenant, to)
+  redis.call('ZADD', s, id, id); redis.call('ZADD', ts, id, id)
+  if to ~= PENDING then redis.call('ZADD', P .. 'age:' .. to, at, id) end
+end
+
+-- Ownership. room is JSON ('null' for none): a delivery without a room is a lane of its own, never read by lane.
+local function owned(c) return P .. 'o:' .. c end
+local function ownedOf(c, tenant) return P .. 'o:' .. c .. '|t:' .. tenant end
+local function lane(c, tenant, room) return P .. 'o:' .. c .. '|l:' .. tenant .. '|' .. room end
+local function tenantsOf(c) return P .. 'o:' .. c .. '|tenants' end
+local function hold(c, id, tenant, room)
+  redis.call('ZADD', owned(c), id, id)
+  redis.call('ZADD', ownedOf(c, tenant), id, id)
+  if room ~= 'null' then redis.call('ZADD', lane(c, tenant, room), id, id) end
+  redis.call('SADD', tenantsOf(c), tenant)
+  redis.call('HSET', dkey(id), 'owner', c)
+end
+local function release(c, id, tenant, room)
+  redis.call('ZREM', owned(c), id)
+  redis.call('ZREM', ownedOf(c, tenant), id)
+  if room ~= 'null' then redis.call('ZREM', lane(c, tenant, room), id) end
+  -- Redis deletes an emptied sorted set, so EXISTS says whether c holds anything more of the tenant.
+  if redis.call('EXISTS', ownedOf(c, tenant)) == 0 then redis.call('SREM', tenantsOf(c), tenant) end
+  redis.call('HDEL', dkey(id), 'owner')
+end
+-- Whoever is handed deliveries is alive: its heartbeat starts (or restarts) here, so nothing it was
+-- just handed can look abandoned before its first renewal.
+local function alive()
+  redis.call('SET', P .. 'hb:' .. ME, '1', 'PX', LEASE)
+  redis.call('SADD', P .. 'consumers', ME)
+  redis.call('HDEL', P .. 'suspects', ME)
+end
+-- Redis's own clock, the one key expiry follows, so the instances' clocks need not agree.
+local function serverTime()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function queued(id) return redis.call('HMGET', dkey(id), unpack(QUEUED_FIELDS)) end
+local function requeue(id, now)
+  local key = dkey(id)
+  redis.call('HSET', key, 'status', PENDING, 'attempts', '0', 'nextAttemptAt', now, 'queuedAt', now, 'updatedAt', now)
+  local f = redis.call('HMGET', key, 'tenant', 'room')
+  move(id, f[1], FAILED, PENDING, now)
+  redis.call('ZADD', P .. 'queued', now, id)
+  hold(ME, id, f[1], f[2])
+end
+`
+
+const script = (body: string) => `#!lua\n${LIB}${body}`
+/** A script that only reads: Redis may run it while writes are refused (out of memory). */
+const reader = (body: string) => `#!lua flags=no-writes\n${LIB}${body}`
+
+/**
+ * ARGV[4], ARGV[5]: dedupe and pin TTLs in ms; then ACCEPT_WIDTH values per event: eventId, receivedAt,
+ * pin change tag ('' for none), room, pin JSON, unroutable JSON ('' for none), then the new
+ * delivery's fields in NEW_FIELDS order, JSON-encoded ('' for each when the event has no delivery).
+ * Events are applied in order, so a repeated id within one call is a duplicate too.
+ * Returns one integer per event: 0 duplicate, -1 accepted without a delivery, else the delivery's id.
+ */
+export const ACCEPT = script(`
+local dedupeMs, pinsMs = ARGV[4], ARGV[5]
+local out, held = {}, false
+for base = 6, #ARGV, ${ACCEPT_WIDTH} do
+  local eventId, at = ARGV[base], ARGV[base + 1]
+  if not redis.call('SET', P .. 'e:' .. eventId, at, 'NX', 'PX', dedupeMs) then
+    out[#out + 1] = 0
+  else
+    redis.call('ZADD', P .. 'events', at, eventId)
+    local tag, room = ARGV[base + 2], ARGV[base + 3]
+    if tag == 'Set' then
+      redis.call('SET', P .. 'pin:' .. room, ARGV[base + 4], 'PX', pinsMs); redis.call('ZADD', P .. 'pins', at, room)
+    elseif tag == 'Touch' then
+      if redis.call('PEXPIRE', P .. 'pin:' .. room, pinsMs) == 1 then redis.call('ZADD', P .. 'pins', at, room) end
+    elseif tag == 'Clear' then
+      redis.call('DEL', P .. 'pin:' .. room); redis.call('ZREM', P .. 'pins', room)
+    end
+    if ARGV[base + 5] ~= '' then
+      local n = redis.call('INCR', P .. 'useq')
+      redis.call('SET', P .. 'u:' .. n, ARGV[base + 5]); redis.call('ZADD', P .. 'ur', n, n); redis.call('ZADD', P .. 'ur:age', at, n)
+    end
+    local d, fields = {}, {}
+    for i, name in ipairs(NEW_FIELDS) do
+      d[name] = ARGV[base + 5 + i]
+      fields[#fields + 1] = name; fields[#fields + 1] = d[name]
+    end
+    if d.tenant == '' then
+      out[#out + 1] = -1
+    else
+      local id = redis.call('INCR', P .. 'seq')
+      redis.call('HSET', dkey(id), 'id', id, 'status', PENDING, 'attempts', '0', 'lastStatus', 'null', 'lastError', 'null',
+        'nextAttemptAt', at, 'createdAt', at, 'queuedAt', at, 'updatedAt', at, unpack(fields))
+      redis.call('ZADD', P .. 'ix', id, id); redis.call('ZADD', P .. 'ix:t:' .. d.tenant, id, id)
+      local s, ts = byStatus(d.tenant, PENDING)
+      redis.call('ZADD', s, id, id); redis.call('ZADD', ts, id, id)
+      redis.call('ZADD', P .. 'queued', at, id)
+      hold(ME, id, d.tenant, d.room)
+      held = true
+      out[#out + 1] = id
+    end
+  end
+end
+if held then alive() end
+return out
+`)
+
+/**
+ * ATTEMPT_WIDTH values per attempt from ARGV[4]: id, attempt JSON, encoded new status, attempts,
+ * encoded last status, encoded last error, next attempt at, at. Applied in order; an unknown id is skipped.
+ *
+ * Only a pending delivery changes state. An attempt at a finished one can come from an instance
+ * that was taken over mid-attempt while the new holder finished the delivery: it joins the
+ * history, but must not make the delivery pending again, held by nobody.
+ */
+export const RECORD_ATTEMPTS = script(`
+for base = 4, #ARGV, ${ATTEMPT_WIDTH} do
+  local id, status, at = ARGV[base], ARGV[base + 2], ARGV[base + 7]
+  local key = dkey(id)
+  local from = redis.call('HGET', key, 'status')
+  if from then
+    redis.call('RPUSH', P .. 'h:' .. id, ARGV[base + 1])
+    if from == PENDING then
+      redis.call('HSET', key, 'status', status, 'attempts', ARGV[base + 3], 'lastStatus', ARGV[base + 4], 'lastError', ARGV[base + 5],
+        'nextAttemptAt', ARGV[base + 6], 'updatedAt', at)
+      if status ~= PENDING then
+        local f = redis.call('HMGET', key, 'tenant', 'room', 'owner')
+        move(id, f[1], PENDING, status, at)
+        redis.call('ZREM', P .. 'queued', id)
+        -- Released from whoever holds it now, which after a take-over need not be the recording instance.
+        if f[3] then release(f[3], id, f[1], f[2]) end
+      end
+    end
+  end
+end
+return 0
+`)
+
+/** ARGV[4]: id, ARGV[5]: now. Returns {0} not found, {1, encoded status} not failed, {2, fields} requeued, held by this consumer. */
+export const REQUEUE = script(`
+local id, now = ARGV[4], ARGV[5]
+local status = redis.call('HGET', dkey(id), 'status')
+if not status then return {0} end
+if status ~= FAILED then return {1, status} end
+requeue(id, now)
+alive()
+return {2, redis.call('HGETALL', dkey(id))}
+`)
+
+/**
+ * One page of requeueFailed. ARGV[4]: encoded tenant, [5] since, [6] now, [7] cursor (the last id
+ * looked at), [8] page size. Walks the tenant's failed deliveries in id order after the cursor and
+ * requeues those created at or after `since`. Returns {requeued, lowest id requeued or 0, new cursor, ids looked at}.
+ */
+export const REQUEUE_FAILED = script(`
+local tenant, since, now, cursor, page = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+local ids = redis.call('ZRANGEBYSCORE', P .. 'ix:ts:' .. tenant .. '|' .. FAILED, '(' .. cursor, '+inf', 'LIMIT', 0, page)
+local count, first = 0, 0
+for _, id in ipairs(ids) do
+  local createdAt = tonumber(redis.call('HGET', dkey(id), 'createdAt'))
+  if createdAt and createdAt >= since then
+    requeue(id, now)
+    count = count + 1
+    if first == 0 then first = tonumber(id) end
+  end
+end
+if count > 0 then alive() end
+return {count, first, ids[#ids] or cursor, #ids}
+`)
+
+/** Renews this consumer's lease: one key, however much it holds. */
+export const RENEW = script(`
+alive()
+return 0
+`)
+
+/**
+ * ARGV[4]: page size, [5]: grace in ms. Takes over, in pages, what consumers whose heartbeat
+ * expired (they died) held: each delivery moves to this consumer's indexes, in id order per
+ * consumer, keeping its attempt count and next attempt time. A drained dead consumer is forgotten.
+ *
+ * A missing heartbeat alone is not proof of death: when Redis itself was down for longer than the
+ * lease, every heartbeat has expired by the time it is back, though every instance lives. So a
+ * consumer is first marked a suspect, and taken over only if it is still silent after the grace,
+ * time enough for a live one to renew (which clears the mark). A consumer that stopped cleanly
+ * marks itself long suspected, so it is taken over at once.
+ *
+ * Builds before this layout kept pending deliveries in a stream with one consumer group, each
+ * entry renewed by its holder; what a dead one held (idle longer than the lease) is adopted the
+ * same way, a page at a time from a cursor kept in `legacy:cursor`, and leaves the stream.
+ * Returns each taken delivery's QUEUED_FIELDS.
+ */
+export const CLAIM = script(`
+local budget, grace = tonumber(ARGV[4]), tonumber(ARGV[5])
+local out = {}
+alive()
+local t = serverTime()
+local function dead(c)
+  if c == ME or redis.call('EXISTS', P .. 'hb:' .. c) == 1 then return false end
+  local since = redis.call('HGET', P .. 'suspects', c)
+  if not since then redis.call('HSET', P .. 'suspects', c, t); return false end
+  return t - tonumber(since) >= grace
+end
+local function adopt(id, tenant, room)
+  hold(ME, id, tenant, room)
+  out[#out + 1] = queued(id)
+end
+for _, c in ipairs(redis.call('SMEMBERS', P .. 'consumers')) do
+  if budget <= 0 then break end
+  if dead(c) then
+    local ids = redis.call('ZRANGE', owned(c), 0, budget - 1)
+    for _, id in ipairs(ids) do
+      local f = redis.call('HMGET', dkey(id), 'status', 'tenant', 'room')
+      if f[2] then release(c, id, f[2], f[3]) else redis.call('ZREM', owned(c), id) end
+      if f[1] == PENDING then adopt(id, f[2], f[3]) end
+    end
+    budget = budget - #ids
+    if redis.call('EXISTS', owned(c)) == 0 then
+      redis.call('DEL', tenantsOf(c)); redis.call('SREM', P .. 'consumers', c); redis.call('HDEL', P .. 'suspects', c)
+    end
+  end
+end
+if budget > 0 and redis.call('EXISTS', STREAM) == 1 then
+  local start = redis.call('GET', P .. 'legacy:cursor') or '0-0'
+  local reply = redis.pcall('XAUTOCLAIM', STREAM, GROUP, ME, LEASE, start, 'COUNT', budget)
+  -- No group (nothing was ever queued there): nothing to adopt.
+  if not reply.err then
+    redis.call('SET', P .. 'legacy:cursor', reply[1])
+    for _, entry in ipairs(reply[2]) do
+      -- Entries are {sid, {'id', <delivery id>}}; older servers return false for a deleted entry.
+      if entry then
+        local sid, id = entry[1], entry[2][2]
+        redis.call('XACK', STREAM, GROUP, sid); redis.call('XDEL', STREAM, sid)
+        local f = redis.call('HMGET', dkey(id or 0), 'status', 'tenant', 'room', 'queuedAt')
+        if f[1] == PENDING then
+          redis.call('HDEL', dkey(id), 'sid')
+          redis.call('ZADD', P .. 'queued', f[4] or 0, id)
+          adopt(id, f[2], f[3])
+        end
+      end
+    end
+  end
+end
+return out
+`)
+
+/** This consumer stops cleanly: nothing of it is in flight any more, so the others may take over at once. */
+export const RETIRE = script(`
+redis.call('DEL', P .. 'hb:' .. ME)
+if redis.call('SISMEMBER', P .. 'consumers', ME) == 1 then redis.call('HSET', P .. 'suspects', ME, 0) end
+return 0
+`)
+
+/** ARGV[4]: encoded tenant, [5] after id (exclusive), [6] limit. This consumer's pending deliveries of the tenant, without bodies. */
+export const PENDING_AFTER = reader(`
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', ownedOf(ME, ARGV[4]), '(' .. ARGV[5], '+inf', 'LIMIT', 0, ARGV[6])) do out[#out + 1] = queued(id) end
+return out
+`)
+
+/** ARGV[4]: encoded tenant, [5] encoded room, [6] limit. This consumer's first pending deliveries of the call, without bodies. */
+export const PENDING_IN_LANE = reader(`
+local out = {}
+if tonumber(ARGV[6]) <= 0 then return out end
+for _, id in ipairs(redis.call('ZRANGE', lane(ME, ARGV[4], ARGV[5]), 0, tonumber(ARGV[6]) - 1)) do out[#out + 1] = queued(id) end
+return out
+`)
+
+/** The deployment's queue: {pending deliveries of every instance, queuedAt of the oldest or false}. */
+export const QUEUE_STATS = reader(`
+local oldest = redis.call('ZRANGE', P .. 'queued', 0, 0, 'WITHSCORES')
+return {redis.call('ZCARD', P .. 'ix:s:' .. PENDING), oldest[2] or false}
+`)
+
+/** ARGV[4]: target, [5] cut-off (exclusive), [6] slice size. Returns how many records went. Pending deliveries are never indexed by age, so never pruned. */
+export const PRUNE_SLICE = script(`
+local target, before, limit = ARGV[4], '(' .. ARGV[5], ARGV[6]
+local function expired(key) return redis.call('ZRANGEBYSCORE', key, '-inf', before, 'LIMIT', 0, limit) end
+local function drop(index, members, keyOf)
+  for _, m in ipairs(members) do redis.call('DEL', keyOf(m)); redis.call('ZREM', index, m) end
+  return #members
+end
+if target == 'events' then return drop(P .. 'events', expired(P .. 'events'), function(e) return P .. 'e:' .. e end) end
+if target == 'pins' then return drop(P .. 'pins', expired(P .. 'pins'), function(r) return P .. 'pin:' .. r end) end
+if target == 'unroutable' then
+  local ns = expired(P .. 'ur:age')
+  for _, n in ipairs(ns) do redis.call('ZREM', P .. 'ur', n) end
+  return drop(P .. 'ur:age', ns, function(n) return P .. 'u:' .. n end)
+end
+local status = '"' .. target .. '"'
+local ids = expired(P .. 'age:' .. status)
+for _, id in ipairs(ids) do
+  local tenant = redis.call('HGET', dkey(id), 'tenant')
+  if tenant then
+    local s, ts = byStatus(tenant, status)
+    redis.call('ZREM', P .. 'ix:t:' .. tenant, id); redis.call('ZREM', s, id); redis.call('ZREM', ts, id)
+  end
+  redis.call('ZREM', P .. 'ix', id); redis.call('DEL', P .. 'h:' .. id)
+end
+return drop(P .. 'age:' .. status, ids, dkey)
+`)
+
+/** ARGV[4]: 'put' or 'del', [5] hash, [6] field, [7] value. Publishes on the API channel so every instance reloads. Returns the change count. */
+export const API_CHANGE = script(`
+local n
+if ARGV[4] == 'put' then n = redis.call('HSET', P .. ARGV[5], ARGV[6], ARGV[7]) else n = redis.call('HDEL', P .. ARGV[5], ARGV[6]) end
+redis.call('PUBLISH', P .. 'api', ARGV[5])
+return n
+`)

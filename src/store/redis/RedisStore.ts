@@ -1,0 +1,295 @@
+import { hostname } from "node:os"
+import { Effect, Exit, Option } from "effect"
+import type { Attempt, Delivery, DeliveryStatus, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
+import { StoreUnavailable } from "../../domain/Errors.ts"
+import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
+import { openRedis } from "./RedisConnection.ts"
+import * as Scripts from "./RedisScripts.ts"
+import type { Acceptance, AcceptResult, QueuedDelivery, RecordedAttempt, Store } from "../Store.ts"
+
+export interface RedisStoreOptions {
+  readonly url: string
+  readonly prefix: string
+  /** How long an instance that stopped renewing its heartbeat (it died) keeps its deliveries before another may take them, in ms. */
+  readonly leaseMs: number
+  /** TTLs set at acceptance, in ms, so Redis forgets dedupe ids and idle pins even if no instance prunes. */
+  readonly dedupeMs: number
+  readonly pinsMs: number
+}
+
+const PRUNE_SLICE = 2_000
+/** One take-over pass moves at most this many deliveries; the Reclaimer asks again while passes come back full. */
+export const CLAIM_PAGE = 200
+/** Failed deliveries looked at per requeueFailed script call, so a huge requeue never blocks Redis for long. */
+const REQUEUE_PAGE = 250
+/** Calls of one event-loop turn share a script call up to this many items (a single larger call still goes whole). */
+const MAX_GROUP = 1_000
+
+const enc = JSON.stringify
+
+/** A hash as Redis returns it: a map, or flat field/value pairs from a script. */
+const entriesOf = (reply: unknown): Array<[string, string]> => {
+  if (!Array.isArray(reply)) return Object.entries((reply ?? {}) as Record<string, string>)
+  const pairs: Array<[string, string]> = []
+  for (let i = 0; i + 1 < reply.length; i += 2) pairs.push([reply[i], reply[i + 1]])
+  return pairs
+}
+
+/** Fields of a delivery hash that are the store's bookkeeping, raw, not part of a Delivery. */
+const BOOKKEEPING = new Set(["owner", "sid"])
+
+/** Every other field is JSON; an empty hash is a missing delivery. */
+const toDelivery = (reply: unknown): Delivery | undefined => {
+  const fields = entriesOf(reply).filter(([key]) => !BOOKKEEPING.has(key))
+  return fields.length === 0 ? undefined : (Object.fromEntries(fields.map(([key, value]) => [key, JSON.parse(value)])) as Delivery)
+}
+
+/** A script's QUEUED_FIELDS values for one delivery; a hash that vanished reads as all nulls. */
+const toQueued = (values: ReadonlyArray<string | null>): QueuedDelivery | undefined =>
+  values[0] == null ? undefined : (Object.fromEntries(Scripts.QUEUED_FIELDS.map((field, i) => [field, JSON.parse(values[i] ?? "null")])) as QueuedDelivery)
+
+const queuedList = (reply: unknown) => (reply as Array<Array<string | null>>).flatMap((values) => toQueued(values) ?? [])
+
+const members = (reply: unknown): Array<string> => (Array.isArray(reply) ? reply : [...((reply ?? []) as Iterable<string>)])
+
+const byText = <A>(key: (a: A) => string) => (a: A, b: A) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)
+
+/**
+ * Groups the calls made in one event-loop turn into one script call, as the
+ * SQLite store groups writes into one commit: `flush` gets every call's items
+ * in call order and answers one result per item; each call gets its slice. A
+ * failed script call fails every call in its group.
+ */
+const grouping = <I, O>(flush: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<O>, StoreUnavailable>) => {
+  type Waiting = { readonly from: number; readonly to: number; readonly resume: (result: Effect.Effect<ReadonlyArray<O>, StoreUnavailable>) => void }
+  let items: Array<I> = []
+  let waiting: Array<Waiting> = []
+  const send = () => {
+    if (items.length === 0) return
+    const batch = items
+    const calls = waiting
+    items = []
+    waiting = []
+    void Effect.runPromiseExit(flush(batch)).then((exit) => {
+      for (const call of calls) call.resume(Exit.map(exit, (results) => results.slice(call.from, call.to)))
+    })
+  }
+  return (call: ReadonlyArray<I>): Effect.Effect<ReadonlyArray<O>, StoreUnavailable> =>
+    call.length === 0
+      ? Effect.succeed([])
+      : Effect.async((resume) => {
+          if (items.length > 0 && items.length + call.length > MAX_GROUP) send()
+          if (items.length === 0) setImmediate(send)
+          waiting.push({ from: items.length, to: items.length + call.length, resume })
+          for (const item of call) items.push(item)
+        })
+}
+
+/** One acceptance as ACCEPT reads it: ACCEPT_WIDTH values. */
+const acceptArgs = (a: Acceptance): Array<string> => {
+  const change = a.pinChange
+  const d = a.delivery
+  return [
+    a.eventId,
+    String(a.receivedAt),
+    change?._tag ?? "",
+    change === undefined ? "" : change._tag === "Set" ? change.pin.room : change.room,
+    change?._tag === "Set" ? enc({ destination: change.pin.destination, call: change.pin.call }) : "",
+    a.unroutable ? enc(a.unroutable) : "",
+    ...Scripts.NEW_FIELDS.map((field) => (d ? enc(d[field] ?? null) : ""))
+  ]
+}
+
+/** One attempt as RECORD_ATTEMPTS reads it: ATTEMPT_WIDTH values. */
+const attemptArgs = ({ id, record: r }: RecordedAttempt): Array<string> => {
+  const attempt: Attempt = { attempt: r.attempt, at: r.at, status: r.status, error: r.error, latencyMs: r.latencyMs }
+  return [String(id), enc(attempt), enc(r.final ?? "pending"), String(r.attempt), enc(r.status), enc(r.error), String(r.nextAttemptAt), String(r.at)]
+}
+
+/**
+ * The shared store for several instances: the same semantics as SQLite. Each
+ * pending delivery is held by one instance (the one that accepted, requeued or
+ * took it over), recorded in per-instance indexes that the queue reads answer
+ * from, so two instances never work the same delivery. An instance proves it
+ * is alive with one heartbeat key whose TTL is the lease; what an instance
+ * whose heartbeat expired, and stayed expired for a grace after another saw
+ * it, held is taken over by the others, a page at a time. Nothing here grows
+ * with the backlog: the process keeps no per-delivery state.
+ */
+export const makeRedisStore = (options: RedisStoreOptions) =>
+  Effect.gen(function* () {
+    const P = options.prefix
+    // Per process, so a restarted instance never mistakes a dead one's deliveries for its own.
+    const consumer = `${hostname().replace(/[^A-Za-z0-9.-]/g, "_")}-${process.pid}-${crypto.randomUUID().slice(0, 8)}`
+    const key = Scripts.keys(P, consumer)
+    const redis = yield* openRedis(options.url)
+    const { send } = redis
+    // The scripts declare their flags (`#!lua`), which Redis reads from 7.0 on; older servers would refuse every write.
+    const version = /redis_version:(\d+)/.exec(String(yield* send("INFO", ["server"])))?.[1]
+    if (version !== undefined && Number(version) < 7) {
+      return yield* new StoreUnavailable({ cause: `Redis 7.0 or later is required; the server runs ${version}.x` })
+    }
+    const run = (source: string) => {
+      const call = redis.script(source)
+      return (...args: ReadonlyArray<string | number>) => call([P, consumer, String(options.leaseMs), ...args.map(String)])
+    }
+    const accept = run(Scripts.ACCEPT)
+    const recordAttempts = run(Scripts.RECORD_ATTEMPTS)
+    const requeue = run(Scripts.REQUEUE)
+    const requeueFailedPage = run(Scripts.REQUEUE_FAILED)
+    const claim = run(Scripts.CLAIM)
+    const pendingAfter = run(Scripts.PENDING_AFTER)
+    const pendingInLane = run(Scripts.PENDING_IN_LANE)
+    const queueStats = run(Scripts.QUEUE_STATS)
+    const pruneSlice = run(Scripts.PRUNE_SLICE)
+    const apiChange = run(Scripts.API_CHANGE)
+    const renew = run(Scripts.RENEW)
+    const retire = run(Scripts.RETIRE)
+    // Time for a live instance to renew once Redis is back: more than the renewal interval (a third of the lease).
+    const graceMs = Math.ceil(options.leaseMs / 2)
+
+    // Stopping cleanly: nothing of ours is in flight any more (the Forwarder, which uses this store, has
+    // stopped first), so the others may take over at once instead of waiting out the lease.
+    yield* Effect.addFinalizer(() => Effect.ignore(retire()))
+
+    const acceptGrouped = grouping((acceptances: ReadonlyArray<Acceptance>) =>
+      Effect.map(
+        accept(options.dedupeMs, options.pinsMs, ...acceptances.flatMap(acceptArgs)),
+        (reply): ReadonlyArray<AcceptResult> =>
+          (reply as Array<number>).map((outcome, i) => {
+            if (outcome === 0) return { _tag: "Duplicate" }
+            const { delivery: d, receivedAt: at } = acceptances[i]!
+            if (outcome < 0 || !d) return { _tag: "Accepted", delivery: undefined }
+            const delivery: Delivery = {
+              ...d,
+              id: outcome,
+              status: "pending",
+              attempts: 0,
+              lastStatus: null,
+              lastError: null,
+              nextAttemptAt: at,
+              createdAt: at,
+              queuedAt: at,
+              updatedAt: at
+            }
+            return { _tag: "Accepted", delivery }
+          })
+      )
+    )
+
+    const recordGrouped = grouping((attempts: ReadonlyArray<RecordedAttempt>) =>
+      Effect.as(recordAttempts(...attempts.flatMap(attemptArgs)), attempts.map(() => undefined))
+    )
+
+    const load = (ids: ReadonlyArray<number | string>) =>
+      Effect.map(
+        Effect.forEach(ids, (id) => send("HGETALL", [key.delivery(id)]), { concurrency: "unbounded" }),
+        (replies) => replies.map(toDelivery).filter((d): d is Delivery => d !== undefined)
+      )
+
+    const prune = (target: string, before: number): Effect.Effect<number, StoreUnavailable> =>
+      Effect.flatMap(pruneSlice(target, before, PRUNE_SLICE), (n) =>
+        Number(n) < PRUNE_SLICE ? Effect.succeed(Number(n)) : Effect.map(prune(target, before), (rest) => Number(n) + rest)
+      )
+
+    const readHash = (hash: string) => Effect.map(send("HGETALL", [P + hash]), entriesOf)
+    const removeApi = (hash: string, field: string) => Effect.map(apiChange("del", hash, field), (n) => Number(n) > 0)
+
+    const store: Store["Type"] = {
+      acceptAll: acceptGrouped,
+      ping: Effect.asVoid(send("PING", [])),
+      pinsOf: (rooms) =>
+        rooms.length === 0
+          ? Effect.succeed(new Map())
+          : Effect.map(send("MGET", rooms.map(key.pin)), (values) => {
+              const pins = new Map<string, Pin>()
+              ;(values as Array<string | null>).forEach((value, i) => {
+                const room = rooms[i]!
+                if (typeof value === "string") pins.set(room, { room, ...JSON.parse(value) })
+              })
+              return pins
+            }),
+      pendingTenants: Effect.map(send("SMEMBERS", [key.tenants]), (reply) => members(reply).map((t) => JSON.parse(t) as string).sort()),
+      pendingAfter: (tenant, afterId, limit) => (limit <= 0 ? Effect.succeed([]) : Effect.map(pendingAfter(enc(tenant), afterId, limit), queuedList)),
+      pendingInLane: (tenant, room, limit) => (limit <= 0 ? Effect.succeed([]) : Effect.map(pendingInLane(enc(tenant), enc(room), limit), queuedList)),
+      bodyOf: (id) =>
+        Effect.map(send("HGET", [key.delivery(id), "body"]), (value) => (typeof value === "string" ? Option.some(JSON.parse(value) as string) : Option.none())),
+      queueStats: Effect.map(queueStats(), (reply) => {
+        const [depth, oldest] = reply as [number, string | null]
+        return { depth: Number(depth), oldestQueuedAt: oldest == null ? undefined : Number(oldest) }
+      }),
+      recordAttempts: (attempts) => Effect.asVoid(recordGrouped(attempts)),
+      deliveries: (q) =>
+        Effect.gen(function* () {
+          const index =
+            q.tenant !== undefined && q.status !== undefined
+              ? `ix:ts:${enc(q.tenant)}|${enc(q.status)}`
+              : q.tenant !== undefined
+                ? `ix:t:${enc(q.tenant)}`
+                : q.status !== undefined
+                  ? `ix:s:${enc(q.status)}`
+                  : "ix"
+          if (q.limit <= 0) return []
+          const ids = (yield* send("ZREVRANGEBYSCORE", [P + index, q.before === undefined ? "+inf" : `(${q.before}`, "-inf", "LIMIT", "0", String(q.limit)])) as Array<string>
+          return yield* load(ids)
+        }),
+      delivery: (id) =>
+        Effect.gen(function* () {
+          const [delivery] = yield* load([id])
+          if (!delivery) return Option.none()
+          const history = (yield* send("LRANGE", [key.history(id), "0", "-1"])) as Array<string>
+          return Option.some({ ...delivery, history: history.map((h) => JSON.parse(h) as Attempt) })
+        }),
+      requeue: (id, now) =>
+        Effect.map(requeue(id, now), (reply) => {
+          const [tag, value] = reply as [number, unknown?]
+          if (tag === 0) return { _tag: "NotFound" }
+          if (tag === 1) return { _tag: "NotFailed", status: JSON.parse(value as string) as DeliveryStatus }
+          return { _tag: "Requeued", delivery: toDelivery(value)! }
+        }),
+      requeueFailed: (tenant, since, now) =>
+        Effect.gen(function* () {
+          let cursor = "0"
+          let count = 0
+          let firstId: number | undefined
+          for (;;) {
+            const [n, first, next, seen] = (yield* requeueFailedPage(enc(tenant), since, now, cursor, REQUEUE_PAGE)) as [number, number, string | number, number]
+            count += n
+            // Pages run in id order, so the first page that requeued anything has the lowest id.
+            if (firstId === undefined && first > 0) firstId = first
+            cursor = String(next)
+            if (seen < REQUEUE_PAGE) return { count, firstId }
+          }
+        }),
+      unroutable: (limit) =>
+        Effect.gen(function* () {
+          if (limit <= 0) return []
+          const ns = (yield* send("ZREVRANGE", [`${P}ur`, "0", String(limit - 1)])) as Array<string>
+          if (ns.length === 0) return []
+          const values = (yield* send("MGET", ns.map((n) => `${P}u:${n}`))) as Array<string | null>
+          return values.flatMap((v) => (v === null ? [] : [JSON.parse(v) as UnroutableEvent]))
+        }),
+      prune: (now, policy) =>
+        Effect.all({
+          deliveries: Effect.zipWith(prune("delivered", now - policy.delivered), prune("failed", now - policy.failed), (a, b) => a + b),
+          events: prune("events", now - policy.dedupe),
+          unroutable: prune("unroutable", now - policy.unroutable),
+          pins: prune("pins", now - policy.pins)
+        }),
+      apiHooks: Effect.map(readHash("hooks"), (entries) => entries.map(([, hook]) => JSON.parse(hook) as StoredHook).sort(byText((h) => h.host))),
+      putApiHook: (hook) => Effect.asVoid(apiChange("put", "hooks", hook.host, enc(hook))),
+      removeApiHook: (host) => removeApi("hooks", host),
+      apiNumbers: Effect.map(readHash("numbers"), (entries) =>
+        entries.map(([number, host]) => ({ number, host }) as NumberMapping).sort(byText((m) => m.number))
+      ),
+      putApiNumber: (mapping) => Effect.asVoid(apiChange("put", "numbers", mapping.number, mapping.host)),
+      removeApiNumber: (number) => removeApi("numbers", number),
+      cached: (key) => Effect.map(send("HGET", [`${P}cache`, key]), (value) => Option.fromNullable(value as string | null)),
+      cache: (key, value) => Effect.asVoid(send("HSET", [`${P}cache`, key, value])),
+      apiChanges: redis.changes(`${P}api`),
+      // One key, whatever this instance holds: while it exists, nobody takes over what this instance holds.
+      renewLeases: Effect.asVoid(renew()),
+      claimStale: Effect.map(claim(CLAIM_PAGE, graceMs), (reply) => queuedList(reply).sort((a, b) => a.id - b.id))
+    }
+    return store
+  })

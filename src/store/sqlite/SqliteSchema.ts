@@ -1,0 +1,178 @@
+import { Database } from "bun:sqlite"
+import { mkdirSync } from "node:fs"
+import { dirname } from "node:path"
+import type { Delivery } from "../../domain/Delivery.ts"
+import type { QueuedDelivery } from "../Store.ts"
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  id TEXT PRIMARY KEY,
+  received_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_age ON events (received_at);
+CREATE TABLE IF NOT EXISTS pins (
+  room TEXT PRIMARY KEY,
+  destination TEXT NOT NULL,
+  call TEXT NOT NULL,
+  pinned_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  tenant TEXT NOT NULL,
+  url TEXT NOT NULL,
+  room TEXT,
+  domain TEXT,
+  body TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_status INTEGER,
+  last_error TEXT,
+  next_attempt_at INTEGER NOT NULL,
+  event_created_at INTEGER,
+  secret TEXT,
+  created_at INTEGER NOT NULL,
+  queued_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries (status, id);
+CREATE INDEX IF NOT EXISTS deliveries_by_tenant ON deliveries (tenant, status, id);
+CREATE INDEX IF NOT EXISTS deliveries_by_age ON deliveries (status, updated_at);
+-- The queue: pending deliveries by call lane (and so by tenant) and by how long they have waited.
+CREATE INDEX IF NOT EXISTS pending_by_lane ON deliveries (tenant, room, id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS pending_by_age ON deliveries (queued_at) WHERE status = 'pending';
+-- The queue's depth, kept by triggers so no write can forget it and nothing counts rows to read it.
+CREATE TABLE IF NOT EXISTS queue_depth (id INTEGER PRIMARY KEY CHECK (id = 0), pending INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS queue_in AFTER INSERT ON deliveries WHEN NEW.status = 'pending'
+  BEGIN UPDATE queue_depth SET pending = pending + 1; END;
+CREATE TRIGGER IF NOT EXISTS queue_moved AFTER UPDATE OF status ON deliveries WHEN (OLD.status = 'pending') != (NEW.status = 'pending')
+  BEGIN UPDATE queue_depth SET pending = pending + (CASE WHEN NEW.status = 'pending' THEN 1 ELSE -1 END); END;
+CREATE TRIGGER IF NOT EXISTS queue_out AFTER DELETE ON deliveries WHEN OLD.status = 'pending'
+  BEGIN UPDATE queue_depth SET pending = pending - 1; END;
+CREATE TABLE IF NOT EXISTS attempts (
+  delivery_id INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  status INTEGER,
+  error TEXT,
+  latency_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_by_delivery ON attempts (delivery_id);
+CREATE TABLE IF NOT EXISTS unroutable (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  event_id TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  room TEXT,
+  x_to_ip TEXT,
+  to_header TEXT,
+  dialled TEXT,
+  domain TEXT,
+  reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS unroutable_by_age ON unroutable (at);
+CREATE TABLE IF NOT EXISTS hooks (
+  host TEXT PRIMARY KEY,
+  hook TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS numbers (
+  number TEXT PRIMARY KEY,
+  host TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+`
+
+export interface DeliveryRow {
+  id: number
+  event_id: string
+  event_type: string
+  tenant: string
+  url: string
+  room: string | null
+  domain: string | null
+  body: string
+  status: Delivery["status"]
+  attempts: number
+  last_status: number | null
+  last_error: string | null
+  next_attempt_at: number
+  event_created_at: number | null
+  secret: string | null
+  created_at: number
+  queued_at: number
+  updated_at: number
+}
+
+export const toDelivery = (row: DeliveryRow): Delivery => ({
+  id: row.id,
+  eventId: row.event_id,
+  eventType: row.event_type,
+  tenant: row.tenant,
+  url: row.url,
+  room: row.room,
+  domain: row.domain,
+  body: row.body,
+  status: row.status,
+  attempts: row.attempts,
+  lastStatus: row.last_status,
+  lastError: row.last_error,
+  nextAttemptAt: row.next_attempt_at,
+  eventCreatedAt: row.event_created_at,
+  secret: row.secret,
+  createdAt: row.created_at,
+  queuedAt: row.queued_at,
+  updatedAt: row.updated_at
+})
+
+/** Every column but the body, which is read only when an attempt is due. */
+export const QUEUED_COLUMNS =
+  "id, event_id, event_type, tenant, url, room, domain, status, attempts, last_status, last_error, next_attempt_at, event_created_at, secret, created_at, queued_at, updated_at"
+
+export const toQueued = (row: Omit<DeliveryRow, "body">): QueuedDelivery => {
+  const { body: _, ...queued } = toDelivery({ ...row, body: "" })
+  return queued
+}
+
+/**
+ * Columns added since the first layout. CREATE TABLE IF NOT EXISTS leaves an
+ * existing table alone, so a database from an earlier build gets them here.
+ */
+const ADDED_DELIVERY_COLUMNS = [
+  ["room", "room TEXT", undefined],
+  ["event_created_at", "event_created_at INTEGER", undefined],
+  ["queued_at", "queued_at INTEGER NOT NULL DEFAULT 0", "UPDATE deliveries SET queued_at = created_at"],
+  ["secret", "secret TEXT", undefined]
+] as const
+
+const upgradeSchema = (db: Database) => {
+  const present = new Set(db.query<{ name: string }, []>("SELECT name FROM pragma_table_info('deliveries')").all().map((c) => c.name))
+  if (present.size === 0) return
+  for (const [name, definition, backfill] of ADDED_DELIVERY_COLUMNS) {
+    if (present.has(name)) continue
+    db.exec(`ALTER TABLE deliveries ADD COLUMN ${definition}`)
+    if (backfill) db.exec(backfill)
+  }
+}
+
+/** Opens (creating it and its folder if needed) and upgrades the database. Throws on failure. */
+export const openDatabase = (path: string): Database => {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true })
+  const db = new Database(path, { create: true, strict: true })
+  db.exec("PRAGMA journal_mode = WAL")
+  // FULL: an acknowledged event survives power loss, not just a process crash.
+  db.exec("PRAGMA synchronous = FULL")
+  // Wait briefly for a competing writer, then report the store unavailable (→ 503).
+  db.exec("PRAGMA busy_timeout = 1000")
+  upgradeSchema(db)
+  db.exec(SCHEMA)
+  // Once, for a new database or one from a build without the counter: count what is pending now.
+  db.exec("INSERT OR IGNORE INTO queue_depth (id, pending) SELECT 0, COUNT(*) FROM deliveries WHERE status = 'pending'")
+  return db
+}

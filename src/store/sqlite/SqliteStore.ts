@@ -1,0 +1,272 @@
+import { Database } from "bun:sqlite"
+import { Effect, Option, Stream } from "effect"
+import type { Delivery, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
+import { StoreUnavailable } from "../../domain/Errors.ts"
+import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
+import { openDatabase, QUEUED_COLUMNS, toDelivery, toQueued, type DeliveryRow } from "./SqliteSchema.ts"
+import { PRUNE_SLICE, prepareWrites, type PruneTarget, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
+import type { AcceptResult, Store } from "../Store.ts"
+import type { FromWriter, ToWriter } from "./StoreWorker.ts"
+
+/** Applies writes in batches: one transaction, one fsync, per batch. */
+interface Writer {
+  readonly submit: (op: WriteOp) => Promise<Settled>
+  readonly alive: () => boolean
+  readonly close: () => Promise<void>
+}
+
+/**
+ * Collects the writes of one event-loop turn, so requests that arrive together
+ * share a commit; `send` commits a batch and settles each write.
+ */
+const batching = (send: (ops: ReadonlyArray<WriteOp>, settle: (results: ReadonlyArray<Settled>) => void) => void) => {
+  let ops: Array<WriteOp> = []
+  let settles: Array<(result: Settled) => void> = []
+  const flush = () => {
+    const batch = ops
+    const waiting = settles
+    ops = []
+    settles = []
+    send(batch, (results) => results.forEach((result, i) => waiting[i]!(result)))
+  }
+  return (op: WriteOp) =>
+    new Promise<Settled>((resolve) => {
+      if (ops.length === 0) setImmediate(flush)
+      ops.push(op)
+      settles.push(resolve)
+    })
+}
+
+/** For `:memory:`: the writes run on this thread, on the one connection that also serves reads. */
+const inlineWriter = (db: Database): Writer => {
+  const commit = prepareWrites(db)
+  return { submit: batching((ops, settle) => settle(commit(ops))), alive: () => true, close: async () => {} }
+}
+
+/** For a file: a writer thread owns the write connection, so commits never block this event loop. */
+const workerWriter = (path: string): Promise<Writer> =>
+  new Promise((resolve, reject) => {
+    const worker = new Worker(new URL("./StoreWorker.ts", import.meta.url).href)
+    const inFlight = new Map<number, { readonly count: number; readonly settle: (results: ReadonlyArray<Settled>) => void }>()
+    let seq = 0
+    let dead: string | undefined
+    let onClosed: (() => void) | undefined
+    const post = (message: ToWriter) => worker.postMessage(message)
+    const die = (reason: string) => {
+      dead = reason
+      reject(new Error(reason))
+      for (const { count, settle } of inFlight.values()) settle(Array(count).fill({ ok: false, error: reason }))
+      inFlight.clear()
+      onClosed?.()
+    }
+    worker.onerror = (event) => die(`store writer failed: ${event.message}`)
+    worker.addEventListener("close", () => die("store writer stopped"))
+    worker.onmessage = (event: MessageEvent<FromWriter>) => {
+      const message = event.data
+      switch (message._tag) {
+        case "Opened":
+          return resolve(writer)
+        case "OpenFailed":
+          worker.terminate()
+          return reject(new Error(message.error))
+        case "Committed":
+          inFlight.get(message.seq)?.settle(message.results)
+          inFlight.delete(message.seq)
+          return
+        case "Closed":
+          return onClosed?.()
+      }
+    }
+    const writer: Writer = {
+      submit: batching((ops, settle) => {
+        if (dead) return settle(ops.map(() => ({ ok: false, error: dead! })))
+        inFlight.set(++seq, { count: ops.length, settle })
+        post({ _tag: "Batch", seq, ops })
+      }),
+      alive: () => dead === undefined,
+      close: () =>
+        new Promise<void>((done) => {
+          if (dead) return done()
+          onClosed = done
+          post({ _tag: "Close" })
+        }).then(() => worker.terminate())
+    }
+    post({ _tag: "Open", path })
+  })
+
+interface UnroutableRow {
+  at: number
+  event_id: string
+  event_type: string
+  room: string | null
+  x_to_ip: string | null
+  to_header: string | null
+  dialled: string | null
+  domain: string | null
+  reason: UnroutableEvent["reason"]
+}
+
+/** Every read the store serves, prepared once. Reads never wait for the writer: WAL readers see the last commit. */
+const prepareReads = (db: Database) => ({
+  selectPins: db.query<{ room: string; destination: string; call: string }, [string]>(
+    "SELECT room, destination, call FROM pins WHERE room IN (SELECT value FROM json_each(?))"
+  ),
+  // One index seek per tenant (a skip scan), however many deliveries each has pending.
+  selectPendingTenants: db.query<{ tenant: string }, []>(
+    `WITH RECURSIVE t(tenant) AS (
+       SELECT MIN(tenant) FROM deliveries WHERE status = 'pending'
+       UNION ALL
+       SELECT (SELECT MIN(tenant) FROM deliveries WHERE status = 'pending' AND tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
+     ) SELECT tenant FROM t WHERE tenant IS NOT NULL`
+  ),
+  selectPendingAfter: db.query<Omit<DeliveryRow, "body">, [string, number, number]>(
+    `SELECT ${QUEUED_COLUMNS} FROM deliveries WHERE tenant = ? AND status = 'pending' AND id > ? ORDER BY id LIMIT ?`
+  ),
+  selectPendingInLane: db.query<Omit<DeliveryRow, "body">, [string, string, number]>(
+    `SELECT ${QUEUED_COLUMNS} FROM deliveries WHERE tenant = ? AND room = ? AND status = 'pending' ORDER BY id LIMIT ?`
+  ),
+  selectBody: db.query<{ body: string }, [number]>("SELECT body FROM deliveries WHERE id = ?"),
+  selectQueueStats: db.query<{ pending: number; oldest: number | null }, []>(
+    "SELECT pending, (SELECT MIN(queued_at) FROM deliveries WHERE status = 'pending') AS oldest FROM queue_depth"
+  ),
+  selectDeliveries: db.query<DeliveryRow, [string | null, string | null, number | null, number]>(
+    `SELECT * FROM deliveries
+     WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR tenant = ?2) AND (?3 IS NULL OR id < ?3)
+     ORDER BY id DESC LIMIT ?4`
+  ),
+  selectDelivery: db.query<DeliveryRow, [number]>("SELECT * FROM deliveries WHERE id = ?"),
+  selectAttempts: db.query<{ attempt: number; at: number; status: number | null; error: string | null; latency_ms: number }, [number]>(
+    "SELECT attempt, at, status, error, latency_ms FROM attempts WHERE delivery_id = ? ORDER BY rowid"
+  ),
+  selectUnroutable: db.query<UnroutableRow, [number]>("SELECT * FROM unroutable ORDER BY id DESC LIMIT ?"),
+  selectHooks: db.query<{ hook: string }, []>("SELECT hook FROM hooks ORDER BY host"),
+  selectNumbers: db.query<NumberMapping, []>("SELECT number, host FROM numbers ORDER BY number"),
+  selectCached: db.query<{ value: string }, [string]>("SELECT value FROM cache WHERE key = ?"),
+  ping: db.query<unknown, []>("SELECT 1")
+})
+
+const unavailable = (cause: unknown) => new StoreUnavailable({ cause })
+
+/** Opens the write side first (it creates and upgrades the schema), then this thread's read connection. */
+const open = (path: string) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        if (path === ":memory:") {
+          const db = openDatabase(path)
+          return { db, writer: inlineWriter(db) }
+        }
+        const writer = await workerWriter(path)
+        const db = new Database(path, { strict: true })
+        db.exec("PRAGMA busy_timeout = 1000")
+        return { db, writer }
+      },
+      catch: unavailable
+    }),
+    ({ db, writer }) => Effect.promise(() => writer.close().finally(() => db.close()))
+  )
+
+/** The SQLite store: reads on this thread, writes grouped into commits by the writer. */
+export const makeSqliteStore = (path: string) =>
+  Effect.gen(function* () {
+    const { db, writer } = yield* open(path)
+    const sql = yield* Effect.try({ try: () => prepareReads(db), catch: unavailable })
+    const read = <A>(f: () => A) => Effect.try({ try: f, catch: unavailable })
+    const write = <Op extends WriteOp>(op: Op): Effect.Effect<WriteResult<Op>, StoreUnavailable> =>
+      Effect.async((resume) => {
+        void writer.submit(op).then((settled) =>
+          resume(settled.ok ? Effect.succeed(settled.value as WriteResult<Op>) : Effect.fail(unavailable(settled.error)))
+        )
+      })
+
+    // Each slice is its own write, so events keep being accepted between slices.
+    const pruneAll = (target: PruneTarget, before: number) =>
+      Effect.iterate({ total: 0, last: PRUNE_SLICE }, {
+        while: ({ last }) => last >= PRUNE_SLICE,
+        body: ({ total }) => Effect.map(write({ _tag: "PruneSlice", target, before }), (n) => ({ total: total + n, last: n }))
+      }).pipe(Effect.map(({ total }) => total))
+
+    const store: Store["Type"] = {
+      acceptAll: (acceptances) =>
+        Effect.map(write({ _tag: "Accept", acceptances }), (outcomes) =>
+          outcomes.map((outcome, i): AcceptResult => {
+            if (outcome._tag === "Duplicate") return outcome
+            const { delivery: d, receivedAt: at } = acceptances[i]!
+            const delivery: Delivery | undefined =
+              d && outcome.deliveryId !== undefined
+                ? { ...d, id: outcome.deliveryId, status: "pending", attempts: 0, lastStatus: null, lastError: null, nextAttemptAt: at, createdAt: at, queuedAt: at, updatedAt: at }
+                : undefined
+            return { _tag: "Accepted", delivery }
+          })
+        ),
+      ping: Effect.flatMap(
+        read(() => sql.ping.get()),
+        () => (writer.alive() ? Effect.void : Effect.fail(unavailable("store writer stopped")))
+      ),
+      pinsOf: (rooms) =>
+        rooms.length === 0
+          ? Effect.succeed(new Map())
+          : read(
+              () =>
+                new Map(
+                  sql.selectPins
+                    .all(JSON.stringify(rooms))
+                    .map((row): [string, Pin] => [row.room, { room: row.room, destination: JSON.parse(row.destination), call: JSON.parse(row.call) }])
+                )
+            ),
+      pendingTenants: read(() => sql.selectPendingTenants.all().map((row) => row.tenant)),
+      pendingAfter: (tenant, afterId, limit) => read(() => sql.selectPendingAfter.all(tenant, afterId, limit).map(toQueued)),
+      pendingInLane: (tenant, room, limit) => read(() => sql.selectPendingInLane.all(tenant, room, limit).map(toQueued)),
+      bodyOf: (id) => read(() => Option.fromNullable(sql.selectBody.get(id)?.body)),
+      queueStats: read(() => {
+        const row = sql.selectQueueStats.get()
+        return { depth: row?.pending ?? 0, oldestQueuedAt: row?.oldest ?? undefined }
+      }),
+      recordAttempts: (attempts) => write({ _tag: "RecordAttempts", attempts }),
+      deliveries: (q) => read(() => sql.selectDeliveries.all(q.status ?? null, q.tenant ?? null, q.before ?? null, q.limit).map(toDelivery)),
+      delivery: (id) =>
+        read(() => {
+          const row = sql.selectDelivery.get(id)
+          if (!row) return Option.none()
+          const history = sql.selectAttempts
+            .all(id)
+            .map((a) => ({ attempt: a.attempt, at: a.at, status: a.status, error: a.error, latencyMs: a.latency_ms }))
+          return Option.some({ ...toDelivery(row), history })
+        }),
+      requeue: (id, now) => write({ _tag: "Requeue", id, now }),
+      requeueFailed: (tenant, since, now) => write({ _tag: "RequeueFailed", tenant, since, now }),
+      unroutable: (limit) =>
+        read(() =>
+          sql.selectUnroutable.all(limit).map((row) => ({
+            at: row.at,
+            eventId: row.event_id,
+            eventType: row.event_type,
+            room: row.room,
+            headers: { xToIp: row.x_to_ip, to: row.to_header, dialled: row.dialled },
+            domain: row.domain,
+            reason: row.reason
+          }))
+        ),
+      prune: (now, policy) =>
+        Effect.gen(function* () {
+          const deliveries = (yield* pruneAll("delivered", now - policy.delivered)) + (yield* pruneAll("failed", now - policy.failed))
+          const events = yield* pruneAll("events", now - policy.dedupe)
+          const unroutable = yield* pruneAll("unroutable", now - policy.unroutable)
+          const pins = yield* pruneAll("pins", now - policy.pins)
+          return { deliveries, events, unroutable, pins }
+        }),
+      apiHooks: read(() => sql.selectHooks.all().map((row) => JSON.parse(row.hook) as StoredHook)),
+      putApiHook: (hook) => write({ _tag: "PutApiHook", hook }),
+      removeApiHook: (host) => write({ _tag: "RemoveApiHook", host }),
+      apiNumbers: read(() => sql.selectNumbers.all()),
+      putApiNumber: (mapping) => write({ _tag: "PutApiNumber", mapping }),
+      removeApiNumber: (number) => write({ _tag: "RemoveApiNumber", number }),
+      cached: (key) => read(() => Option.fromNullable(sql.selectCached.get(key)?.value)),
+      cache: (key, value) => write({ _tag: "Cache", key, value }),
+      // One process owns the file: nobody else changes the API entries or holds deliveries.
+      apiChanges: Stream.never,
+      renewLeases: Effect.void,
+      claimStale: Effect.succeed([])
+    }
+    return store
+  })

@@ -1,0 +1,218 @@
+import type { Database } from "bun:sqlite"
+import type { Delivery } from "../../domain/Delivery.ts"
+import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
+import { toDelivery, type DeliveryRow } from "./SqliteSchema.ts"
+import type { Acceptance, PinChange, RecordedAttempt, Requeued, RequeueResult } from "../Store.ts"
+
+/** What gets pruned, one slice at a time. */
+export type PruneTarget = "delivered" | "failed" | "events" | "unroutable" | "pins"
+
+/**
+ * Every change the SQLite store makes, as plain data: the writer may be another
+ * thread, so a write is a message, not a closure.
+ */
+export type WriteOp =
+  | { readonly _tag: "Accept"; readonly acceptances: ReadonlyArray<Acceptance> }
+  | { readonly _tag: "RecordAttempts"; readonly attempts: ReadonlyArray<RecordedAttempt> }
+  | { readonly _tag: "Requeue"; readonly id: number; readonly now: number }
+  | { readonly _tag: "RequeueFailed"; readonly tenant: string; readonly since: number; readonly now: number }
+  | { readonly _tag: "PruneSlice"; readonly target: PruneTarget; readonly before: number }
+  | { readonly _tag: "PutApiHook"; readonly hook: StoredHook }
+  | { readonly _tag: "RemoveApiHook"; readonly host: string }
+  | { readonly _tag: "PutApiNumber"; readonly mapping: NumberMapping }
+  | { readonly _tag: "RemoveApiNumber"; readonly number: string }
+  | { readonly _tag: "Cache"; readonly key: string; readonly value: string }
+
+/** An accepted event's outcome; the caller builds the Delivery itself, so the body is not copied back. */
+export type AcceptOutcome = { readonly _tag: "Duplicate" } | { readonly _tag: "Accepted"; readonly deliveryId: number | undefined }
+
+export interface WriteResults {
+  Accept: ReadonlyArray<AcceptOutcome>
+  RecordAttempts: void
+  Requeue: RequeueResult
+  RequeueFailed: Requeued
+  PruneSlice: number
+  PutApiHook: void
+  RemoveApiHook: boolean
+  PutApiNumber: void
+  RemoveApiNumber: boolean
+  Cache: void
+}
+
+export type WriteResult<Op extends WriteOp> = WriteResults[Op["_tag"]]
+
+/** One write's outcome in a batch: a failing write is rolled back alone. */
+export type Settled = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: string }
+
+// Deletes run in slices so a large prune never holds the write lock for long.
+export const PRUNE_SLICE = 2000
+
+/** Prepares every write statement once and returns the function that applies a batch in one transaction. */
+export const prepareWrites = (db: Database) => {
+  const q = {
+    insertEvent: db.query<unknown, [string, number]>("INSERT OR IGNORE INTO events (id, received_at) VALUES (?, ?)"),
+    setPin: db.query<unknown, [string, string, string, number]>(
+      "INSERT OR REPLACE INTO pins (room, destination, call, pinned_at) VALUES (?, ?, ?, ?)"
+    ),
+    touchPin: db.query<unknown, [number, string]>("UPDATE pins SET pinned_at = ? WHERE room = ?"),
+    clearPin: db.query<unknown, [string]>("DELETE FROM pins WHERE room = ?"),
+    insertDelivery: db.query<
+      unknown,
+      [string, string, string, string, string | null, string | null, string, number | null, string | null, number]
+    >(
+      `INSERT INTO deliveries (event_id, event_type, tenant, url, room, domain, body, event_created_at, secret,
+         next_attempt_at, created_at, queued_at, updated_at)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?10)`
+    ),
+    insertUnroutable: db.query<
+      unknown,
+      [number, string, string, string | null, string | null, string | null, string | null, string | null, string]
+    >(
+      `INSERT INTO unroutable (at, event_id, event_type, room, x_to_ip, to_header, dialled, domain, reason)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+    ),
+    insertAttempt: db.query<unknown, [number, number, number, number | null, string | null, number]>(
+      "INSERT INTO attempts (delivery_id, attempt, at, status, error, latency_ms) VALUES (?, ?, ?, ?, ?, ?)"
+    ),
+    updateAttempt: db.query<unknown, [string, number, number | null, string | null, number, number, number]>(
+      `UPDATE deliveries SET status = ?, attempts = ?, last_status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
+       WHERE id = ?`
+    ),
+    selectStatus: db.query<{ status: Delivery["status"] }, [number]>("SELECT status FROM deliveries WHERE id = ?"),
+    requeueOne: db.query<DeliveryRow, [number, number, number]>(
+      `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
+       WHERE id = ?3 AND status = 'failed' RETURNING *`
+    ),
+    firstFailed: db.query<{ id: number | null }, [string, number]>(
+      "SELECT MIN(id) AS id FROM deliveries WHERE tenant = ? AND status = 'failed' AND created_at >= ?"
+    ),
+    requeueTenant: db.query<unknown, [number, number, string, number]>(
+      `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
+       WHERE tenant = ?3 AND status = 'failed' AND created_at >= ?4`
+    ),
+    upsertHook: db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO hooks (host, hook, updated_at) VALUES (?, ?, ?)"),
+    deleteHook: db.query<unknown, [string]>("DELETE FROM hooks WHERE host = ?"),
+    upsertNumber: db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO numbers (number, host, updated_at) VALUES (?, ?, ?)"),
+    deleteNumber: db.query<unknown, [string]>("DELETE FROM numbers WHERE number = ?"),
+    upsertCached: db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO cache (key, value, updated_at) VALUES (?, ?, ?)"),
+    expiredDeliveries: db.query<{ id: number }, [string, number]>(
+      `SELECT id FROM deliveries WHERE status = ? AND updated_at < ? LIMIT ${PRUNE_SLICE}`
+    ),
+    deleteAttemptsOf: db.query<unknown, [string]>("DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?))"),
+    deleteDeliveries: db.query<unknown, [string]>("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?))"),
+    pruneEvents: db.query<unknown, [number]>(
+      `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT ${PRUNE_SLICE})`
+    ),
+    pruneUnroutable: db.query<unknown, [number]>(
+      `DELETE FROM unroutable WHERE id IN (SELECT id FROM unroutable WHERE at < ? LIMIT ${PRUNE_SLICE})`
+    ),
+    prunePins: db.query<unknown, [number]>(`DELETE FROM pins WHERE room IN (SELECT room FROM pins WHERE pinned_at < ? LIMIT ${PRUNE_SLICE})`)
+  }
+
+  const applyPinChange = (change: PinChange | undefined, at: number) => {
+    if (change?._tag === "Set") {
+      const { room, destination, call } = change.pin
+      q.setPin.run(room, JSON.stringify(destination), JSON.stringify(call), at)
+    } else if (change?._tag === "Touch") q.touchPin.run(at, change.room)
+    else if (change?._tag === "Clear") q.clearPin.run(change.room)
+  }
+
+  const accept = (a: Acceptance): AcceptOutcome => {
+    if (q.insertEvent.run(a.eventId, a.receivedAt).changes === 0) return { _tag: "Duplicate" }
+    applyPinChange(a.pinChange, a.receivedAt)
+    const u = a.unroutable
+    if (u) q.insertUnroutable.run(u.at, u.eventId, u.eventType, u.room, u.headers.xToIp, u.headers.to, u.headers.dialled, u.domain, u.reason)
+    const d = a.delivery
+    if (!d) return { _tag: "Accepted", deliveryId: undefined }
+    const { lastInsertRowid } = q.insertDelivery.run(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, d.eventCreatedAt, d.secret, a.receivedAt)
+    return { _tag: "Accepted", deliveryId: Number(lastInsertRowid) }
+  }
+
+  // A delivery's attempt history goes in the same slice as the delivery, found by its index.
+  const pruneDeliveries = (status: Delivery["status"], before: number) => {
+    const ids = JSON.stringify(q.expiredDeliveries.all(status, before).map((row) => row.id))
+    q.deleteAttemptsOf.run(ids)
+    return q.deleteDeliveries.run(ids).changes
+  }
+
+  const prune = (target: PruneTarget, before: number): number => {
+    switch (target) {
+      case "delivered":
+      case "failed":
+        return pruneDeliveries(target, before)
+      case "events":
+        return q.pruneEvents.run(before).changes
+      case "unroutable":
+        return q.pruneUnroutable.run(before).changes
+      case "pins":
+        return q.prunePins.run(before).changes
+    }
+  }
+
+  const recordAttempt = ({ id, record: r }: RecordedAttempt) => {
+    q.insertAttempt.run(id, r.attempt, r.at, r.status, r.error, r.latencyMs)
+    q.updateAttempt.run(r.final ?? "pending", r.attempt, r.status, r.error, r.nextAttemptAt, r.at, id)
+  }
+
+  const apply = (op: WriteOp): unknown => {
+    switch (op._tag) {
+      case "Accept":
+        return op.acceptances.map(accept)
+      case "RecordAttempts":
+        op.attempts.forEach(recordAttempt)
+        return undefined
+      case "Requeue": {
+        const row = q.requeueOne.get(op.now, op.now, op.id)
+        if (row) return { _tag: "Requeued", delivery: toDelivery(row) } satisfies RequeueResult
+        const existing = q.selectStatus.get(op.id)
+        return (existing ? { _tag: "NotFailed", status: existing.status } : { _tag: "NotFound" }) satisfies RequeueResult
+      }
+      case "RequeueFailed": {
+        const firstId = q.firstFailed.get(op.tenant, op.since)?.id ?? undefined
+        const { changes } = q.requeueTenant.run(op.now, op.now, op.tenant, op.since)
+        return { count: changes, firstId } satisfies Requeued
+      }
+      case "PruneSlice":
+        return prune(op.target, op.before)
+      case "PutApiHook":
+        q.upsertHook.run(op.hook.host, JSON.stringify(op.hook), Date.now())
+        return undefined
+      case "RemoveApiHook":
+        return q.deleteHook.run(op.host).changes > 0
+      case "PutApiNumber":
+        q.upsertNumber.run(op.mapping.number, op.mapping.host, Date.now())
+        return undefined
+      case "RemoveApiNumber":
+        return q.deleteNumber.run(op.number).changes > 0
+      case "Cache":
+        q.upsertCached.run(op.key, op.value, Date.now())
+        return undefined
+    }
+  }
+
+  const inSavepoint = db.transaction(<A>(write: () => A): A => write())
+  /**
+   * Group commit: the whole batch is one transaction, so one fsync covers it.
+   * Each write runs in its own savepoint, so a failing one is rolled back alone;
+   * if the commit itself fails, every write in the batch fails.
+   */
+  const commit = db.transaction((batch: ReadonlyArray<WriteOp>): Array<Settled> =>
+    batch.map((op) => {
+      try {
+        return { ok: true, value: inSavepoint(() => apply(op)) }
+      } catch (cause) {
+        return { ok: false, error: describe(cause) }
+      }
+    })
+  )
+  return (batch: ReadonlyArray<WriteOp>): Array<Settled> => {
+    try {
+      return commit.immediate(batch)
+    } catch (cause) {
+      const error = describe(cause)
+      return batch.map(() => ({ ok: false, error }))
+    }
+  }
+}
+
+const describe = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
