@@ -111,23 +111,25 @@ const prepareReads = (db: Database) => ({
   selectPins: db.query<{ room: string; destination: string; call: string }, [string]>(
     "SELECT room, destination, call FROM pins WHERE room IN (SELECT value FROM json_each(?))"
   ),
-  // One index seek per tenant (a skip scan), however many deliveries each has pending.
+  // One index seek per tenant (a skip scan), however many deliveries each has pending. The queue's
+  // reads name their partial index: the planner would rather scan the status index (300 ms at 300 000 pending).
   selectPendingTenants: db.query<{ tenant: string }, []>(
     `WITH RECURSIVE t(tenant) AS (
-       SELECT MIN(tenant) FROM deliveries WHERE status = 'pending'
+       SELECT MIN(tenant) FROM deliveries INDEXED BY pending_by_lane WHERE status = 'pending'
        UNION ALL
-       SELECT (SELECT MIN(tenant) FROM deliveries WHERE status = 'pending' AND tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL
+       SELECT (SELECT MIN(tenant) FROM deliveries INDEXED BY pending_by_lane WHERE status = 'pending' AND tenant > t.tenant)
+       FROM t WHERE t.tenant IS NOT NULL
      ) SELECT tenant FROM t WHERE tenant IS NOT NULL`
   ),
   selectPendingAfter: db.query<Omit<DeliveryRow, "body">, [string, number, number]>(
     `SELECT ${QUEUED_COLUMNS} FROM deliveries WHERE tenant = ? AND status = 'pending' AND id > ? ORDER BY id LIMIT ?`
   ),
   selectPendingInLane: db.query<Omit<DeliveryRow, "body">, [string, string, number]>(
-    `SELECT ${QUEUED_COLUMNS} FROM deliveries WHERE tenant = ? AND room = ? AND status = 'pending' ORDER BY id LIMIT ?`
+    `SELECT ${QUEUED_COLUMNS} FROM deliveries INDEXED BY pending_by_lane WHERE tenant = ? AND room = ? AND status = 'pending' ORDER BY id LIMIT ?`
   ),
   selectBody: db.query<{ body: string }, [number]>("SELECT body FROM deliveries WHERE id = ?"),
   selectQueueStats: db.query<{ pending: number; oldest: number | null }, []>(
-    "SELECT pending, (SELECT MIN(queued_at) FROM deliveries WHERE status = 'pending') AS oldest FROM queue_depth"
+    "SELECT pending, (SELECT MIN(queued_at) FROM deliveries INDEXED BY pending_by_age WHERE status = 'pending') AS oldest FROM queue_depth"
   ),
   selectDeliveries: db.query<DeliveryRow, [string | null, string | null, number | null, number]>(
     `SELECT * FROM deliveries
