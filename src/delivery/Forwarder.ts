@@ -60,6 +60,9 @@ const FINISHED: Next = { _tag: "Finished" }
 
 const laneKey = (delivery: QueuedDelivery) => (delivery.room === null ? `#${delivery.id}` : delivery.room)
 
+/** The next event-loop turn, after pending I/O. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
 // Rows read per step of a scan; a scan stops early once the window is full.
 const SCAN_PAGE = 256
 
@@ -328,7 +331,12 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
             if (lane) {
               if (!held.has(row.id)) (lane.more = true), lane.version++
             } else if (queue.lanes.size >= maxLanes) return
-            else await openLane(queue, row)
+            else {
+              // A restart opens many lanes at once: give the event loop a turn between them, so the
+              // server keeps answering (reads settle as microtasks, which would otherwise starve it).
+              await turn()
+              await openLane(queue, row)
+            }
             queue.scannedTo = row.id
           }
           if (rows.length < SCAN_PAGE) {
