@@ -43,10 +43,17 @@ const inlineWriter = (db: Database): Writer => {
   return { submit: batching((ops, settle) => settle(commit(ops))), alive: () => true, close: async () => {} }
 }
 
+/**
+ * The writer thread's entry point: beside this file in the sources. In a
+ * `bun build --compile` binary this module is bundled into the main entry's
+ * chunk at the root, while the worker entry keeps its path under src/.
+ */
+const WRITER_ENTRY = import.meta.url.includes("/$bunfs/") ? "./store/sqlite/StoreWorker.ts" : "./StoreWorker.ts"
+
 /** For a file: a writer thread owns the write connection, so commits never block this event loop. */
 const workerWriter = (path: string): Promise<Writer> =>
   new Promise((resolve, reject) => {
-    const worker = new Worker(new URL("./StoreWorker.ts", import.meta.url).href)
+    const worker = new Worker(new URL(WRITER_ENTRY, import.meta.url).href)
     const inFlight = new Map<number, { readonly count: number; readonly settle: (results: ReadonlyArray<Settled>) => void }>()
     let seq = 0
     let dead: string | undefined
