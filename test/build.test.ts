@@ -1,21 +1,12 @@
 import { expect, test } from "bun:test"
-import { mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { protojsonish, roomEvent, signAsLiveKit } from "./support/livekit.ts"
+import { buildBinary } from "./support/binary.ts"
 import { testConfig } from "./support/router.ts"
 
-const ROOT = join(import.meta.dir, "..")
-
 test("bun build --compile makes a single binary that runs the router without Bun or the sources", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "router-binary-"))
-  const binary = join(dir, "sip-tenant-router")
-  // The store's writer thread is a second entry point, as in package.json's build script.
-  const build = Bun.spawnSync(["bun", "build", join(ROOT, "src/main.ts"), join(ROOT, "src/store/sqlite/StoreWorker.ts"), "--compile", "--minify", "--outfile", binary], {
-    stderr: "pipe",
-    stdout: "pipe"
-  })
-  expect(build.exitCode, build.stderr.toString()).toBe(0)
+  const { dir, binary } = buildBinary("binary")
 
   const configPath = join(dir, "router.yaml")
   writeFileSync(configPath, Bun.YAML.stringify(testConfig(dir)))

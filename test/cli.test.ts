@@ -1,5 +1,5 @@
 /**
- * The CLI (src/cli/Cli.ts): its parser and formatters directly, then the real
+ * The CLI (src/cli/Cli.ts): its formatters directly, then the real
  * `bun run src/main.ts ...` process against one real router and a real tenant.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
@@ -7,124 +7,22 @@ import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Either } from "effect"
 import { Webhook } from "standardwebhooks"
-import {
-  DEFAULT_ROUTER_URL,
-  formatHookList,
-  formatHookSet,
-  formatTable,
-  isCliInvocation,
-  parseArgs,
-  pathSegment,
-  type Command
-} from "../src/cli/Cli.ts"
+import { formatHookList, formatHookSet, formatTable } from "../src/cli/Format.ts"
+import { HookCreated } from "../src/domain/HookViews.ts"
+import { sipParticipantEvent } from "./support/livekit.ts"
 import { startReceiver, type Receiver } from "./support/receiver.ts"
-import { ADMIN_TOKEN, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
+import { ADMIN_TOKEN, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
 
 const MAIN = join(import.meta.dir, "..", "src", "main.ts")
 const WRONG_TOKEN = "not-the-admin-token-0123456789"
 const HOOK_SECRET = "whsec_" + randomBytes(32).toString("base64")
 const FILE_HOST = "file.cli.example"
 
-// ---------------------------------------------------------------- parsing and formatting
-
-describe("parsing arguments", () => {
-  const env = { ROUTER_ADMIN_TOKEN: ADMIN_TOKEN }
-  const parsed = (args: string[], fromEnv: Record<string, string> = env): Command => Either.getOrThrow(parseArgs(args, fromEnv))
-  const usageError = (args: string[], fromEnv: Record<string, string> = env) => {
-    const result = parseArgs(args, fromEnv)
-    if (Either.isRight(result)) throw new Error(`expected a usage error for ${args.join(" ")}`)
-    return result.left.message
-  }
-
-  test("admin commands, with the router from env defaults", () => {
-    expect(parsed(["hooks", "list"])).toEqual({
-      _tag: "Admin",
-      action: { _tag: "ListHooks" },
-      connection: { url: DEFAULT_ROUTER_URL, token: ADMIN_TOKEN }
-    })
-    expect(parsed(["hooks", "rotate-secret", "a.example"])).toMatchObject({ action: { _tag: "RotateSecret", host: "a.example" } })
-    expect(parsed(["numbers", "set", "+15551230000", "a.example"])).toMatchObject({
-      action: { _tag: "SetNumber", number: "+15551230000", host: "a.example" }
-    })
-    expect(parsed(["check-config", "router.yaml"])).toEqual({ _tag: "CheckConfig", file: "router.yaml" })
-  })
-
-  test("hooks set: every field, in both option spellings", () => {
-    const command = parsed([
-      ...["hooks", "set", "a.example", "--url=https://t.example/v", "--secret", HOOK_SECRET],
-      ...["--events", "participant_joined, room_finished", "--rate-limit", "50/s"]
-    ])
-    expect(command).toMatchObject({
-      action: {
-        _tag: "SetHook",
-        host: "a.example",
-        changes: { url: "https://t.example/v", secret: HOOK_SECRET, events: ["participant_joined", "room_finished"], rateLimit: "50/s" }
-      },
-      connection: { url: DEFAULT_ROUTER_URL }
-    })
-    // Fields not given are absent, not undefined, so the router's strict decoder sees nothing.
-    expect(Object.keys((parsed(["hooks", "set", "a.example", "--url", "https://t.example"]) as any).action.changes)).toEqual(["url"])
-  })
-
-  test("the router comes from --url, --router-url, then ROUTER_URL; in hooks set --url is the hook's", () => {
-    expect(parsed(["hooks", "list", "--url", "http://r.example:9000/"])).toMatchObject({ connection: { url: "http://r.example:9000" } })
-    const fromEnv = { ...env, ROUTER_URL: "http://env.example" }
-    expect(parsed(["hooks", "list"], fromEnv)).toMatchObject({ connection: { url: "http://env.example" } })
-    const byFlag = parsed(["hooks", "list", "--router-url", "http://flag.example"], fromEnv)
-    expect(byFlag).toMatchObject({ connection: { url: "http://flag.example" } })
-    expect(parsed(["hooks", "set", "a.example", "--url", "https://t.example", "--router-url", "http://r.example"])).toMatchObject({
-      action: { changes: { url: "https://t.example" } },
-      connection: { url: "http://r.example" }
-    })
-    const setFromEnv = parsed(["hooks", "set", "a.example", "--url", "https://t.example"], fromEnv)
-    expect(setFromEnv).toMatchObject({ connection: { url: "http://env.example" } })
-  })
-
-  test("--token beats ROUTER_ADMIN_TOKEN; a blank env counts as unset", () => {
-    expect(parsed(["numbers", "list", "--token", WRONG_TOKEN])).toMatchObject({ connection: { token: WRONG_TOKEN } })
-    expect(usageError(["numbers", "list"], { ROUTER_ADMIN_TOKEN: "" })).toMatch(/no admin token/)
-    expect(parsed(["hooks", "list"], { ...env, ROUTER_URL: "" })).toMatchObject({ connection: { url: DEFAULT_ROUTER_URL } })
-  })
-
-  test("main.ts hands these first arguments to the CLI, everything else to the server", () => {
-    for (const first of ["hooks", "numbers", "check-config", "help", "--help"]) expect(isCliInvocation([first, "x"])).toBe(true)
-    for (const args of [[], ["--config", "router.yaml"], ["hook"]]) expect(isCliInvocation(args)).toBe(false)
-  })
-
-  test("help wins wherever it appears", () => {
-    for (const args of [["help"], ["--help"], ["hooks", "set", "--help"], ["numbers", "-h"]]) expect(parsed(args)).toEqual({ _tag: "Help" })
-  })
-
-  test("bad usage says what is wrong", () => {
-    expect(usageError(["hooks"])).toMatch(/needs a command/)
-    expect(usageError(["hooks", "frob"])).toMatch(/unknown command "hooks frob"/)
-    expect(usageError(["frob"])).toMatch(/unknown command "frob"/)
-    expect(usageError(["hooks", "get"])).toMatch(/missing HOST/)
-    expect(usageError(["numbers", "set", "+15551230000"])).toMatch(/missing HOST/)
-    expect(usageError(["hooks", "get", "a.example", "b.example"])).toMatch(/unexpected argument "b.example"/)
-    expect(usageError(["hooks", "list", "--bogus", "1"])).toMatch(/unknown option --bogus/)
-    expect(usageError(["hooks", "get", "a.example", "--secret", HOOK_SECRET])).toMatch(/unknown option --secret/)
-    expect(usageError(["check-config", "f.yaml", "--token", ADMIN_TOKEN])).toMatch(/unknown option --token/)
-    expect(usageError(["hooks", "set", "a.example"])).toMatch(/--url is required/)
-    expect(usageError(["hooks", "list", "--url"])).toMatch(/--url needs a value/)
-    expect(usageError(["hooks", "list", "--url", "--token", ADMIN_TOKEN])).toMatch(/--url needs a value/)
-    expect(usageError(["hooks", "list", "--url", "a", "--url", "b"])).toMatch(/given twice/)
-    expect(usageError(["hooks", "list", "-x"])).toMatch(/unknown option -x/)
-    expect(usageError(["hooks", "list", "--url", "router:8080"])).toMatch(/http or https/)
-    expect(usageError(["hooks", "list", "--url", "not a url"])).toMatch(/not a URL/)
-  })
-
-  test("path segments are fully percent-encoded", () => {
-    expect(pathSegment("+15551230000")).toBe("%2B15551230000")
-    expect(pathSegment("*.citydental.com")).toBe("%2A.citydental.com")
-    expect(pathSegment("a/b?c#d")).toBe("a%2Fb%3Fc%23d")
-  })
-})
+// ---------------------------------------------------------------- formatting
 
 describe("formatting answers", () => {
-  const hook = { host: "h.example", url: "https://u", source: "api", events: null, rateLimit: null, hasOwnSecret: true }
+  const hook = { host: "h.example", url: "https://u", source: "api", events: null, rateLimit: null, hasOwnSecret: true } as const
 
   test("tables align columns without trailing spaces", () => {
     expect(formatTable(["a", "bb"], [["ccc", "d"]])).toBe("a    bb\nccc  d")
@@ -139,11 +37,12 @@ describe("formatting answers", () => {
   })
 
   test("a generated secret is printed once with a warning to store it; an update that kept its secret prints none", () => {
-    const created = formatHookSet(201, { ...hook, secret: HOOK_SECRET })
+    // A created hook is what the client decodes from a 201; an update is the plain view of a 200.
+    const created = formatHookSet(new HookCreated({ ...hook, secret: HOOK_SECRET }))
     expect(created).toMatch(/^created h\.example -> https:\/\/u$/m)
     expect(created).toContain(`secret: ${HOOK_SECRET}`)
     expect(created).toContain("never shows it again")
-    expect(formatHookSet(200, hook)).toBe("updated h.example -> https://u")
+    expect(formatHookSet(hook)).toBe("updated h.example -> https://u")
   })
 })
 
@@ -372,4 +271,133 @@ describe("check-config and usage, without a router", () => {
     expect(help.stdout).toContain("hooks set HOST --url URL")
     expect(help.stdout).toContain("check-config FILE")
   })
+})
+
+describe("every command's --help, completions and typed validation, without a router", () => {
+  const COMMANDS = [
+    [],
+    ["serve"],
+    ["help"],
+    ["check-config"],
+    ...["list", "get", "set", "rm", "test", "rotate-secret"].map((verb) => ["hooks", verb]),
+    ...["list", "set", "rm"].map((verb) => ["numbers", verb]),
+    ...["list", "get", "retry"].map((verb) => ["deliveries", verb]),
+    ["tenants", "recover"],
+    ["unroutable", "list"]
+  ]
+
+  test(
+    "--help on every command: its usage, description and options on stdout, exit 0",
+    async () => {
+      const runs = await Promise.all(COMMANDS.map((command) => runCli([...command, "--help"])))
+      runs.forEach(({ code, stdout, stderr }, i) => {
+        const command = COMMANDS[i]!
+        expect({ command, code, stderr }).toEqual({ command, code: 0, stderr: "" })
+        for (const section of ["USAGE", "DESCRIPTION"]) expect(stdout).toContain(section)
+        if (command.length > 0) expect(stdout).toContain(`$ ${command.at(-1)}`)
+      })
+      expect(runs[0]!.stdout).toContain("usage: bun run src/main.ts COMMAND")
+      expect(runs[COMMANDS.findIndex((c) => c.join(" ") === "hooks set")]!.stdout).toMatch(/--rate-limit/)
+    },
+    60_000
+  )
+
+  test("--completions bash prints a completion script for the commands", async () => {
+    const { code, stdout, stderr } = await runCli(["--completions", "bash"])
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" })
+    expect(stdout).toContain("complete -F")
+    for (const word of ["hooks", "numbers", "deliveries", "tenants", "unroutable", "rotate-secret"]) expect(stdout).toContain(word)
+  })
+
+  test(
+    "values are checked before anything is sent: a bad one is a usage error naming it, exit 2",
+    async () => {
+      const cases: Array<[string[], string]> = [
+        [["hooks", "get", "bad..host"], "error: HOST: expected a host name"],
+        [["numbers", "set", "12", "a.example"], "error: E164: expected an E.164 number"],
+        [["hooks", "set", "a.example", "--url", "ftp://t.example/"], "error: --url: expected an http or https URL"],
+        [["hooks", "set", "a.example", "--url", "https://t.example/", "--events", "participant_joined,nope"], "error: --events: expected a LiveKit event name"],
+        [["hooks", "set", "a.example", "--url", "https://t.example/", "--rate-limit", "fast"], "error: --rate-limit: expected a rate"],
+        [["deliveries", "list", "--limit", "0"], "error: --limit: expected a whole number from 1 to 1000"],
+        [["deliveries", "get", "0x10"], "error: ID: expected a whole number"],
+        [["tenants", "recover", "a.example", "--since", "2026-02-30"], "error: --since: expected an ISO-8601 time"],
+        [["tenants", "recover", "a.example"], "error: "],
+        [["deliveries", "list", "--status", "lost"], "error: "],
+        [["hooks", "list", "--url", "router:8080"], "error: the router URL: must be http or https"],
+        [["hooks", "list", "--url", "not a url"], "error: the router URL: not a URL"]
+      ]
+      const runs = await Promise.all(cases.map(([args]) => runCli(args, { ROUTER_ADMIN_TOKEN: ADMIN_TOKEN })))
+      runs.forEach(({ code, stdout, stderr }, i) => {
+        const [args, message] = cases[i]!
+        expect({ args, code, stdout }).toEqual({ args, code: 2, stdout: "" })
+        expect(stderr.startsWith(message)).toBe(true)
+        expect(stderr).toContain("usage: bun run src/main.ts COMMAND")
+      })
+      // Without a token anywhere (blank counts as unset) an admin command cannot run.
+      expect((await runCli(["hooks", "list"])).code).toBe(2)
+    },
+    60_000
+  )
+})
+
+describe("deliveries, tenants and unroutable against a running router", () => {
+  const DEAD_HOST = "dead.cli.example"
+  let router: RunningRouter
+  let remote: string[]
+
+  beforeAll(async () => {
+    router = await startRouter({
+      hooks: [{ host: DEAD_HOST, url: `http://127.0.0.1:${closedPort()}/voice` }],
+      // The retried delivery fails again at once, rather than waiting for the tenant's circuit to close.
+      delivery: { timeout: "1s", maxAttempts: 3, initialBackoff: "50ms", maxBackoff: "200ms", circuitBreaker: { failureThreshold: 100 } }
+    })
+    remote = ["--url", router.url, "--token", ADMIN_TOKEN]
+  })
+  afterAll(async () => {
+    await router?.stop()
+  })
+
+  const failedIds = async () => {
+    const page = (await (await router.admin("GET", `/v1/deliveries?status=failed&tenant=${DEAD_HOST}`)).json()) as { items: Array<{ id: number }> }
+    return page.items.map((item) => item.id)
+  }
+
+  test(
+    "a failed delivery is listed, shown with its attempts, retried and recovered; an unroutable event is listed",
+    async () => {
+      expect((await router.post(sipParticipantEvent("participant_joined", { room: "cli-dead-room", xToIp: DEAD_HOST }))).status).toBe(200)
+      expect((await router.post(sipParticipantEvent("participant_joined", { room: "cli-lost-room", xToIp: "nobody.cli.example" }))).status).toBe(200)
+      await eventually(async () => (await failedIds()).length === 1, 15_000, "the delivery to fail")
+      const [id] = await failedIds()
+
+      const listed = await runCli(["deliveries", "list", "--status", "failed", "--tenant", DEAD_HOST, "--limit", "10", ...remote])
+      expect({ code: listed.code, stderr: listed.stderr }).toEqual({ code: 0, stderr: "" })
+      expect(listed.stdout).toMatch(/^id +status +tenant +type +attempts +lastStatus +createdAt$/m)
+      expect(listed.stdout).toMatch(new RegExp(`^${id} +failed +${DEAD_HOST} +participant_joined +3 `, "m"))
+
+      const shown = await runCli(["deliveries", "get", String(id), ...remote])
+      expect(shown.code).toBe(0)
+      expect(shown.stdout).toMatch(/^status: +failed$/m)
+      expect(shown.stdout).toMatch(/^attempt +at +status +latency$/m)
+      expect(shown.stdout.match(/^[123] +\d{4}-/gm)).toHaveLength(3)
+
+      expect(await runCli(["deliveries", "retry", String(id), ...remote])).toEqual({
+        code: 0,
+        stdout: `requeued delivery ${id} (${DEAD_HOST}, participant_joined)\n`,
+        stderr: ""
+      })
+      await eventually(async () => (await failedIds()).length === 1, 15_000, "the retried delivery to fail again")
+      const recovered = await runCli(["tenants", "recover", DEAD_HOST, "--since", "2020-01-01", ...remote])
+      expect(recovered).toEqual({ code: 0, stdout: `requeued 1 failed deliveries of ${DEAD_HOST} created since 2020-01-01T00:00:00.000Z\n`, stderr: "" })
+
+      const missing = await runCli(["deliveries", "get", "999999", ...remote])
+      expect({ code: missing.code, stdout: missing.stdout, stderr: missing.stderr.trim() }).toEqual({ code: 1, stdout: "", stderr: "error: 404 not_found: no delivery 999999" })
+
+      const unroutable = await runCli(["unroutable", "list", "--limit", "5", ...remote])
+      expect(unroutable.code).toBe(0)
+      expect(unroutable.stdout).toMatch(/^at +reason +domain +type +dialled +eventId$/m)
+      expect(unroutable.stdout).toMatch(/ unknown_domain +nobody\.cli\.example +participant_joined /)
+    },
+    60_000
+  )
 })

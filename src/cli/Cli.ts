@@ -1,494 +1,355 @@
 /**
- * The command-line interface: the admin API of a running router (`hooks`,
- * `numbers`) and `check-config`, which needs no router. Parsing and formatting
- * are pure functions; only `cli` does I/O.
+ * The command line, with @effect/cli: the router itself (`serve`, or just
+ * `--config FILE`), the admin API of a running router through a client derived
+ * from the API's definition, and `check-config`, which needs no router.
  */
-import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import { Args, type CliApp, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
 import { defaultTeardown, type Teardown } from "@effect/platform/Runtime"
-import { Console, Data, Duration, Effect, Either, Exit, ParseResult, Schema } from "effect"
-import { loadConfigFile } from "../AppConfig.ts"
-import type { ConfigEnv } from "../domain/Config.ts"
+import { Config, Console, Data, Duration, Effect, Exit, Option, ParseResult, Redacted, Schema } from "effect"
+import { loadConfigFile, readConfigFile } from "../AppConfig.ts"
+import { errorAnswer } from "../domain/ApiErrors.ts"
+import { DeliveryId, DeliveryStatus, Limit } from "../domain/DeliveryViews.ts"
+import { firstProblem } from "../domain/Errors.ts"
+import { E164, EventName, HostPattern, RateLimitText, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
+import { IsoTime } from "../domain/IsoTime.ts"
+import { NumberCreated } from "../domain/HookViews.ts"
+import { AdminApi } from "../http/Api.ts"
+import * as Format from "./Format.ts"
 
 export const DEFAULT_ROUTER_URL = "http://127.0.0.1:8080"
 
 // A test send waits for the tenant (up to delivery.timeout), so this is well above any sane per-attempt timeout.
 const ANSWER_TIMEOUT = Duration.seconds(60)
 
-export const USAGE = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS]
+/** Printed under `--help` and after a usage error. */
+export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS]
 
-Admin commands (talk to a running router):
-  hooks list                  every hook: host, url, source, events, rateLimit
-  hooks get HOST              one hook
+  --config FILE               run the router (also: serve --config FILE, or set ROUTER_CONFIG)
+  hooks list | get HOST | rm HOST | test HOST | rotate-secret HOST
   hooks set HOST --url URL [--secret whsec_...] [--events a,b] [--rate-limit 50/s]
-                              create or replace an API hook. The whole hook is replaced:
-                              omitted --events/--rate-limit are cleared. Without --secret an
-                              existing hook keeps its secret and a new one gets a generated
-                              secret (shown once); use rotate-secret to roll a secret over
-  hooks rm HOST               remove an API hook
-  hooks test HOST             send one signed router.test event now; exit 1 unless delivered
-  hooks rotate-secret HOST    a new secret; the old one keeps signing for a while
-  numbers list                dialled numbers routed to hooks (for shared domains)
-  numbers set E164 HOST       route a dialled number to a hook host
-  numbers rm E164             remove a number's route
+  numbers list | set E164 HOST | rm E164
+  deliveries list [--status S] [--tenant HOST] [--limit N] | get ID | retry ID
+  tenants recover HOST --since ISO
+  unroutable list
+  check-config FILE           decode FILE exactly as the router would; needs no router
 
-Connection options (admin commands):
-  --url URL                   the router (env ROUTER_URL, default ${DEFAULT_ROUTER_URL})
-  --router-url URL            the same; needed in "hooks set", where --url is the hook's URL
-  --token TOKEN               admin bearer token (env ROUTER_ADMIN_TOKEN, better: flags show in ps)
+Admin commands talk to a running router: --url (--router-url in hooks set, where --url is
+the hook's) or ROUTER_URL, default ${DEFAULT_ROUTER_URL}; --token or ROUTER_ADMIN_TOKEN.
+COMMAND --help says more. Exit status: 0 done, 1 failed, 2 bad usage.`
 
-Other commands:
-  check-config FILE           decode FILE exactly as the router would (env overrides included)
-                              and print what is wrong; needs no router
-  help, --help                this text
+// ---------------------------------------------------------------- options
 
-To run the router itself: bun run src/main.ts --config FILE   (or set ROUTER_CONFIG)
-Exit status: 0 done, 1 failed (router error, unreachable, not delivered, bad config), 2 bad usage.`
+/** A value decoded with a domain schema: a failure says what is wrong with it in the schema's own words, not as a tree. */
+const decoded =
+  <A>(what: string, schema: Schema.Schema<A, string>) =>
+  (text: string) =>
+    Effect.mapError(Schema.decodeUnknown(schema)(text), (error) => HelpDoc.p(`${what}: ${firstProblem(error, what).problem}`))
+const validated = <A>(what: string, schema: Schema.Schema<A, string>) =>
+  Options.mapEffect((text: string) => Effect.mapError(decoded(what, schema)(text), ValidationError.invalidValue))
+const option = <A>(name: string, schema: Schema.Schema<A, string>) => Options.text(name).pipe(validated(`--${name}`, schema))
+const argument = <A>(name: string, schema: Schema.Schema<A, string>) => Args.text({ name }).pipe(Args.mapEffect(decoded(name, schema)))
 
-/** The first arguments that select the CLI rather than the server. */
-export const isCliInvocation = (args: ReadonlyArray<string>): boolean =>
-  ["hooks", "numbers", "check-config", "help", "--help"].includes(args[0] ?? "")
-
-// ---------------------------------------------------------------- parsing (pure)
-
-export class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
-
-export interface Connection {
-  readonly url: string
-  readonly token: string
-}
-
-export interface HookChanges {
-  readonly url: string
-  readonly secret?: string
-  readonly events?: ReadonlyArray<string>
-  readonly rateLimit?: string
-}
-
-/** What an admin command asks of the router. */
-export type Action =
-  | { readonly _tag: "ListHooks" }
-  | { readonly _tag: "GetHook"; readonly host: string }
-  | { readonly _tag: "SetHook"; readonly host: string; readonly changes: HookChanges }
-  | { readonly _tag: "RemoveHook"; readonly host: string }
-  | { readonly _tag: "TestHook"; readonly host: string }
-  | { readonly _tag: "RotateSecret"; readonly host: string }
-  | { readonly _tag: "ListNumbers" }
-  | { readonly _tag: "SetNumber"; readonly number: string; readonly host: string }
-  | { readonly _tag: "RemoveNumber"; readonly number: string }
-
-export type Command =
-  | { readonly _tag: "Help" }
-  | { readonly _tag: "CheckConfig"; readonly file: string }
-  | { readonly _tag: "Admin"; readonly action: Action; readonly connection: Connection }
-
-/** The config env (check-config applies it as the router does) plus where the router is. */
-export type CliEnv = ConfigEnv & { readonly ROUTER_URL?: string | undefined }
-
-type Options = ReadonlyMap<string, string>
-
-const CONNECTION = ["url", "router-url", "token"]
-
-interface CommandSpec {
-  readonly operands: ReadonlyArray<string>
-  readonly options: ReadonlyArray<string>
-  readonly build: (operands: ReadonlyArray<string>, options: Options) => Action | { readonly _tag: "CheckConfig"; readonly file: string }
-}
-
-// Operands are checked for count before `build` runs, so indexing them is safe.
-const operand = (operands: ReadonlyArray<string>, i: number) => operands[i] as string
-
-const splitList = (text: string) =>
-  text
-    .split(",")
-    .map((item) => item.trim())
-    .filter((item) => item !== "")
-
-const hookChanges = (options: Options): HookChanges => {
-  const secret = options.get("secret")
-  const events = options.get("events")
-  const rateLimit = options.get("rate-limit")
-  return {
-    url: options.get("url") as string,
-    ...(secret === undefined ? {} : { secret }),
-    ...(events === undefined ? {} : { events: splitList(events) }),
-    ...(rateLimit === undefined ? {} : { rateLimit })
-  }
-}
-
-const COMMANDS: Record<string, CommandSpec> = {
-  "hooks list": { operands: [], options: CONNECTION, build: () => ({ _tag: "ListHooks" }) },
-  "hooks get": { operands: ["HOST"], options: CONNECTION, build: (o) => ({ _tag: "GetHook", host: operand(o, 0) }) },
-  "hooks set": {
-    operands: ["HOST"],
-    // Here --url is the hook's target, so the router is named with --router-url (or ROUTER_URL).
-    options: ["url", "secret", "events", "rate-limit", "router-url", "token"],
-    build: (o, options) => ({ _tag: "SetHook", host: operand(o, 0), changes: hookChanges(options) })
-  },
-  "hooks rm": { operands: ["HOST"], options: CONNECTION, build: (o) => ({ _tag: "RemoveHook", host: operand(o, 0) }) },
-  "hooks test": { operands: ["HOST"], options: CONNECTION, build: (o) => ({ _tag: "TestHook", host: operand(o, 0) }) },
-  "hooks rotate-secret": { operands: ["HOST"], options: CONNECTION, build: (o) => ({ _tag: "RotateSecret", host: operand(o, 0) }) },
-  "numbers list": { operands: [], options: CONNECTION, build: () => ({ _tag: "ListNumbers" }) },
-  "numbers set": {
-    operands: ["E164", "HOST"],
-    options: CONNECTION,
-    build: (o) => ({ _tag: "SetNumber", number: operand(o, 0), host: operand(o, 1) })
-  },
-  "numbers rm": { operands: ["E164"], options: CONNECTION, build: (o) => ({ _tag: "RemoveNumber", number: operand(o, 0) }) },
-  "check-config": { operands: ["FILE"], options: [], build: (o) => ({ _tag: "CheckConfig", file: operand(o, 0) }) }
-}
-
-const REQUIRED_OPTIONS: Record<string, ReadonlyArray<string>> = { "hooks set": ["url"] }
-
-interface Tokens {
-  readonly words: ReadonlyArray<string>
-  readonly options: Options
-  readonly help: boolean
-}
-
-/** Splits arguments into words and `--name value` / `--name=value` options; every option but --help takes a value. */
-const tokenize = (args: ReadonlyArray<string>): Either.Either<Tokens, UsageError> => {
-  const words: string[] = []
-  const options = new Map<string, string>()
-  let help = false
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string
-    if (arg === "--help" || arg === "-h") {
-      help = true
-      continue
-    }
-    if (!arg.startsWith("-") || arg === "-") {
-      words.push(arg)
-      continue
-    }
-    if (!arg.startsWith("--")) return Either.left(new UsageError({ message: `unknown option ${arg}` }))
-    const equals = arg.indexOf("=")
-    const name = arg.slice(2, equals === -1 ? undefined : equals)
-    const value = equals === -1 ? args[++i] : arg.slice(equals + 1)
-    if (value === undefined || (equals === -1 && value.startsWith("--"))) {
-      return Either.left(new UsageError({ message: `--${name} needs a value` }))
-    }
-    if (options.has(name)) return Either.left(new UsageError({ message: `--${name} given twice` }))
-    options.set(name, value)
-  }
-  return Either.right({ words, options, help })
-}
+/** Blank env values count as unset, as the router's own config does. */
+const envText = (name: string) => Config.string(name).pipe(Config.validate({ message: `${name} is blank`, validation: (value) => value !== "" }))
 
 /** The router's base URL, checked here so a typo is a usage error rather than a confusing network one. */
-const routerUrl = (text: string): Either.Either<string, UsageError> => {
-  let url: URL
-  try {
-    url = new URL(text)
-  } catch {
-    return Either.left(new UsageError({ message: `the router URL is not a URL: "${text}"` }))
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    return Either.left(new UsageError({ message: `the router URL must be http or https, got "${text}"` }))
-  }
-  return Either.right(url.href.replace(/\/+$/, ""))
-}
+const RouterUrl = Schema.String.pipe(
+  Schema.filter((text) => {
+    if (!URL.canParse(text)) return `not a URL: "${text}"`
+    const { protocol } = new URL(text)
+    return protocol === "http:" || protocol === "https:" || `must be http or https, got "${text}"`
+  }),
+  Schema.transform(Schema.String, { strict: true, decode: (text) => new URL(text).href.replace(/\/+$/, ""), encode: (url) => url })
+)
 
-// Blank env values count as unset, as the router's own config does.
-const nonBlank = (value: string | undefined) => (value === undefined || value === "" ? undefined : value)
-
-const connectionFor = (command: string, options: Options, env: CliEnv): Either.Either<Connection, UsageError> => {
-  const urlFlag = command === "hooks set" ? undefined : options.get("url")
-  const token = nonBlank(options.get("token")) ?? nonBlank(env.ROUTER_ADMIN_TOKEN)
-  if (token === undefined) return Either.left(new UsageError({ message: "no admin token: pass --token TOKEN or set ROUTER_ADMIN_TOKEN" }))
-  return Either.map(
-    routerUrl(options.get("router-url") ?? urlFlag ?? nonBlank(env.ROUTER_URL) ?? DEFAULT_ROUTER_URL),
-    (url) => ({ url, token })
+const routerUrlFrom = (option: Options.Options<string>) =>
+  option.pipe(
+    Options.withDescription(`the router (env ROUTER_URL, default ${DEFAULT_ROUTER_URL})`),
+    Options.withFallbackConfig(Config.orElse(envText("ROUTER_URL"), () => Config.succeed(DEFAULT_ROUTER_URL))),
+    validated("the router URL", RouterUrl)
   )
-}
 
-/** Turns the arguments after `main.ts` into a command, or says what is wrong with them. */
-export const parseArgs = (args: ReadonlyArray<string>, env: CliEnv): Either.Either<Command, UsageError> =>
-  Either.flatMap(tokenize(args), ({ words, options, help }) => {
-    if (help || words[0] === "help") return Either.right({ _tag: "Help" } as const)
-    const [group, verb] = words
-    const name = group === "check-config" ? group : `${group ?? ""} ${verb ?? ""}`.trim()
-    const spec = COMMANDS[name]
-    if (!spec) {
-      const incomplete = verb === undefined && (group === "hooks" || group === "numbers")
-      return Either.left(new UsageError({ message: incomplete ? `"${group}" needs a command` : `unknown command "${name}"` }))
-    }
-    const operands = words.slice(name.split(" ").length)
-    if (operands.length < spec.operands.length) {
-      return Either.left(new UsageError({ message: `${name}: missing ${spec.operands.slice(operands.length).join(" ")}` }))
-    }
-    if (operands.length > spec.operands.length) {
-      return Either.left(new UsageError({ message: `${name}: unexpected argument "${operands[spec.operands.length]}"` }))
-    }
-    const unknown = [...options.keys()].find((option) => !spec.options.includes(option))
-    if (unknown !== undefined) return Either.left(new UsageError({ message: `${name}: unknown option --${unknown}` }))
-    const missing = (REQUIRED_OPTIONS[name] ?? []).find((option) => !options.has(option))
-    if (missing !== undefined) return Either.left(new UsageError({ message: `${name}: --${missing} is required` }))
-    const built = spec.build(operands, options)
-    if (built._tag === "CheckConfig") return Either.right(built)
-    return Either.map(connectionFor(name, options, env), (connection): Command => ({ _tag: "Admin", action: built, connection }))
-  })
+const token = Options.redacted("token").pipe(
+  Options.withDescription("admin bearer token (better: env ROUTER_ADMIN_TOKEN, since flags show in ps)"),
+  Options.withFallbackConfig(Config.redacted(envText("ROUTER_ADMIN_TOKEN")))
+)
 
-/** encodeURIComponent leaves `*` (wildcard hosts) and a few others alone; encode those too. */
-export const pathSegment = (text: string) =>
-  encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+/** Where the router is and who is asking; `--router-url` is accepted everywhere, `--url` wherever it does not name a hook's URL. */
+const connection = Options.all({ url: routerUrlFrom(Options.text("url").pipe(Options.withAlias("router-url"))), token })
+const connectionForSet = Options.all({ url: routerUrlFrom(Options.text("router-url")), token })
+type Connection = { readonly url: string; readonly token: Redacted.Redacted }
 
-// ---------------------------------------------------------------- the router's answers
+const hostArg = argument("HOST", HostPattern).pipe(Args.withDescription('a host like calls.example.com, or a wildcard like "*.example.com"'))
+const numberArg = argument("E164", E164).pipe(Args.withDescription("a dialled number, e.g. +15557654321"))
+const deliveryArg = argument("ID", DeliveryId).pipe(Args.withDescription("a delivery id"))
 
-const HookView = Schema.Struct({
-  host: Schema.String,
-  url: Schema.String,
-  events: Schema.NullOr(Schema.Array(Schema.String)),
-  rateLimit: Schema.NullOr(Schema.String),
-  source: Schema.String,
-  hasOwnSecret: Schema.Boolean
-})
-export type HookView = typeof HookView.Type
-
-const HookList = Schema.Struct({ hooks: Schema.Array(HookView) })
-const PutHookAnswer = Schema.Struct({ ...HookView.fields, secret: Schema.optional(Schema.String) })
-const TestAnswer = Schema.Struct({
-  url: Schema.String,
-  delivered: Schema.Boolean,
-  status: Schema.NullOr(Schema.Number),
-  error: Schema.NullOr(Schema.String),
-  latencyMs: Schema.Number
-})
-export type TestAnswer = typeof TestAnswer.Type
-const RotateAnswer = Schema.Struct({ host: Schema.String, secret: Schema.String, previousSecretExpiresAt: Schema.String })
-const NumberView = Schema.Struct({ number: Schema.String, host: Schema.String, source: Schema.String })
-export type NumberView = typeof NumberView.Type
-const NumberList = Schema.Struct({ numbers: Schema.Array(NumberView) })
-const ApiError = Schema.Struct({ error: Schema.Struct({ code: Schema.String, message: Schema.String }) })
-const NoContent = Schema.Unknown
-
-// ---------------------------------------------------------------- formatting (pure)
-
-/** Left-aligned columns two spaces apart; the last column is not padded. */
-export const formatTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length)))
-  return [header, ...rows]
-    .map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  "))
-    .join("\n")
-}
-
-/** `key: value` lines with the values aligned. */
-const formatFields = (fields: ReadonlyArray<readonly [string, string]>): string => {
-  const width = Math.max(...fields.map(([key]) => key.length)) + 1
-  return fields.map(([key, value]) => `${`${key}:`.padEnd(width)} ${value}`).join("\n")
-}
-
-const eventsText = (events: ReadonlyArray<string> | null) => (events === null ? "all" : events.length === 0 ? "none" : events.join(","))
-
-export const formatHookList = (hooks: ReadonlyArray<HookView>): string =>
-  hooks.length === 0
-    ? "no hooks"
-    : formatTable(
-        ["host", "url", "source", "events", "rateLimit"],
-        hooks.map((hook) => [hook.host, hook.url, hook.source, eventsText(hook.events), hook.rateLimit ?? "-"])
-      )
-
-export const formatHook = (hook: HookView): string =>
-  formatFields([
-    ["host", hook.host],
-    ["url", hook.url],
-    ["source", hook.source],
-    ["events", eventsText(hook.events)],
-    ["rateLimit", hook.rateLimit ?? "-"],
-    ["own secret", hook.hasOwnSecret ? "yes" : "no (signed with signing.secret)"]
-  ])
-
-const STORE_IT = "Store this secret now: the router never shows it again."
-
-export const formatHookSet = (status: number, answer: typeof PutHookAnswer.Type): string =>
-  [
-    `${status === 201 ? "created" : "updated"} ${answer.host} -> ${answer.url}`,
-    ...(answer.secret === undefined
-      ? []
-      : [`secret: ${answer.secret}`, STORE_IT])
-  ].join("\n")
-
-export const formatTest = (answer: TestAnswer): string =>
-  formatFields([
-    ["url", answer.url],
-    ["delivered", answer.delivered ? "yes" : "no"],
-    ["status", answer.status === null ? "-" : String(answer.status)],
-    ...(answer.error === null ? [] : [["error", answer.error] as const]),
-    ["latency", `${answer.latencyMs}ms`]
-  ])
-
-export const formatRotation = (answer: typeof RotateAnswer.Type): string =>
-  [
-    `new secret for ${answer.host}: ${answer.secret}`,
-    STORE_IT,
-    `The previous secret keeps signing deliveries, next to the new one, until ${answer.previousSecretExpiresAt}.`
-  ].join("\n")
-
-export const formatNumberList = (numbers: ReadonlyArray<NumberView>): string =>
-  numbers.length === 0
-    ? "no numbers"
-    : formatTable(["number", "host", "source"], numbers.map((entry) => [entry.number, entry.host, entry.source]))
-
-const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`
+/** `a,b`: a comma-separated list of LiveKit event names. */
+const EventList = Schema.transform(Schema.String, Schema.Array(Schema.String), {
+  strict: true,
+  decode: (text) => text.split(",").map((item) => item.trim()).filter((item) => item !== ""),
+  encode: (items) => items.join(",")
+}).pipe(Schema.compose(Schema.Array(EventName)))
 
 // ---------------------------------------------------------------- failures
 
-/** The router answered with an error status. */
-export class RouterRejected extends Data.TaggedError("RouterRejected")<{
-  readonly status: number
-  readonly code: string
-  readonly message: string
-}> {}
+/** A command that failed (the router refused, could not be reached or answered nonsense; a bad config; a store it cannot open): its line for stderr, exit 1. */
+class Failed extends Data.TaggedError("Failed")<{ readonly message: string }> {}
 
-/** No answer at all: connection refused, DNS, reset, or too slow. */
-export class RouterUnreachable extends Data.TaggedError("RouterUnreachable")<{ readonly url: string; readonly reason: string }> {}
+/** `hooks test` reached the router, but not the tenant: exit 1, the answer already printed. */
+class NotDelivered extends Data.TaggedError("NotDelivered")<{}> {}
 
-/** A success status with a body this CLI does not understand (a proxy, or another version of the router). */
-export class UnexpectedAnswer extends Data.TaggedError("UnexpectedAnswer")<{ readonly status: number; readonly problem: string }> {}
-
-type AdminFailure = RouterRejected | RouterUnreachable | UnexpectedAnswer
-
-export const formatFailure = (failure: AdminFailure): string => {
-  switch (failure._tag) {
-    case "RouterRejected":
-      return `error: ${failure.status} ${failure.code}: ${failure.message}`
-    case "RouterUnreachable":
-      return `error: cannot reach the router at ${failure.url}: ${failure.reason}`
-    case "UnexpectedAnswer":
-      return `error: unexpected answer from the router (HTTP ${failure.status}): ${failure.problem}`
-  }
-}
-
-// ---------------------------------------------------------------- I/O
-
-const parseJson = (text: string): unknown => {
-  if (text === "") return undefined
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}
-
-/** An error answer as the router words it, or the status and body when something else answered. */
-const rejection = (status: number, body: unknown) =>
-  Either.match(Schema.decodeUnknownEither(ApiError)(body), {
-    onRight: ({ error }) => new RouterRejected({ status, code: error.code, message: error.message }),
-    onLeft: () =>
-      new RouterRejected({
-        status,
-        code: "unexpected",
-        message: typeof body === "string" ? body.slice(0, 200) : "the answer is not a router error"
-      })
-  })
+/** A command that cannot run as given (outside what @effect/cli validates). */
+class Usage extends Data.TaggedError("Usage")<{ readonly message: string }> {}
 
 const describeCause = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
 
-/** One admin request; the answer is decoded with `answer`, an error status becomes RouterRejected. */
-const request = <A, I>(
-  connection: Connection,
-  method: "GET" | "PUT" | "POST" | "DELETE",
-  path: string,
-  answer: Schema.Schema<A, I>,
-  body?: unknown
-) =>
-  Effect.gen(function* () {
-    const base = HttpClientRequest.make(method)(`${connection.url}${path}`).pipe(HttpClientRequest.bearerToken(connection.token))
-    const unreachable = (reason: string) => new RouterUnreachable({ url: connection.url, reason })
-    const response = yield* HttpClient.execute(body === undefined ? base : HttpClientRequest.bodyUnsafeJson(base, body)).pipe(
-      Effect.mapError((error) => unreachable(describeCause(error.cause ?? error))),
-      Effect.timeoutFail({ duration: ANSWER_TIMEOUT, onTimeout: () => unreachable(`no answer within ${Duration.format(ANSWER_TIMEOUT)}`) })
+const describeFailure = (url: string, error: unknown): string => {
+  const answer = errorAnswer(error)
+  if (answer) return `error: ${answer.status} ${answer.code}: ${answer.message}`
+  if (HttpClientError.isHttpClientError(error)) {
+    return error._tag === "RequestError"
+      ? `error: cannot reach the router at ${url}: ${describeCause(error.cause ?? error)}`
+      : `error: unexpected answer from the router (HTTP ${error.response.status}): ${error.description ?? error.reason}`
+  }
+  if (ParseResult.isParseError(error)) return `error: unexpected answer from the router: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
+  return `error: ${describeCause(error)}`
+}
+
+// ---------------------------------------------------------------- admin commands
+
+/** The API's client for this router and token: every request and answer typed by the API's definition. */
+const makeClient = ({ url, token }: Connection) =>
+  HttpApiClient.make(AdminApi, { baseUrl: url, transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(token))) })
+type Client = Effect.Effect.Success<ReturnType<typeof makeClient>>
+
+/** Runs one admin command: any failure is printed as one `error: …` line (exit 1). */
+const withClient =
+  <A>(use: (client: Client) => Effect.Effect<A, unknown>) =>
+  ({ connection }: { readonly connection: Connection }) =>
+    Effect.flatMap(makeClient(connection), use).pipe(
+      Effect.timeoutFail({
+        duration: ANSWER_TIMEOUT,
+        onTimeout: () => new Failed({ message: `error: cannot reach the router at ${connection.url}: no answer within ${Duration.format(ANSWER_TIMEOUT)}` })
+      }),
+      Effect.mapError((error) => (error instanceof Failed || error instanceof NotDelivered ? error : new Failed({ message: describeFailure(connection.url, error) }))),
+      Effect.provide(FetchHttpClient.layer)
     )
-    const text = yield* Effect.mapError(response.text, (error) => unreachable(describeCause(error.cause ?? error)))
-    const json = parseJson(text)
-    if (response.status >= 400) return yield* rejection(response.status, json)
-    const value = yield* Effect.mapError(
-      Schema.decodeUnknown(answer)(json),
-      (error) => new UnexpectedAnswer({ status: response.status, problem: ParseResult.TreeFormatter.formatErrorSync(error) })
-    )
-    return { status: response.status, value }
-  })
 
-const hookPath = (host: string, suffix = "") => `/v1/hooks/${pathSegment(host)}${suffix}`
-const numberPath = (number: string) => `/v1/numbers/${pathSegment(number)}`
+const print = (text: string) => Console.log(text)
 
-/** Runs one admin action, printing its result; the exit code is 1 only for an undelivered test. */
-const perform = (action: Action, connection: Connection) =>
-  Effect.gen(function* () {
-    switch (action._tag) {
-      case "ListHooks": {
-        const { value } = yield* request(connection, "GET", "/v1/hooks", HookList)
-        yield* Console.log(formatHookList(value.hooks))
-        return 0
-      }
-      case "GetHook": {
-        const { value } = yield* request(connection, "GET", hookPath(action.host), HookView)
-        yield* Console.log(formatHook(value))
-        return 0
-      }
-      case "SetHook": {
-        const { status, value } = yield* request(connection, "PUT", hookPath(action.host), PutHookAnswer, action.changes)
-        yield* Console.log(formatHookSet(status, value))
-        return 0
-      }
-      case "RemoveHook": {
-        yield* request(connection, "DELETE", hookPath(action.host), NoContent)
-        yield* Console.log(`removed ${action.host}`)
-        return 0
-      }
-      case "TestHook": {
-        const { value } = yield* request(connection, "POST", hookPath(action.host, "/test"), TestAnswer)
-        yield* Console.log(formatTest(value))
-        return value.delivered ? 0 : 1
-      }
-      case "RotateSecret": {
-        const { value } = yield* request(connection, "POST", hookPath(action.host, "/rotate-secret"), RotateAnswer)
-        yield* Console.log(formatRotation(value))
-        return 0
-      }
-      case "ListNumbers": {
-        const { value } = yield* request(connection, "GET", "/v1/numbers", NumberList)
-        yield* Console.log(formatNumberList(value.numbers))
-        return 0
-      }
-      case "SetNumber": {
-        const { status, value } = yield* request(connection, "PUT", numberPath(action.number), NumberView, { host: action.host })
-        yield* Console.log(`${status === 201 ? "created" : "updated"} ${value.number} -> ${value.host}`)
-        return 0
-      }
-      case "RemoveNumber": {
-        yield* request(connection, "DELETE", numberPath(action.number), NoContent)
-        yield* Console.log(`removed ${action.number}`)
-        return 0
-      }
-    }
-  }).pipe(
-    Effect.catchAll((failure) => Effect.as(Console.error(formatFailure(failure)), 1)),
-    Effect.provide(FetchHttpClient.layer)
-  )
+/** A group of commands: without one of them it is a usage error, as before (@effect/cli alone would print its help, exit 0). */
+const group = <const Name extends string>(name: Name) =>
+  Command.make(name, {}, () => Effect.fail(new Usage({ message: `"${name}" needs a command (${name} --help lists them)` })))
 
-const checkConfig = (file: string, env: CliEnv) =>
-  loadConfigFile(file, env).pipe(
-    Effect.flatMap((config) =>
-      Console.log(`ok: ${file} (${count(config.hooks.length, "hook")}, ${count(config.numbers.length, "number")})`)
+const hooks = group("hooks").pipe(
+  Command.withDescription("the hooks: which tenant URL each host's calls go to"),
+  Command.withSubcommands([
+    Command.make("list", { connection }, withClient((client) => Effect.flatMap(client.hooks.list(), ({ hooks }) => print(Format.formatHookList(hooks))))).pipe(
+      Command.withDescription("every hook: host, url, source, events, rateLimit")
     ),
-    Effect.as(0),
-    Effect.catchAll((error) => Effect.as(Console.error(error.message), 1))
+    Command.make("get", { connection, host: hostArg }, (input) =>
+      withClient((client) => Effect.flatMap(client.hooks.get({ path: { host: input.host } }), (hook) => print(Format.formatHook(hook))))(input)
+    ).pipe(Command.withDescription("one hook")),
+    Command.make(
+      "set",
+      {
+        connection: connectionForSet,
+        host: hostArg,
+        url: option("url", TargetUrl).pipe(Options.withDescription("where the hook's events are posted (http or https)")),
+        secret: option("secret", WebhookSecret).pipe(Options.optional, Options.withDescription("whsec_… (without: kept, or generated for a new hook)")),
+        events: option("events", EventList).pipe(Options.optional, Options.withDescription("only these events, e.g. participant_joined,room_finished")),
+        rateLimit: option("rate-limit", RateLimitText).pipe(Options.optional, Options.withDescription("e.g. 50/s, 600/m, 1000/h"))
+      },
+      (input) =>
+        withClient((client) =>
+          Effect.flatMap(
+            client.hooks.put({
+              path: { host: input.host },
+              payload: {
+                url: input.url,
+                ...Option.match(input.secret, { onNone: () => ({}), onSome: (secret) => ({ secret }) }),
+                ...Option.match(input.events, { onNone: () => ({}), onSome: (events) => ({ events }) }),
+                ...Option.match(input.rateLimit, { onNone: () => ({}), onSome: (rateLimit) => ({ rateLimit }) })
+              }
+            }),
+            (saved) => print(Format.formatHookSet(saved))
+          )
+        )(input)
+    ).pipe(
+      Command.withDescription(
+        "create or replace an API hook. The whole hook is replaced: omitted --events/--rate-limit are cleared. Without --secret an existing hook keeps its secret and a new one gets a generated secret (shown once); use rotate-secret to roll a secret over"
+      )
+    ),
+    Command.make("rm", { connection, host: hostArg }, (input) =>
+      withClient((client) => Effect.zipRight(client.hooks.remove({ path: { host: input.host } }), print(`removed ${input.host}`)))(input)
+    ).pipe(Command.withDescription("remove an API hook")),
+    Command.make("test", { connection, host: hostArg }, (input) =>
+      withClient((client) =>
+        Effect.flatMap(client.hooks.test({ path: { host: input.host } }), (answer) =>
+          Effect.zipRight(print(Format.formatTest(answer)), answer.delivered ? Effect.void : Effect.fail(new NotDelivered()))
+        )
+      )(input)
+    ).pipe(Command.withDescription("send one signed router.test event now; exit 1 unless delivered")),
+    Command.make("rotate-secret", { connection, host: hostArg }, (input) =>
+      withClient((client) => Effect.flatMap(client.hooks.rotateSecret({ path: { host: input.host } }), (answer) => print(Format.formatRotation(answer))))(input)
+    ).pipe(Command.withDescription("a new secret; the old one keeps signing for a while"))
+  ])
+)
+
+const numbers = group("numbers").pipe(
+  Command.withDescription("dialled numbers routed to hooks (for shared domains)"),
+  Command.withSubcommands([
+    Command.make("list", { connection }, withClient((client) => Effect.flatMap(client.numbers.list(), ({ numbers }) => print(Format.formatNumberList(numbers))))).pipe(
+      Command.withDescription("every number and the host it routes to")
+    ),
+    Command.make("set", { connection, number: numberArg, host: hostArg }, (input) =>
+      withClient((client) =>
+        Effect.flatMap(client.numbers.put({ path: { number: input.number }, payload: { host: input.host } }), (saved) =>
+          print(`${saved instanceof NumberCreated ? "created" : "updated"} ${saved.number} -> ${saved.host}`)
+        )
+      )(input)
+    ).pipe(Command.withDescription("route a dialled number to a hook host")),
+    Command.make("rm", { connection, number: numberArg }, (input) =>
+      withClient((client) => Effect.zipRight(client.numbers.remove({ path: { number: input.number } }), print(`removed ${input.number}`)))(input)
+    ).pipe(Command.withDescription("remove a number's route"))
+  ])
+)
+
+const deliveries = group("deliveries").pipe(
+  Command.withDescription("deliveries to tenants: their state and attempts, and requeueing failed ones"),
+  Command.withSubcommands([
+    Command.make(
+      "list",
+      {
+        connection,
+        status: Options.choice("status", DeliveryStatus.literals).pipe(Options.optional),
+        tenant: option("tenant", HostPattern).pipe(Options.optional, Options.withDescription("one tenant's host (a tenant token must name one)")),
+        limit: option("limit", Limit).pipe(Options.optional, Options.withDescription("1 to 1000, default 100")),
+        cursor: option("cursor", DeliveryId).pipe(Options.optional, Options.withDescription("the next page, as the previous one said"))
+      },
+      (input) =>
+        withClient((client) =>
+          Effect.flatMap(
+            client.deliveries.list({
+              urlParams: {
+                ...Option.match(input.status, { onNone: () => ({}), onSome: (status) => ({ status }) }),
+                ...Option.match(input.tenant, { onNone: () => ({}), onSome: (tenant) => ({ tenant }) }),
+                ...Option.match(input.limit, { onNone: () => ({}), onSome: (limit) => ({ limit }) }),
+                ...Option.match(input.cursor, { onNone: () => ({}), onSome: (cursor) => ({ cursor }) })
+              }
+            }),
+            (page) => print(Format.formatDeliveryList(page))
+          )
+        )(input)
+    ).pipe(Command.withDescription("deliveries, newest first")),
+    Command.make("get", { connection, id: deliveryArg }, (input) =>
+      withClient((client) => Effect.flatMap(client.deliveries.get({ path: { id: input.id } }), (found) => print(Format.formatDelivery(found))))(input)
+    ).pipe(Command.withDescription("one delivery with its attempts")),
+    Command.make("retry", { connection, id: deliveryArg }, (input) =>
+      withClient((client) => Effect.flatMap(client.deliveries.retry({ path: { id: input.id } }), (delivery) => print(Format.formatRetried(delivery))))(input)
+    ).pipe(Command.withDescription("requeue a failed delivery with a fresh attempt budget"))
+  ])
+)
+
+const tenants = group("tenants").pipe(
+  Command.withDescription("a tenant's deliveries as a whole"),
+  Command.withSubcommands([
+    Command.make(
+      "recover",
+      { connection, host: hostArg, since: option("since", IsoTime).pipe(Options.withDescription("an ISO-8601 date (UTC midnight) or a time with its zone")) },
+      (input) =>
+        withClient((client) =>
+          Effect.flatMap(client.tenants.recover({ path: { host: input.host }, urlParams: { since: input.since } }), (recovery) => print(Format.formatRecovery(recovery)))
+        )(input)
+    ).pipe(Command.withDescription("requeue the tenant's failed deliveries created since then"))
+  ])
+)
+
+const unroutable = group("unroutable").pipe(
+  Command.withDescription("SIP events that reached no tenant (operator token)"),
+  Command.withSubcommands([
+    Command.make(
+      "list",
+      { connection, limit: option("limit", Limit).pipe(Options.optional, Options.withDescription("1 to 1000, default 100")) },
+      (input) =>
+        withClient((client) =>
+          Effect.flatMap(client.unroutable.list({ urlParams: Option.match(input.limit, { onNone: () => ({}), onSome: (limit) => ({ limit }) }) }), ({ items }) =>
+            print(Format.formatUnroutableList(items))
+          )
+        )(input)
+    ).pipe(Command.withDescription("recent ones, newest first: the headers seen, the domain parsed and why it matched nothing"))
+  ])
+)
+
+// ---------------------------------------------------------------- the router and its config
+
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`
+
+const checkConfig = Command.make("check-config", { file: Args.file({ name: "FILE" }) }, ({ file }) =>
+  loadConfigFile(file).pipe(
+    Effect.flatMap((config) => print(`ok: ${file} (${count(config.hooks.length, "hook")}, ${count(config.numbers.length, "number")})`)),
+    Effect.mapError((error) => new Failed({ message: error.message }))
+  )
+).pipe(Command.withDescription("decode FILE exactly as the router would (env overrides included) and print what is wrong; needs no router"))
+
+const configOption = Options.file("config").pipe(
+  Options.withDescription("the router's YAML config (env ROUTER_CONFIG)"),
+  Options.withFallbackConfig(Config.string("ROUTER_CONFIG")),
+  Options.optional,
+  // A blank ROUTER_CONFIG counts as unset (and must not stop the other commands).
+  Options.map(Option.filter((path) => path !== ""))
+)
+
+/** Runs the router until SIGTERM/SIGINT; a config or store it cannot use stops it with exit 1. */
+const serve = (path: string) =>
+  Effect.gen(function* () {
+    const { config, text } = yield* readConfigFile(path)
+    // Loaded here, not at the top, so admin commands do not pay for the whole server.
+    const { runApp } = yield* Effect.promise(() => import("../App.ts"))
+    return yield* runApp(config, { configFile: { path, text } })
+  }).pipe(
+    Effect.mapError((error) => new Failed({ message: error._tag === "StoreUnavailable" ? `cannot open the store: ${String(error.cause)}` : error.message })),
+    Effect.catchAllDefect((defect) => Effect.fail(new Failed({ message: `router stopped: ${String(defect)}` })))
   )
 
-/** The whole CLI: succeeds with the process exit code (0 done, 1 failed, 2 bad usage). */
-export const cli = (args: ReadonlyArray<string>, env: CliEnv): Effect.Effect<number> =>
-  Either.match(parseArgs(args, env), {
-    onLeft: (usage) => Effect.as(Console.error(`error: ${usage.message}\n\n${USAGE}`), 2),
-    onRight: (command) => {
-      switch (command._tag) {
-        case "Help":
-          return Effect.as(Console.log(USAGE), 0)
-        case "CheckConfig":
-          return checkConfig(command.file, env)
-        case "Admin":
-          return perform(command.action, command.connection)
-      }
-    }
-  }).pipe(Effect.catchAllDefect((defect) => Effect.as(Console.error(`error: unexpected failure: ${describeCause(defect)}`), 1)))
+const serveWith = (config: Option.Option<string>): Effect.Effect<void, Failed | Usage> =>
+  Option.match(config, { onNone: () => Effect.fail(new Usage({ message: "serve needs --config FILE (or ROUTER_CONFIG)" })), onSome: serve })
+
+const serveCommand = Command.make("serve", { config: configOption }, ({ config }) => serveWith(config)).pipe(Command.withDescription("run the router"))
+
+/** `help`, as `--help`: the whole command line, built by @effect/cli. */
+const help = Command.make("help", {}, () => Effect.suspend(() => runCommand(["--help"]))).pipe(Command.withDescription("this overview and every command"))
+
+const root = Command.make("sip-tenant-router", { config: configOption }, ({ config }) => serveWith(config)).pipe(
+  Command.withDescription(OVERVIEW),
+  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, checkConfig, help])
+)
+
+const runCommand = (args: ReadonlyArray<string>): Effect.Effect<void, unknown, CliApp.CliApp.Environment> => Command.run(root, { name: "sip-tenant-router", version: "0.1.0" })(["bun", "main.ts", ...args])
+
+/**
+ * The whole command line: succeeds with the exit code (0 done, 1 failed, 2 bad
+ * usage). @effect/cli prints a usage error itself; it is captured here, to be
+ * printed as one `error: …` with the overview after it.
+ */
+export const cli = (args: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const usage: Array<string> = []
+    const console = yield* Effect.console
+    const capturing = { ...console, error: (...parts: ReadonlyArray<unknown>) => Effect.sync(() => void usage.push(parts.join(" "))) }
+    return yield* runCommand(args).pipe(
+      Effect.withConsole(capturing),
+      Effect.as(0),
+      Effect.catchAll((error) => {
+        if (ValidationError.isValidationError(error) || error instanceof Usage) {
+          const message = error instanceof Usage ? error.message : usage.join("\n").trim()
+          return Effect.as(Console.error(`error: ${message}\n\n${OVERVIEW}`), 2)
+        }
+        return Effect.as(error instanceof Failed ? Console.error(error.message) : Effect.void, 1)
+      })
+    )
+  })
 
 /** runMain's default teardown knows only 0 and 1; this one exits with the code the CLI returned. */
 export const exitWithCode: Teardown = (exit, onExit) =>

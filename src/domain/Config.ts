@@ -39,7 +39,9 @@ const Admin = Schema.Struct({
   /** Operator tokens: every host. */
   tokens: withDefault(Schema.Array(Token), () => []),
   /** Tenant tokens: only the listed hosts (and, for a wildcard, the hosts under it). */
-  tenantTokens: withDefault(Schema.Array(Schema.Struct({ token: Token, hosts: Schema.Array(HostPattern).pipe(Schema.minItems(1)) })), () => [])
+  tenantTokens: withDefault(Schema.Array(Schema.Struct({ token: Token, hosts: Schema.Array(HostPattern).pipe(Schema.minItems(1)) })), () => []),
+  /** GET /openapi.json and /docs, served without a token: they describe the API, never its data. */
+  docs: withDefault(Schema.Boolean, () => true)
 })
 
 const Signing = Schema.Struct({

@@ -82,8 +82,11 @@ export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly key:
 }
 
 /** The first problem of a failed decode, with the dotted key at fault (`fallback` when the whole value is), in a message of bounded size. */
-export const firstProblem = (error: ParseResult.ParseError, fallback: string): { readonly key: string; readonly problem: string } => {
-  const [first] = ParseResult.ArrayFormatter.formatErrorSync(error)
+export const firstProblem = (error: ParseResult.ParseError, fallback: string) => firstIssue(ParseResult.ArrayFormatter.formatErrorSync(error), fallback)
+
+/** The same, from the issues of a decode already formatted (HttpApi's decode errors carry them). */
+export const firstIssue = (issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>, fallback: string): { readonly key: string; readonly problem: string } => {
+  const [first] = issues
   return {
     key: first && first.path.length > 0 ? boundedMessage(first.path.join(".")) : fallback,
     problem: boundedMessage(first?.message ?? "invalid")

@@ -3,17 +3,13 @@ import { Cause, Effect, Layer, Runtime } from "effect"
 import type { servicesLayer } from "../App.ts"
 import type { RouterConfig } from "../domain/Config.ts"
 import { Ingest } from "../ingest/Ingest.ts"
-import { DeliveriesApi } from "./DeliveriesApi.ts"
-import { HooksApi } from "./HooksApi.ts"
-import { NumbersApi } from "./NumbersApi.ts"
+import { adminRoutes } from "./AdminRoutes.ts"
 import { OpsRoutes } from "./Ops.ts"
 import { errorResponse, INTERNAL_ERROR } from "./Responses.ts"
 import { webhookHandler } from "./Webhook.ts"
 
 /** What the routes need: every service of the router. */
 type Services = Layer.Layer.Success<ReturnType<typeof servicesLayer>>
-
-const Routes = Layer.mergeAll(HooksApi, NumbersApi, DeliveriesApi, OpsRoutes)
 
 /** Host names run to 253 characters; the schemas, not the router, decide what is too long (a 400 naming the field). */
 const routerConfig = Layer.succeed(HttpLayerRouter.RouterConfig, { maxParamLength: Number.MAX_SAFE_INTEGER })
@@ -47,7 +43,7 @@ export const serverLayer = (config: RouterConfig) =>
   Layer.scopedDiscard(
     Effect.gen(function* () {
       const runtime = yield* Effect.runtime<Services>()
-      const routes = yield* HttpLayerRouter.toHttpEffect(Routes).pipe(Effect.provide(routerConfig))
+      const routes = yield* HttpLayerRouter.toHttpEffect(Layer.merge(adminRoutes(config), OpsRoutes)).pipe(Effect.provide(routerConfig))
       const app = routes.pipe(
         Effect.catchTag("RouteNotFound", () => Effect.succeed(errorResponse(404, "not_found", "no such endpoint"))),
         Effect.catchAllCause((cause) =>

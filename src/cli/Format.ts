@@ -1,0 +1,120 @@
+/** How the CLI prints the router's answers: pure functions of the API's views. */
+import type { DeliveryDetail, DeliveryPage, DeliveryView, Recovery, UnroutableView } from "../domain/DeliveryViews.ts"
+import { HookCreated, type HookView, type NumberView, type Rotation, type SavedHook, type TestResult } from "../domain/HookViews.ts"
+
+/** Left-aligned columns two spaces apart; the last column is not padded. */
+export const formatTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? "").length)))
+  return [header, ...rows]
+    .map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  "))
+    .join("\n")
+}
+
+/** `key: value` lines with the values aligned. */
+const formatFields = (fields: ReadonlyArray<readonly [string, string]>): string => {
+  const width = Math.max(...fields.map(([key]) => key.length)) + 1
+  return fields.map(([key, value]) => `${`${key}:`.padEnd(width)} ${value}`).join("\n")
+}
+
+const orDash = (value: string | number | null) => (value === null ? "-" : String(value))
+
+const eventsText = (events: ReadonlyArray<string> | null) => (events === null ? "all" : events.length === 0 ? "none" : events.join(","))
+
+export const formatHookList = (hooks: ReadonlyArray<HookView>): string =>
+  hooks.length === 0
+    ? "no hooks"
+    : formatTable(
+        ["host", "url", "source", "events", "rateLimit"],
+        hooks.map((hook) => [hook.host, hook.url, hook.source, eventsText(hook.events), orDash(hook.rateLimit)])
+      )
+
+export const formatHook = (hook: HookView): string =>
+  formatFields([
+    ["host", hook.host],
+    ["url", hook.url],
+    ["source", hook.source],
+    ["events", eventsText(hook.events)],
+    ["rateLimit", orDash(hook.rateLimit)],
+    ["own secret", hook.hasOwnSecret ? "yes" : "no (signed with signing.secret)"]
+  ])
+
+const STORE_IT = "Store this secret now: the router never shows it again."
+
+/** A created hook is a HookCreated (the router answered 201); a replaced one a plain view (200). */
+export const formatHookSet = (saved: SavedHook): string =>
+  [
+    `${saved instanceof HookCreated ? "created" : "updated"} ${saved.host} -> ${saved.url}`,
+    ...(saved.secret === undefined ? [] : [`secret: ${saved.secret}`, STORE_IT])
+  ].join("\n")
+
+export const formatTest = (answer: TestResult): string =>
+  formatFields([
+    ["url", answer.url],
+    ["delivered", answer.delivered ? "yes" : "no"],
+    ["status", orDash(answer.status)],
+    ...(answer.error === null ? [] : [["error", answer.error] as const]),
+    ["latency", `${answer.latencyMs}ms`]
+  ])
+
+export const formatRotation = (answer: Rotation): string =>
+  [
+    `new secret for ${answer.host}: ${answer.secret}`,
+    STORE_IT,
+    `The previous secret keeps signing deliveries, next to the new one, until ${answer.previousSecretExpiresAt}.`
+  ].join("\n")
+
+export const formatNumberList = (numbers: ReadonlyArray<NumberView>): string =>
+  numbers.length === 0
+    ? "no numbers"
+    : formatTable(["number", "host", "source"], numbers.map((entry) => [entry.number, entry.host, entry.source]))
+
+export const formatDeliveryList = (page: DeliveryPage): string =>
+  [
+    page.items.length === 0
+      ? "no deliveries"
+      : formatTable(
+          ["id", "status", "tenant", "type", "attempts", "lastStatus", "createdAt"],
+          page.items.map((d) => [String(d.id), d.status, d.tenant, d.type, String(d.attempts), orDash(d.lastStatus ?? d.lastError), d.createdAt])
+        ),
+    ...(page.nextCursor === null ? [] : [`more: --cursor ${page.nextCursor}`])
+  ].join("\n")
+
+const deliveryFields = (d: DeliveryView): ReadonlyArray<readonly [string, string]> => [
+  ["id", String(d.id)],
+  ["status", d.status],
+  ["tenant", d.tenant],
+  ["url", d.url],
+  ["type", d.type],
+  ["eventId", d.eventId],
+  ["room", orDash(d.room)],
+  ["attempts", String(d.attempts)],
+  ["lastStatus", orDash(d.lastStatus)],
+  ["lastError", orDash(d.lastError)],
+  ["nextAttemptAt", orDash(d.nextAttemptAt)],
+  ["createdAt", d.createdAt],
+  ["updatedAt", d.updatedAt]
+]
+
+export const formatDelivery = (d: DeliveryDetail): string =>
+  [
+    formatFields(deliveryFields(d)),
+    "",
+    d.history.length === 0
+      ? "no attempts yet"
+      : formatTable(
+          ["attempt", "at", "status", "latency"],
+          d.history.map((a) => [String(a.attempt), a.at, orDash(a.status ?? a.error), `${a.latencyMs}ms`])
+        )
+  ].join("\n")
+
+export const formatRetried = (d: DeliveryView): string => `requeued delivery ${d.id} (${d.tenant}, ${d.type})`
+
+export const formatRecovery = (r: Recovery): string => `requeued ${r.requeued} failed deliveries of ${r.tenant} created since ${r.since}`
+
+export const formatUnroutableList = (items: ReadonlyArray<UnroutableView>): string =>
+  items.length === 0
+    ? "no unroutable events"
+    : formatTable(
+        ["at", "reason", "domain", "type", "dialled", "eventId"],
+        items.map((u) => [u.at, u.reason, orDash(u.domain), u.type, orDash(u.headers.dialled), u.eventId])
+      )

@@ -1,0 +1,80 @@
+import { Schema } from "effect"
+import { HostPattern } from "./Hook.ts"
+import { strict } from "./HookViews.ts"
+import { IsoTime } from "./IsoTime.ts"
+import { excerpt } from "./Untrusted.ts"
+
+/** What the admin API shows of deliveries and unroutable events, and the queries that select them. Times are ISO-8601 in UTC. */
+
+export const DeliveryStatus = Schema.Literal("pending", "failed", "delivered")
+
+/** The operator's view of a delivery; the body stays in the store (it carries callers' numbers). */
+export const DeliveryView = Schema.Struct({
+  id: Schema.Number,
+  eventId: Schema.String,
+  type: Schema.String,
+  tenant: Schema.String,
+  url: Schema.String,
+  room: Schema.NullOr(Schema.String),
+  status: DeliveryStatus,
+  attempts: Schema.Number,
+  lastStatus: Schema.NullOr(Schema.Number),
+  lastError: Schema.NullOr(Schema.String),
+  nextAttemptAt: Schema.NullOr(Schema.String),
+  createdAt: Schema.String,
+  updatedAt: Schema.String
+}).annotations({ identifier: "Delivery" })
+export type DeliveryView = typeof DeliveryView.Type
+
+export const AttemptView = Schema.Struct({
+  attempt: Schema.Number,
+  at: Schema.String,
+  status: Schema.NullOr(Schema.Number),
+  error: Schema.NullOr(Schema.String),
+  latencyMs: Schema.Number
+})
+
+export const DeliveryDetail = Schema.Struct({ ...DeliveryView.fields, history: Schema.Array(AttemptView) }).annotations({ identifier: "DeliveryDetail" })
+export type DeliveryDetail = typeof DeliveryDetail.Type
+
+/** Newest first; `nextCursor` fetches the next page, `null` on the last. */
+export const DeliveryPage = Schema.Struct({ items: Schema.Array(DeliveryView), nextCursor: Schema.NullOr(Schema.String) })
+export type DeliveryPage = typeof DeliveryPage.Type
+
+export const Recovery = Schema.Struct({ tenant: Schema.String, since: Schema.String, requeued: Schema.Number })
+export type Recovery = typeof Recovery.Type
+
+export const UnroutableView = Schema.Struct({
+  at: Schema.String,
+  eventId: Schema.String,
+  type: Schema.String,
+  room: Schema.NullOr(Schema.String),
+  headers: Schema.Struct({ xToIp: Schema.NullOr(Schema.String), to: Schema.NullOr(Schema.String), dialled: Schema.NullOr(Schema.String) }),
+  domain: Schema.NullOr(Schema.String),
+  reason: Schema.Literal("missing_header", "malformed_header", "unknown_domain")
+}).annotations({ identifier: "UnroutableEvent" })
+export type UnroutableView = typeof UnroutableView.Type
+
+export const UnroutableList = Schema.Struct({ items: Schema.Array(UnroutableView) })
+
+/** Plain decimal digits only: Number() would also take "0x10", "1e3" and " 7 ". */
+const IntFromString = (min: number, max: number) =>
+  Schema.String.pipe(
+    Schema.filter((s) => /^[0-9]{1,16}$/.test(s) || `expected a whole number from ${min} to ${max}, got ${excerpt(s)}`),
+    Schema.compose(Schema.NumberFromString),
+    Schema.filter((n) => (n >= min && n <= max) || `expected a whole number from ${min} to ${max}`)
+  )
+
+export const Limit = IntFromString(1, 1000)
+export const DeliveryId = IntFromString(1, Number.MAX_SAFE_INTEGER)
+
+export const DeliveryQuery = Schema.Struct({
+  status: Schema.optional(DeliveryStatus),
+  tenant: Schema.optional(HostPattern),
+  limit: Schema.optional(Limit),
+  cursor: Schema.optional(DeliveryId)
+}).annotations(strict)
+
+export const RecoverQuery = Schema.Struct({ since: IsoTime }).annotations(strict)
+
+export const UnroutableQuery = Schema.Struct({ limit: Schema.optional(Limit) }).annotations(strict)

@@ -1,0 +1,71 @@
+import { HttpApiSchema } from "@effect/platform"
+import { Data, Schema } from "effect"
+import { HookFields, HostPattern } from "./Hook.ts"
+
+/** What the admin API shows of hooks and numbers, and what it takes to change them. */
+
+const Source = Schema.Literal("file", "http", "api")
+
+/** Secrets are write-only: a view says whether a hook has its own, never what it is. */
+export const HookView = Schema.Struct({
+  host: Schema.String,
+  url: Schema.String,
+  events: Schema.NullOr(Schema.Array(Schema.String)),
+  rateLimit: Schema.NullOr(Schema.String),
+  source: Source,
+  hasOwnSecret: Schema.Boolean
+}).annotations({ identifier: "Hook" })
+export type HookView = typeof HookView.Type
+
+export const HookList = Schema.Struct({ hooks: Schema.Array(HookView) })
+
+/** Unknown fields (or query parameters) are refused, so a typo (`evnets`) is not silently ignored. */
+export const strict = { parseOptions: { onExcessProperty: "error" } } as const
+
+/** `PUT /v1/hooks/{host}`: the whole hook; fields left out are cleared. */
+export const HookChanges = HookFields.annotations({ ...strict, identifier: "HookChanges" })
+
+/**
+ * 201 and 200 answers share their fields; a created one is an instance of its
+ * own class, so the status follows from what the handler returns (and the
+ * client tells them apart the same way).
+ */
+const createdAnswer = <A extends object, I>(view: Schema.Schema<A, I>, Class: new (fields: A) => A, identifier: string) =>
+  Schema.transform(view, Schema.declare((u): u is A => u instanceof Class), { strict: true, decode: (fields) => new Class(fields), encode: (created) => created }).annotations({
+    identifier,
+    ...HttpApiSchema.annotations({ status: 201 })
+  })
+
+/** A generated secret is in this answer only; the router never shows it again. */
+export const SavedHook = Schema.Struct({ ...HookView.fields, secret: Schema.optional(Schema.String) }).annotations({ identifier: "SavedHook" })
+export type SavedHook = typeof SavedHook.Type
+
+export class HookCreated extends Data.Class<SavedHook> {}
+export const HookCreatedAnswer = createdAnswer(SavedHook, HookCreated, "HookCreated")
+
+/** One signed `router.test` event, sent without retries, and the tenant's answer. */
+export const TestResult = Schema.Struct({
+  host: Schema.String,
+  url: Schema.String,
+  eventId: Schema.String,
+  delivered: Schema.Boolean,
+  status: Schema.NullOr(Schema.Number),
+  error: Schema.NullOr(Schema.String),
+  latencyMs: Schema.Number
+})
+export type TestResult = typeof TestResult.Type
+
+/** The new secret, shown once; the old one keeps signing until `previousSecretExpiresAt`. */
+export const Rotation = Schema.Struct({ host: Schema.String, secret: Schema.String, previousSecretExpiresAt: Schema.String })
+export type Rotation = typeof Rotation.Type
+
+export const NumberView = Schema.Struct({ number: Schema.String, host: Schema.String, source: Source }).annotations({ identifier: "Number" })
+export type NumberView = typeof NumberView.Type
+
+export const NumberList = Schema.Struct({ numbers: Schema.Array(NumberView) })
+
+/** `PUT /v1/numbers/{e164}`: the hook host the number routes to. */
+export const NumberChanges = Schema.Struct({ host: HostPattern }).annotations({ ...strict, identifier: "NumberChanges" })
+
+export class NumberCreated extends Data.Class<NumberView> {}
+export const NumberCreatedAnswer = createdAnswer(NumberView, NumberCreated, "NumberCreated")

@@ -1,0 +1,59 @@
+import { HttpApiBuilder, HttpApiScalar, HttpLayerRouter, HttpServerResponse, OpenApi } from "@effect/platform"
+import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
+import { Chunk, Effect, Layer } from "effect"
+import type { RouterConfig } from "../domain/Config.ts"
+import { BadRequest, firstIssue } from "../domain/Errors.ts"
+import { AdminApi } from "./Api.ts"
+import { AuthorizationLive } from "./Authorization.ts"
+import { DeliveriesHandlers } from "./DeliveriesHandlers.ts"
+import { HooksHandlers } from "./HooksHandlers.ts"
+import { JsonBodyLive } from "./JsonBody.ts"
+import { NumbersHandlers } from "./NumbersHandlers.ts"
+import { TenantsHandlers } from "./TenantsHandlers.ts"
+import { UnroutableHandlers } from "./UnroutableHandlers.ts"
+
+/** A path, query or payload HttpApi could not decode: the documented 400, naming the field (the body, when the whole of it is wrong). */
+const badRequest = (error: HttpApiDecodeError) => {
+  const { key, problem } = firstIssue(error.issues, "body")
+  return new BadRequest({ field: key, message: problem })
+}
+
+const isDecodeError = (error: unknown): error is HttpApiDecodeError => error instanceof HttpApiDecodeError
+
+/**
+ * The admin API's endpoints on the router, as HttpLayerRouter.addHttpApi
+ * registers them, with one change: HttpApi's own decode errors are answered
+ * in the router's error shape, by the API's error encoding like every other.
+ */
+const Endpoints = HttpApiBuilder.Router.unwrap(
+  Effect.fnUntraced(function* (built) {
+    const router = yield* HttpLayerRouter.HttpRouter
+    const withApiMiddleware = yield* HttpApiBuilder.buildMiddleware(AdminApi)
+    yield* router.addAll(
+      Chunk.toReadonlyArray(built.routes).map((route) =>
+        HttpLayerRouter.route(
+          // The API declares no HEAD endpoint (the router answers HEAD with GET's route).
+          route.method as Exclude<typeof route.method, "HEAD">,
+          route.path as HttpLayerRouter.PathInput,
+          withApiMiddleware(Effect.catchIf(route.handler as Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>, isDecodeError, (e) => Effect.fail(badRequest(e)))).pipe(
+            // What the API's errors cannot encode was never one of them: the server's last resort answers it.
+            Effect.orDie
+          ),
+          { uninterruptible: route.uninterruptible }
+        )
+      )
+    )
+  }, Layer.effectDiscard)
+).pipe(
+  Layer.provide([HooksHandlers, NumbersHandlers, DeliveriesHandlers, TenantsHandlers, UnroutableHandlers]),
+  Layer.provide([AuthorizationLive, JsonBodyLive])
+)
+
+/** The OpenAPI document and its rendering, both generated from the same definition, with nothing fetched from elsewhere. */
+const Docs = Layer.mergeAll(
+  HttpLayerRouter.add("GET", "/openapi.json", Effect.sync(() => HttpServerResponse.unsafeJson(OpenApi.fromApi(AdminApi)))),
+  HttpApiScalar.layerHttpLayerRouter({ api: AdminApi, path: "/docs", scalar: { withDefaultFonts: false } })
+)
+
+/** The admin API, and (unless `admin.docs` is false) its documentation. */
+export const adminRoutes = (config: RouterConfig) => (config.admin.docs ? Layer.merge(Endpoints, Docs) : Endpoints)

@@ -1,0 +1,176 @@
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
+import { Context, Schema } from "effect"
+import * as ApiErrors from "../domain/ApiErrors.ts"
+import { DeliveryDetail, DeliveryId, DeliveryPage, DeliveryQuery, DeliveryView, RecoverQuery, Recovery, UnroutableList, UnroutableQuery } from "../domain/DeliveryViews.ts"
+import { E164, HostPattern } from "../domain/Hook.ts"
+import {
+  HookChanges,
+  HookCreatedAnswer,
+  HookList,
+  HookView,
+  NumberChanges,
+  NumberCreatedAnswer,
+  NumberList,
+  NumberView,
+  Rotation,
+  SavedHook,
+  TestResult
+} from "../domain/HookViews.ts"
+
+/**
+ * The admin API, defined once: the router serves it (handlers in the
+ * *Handlers.ts files beside this one), `/openapi.json` and `/docs` describe
+ * it, and the CLI's client is derived from it.
+ */
+
+/** Who is calling: an operator sees every host; a tenant token only its own. */
+export type Principal = { readonly _tag: "Operator" } | { readonly _tag: "Tenant"; readonly hosts: ReadonlyArray<string> }
+
+export class CurrentPrincipal extends Context.Tag("CurrentPrincipal")<CurrentPrincipal, Principal>() {}
+
+/** Operator and tenant bearer tokens (see Authorization.ts). */
+export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Authorization", {
+  failure: ApiErrors.Unauthorized,
+  provides: CurrentPrincipal,
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+/**
+ * A JSON body read within `server.maxBodyBytes` and nested at most 32 levels,
+ * before HttpApi decodes the payload from it (see JsonBody.ts): it provides
+ * the request the payload is read from.
+ */
+export class JsonBody extends HttpApiMiddleware.Tag<JsonBody>()("JsonBody", {
+  failure: Schema.Union(ApiErrors.PayloadTooLarge, ApiErrors.BadRequest),
+  provides: HttpServerRequest.HttpServerRequest
+}) {}
+
+const host = HttpApiSchema.param("host", HostPattern)
+const number = HttpApiSchema.param("number", E164)
+const id = HttpApiSchema.param("id", DeliveryId)
+
+export class HooksGroup extends HttpApiGroup.make("hooks")
+  .add(HttpApiEndpoint.get("list", "/v1/hooks").addSuccess(HookList).annotate(OpenApi.Summary, "List hooks"))
+  .add(HttpApiEndpoint.get("get")`/v1/hooks/${host}`.addSuccess(HookView).addError(ApiErrors.NotFound).annotate(OpenApi.Summary, "Get a hook"))
+  .add(
+    HttpApiEndpoint.put("put")`/v1/hooks/${host}`
+      .setPayload(HookChanges)
+      // The created answer first: a replaced hook (a plain view) is not one, and falls through to 200.
+      .addSuccess(HookCreatedAnswer)
+      .addSuccess(SavedHook)
+      .addError(ApiErrors.Conflict)
+      // Only when a concurrent DELETE removes the hook before it is read back.
+      .addError(ApiErrors.NotFound)
+      .middleware(JsonBody)
+      .annotate(OpenApi.Summary, "Create or replace an API hook")
+  )
+  .add(
+    HttpApiEndpoint.del("remove")`/v1/hooks/${host}`
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(ApiErrors.NotFound)
+      .addError(ApiErrors.Conflict)
+      .annotate(OpenApi.Summary, "Remove an API hook")
+  )
+  .add(
+    HttpApiEndpoint.post("rotateSecret")`/v1/hooks/${host}/rotate-secret`
+      .addSuccess(Rotation)
+      .addError(ApiErrors.NotFound)
+      .addError(ApiErrors.Conflict)
+      .annotate(OpenApi.Summary, "Rotate a hook's secret")
+  )
+  .add(
+    HttpApiEndpoint.post("test")`/v1/hooks/${host}/test`
+      .addSuccess(TestResult)
+      .addError(ApiErrors.NotFound)
+      .annotate(OpenApi.Summary, "Send one signed router.test event")
+  ) {}
+
+export class NumbersGroup extends HttpApiGroup.make("numbers")
+  .add(HttpApiEndpoint.get("list", "/v1/numbers").addSuccess(NumberList).annotate(OpenApi.Summary, "List dialled numbers"))
+  .add(HttpApiEndpoint.get("get")`/v1/numbers/${number}`.addSuccess(NumberView).addError(ApiErrors.NotFound).annotate(OpenApi.Summary, "Get a number's route"))
+  .add(
+    HttpApiEndpoint.put("put")`/v1/numbers/${number}`
+      .setPayload(NumberChanges)
+      .addSuccess(NumberCreatedAnswer)
+      .addSuccess(NumberView)
+      .addError(ApiErrors.Conflict)
+      .middleware(JsonBody)
+      .annotate(OpenApi.Summary, "Route a dialled number to a hook host")
+  )
+  .add(
+    HttpApiEndpoint.del("remove")`/v1/numbers/${number}`
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(ApiErrors.NotFound)
+      .addError(ApiErrors.Conflict)
+      .annotate(OpenApi.Summary, "Remove a number's route")
+  ) {}
+
+export class DeliveriesGroup extends HttpApiGroup.make("deliveries")
+  .add(
+    HttpApiEndpoint.get("list", "/v1/deliveries")
+      .setUrlParams(DeliveryQuery)
+      .addSuccess(DeliveryPage)
+      .annotate(OpenApi.Summary, "List deliveries, newest first")
+      .annotate(OpenApi.Description, "A tenant token must name one of its hosts with `?tenant=`.")
+  )
+  .add(HttpApiEndpoint.get("get")`/v1/deliveries/${id}`.addSuccess(DeliveryDetail).addError(ApiErrors.NotFound).annotate(OpenApi.Summary, "Get a delivery with its attempts"))
+  .add(
+    HttpApiEndpoint.post("retry")`/v1/deliveries/${id}/retry`
+      .addSuccess(DeliveryView, { status: 202 })
+      .addError(ApiErrors.NotFound)
+      .addError(ApiErrors.Conflict)
+      .annotate(OpenApi.Summary, "Requeue a failed delivery")
+  ) {}
+
+export class TenantsGroup extends HttpApiGroup.make("tenants").add(
+  HttpApiEndpoint.post("recover")`/v1/tenants/${host}/recover`
+    .setUrlParams(RecoverQuery)
+    .addSuccess(Recovery, { status: 202 })
+    .annotate(OpenApi.Summary, "Requeue a tenant's failed deliveries created since a time")
+) {}
+
+export class UnroutableGroup extends HttpApiGroup.make("unroutable").add(
+  HttpApiEndpoint.get("list", "/v1/unroutable")
+    .setUrlParams(UnroutableQuery)
+    .addSuccess(UnroutableList)
+    .annotate(OpenApi.Summary, "Recent SIP events that reached no tenant (operators only)")
+) {}
+
+/**
+ * Two corrections to the generated document, so it says what the router does:
+ * the bearer scheme applies to every operation (an API-level middleware leaves
+ * each operation an empty `security`, which would mean "none"), and every
+ * decode error is answered as `bad_request` (see AdminRoutes.ts), never in
+ * HttpApi's own HttpApiDecodeError shape.
+ */
+const DECODE_ERROR = "#/components/schemas/HttpApiDecodeError"
+const documentedAsServed = (spec: Record<string, any>) => {
+  for (const operations of Object.values<Record<string, any>>(spec.paths)) {
+    for (const operation of Object.values<Record<string, any>>(operations)) {
+      if (operation.security?.length === 0) delete operation.security
+      const media = operation.responses?.["400"]?.content?.["application/json"]
+      const options: Array<{ $ref?: string }> | undefined = media?.schema?.anyOf
+      if (options) {
+        const kept = options.filter((option) => option.$ref !== DECODE_ERROR)
+        media.schema = kept.length === 1 ? kept[0] : { anyOf: kept }
+      }
+    }
+  }
+  for (const name of ["HttpApiDecodeError", "Issue", "PropertyKey"]) delete spec.components.schemas[name]
+  return spec
+}
+
+export class AdminApi extends HttpApi.make("admin")
+  .add(HooksGroup)
+  .add(NumbersGroup)
+  .add(DeliveriesGroup)
+  .add(TenantsGroup)
+  .add(UnroutableGroup)
+  .addError(ApiErrors.BadRequest)
+  .addError(ApiErrors.ForbiddenError)
+  .addError(ApiErrors.StoreUnavailable)
+  .addError(ApiErrors.InternalError)
+  .middleware(Authorization)
+  .annotate(OpenApi.Transform, (spec) => documentedAsServed(spec))
+  .annotate(OpenApi.Title, "sip-tenant-router admin API")
+  .annotate(OpenApi.Description, 'Errors are `{"error":{"code","message"}}`; a 400 names the field at fault.') {}

@@ -1,0 +1,94 @@
+import { randomUUID } from "node:crypto"
+import { HttpApiBuilder } from "@effect/platform"
+import { Clock, Duration, Effect, Either } from "effect"
+import { AppConfig } from "../AppConfig.ts"
+import { describeFailure, WebhookSender } from "../delivery/WebhookSender.ts"
+import { envelope } from "../domain/Envelope.ts"
+import { NotFound } from "../domain/Errors.ts"
+import { signingSecrets, type ActiveHook, type HostPattern } from "../domain/Hook.ts"
+import { HookCreated, type HookView } from "../domain/HookViews.ts"
+import { HookTable } from "../hooks/HookTable.ts"
+import { AdminApi, CurrentPrincipal } from "./Api.ts"
+import { mayAccess, requireAccess } from "./Authorization.ts"
+import { iso } from "./Responses.ts"
+
+const publicView = (hook: ActiveHook): HookView => ({
+  host: hook.host,
+  url: hook.url,
+  events: hook.events ?? null,
+  rateLimit: hook.rateLimit ?? null,
+  source: hook.source,
+  hasOwnSecret: hook.secret !== undefined
+})
+
+export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) =>
+  Effect.gen(function* () {
+    const config = yield* AppConfig
+    const hooks = yield* HookTable
+    const sender = yield* WebhookSender
+
+    /** The caller may act on the host (403 otherwise). */
+    const allowed = (host: HostPattern) => Effect.flatMap(CurrentPrincipal, (principal) => requireAccess(principal, host))
+
+    /** The hook the path names, if the caller may see it. */
+    const addressed = (host: HostPattern) =>
+      Effect.gen(function* () {
+        yield* allowed(host)
+        return (yield* hooks.get(host)) ?? (yield* new NotFound({ message: `no hook for ${host}` }))
+      })
+
+    /** Sends one signed `router.test` event, without retries, and reports the tenant's answer. */
+    const sendTest = (hook: ActiveHook) =>
+      Effect.gen(function* () {
+        const now = yield* Clock.currentTimeMillis
+        const eventId = `test_${randomUUID()}`
+        const body = envelope({
+          type: "router.test",
+          timestampMs: now,
+          tenant: hook.host,
+          call: { room: null, sipCallId: null, from: null, to: null, domain: null },
+          rawEvent: JSON.stringify({ event: "router.test", id: eventId, createdAt: String(Math.floor(now / 1000)) })
+        })
+        const [elapsed, outcome] = yield* Effect.timed(
+          Effect.either(sender.send({ url: hook.url, eventId, body, secrets: signingSecrets(hook, config.signing.secret, now) }))
+        )
+        const answer = Either.isRight(outcome) ? { status: outcome.right, error: null } : describeFailure(outcome.left)
+        return {
+          host: hook.host,
+          url: hook.url,
+          eventId,
+          delivered: Either.isRight(outcome),
+          status: answer.status,
+          error: answer.error,
+          latencyMs: Math.round(Duration.toMillis(elapsed))
+        }
+      })
+
+    return handlers
+      .handle("list", () =>
+        Effect.gen(function* () {
+          const principal = yield* CurrentPrincipal
+          const all = yield* hooks.list
+          return { hooks: all.filter((hook) => mayAccess(principal, hook.host)).map(publicView) }
+        })
+      )
+      .handle("get", ({ path }) => Effect.map(addressed(path.host), publicView))
+      .handle("put", ({ path, payload }) =>
+        Effect.gen(function* () {
+          yield* allowed(path.host)
+          const { outcome, generatedSecret } = yield* hooks.put({ host: path.host, ...payload })
+          const saved = { ...publicView(yield* addressed(path.host)), ...(generatedSecret ? { secret: generatedSecret } : {}) }
+          return outcome === "created" ? new HookCreated(saved) : saved
+        })
+      )
+      .handle("remove", ({ path }) => Effect.zipRight(allowed(path.host), hooks.remove(path.host)))
+      .handle("rotateSecret", ({ path }) =>
+        Effect.gen(function* () {
+          yield* allowed(path.host)
+          const { secret, previousUntil } = yield* hooks.rotateSecret(path.host)
+          return { host: path.host, secret, previousSecretExpiresAt: iso(previousUntil) }
+        })
+      )
+      .handle("test", ({ path }) => Effect.flatMap(addressed(path.host), sendTest))
+  })
+)

@@ -1,0 +1,31 @@
+import { HttpApiBuilder } from "@effect/platform"
+import { Effect } from "effect"
+import type { UnroutableEvent } from "../domain/Delivery.ts"
+import type { UnroutableView } from "../domain/DeliveryViews.ts"
+import { Store } from "../store/Store.ts"
+import { AdminApi, CurrentPrincipal } from "./Api.ts"
+import { requireOperator } from "./Authorization.ts"
+import { iso } from "./Responses.ts"
+
+const view = (u: UnroutableEvent): UnroutableView => ({
+  at: iso(u.at),
+  eventId: u.eventId,
+  type: u.eventType,
+  room: u.room,
+  headers: u.headers,
+  domain: u.domain,
+  reason: u.reason
+})
+
+/** Operators only: an unroutable event belongs to no tenant, so no tenant token may read it. */
+export const UnroutableHandlers = HttpApiBuilder.group(AdminApi, "unroutable", (handlers) =>
+  Effect.gen(function* () {
+    const store = yield* Store
+    return handlers.handle("list", ({ urlParams: { limit } }) =>
+      Effect.gen(function* () {
+        yield* requireOperator(yield* CurrentPrincipal)
+        return { items: (yield* store.unroutable(limit ?? 100)).map(view) }
+      })
+    )
+  })
+)

@@ -1,0 +1,116 @@
+/**
+ * The OpenAPI document the router generates from its API definition: valid
+ * OpenAPI 3.1, complete, and true to the routes (every documented operation
+ * is served by the running router and answers with a documented status).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { Validator } from "@seriousme/openapi-schema-validator"
+import { ADMIN_TOKEN, startRouter, type RunningRouter } from "./support/router.ts"
+
+/** Every admin endpoint, as README's Admin API section lists them. */
+const ENDPOINTS = [
+  "GET /v1/hooks",
+  "GET /v1/hooks/{host}",
+  "PUT /v1/hooks/{host}",
+  "DELETE /v1/hooks/{host}",
+  "POST /v1/hooks/{host}/rotate-secret",
+  "POST /v1/hooks/{host}/test",
+  "GET /v1/numbers",
+  "GET /v1/numbers/{number}",
+  "PUT /v1/numbers/{number}",
+  "DELETE /v1/numbers/{number}",
+  "GET /v1/deliveries",
+  "GET /v1/deliveries/{id}",
+  "POST /v1/deliveries/{id}/retry",
+  "POST /v1/tenants/{host}/recover",
+  "GET /v1/unroutable"
+]
+
+type Spec = Record<string, any>
+
+/** The operations of the document, as "METHOD /path" with the operation itself. */
+const operationsOf = (spec: Spec): Array<[string, Spec]> =>
+  Object.entries<Spec>(spec.paths).flatMap(([path, item]) => Object.entries<Spec>(item).map(([method, op]): [string, Spec] => [`${method.toUpperCase()} ${path}`, op]))
+
+const resolve = (spec: Spec, schema: Spec): Spec => (schema.$ref ? resolve(spec, spec.components.schemas[schema.$ref.split("/").pop()]) : schema)
+
+/** Values that decode, so a walk reaches each handler (which then answers 404, 400 or 2xx: all documented). */
+const SAMPLE: Record<string, string> = { host: "walk.example.com", number: "%2B15550009999", id: "1" }
+
+describe("GET /openapi.json", () => {
+  let router: RunningRouter
+  let spec: Spec
+  beforeAll(async () => {
+    router = await startRouter()
+    const response = await fetch(`${router.url}/openapi.json`)
+    expect(response.status).toBe(200)
+    spec = (await response.json()) as Spec
+  })
+  afterAll(async () => {
+    await router?.stop()
+  })
+
+  test("is a valid OpenAPI 3.1 document, served without a token", async () => {
+    expect(spec.openapi).toMatch(/^3\.1\./)
+    const result = await new Validator().validate(spec)
+    expect(result.errors ?? []).toEqual([])
+    expect(result.valid).toBe(true)
+  })
+
+  test("documents every admin path and method, and nothing else", () => {
+    expect(operationsOf(spec).map(([name]) => name).sort()).toEqual([...ENDPOINTS].sort())
+  })
+
+  test("every operation needs the bearer token; the scheme is HTTP bearer", () => {
+    expect(spec.components.securitySchemes).toEqual({ bearer: { type: "http", scheme: "bearer" } })
+    expect(spec.security).toEqual([{ bearer: [] }])
+    // An operation's own empty `security` would mean "no token needed".
+    for (const [name, op] of operationsOf(spec)) expect({ name, security: op.security }).toEqual({ name, security: undefined })
+  })
+
+  test("request and response schemas: bodies, parameters, and every error as {error: {code, message}}", () => {
+    const put = spec.paths["/v1/hooks/{host}"].put
+    expect(Object.keys(resolve(spec, put.requestBody.content["application/json"].schema).properties)).toEqual(["url", "secret", "events", "rateLimit"])
+    expect(Object.keys(put.responses)).toEqual(expect.arrayContaining(["200", "201", "400", "401", "403", "409", "413", "503"]))
+    expect(spec.paths["/v1/deliveries"].get.parameters.map((p: Spec) => p.name)).toEqual(["status", "tenant", "limit", "cursor"])
+    for (const [name, op] of operationsOf(spec)) {
+      expect({ name, documents401: "401" in op.responses }).toEqual({ name, documents401: true })
+      for (const [status, response] of Object.entries<Spec>(op.responses)) {
+        if (Number(status) < 400) continue
+        const schema = resolve(spec, response.content["application/json"].schema)
+        const shapes = (schema.anyOf ?? [schema]).map((s: Spec) => resolve(spec, s))
+        for (const shape of shapes) {
+          expect({ name, status, required: shape.required }).toEqual({ name, status, required: ["error"] })
+          expect(Object.keys(shape.properties.error.properties).sort()).toEqual(["code", "message"])
+        }
+      }
+    }
+  })
+
+  test("every documented operation is routed: with and without a token it answers a documented status, never 'no such endpoint'", async () => {
+    for (const [name, op] of operationsOf(spec)) {
+      const [method, template] = name.split(" ") as [string, string]
+      const path = template.replace(/\{(\w+)\}/g, (_, param: string) => SAMPLE[param]!) + (template.endsWith("/recover") ? "?since=2020-01-01" : "")
+      for (const token of [ADMIN_TOKEN, "not-a-token-0123456789"]) {
+        const response = await router.admin(method, path, method === "PUT" ? {} : undefined, token)
+        const body = (await response.json().catch(() => null)) as { error?: { message?: string } } | null
+        expect({ name, token: token === ADMIN_TOKEN, documented: String(response.status) in op.responses }).toEqual({ name, token: token === ADMIN_TOKEN, documented: true })
+        expect(body?.error?.message).not.toBe("no such endpoint")
+      }
+    }
+  })
+})
+
+test("admin.docs: false turns /openapi.json and /docs off (404); the API itself stays", async () => {
+  const router = await startRouter({ admin: { tokens: [ADMIN_TOKEN], docs: false } })
+  try {
+    for (const path of ["/openapi.json", "/docs"]) {
+      const response = await fetch(`${router.url}${path}`)
+      expect({ path, status: response.status }).toEqual({ path, status: 404 })
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe("not_found")
+    }
+    expect((await router.admin("GET", "/v1/hooks")).status).toBe(200)
+  } finally {
+    await router.stop()
+  }
+}, 20_000)
