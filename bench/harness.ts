@@ -103,6 +103,8 @@ export interface RouterOptions {
   readonly dir?: string
   readonly env?: Record<string, string>
   readonly capture?: ReadonlyArray<string>
+  /** Another checkout's src/main.ts, to measure an earlier build side by side. */
+  readonly main?: string
 }
 
 export type RouterProcess = Spawned & { readonly dir: string }
@@ -113,7 +115,7 @@ export const spawnRouter = async (config: (dir: string) => Record<string, unknow
   const configPath = join(dir, "router.yaml")
   writeFileSync(configPath, Bun.YAML.stringify(config(dir)))
   const spawned = await spawnListening(
-    ["bun", "run", ROUTER_MAIN, "--config", configPath],
+    ["bun", "run", options.main ?? ROUTER_MAIN, "--config", configPath],
     { LIVEKIT_API_KEY: "", LIVEKIT_API_SECRET: "", ROUTER_ADMIN_TOKEN: "", ...options.env },
     dir,
     options.capture

@@ -13,6 +13,7 @@ import { Janitor } from "./store/Janitor.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { JsonLogging } from "./telemetry/Logging.ts"
 import { Metrics } from "./telemetry/Metrics.ts"
+import { Tracing } from "./telemetry/Tracing.ts"
 import { Reclaimer } from "./delivery/Reclaimer.ts"
 import { Router } from "./ingest/Router.ts"
 import { SignatureVerifier } from "./ingest/SignatureVerifier.ts"
@@ -50,7 +51,8 @@ export const servicesLayer = (config: RouterConfig, options: AppOptions = {}) =>
       Layer.mergeAll(options.configFile ? FileHooks.watch(options.configFile.path, config, options.configFile.text) : FileHooks.fixed(config), RemoteHooks.layer)
     ),
     Layer.provideMerge(
-      Layer.mergeAll(options.store ?? storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config))
+      // Below every service that makes spans: built before them and released after, so their last spans are flushed too.
+      Layer.mergeAll(options.store ?? storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config), Tracing.layer(config))
     )
   )
 

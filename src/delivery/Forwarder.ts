@@ -5,6 +5,7 @@ import { Conflict, NotFound, type DeliveryError, type StoreUnavailable } from ".
 import { ownOrDefault, signingSecrets } from "../domain/Hook.ts"
 import { entryFor, HookTable } from "../hooks/HookTable.ts"
 import { logEach } from "../telemetry/Logging.ts"
+import { Tracing, type AttemptSpan } from "../telemetry/Tracing.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
 import { parseRateLimit, type RateLimit } from "../domain/RateLimit.ts"
 import { isTenantFailure, retrySchedule } from "./Retry.ts"
@@ -74,6 +75,7 @@ interface Finished {
   readonly at: number
   readonly outcome: Either.Either<number, DeliveryError>
   readonly retryAt: number | undefined
+  readonly span: AttemptSpan
 }
 
 /**
@@ -101,6 +103,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     const hooks = yield* HookTable
     const gate = yield* TenantGate
     const sender = yield* WebhookSender
+    const tracing = yield* Tracing
     const runtime = yield* Effect.runtime<never>()
     const run = Runtime.runPromise(runtime)
     const runSync = Runtime.runSync(runtime)
@@ -168,7 +171,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     const writes = new Set<Promise<void>>()
 
     const recordAll = (batch: ReadonlyArray<Finished>) => {
-      const lines = batch.map(({ delivery, attempt, startedAt, at, outcome, retryAt }) => {
+      const lines = batch.map(({ delivery, attempt, startedAt, at, outcome, retryAt, span }) => {
         const final: AttemptRecord["final"] = Either.isRight(outcome) ? "delivered" : retryAt === undefined ? "failed" : undefined
         const seen = Either.isRight(outcome) ? { status: outcome.right, error: null, result: String(outcome.right) } : describeFailure(outcome.left)
         const latencyMs = at - startedAt
@@ -191,14 +194,15 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
             status: seen.status,
             error: seen.error,
             attempt,
-            latencyMs
+            latencyMs,
+            ...span.ids
           }
         }
       })
       return Effect.zipRight(
         store.recordAttempts(lines.map((l) => l.record)).pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded", e.cause))),
         logEach("delivery attempt", lines.map((l) => l.line))
-      )
+      ).pipe(tracing.batch("record delivery attempts", batch, (finished) => finished.span.traceparent))
     }
 
     const flushFinished = () => {
@@ -244,16 +248,17 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       const { secrets, rateLimit } = tenantSettings(head, Date.now())
       const admitted = await gate.admit(head.tenant, rateLimit)
       if (admitted === undefined || stopping.signal.aborted) return undefined
+      const entry = progressOf(head)
       const startedAt = Date.now()
-      const outcome = await sender.attempt({ url: head.url, eventId: head.eventId, body, secrets }, stopping.signal)
+      const span = tracing.attempt({ eventId: head.eventId, eventType: head.eventType, tenant: head.tenant, url: head.url, attempt: entry.attempts + 1, parent: head.trace })
+      const outcome = await sender.attempt({ url: head.url, eventId: head.eventId, body, secrets }, span, stopping.signal)
       if (stopping.signal.aborted) {
         gate.settle(head.tenant, admitted, undefined)
         return undefined
       }
-      const entry = progressOf(head)
       const at = Date.now()
       const retryAt = Either.isLeft(outcome) ? retryAfter(entry, outcome.left, at) : undefined
-      await recorded({ delivery: head, attempt: ++entry.attempts, startedAt, at, outcome, retryAt })
+      await recorded({ delivery: head, attempt: ++entry.attempts, startedAt, at, outcome, retryAt, span })
       // The gate settles once the outcome is on record, so a drain that waits for it waits for the record too.
       gate.settle(head.tenant, admitted, Either.isLeft(outcome) && isTenantFailure(outcome.left))
       return retryAt === undefined ? FINISHED : { _tag: "RetryAt", at: retryAt }

@@ -6,6 +6,7 @@ import { TargetRefused, TenantRejected, TenantTimeout, TenantUnreachable, type D
 import { classifyAddress } from "../domain/TargetAddress.ts"
 import { parseRetryAfter } from "./Retry.ts"
 import { signWebhook } from "../domain/Signing.ts"
+import { Tracing, type AttemptSpan } from "../telemetry/Tracing.ts"
 
 export interface Outgoing {
   readonly url: string
@@ -14,6 +15,8 @@ export interface Outgoing {
   readonly body: string
   /** The hook's secret, then the one it replaced while a rotation overlaps. */
   readonly secrets: ReadonlyArray<string>
+  /** The hook's host, for the attempt's span. */
+  readonly tenant?: string | undefined
 }
 
 /** How an attempt's failure is recorded, logged and counted (`result` is the metric label). */
@@ -83,6 +86,7 @@ const isDeliveryError = (error: unknown): error is DeliveryError =>
 export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSender", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
+    const tracing = yield* Tracing
     const timeoutMs = Duration.toMillis(config.delivery.timeout)
 
     /**
@@ -90,7 +94,7 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
      * the target, then the signed request to the checked address under the URL's
      * own name. One abort signal is both the timeout and the fiber's interruption.
      */
-    const post = async (outgoing: Outgoing, startedAt: number, interrupted: AbortSignal): Promise<Either.Either<number, TenantRejected>> => {
+    const post = async (outgoing: Outgoing, traceparent: string, startedAt: number, interrupted: AbortSignal): Promise<Either.Either<number, TenantRejected>> => {
       // Unsigned, the tenant could not trust it: final, like any target the router must not send to.
       if (outgoing.secrets.length === 0) throw new TargetRefused({ reason: "refused: no secret to sign with (the hook has none and signing.secret is not set)" })
       const signal = AbortSignal.any([interrupted, AbortSignal.timeout(timeoutMs)])
@@ -110,7 +114,9 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
           "user-agent": "sip-tenant-router",
           "webhook-id": webhookId(outgoing.eventId),
           "webhook-timestamp": String(timestamp),
-          "webhook-signature": signWebhook(outgoing.secrets, webhookId(outgoing.eventId), timestamp, outgoing.body)
+          "webhook-signature": signWebhook(outgoing.secrets, webhookId(outgoing.eventId), timestamp, outgoing.body),
+          // The attempt's span, so the tenant's own tracing joins the event's trace.
+          traceparent
         },
         body: outgoing.body,
         // TLS checks the certificate against the name, not the address.
@@ -129,17 +135,36 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
           ? new TenantTimeout({ afterMs: timeoutMs })
           : new TenantUnreachable({ message: (error as Error).message ?? String(error) })
 
-    /** One attempt as a plain promise, for the delivery engine's hot path; `signal` aborts it (shutdown). */
-    const attempt = (outgoing: Outgoing, signal: AbortSignal): Promise<Either.Either<number, DeliveryError>> =>
-      post(outgoing, Date.now(), signal).then(
-        (outcome) => outcome,
-        (error) => Either.left(classify(error))
+    /** One attempt as a plain promise, for the delivery engine's hot path, ending `span` with its outcome; `signal` aborts it (shutdown). */
+    const attempt = (outgoing: Outgoing, span: AttemptSpan, signal: AbortSignal, startedAt = Date.now()): Promise<Either.Either<number, DeliveryError>> =>
+      post(outgoing, span.traceparent, startedAt, signal).then(
+        (outcome) => {
+          span.end(Either.isRight(outcome) ? { status: outcome.right, error: null, result: String(outcome.right) } : describeFailure(outcome.left))
+          return outcome
+        },
+        (error) => {
+          const failure = classify(error)
+          span.end(describeFailure(failure))
+          return Either.left(failure)
+        }
       )
 
-    /** The same as an Effect; interruption aborts it. */
+    /** The span of the request that asked for a send (the admin API's), as a `traceparent`; none when not traced. */
+    const parentTraceparent = tracing.enabled
+      ? Effect.map(Effect.option(Effect.currentParentSpan), (span) =>
+          span._tag === "Some" ? `00-${span.value.traceId}-${span.value.spanId}-${span.value.sampled ? "01" : "00"}` : null
+        )
+      : Effect.succeed(null)
+
+    /** One attempt as an Effect (a test send), in its own span under the caller's; interruption aborts it. */
     const send = (outgoing: Outgoing): Effect.Effect<number, DeliveryError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
-        Effect.flatten(Effect.tryPromise({ try: (signal) => post(outgoing, startedAt, signal), catch: classify }))
+      Effect.flatMap(Effect.zip(parentTraceparent, Clock.currentTimeMillis), ([parent, startedAt]) =>
+        Effect.flatten(
+          Effect.promise((signal) => {
+            const span = tracing.attempt({ eventId: outgoing.eventId, eventType: "router.test", tenant: outgoing.tenant, url: outgoing.url, attempt: 1, parent })
+            return attempt(outgoing, span, signal, startedAt)
+          })
+        )
       )
 
     return { attempt, send }

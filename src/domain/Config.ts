@@ -116,6 +116,30 @@ const Store = Schema.Struct({
   prefix: withDefault(Schema.String.pipe(Schema.minLength(1)), () => "sip-tenant-router:")
 })
 
+/** An OTLP/HTTP collector's base URL; the signals' paths (`/v1/traces`, `/v1/metrics`) are appended. */
+const OtlpEndpoint = Schema.String.pipe(
+  Schema.filter((text) => {
+    const url = URL.parse(text)
+    return (url !== null && (url.protocol === "http:" || url.protocol === "https:") && url.search === "" && url.hash === "") || "must be an http(s) URL"
+  })
+)
+
+/** OpenTelemetry export. Without an endpoint nothing is exported, and the tracing SDK is never loaded. */
+const Telemetry = Schema.Struct({
+  serviceName: withDefault(Schema.String.pipe(Schema.minLength(1)), () => "sip-tenant-router"),
+  /** The share of traces recorded, decided by trace id, so an event's spans are all kept or all dropped. */
+  sampleRatio: withDefault(Schema.Number.pipe(Schema.between(0, 1)), () => 1),
+  otlp: withDefault(
+    Schema.Struct({
+      endpoint: Schema.optional(OtlpEndpoint),
+      protocol: withDefault(Schema.Literal("http/protobuf", "http/json"), () => "http/protobuf" as const),
+      /** How often metrics are exported. */
+      interval: withDefault(DurationString, () => Duration.seconds(10))
+    }),
+    () => ({ protocol: "http/protobuf" as const, interval: Duration.seconds(10) })
+  )
+})
+
 export const RouterConfig = Schema.Struct({
   server: withDefault(Server, () => Schema.decodeSync(Server)({})),
   livekit: LiveKit,
@@ -132,6 +156,7 @@ export const RouterConfig = Schema.Struct({
     interval: Duration.seconds(2)
   })),
   remoteHooks: Schema.optional(RemoteHooks),
+  telemetry: withDefault(Telemetry, () => Schema.decodeSync(Telemetry)({})),
   sharedDomains: withDefault(Schema.Array(HostPattern), () => []),
   numbers: withDefault(Schema.Array(NumberMapping), () => []),
   hooks: withDefault(Schema.Array(Hook), () => [])
@@ -154,7 +179,14 @@ const applyEnv = (raw: Record<string, unknown>, env: ConfigEnv): Record<string, 
   if (env.LIVEKIT_API_SECRET) livekit.apiSecret = env.LIVEKIT_API_SECRET
   const admin = isRecord(raw.admin) ? { ...raw.admin } : {}
   if (env.ROUTER_ADMIN_TOKEN) admin.tokens = [...(Array.isArray(admin.tokens) ? admin.tokens : []), env.ROUTER_ADMIN_TOKEN]
-  return { ...raw, livekit, admin }
+  // OpenTelemetry's standard variables, so the router is configured like any other instrumented service.
+  const telemetry = isRecord(raw.telemetry) ? { ...raw.telemetry } : {}
+  const otlp = isRecord(telemetry.otlp) ? { ...telemetry.otlp } : {}
+  if (env.OTEL_SERVICE_NAME) telemetry.serviceName = env.OTEL_SERVICE_NAME
+  if (env.OTEL_EXPORTER_OTLP_ENDPOINT) otlp.endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT
+  if (env.OTEL_EXPORTER_OTLP_PROTOCOL) otlp.protocol = env.OTEL_EXPORTER_OTLP_PROTOCOL
+  if (Object.keys(otlp).length > 0) telemetry.otlp = otlp
+  return { ...raw, livekit, admin, ...(Object.keys(telemetry).length > 0 ? { telemetry } : {}) }
 }
 
 /** Rejects what the schema cannot express: hooks nothing can sign for, duplicate hosts or numbers, refused targets, inverted backoff. */

@@ -42,6 +42,8 @@ export interface NewDelivery {
   readonly eventCreatedAt: number | null
   /** The destination's own secret as resolved (null: the default secret). */
   readonly secret: string | null
+  /** The W3C `traceparent` of the webhook's span, so every attempt joins its trace, even after a restart; null when not traced. */
+  readonly trace: string | null
 }
 
 export interface Delivery extends NewDelivery {

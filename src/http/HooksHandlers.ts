@@ -50,7 +50,7 @@ export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) 
           rawEvent: JSON.stringify({ event: "router.test", id: eventId, createdAt: String(Math.floor(now / 1000)) })
         })
         const [elapsed, outcome] = yield* Effect.timed(
-          Effect.either(sender.send({ url: hook.url, eventId, body, secrets: signingSecrets(hook, config.signing.secret, now) }))
+          Effect.either(sender.send({ url: hook.url, eventId, body, secrets: signingSecrets(hook, config.signing.secret, now), tenant: hook.host }))
         )
         const answer = Either.isRight(outcome) ? { status: outcome.right, error: null } : describeFailure(outcome.left)
         return {

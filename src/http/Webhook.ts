@@ -2,6 +2,7 @@ import { Effect, Either } from "effect"
 import { PayloadTooLarge, type InvalidEvent, type ShuttingDown, type Unauthorized } from "../domain/Errors.ts"
 import type { Ingest, IngestOutcome, Verified } from "../ingest/Ingest.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
+import type { WebhookSpan } from "../telemetry/Tracing.ts"
 import { readBodyWithin } from "./Body.ts"
 import { INTERNAL_ERROR } from "./Responses.ts"
 
@@ -9,20 +10,24 @@ const json = (status: number, body: string) => new Response(body, { status, head
 const error = (status: number, code: string, message: string) => json(status, JSON.stringify({ error: { code, message } }))
 const RECEIVED = JSON.stringify({ status: "received" })
 
-/** The answer to a webhook refused before the store, counted by outcome. */
-const refused = (e: PayloadTooLarge | ShuttingDown | Unauthorized | InvalidEvent) => {
+/** The answer to a webhook refused before the store, counted by outcome; it ends the webhook's span. */
+const refused = (e: PayloadTooLarge | ShuttingDown | Unauthorized | InvalidEvent, span: WebhookSpan) => {
   switch (e._tag) {
     case "PayloadTooLarge":
       Metrics.count(Metrics.webhooksReceived, { outcome: "too_large" })
+      span.end(413, "payload too large")
       return error(413, "payload_too_large", `body exceeds ${e.limit} bytes`)
     case "Unauthorized":
       Metrics.count(Metrics.webhooksReceived, { outcome: "unauthorized" })
+      span.end(401, e.reason)
       return error(401, "unauthorized", e.reason)
     case "InvalidEvent":
       Metrics.count(Metrics.webhooksReceived, { outcome: "invalid" })
+      span.end(400, e.message)
       return error(400, "invalid_event", e.message)
     case "ShuttingDown":
       Metrics.count(Metrics.webhooksReceived, { outcome: "unavailable" })
+      span.end(503, "shutting down")
       return error(503, "shutting_down", "router is shutting down; retry")
   }
 }
@@ -49,11 +54,13 @@ export const webhookHandler = (run: (effect: Effect.Effect<void>) => Promise<voi
         onSuccess: (outcomes: ReadonlyArray<IngestOutcome>) =>
           waiting.forEach((w, i) => {
             Metrics.count(Metrics.webhooksReceived, { outcome: outcomes[i]! })
+            w.verified.span.end(200)
             w.answer(json(200, RECEIVED))
           }),
         onFailure: () =>
           waiting.forEach((w) => {
             Metrics.count(Metrics.webhooksReceived, { outcome: "unavailable" })
+            w.verified.span.end(503, "store unavailable")
             w.answer(error(503, "store_unavailable", "event could not be stored; retry"))
           })
       })
@@ -68,7 +75,12 @@ export const webhookHandler = (run: (effect: Effect.Effect<void>) => Promise<voi
         Effect.catchAllCause((cause) =>
           Effect.zipRight(
             Effect.logError("internal error", cause).pipe(Effect.annotateLogs({ method: "POST", path: "/livekit/webhook" })),
-            Effect.sync(() => waiting.forEach((w) => w.answer(json(500, JSON.stringify(INTERNAL_ERROR)))))
+            Effect.sync(() =>
+              waiting.forEach((w) => {
+                w.verified.span.end(500, "internal error")
+                w.answer(json(500, JSON.stringify(INTERNAL_ERROR)))
+              })
+            )
           )
         )
       )
@@ -76,10 +88,11 @@ export const webhookHandler = (run: (effect: Effect.Effect<void>) => Promise<voi
   }
 
   return async (request: Request): Promise<Response> => {
+    const span = ingest.begin()
     const body = await readBodyWithin(request, maxBodyBytes)
-    if (body instanceof PayloadTooLarge) return refused(body)
-    const checked = ingest.check(request.headers.get("authorization") ?? undefined, body, Date.now())
-    if (Either.isLeft(checked)) return refused(checked.left)
+    if (body instanceof PayloadTooLarge) return refused(body, span)
+    const checked = ingest.check(request.headers.get("authorization") ?? undefined, body, Date.now(), span)
+    if (Either.isLeft(checked)) return refused(checked.left, span)
     return new Promise<Response>((answer) => {
       if (batch.length === 0) setImmediate(flush)
       batch.push({ verified: checked.right, answer })

@@ -7,6 +7,7 @@ import { Forwarder } from "../delivery/Forwarder.ts"
 import { Lifecycle } from "../Lifecycle.ts"
 import { logWarningWith } from "../telemetry/Logging.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
+import { Tracing, type WebhookSpan } from "../telemetry/Tracing.ts"
 import { Router, type Routing } from "./Router.ts"
 import { SignatureVerifier } from "./SignatureVerifier.ts"
 import { Store } from "../store/Store.ts"
@@ -19,7 +20,7 @@ const REASONS = {
   UnknownDomain: "unknown_domain"
 } as const satisfies Record<Unroutable["_tag"], string>
 
-const deliveryOf = (event: LiveKitEvent, raw: string, routing: Routing, receivedAt: number): NewDelivery | undefined =>
+const deliveryOf = ({ event, raw, receivedAt, span }: Verified, routing: Routing): NewDelivery | undefined =>
   routing._tag === "Routed" && routing.forward
     ? {
         eventId: event.id,
@@ -30,6 +31,7 @@ const deliveryOf = (event: LiveKitEvent, raw: string, routing: Routing, received
         domain: routing.call.domain,
         eventCreatedAt: event.createdAtMs ?? null,
         secret: routing.destination.secret ?? null,
+        trace: span.traceparent,
         body: envelope({
           type: event.event,
           timestampMs: event.createdAtMs ?? receivedAt,
@@ -58,6 +60,8 @@ export interface Verified {
   readonly event: LiveKitEvent
   readonly raw: string
   readonly receivedAt: number
+  /** The request's span, which its phases (verify, resolve, store) and its answer end. */
+  readonly span: WebhookSpan
 }
 
 /** A warning about one event, written once the batch is stored. */
@@ -68,10 +72,10 @@ type Warning = { readonly message: string; readonly fields: Record<string, unkno
  * SIP events and for fields read as absent because of their shape. Plain code,
  * run over a batch in one step.
  */
-const report = (event: LiveKitEvent, routing: Routing, warnings: Array<Warning>) => {
+const report = ({ event, span }: Verified, routing: Routing, warnings: Array<Warning>) => {
   if (event.ignored.length > 0) {
     for (const field of event.ignored) Metrics.count(Metrics.fieldsIgnored, { field })
-    warnings.push({ message: "webhook fields of an unexpected shape ignored", fields: { eventId: event.id, type: event.event, fields: event.ignored } })
+    warnings.push({ message: "webhook fields of an unexpected shape ignored", fields: { eventId: event.id, type: event.event, fields: event.ignored, ...span.ids } })
   }
   if (routing._tag === "Routed") {
     if (!routing.forward) Metrics.count(Metrics.ignored, { reason: "filtered" })
@@ -88,7 +92,8 @@ const report = (event: LiveKitEvent, routing: Routing, warnings: Array<Warning>)
       room: routing.call.room,
       reason,
       domain: routing.call.domain,
-      ...(routing.reason._tag === "MalformedHeader" ? { header: routing.reason.header, value: routing.reason.value } : {})
+      ...(routing.reason._tag === "MalformedHeader" ? { header: routing.reason.header, value: routing.reason.value } : {}),
+      ...span.ids
     }
   })
 }
@@ -107,29 +112,59 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
     const store = yield* Store
     const forwarder = yield* Forwarder
     const lifecycle = yield* Lifecycle
+    const tracing = yield* Tracing
 
     const decoder = new TextDecoder()
 
-    const check = (authorization: string | undefined, body: Uint8Array, receivedAt: number): Either.Either<Verified, ShuttingDown | Unauthorized | InvalidEvent> => {
+    /** Starts a webhook's span, on its arrival; `check` and `receiveAll` carry it through, the answer ends it. */
+    const begin = (): WebhookSpan => tracing.webhook()
+
+    const check = (
+      authorization: string | undefined,
+      body: Uint8Array,
+      receivedAt: number,
+      span: WebhookSpan
+    ): Either.Either<Verified, ShuttingDown | Unauthorized | InvalidEvent> => {
       if (lifecycle.draining()) return Either.left(new ShuttingDown())
+      span.phase("verify")
       const verified = verifier.verify(authorization, body, receivedAt)
       if (Either.isLeft(verified)) return Either.left(verified.left)
       const raw = decoder.decode(body)
-      return Either.map(parseLiveKitEvent(raw), (event) => ({ event, raw, receivedAt }))
+      return Either.map(parseLiveKitEvent(raw), (event) => {
+        span.event(event.id, event.event)
+        span.passed()
+        return { event, raw, receivedAt, span }
+      })
+    }
+
+    // The phases of a batch's webhooks, in plain code, and not even a loop when not traced.
+    const resolving = (batch: ReadonlyArray<Verified>) => {
+      if (tracing.enabled) for (const { span } of batch) span.phase("resolve")
+    }
+    const storing = (batch: ReadonlyArray<Verified>, routings: ReadonlyArray<Routing>) => {
+      if (!tracing.enabled) return
+      batch.forEach(({ span }, i) => {
+        const routing = routings[i]!
+        if (routing._tag === "Routed") span.routed(routing.destination.tenant)
+        span.phase("store")
+      })
     }
 
     /** Resolves, stores (one write) and queues a batch; an outcome per webhook, in order. Once written it is queued even if LiveKit hangs up. */
-    const receiveAll = (batch: ReadonlyArray<Verified>): Effect.Effect<ReadonlyArray<IngestOutcome>, StoreUnavailable> =>
-      Effect.flatMap(router.resolveAll(batch.map((item) => item.event)), (routings) =>
-        Effect.uninterruptible(
+    const receiveAll = (batch: ReadonlyArray<Verified>): Effect.Effect<ReadonlyArray<IngestOutcome>, StoreUnavailable> => {
+      resolving(batch)
+      return Effect.flatMap(router.resolveAll(batch.map((item) => item.event)), (routings) => {
+        storing(batch, routings)
+        return Effect.uninterruptible(
           Effect.flatMap(
             store.acceptAll(
-              batch.map(({ event, raw, receivedAt }, i) => {
+              batch.map((verified, i) => {
+                const { event, receivedAt } = verified
                 const routing = routings[i]!
                 return {
                   eventId: event.id,
                   receivedAt,
-                  delivery: deliveryOf(event, raw, routing, receivedAt),
+                  delivery: deliveryOf(verified, routing),
                   pinChange: routing._tag === "Routed" ? routing.pinChange : undefined,
                   unroutable: unroutableOf(event, routing, receivedAt)
                 }
@@ -141,7 +176,7 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
               const outcomes = results.map((result, i): IngestOutcome => {
                 if (result._tag === "Duplicate") return "duplicate"
                 if (result.delivery) queued.push(result.delivery)
-                report(batch[i]!.event, routings[i]!, warnings)
+                report(batch[i]!, routings[i]!, warnings)
                 return "accepted"
               })
               const logged = warnings.length === 0 ? Effect.void : Effect.forEach(warnings, (w) => logWarningWith(w.message, w.fields), { discard: true })
@@ -149,8 +184,9 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
             }
           )
         )
-      )
+      }).pipe(tracing.batch("ingest batch", batch, (verified) => verified.span.traceparent))
+    }
 
-    return { check, receiveAll }
+    return { begin, check, receiveAll }
   })
 }) {}

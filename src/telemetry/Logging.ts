@@ -1,4 +1,4 @@
-import { Cause, Effect, HashMap, Logger } from "effect"
+import { Cause, Context, Effect, FiberRef, FiberRefs, HashMap, Logger, Tracer } from "effect"
 
 const plain = (value: unknown): unknown => (value instanceof Error ? value.message : value)
 
@@ -33,16 +33,24 @@ export const logEach = (message: string, lines: ReadonlyArray<Readonly<Record<st
   lines.length === 0 ? Effect.void : Effect.log(new LogLines(message, lines))
 export const logWarningWith = (message: string, fields: Readonly<Record<string, unknown>>) => Effect.logWarning(message, new LogFields(fields))
 
+/** The span the line is written in, if any: its ids go in the line, so logs and traces can be joined. */
+const spanIdsOf = (context: FiberRefs.FiberRefs) => {
+  const span = Context.getOption(FiberRefs.getOrDefault(context, FiberRef.currentContext), Tracer.ParentSpan)
+  return span._tag === "Some" ? { trace_id: span.value.traceId, span_id: span.value.spanId } : undefined
+}
+
 /**
  * One JSON object per line on stdout: `time`, `level`, `msg`, then the log's
- * annotations as top-level fields, so lines can be grepped and shipped as-is.
- * Nothing secret is ever annotated.
+ * annotations as top-level fields, so lines can be grepped and shipped as-is;
+ * then `trace_id` and `span_id` when a span is active (fields that carry their
+ * own, such as a delivery attempt's, keep theirs). Nothing secret is ever annotated.
  */
-export const jsonLogger = Logger.make(({ logLevel, message, annotations, date, cause }) => {
+export const jsonLogger = Logger.make(({ logLevel, message, annotations, date, cause, context }) => {
   const [msg, ...details] = Array.isArray(message) ? message : [message]
+  const span = spanIdsOf(context)
   if (msg instanceof LogLines) {
     const head = { time: date.toISOString(), level: logLevel.label.toLowerCase(), msg: msg.message }
-    for (const fields of msg.lines) writeLine(JSON.stringify({ ...head, ...fields }) + "\n")
+    for (const fields of msg.lines) writeLine(JSON.stringify(span === undefined || "trace_id" in fields ? { ...head, ...fields } : { ...head, ...fields, ...span }) + "\n")
     return
   }
   const record: Record<string, unknown> = { time: date.toISOString(), level: logLevel.label.toLowerCase(), msg: String(msg) }
@@ -50,6 +58,7 @@ export const jsonLogger = Logger.make(({ logLevel, message, annotations, date, c
   const rest = details.filter((detail) => !(detail instanceof LogFields && Object.assign(record, detail.fields)))
   if (rest.length > 0) record.detail = rest.map(plain)
   if (!Cause.isEmpty(cause)) record.cause = Cause.pretty(cause)
+  if (span !== undefined && record.trace_id === undefined) Object.assign(record, span)
   writeLine(JSON.stringify(record) + "\n")
 })
 

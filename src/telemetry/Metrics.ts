@@ -1,5 +1,4 @@
-import { Effect, Metric, MetricBoundaries, MetricKey, MetricKeyType, MetricLabel, MetricState } from "effect"
-import type { MetricPair } from "effect"
+import { Effect, Metric, MetricBoundaries, MetricKey, MetricKeyType, MetricLabel } from "effect"
 
 // The metric names and labels are part of the operator contract (see README).
 
@@ -92,50 +91,14 @@ export const countAttempt = (attempt: {
   if (attempt.endToEndSeconds !== undefined) apply(endToEnd, attempt.endToEndSeconds)
 }
 
-const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')
-
-const labelText = (labels: ReadonlyArray<readonly [string, string]>) =>
-  labels.length === 0 ? "" : `{${labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",")}}`
-
-const sampleLines = (name: string, labels: ReadonlyArray<readonly [string, string]>, state: unknown): string[] => {
-  if (MetricState.isCounterState(state)) return [`${name}${labelText(labels)} ${state.count}`]
-  if (MetricState.isGaugeState(state)) return [`${name}${labelText(labels)} ${state.value}`]
-  if (MetricState.isHistogramState(state)) {
-    return [
-      ...state.buckets.map(
-        ([bound, count]) => `${name}_bucket${labelText([...labels, ["le", Number.isFinite(bound) ? String(bound) : "+Inf"]])} ${count}`
-      ),
-      `${name}_sum${labelText(labels)} ${state.sum}`,
-      `${name}_count${labelText(labels)} ${state.count}`
-    ]
-  }
-  return []
-}
-
-const typeOf = (state: unknown) =>
-  MetricState.isCounterState(state) ? "counter" : MetricState.isGaugeState(state) ? "gauge" : "histogram"
-
-/** Renders Effect metric snapshots in the Prometheus text exposition format. */
-export const renderPrometheus = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): string => {
-  const families = new Map<string, { help: string | undefined; type: string; lines: string[] }>()
-  for (const pair of pairs) {
-    const { name, description, tags } = pair.metricKey
-    // Effect's own runtime metrics are not part of our contract.
-    if (!name.startsWith("tenant_router_")) continue
-    const state = pair.metricState
-    const family = families.get(name) ?? { help: description._tag === "Some" ? description.value : undefined, type: typeOf(state), lines: [] }
-    const labels = [...tags].sort((a, b) => a.key.localeCompare(b.key)).map((t) => [t.key, t.value] as const)
-    family.lines.push(...sampleLines(name, labels, state))
-    families.set(name, family)
-  }
-  return [...families.entries()]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .flatMap(([name, f]) => [...(f.help ? [`# HELP ${name} ${f.help}`] : []), `# TYPE ${name} ${f.type}`, ...f.lines])
-    .join("\n")
-    .concat("\n")
-}
-
-/** The /metrics view over every metric in this process. */
+/**
+ * The /metrics view: the router's metrics in Prometheus text, by
+ * OpenTelemetry's Prometheus exporter. Loaded at the first scrape, so a
+ * router nobody scrapes never loads it.
+ */
 export class Metrics extends Effect.Service<Metrics>()("Metrics", {
-  succeed: { render: Effect.map(Metric.snapshot, renderPrometheus) }
+  effect: Effect.map(
+    Effect.cached(Effect.flatMap(Effect.promise(() => import("./OtelMetrics.ts")), (prometheus) => prometheus.makePrometheusText)),
+    (text) => ({ render: Effect.flatten(text) })
+  )
 }) {}

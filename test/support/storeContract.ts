@@ -17,6 +17,9 @@ export const runOn = (layer: Layer.Layer<Store, StoreUnavailable>) => <A>(progra
 let eventSeq = 0
 export const freshEventId = () => `evt-${++eventSeq}`
 
+/** A webhook span's context as the store keeps it with the delivery. */
+export const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
 export const newDelivery = (over: Partial<NewDelivery> = {}): NewDelivery => ({
   eventId: over.eventId ?? freshEventId(),
   eventType: "participant_joined",
@@ -27,6 +30,7 @@ export const newDelivery = (over: Partial<NewDelivery> = {}): NewDelivery => ({
   body: JSON.stringify({ event: "participant_joined", n: eventSeq }),
   eventCreatedAt: 1_000,
   secret: null,
+  trace: TRACEPARENT,
   ...over
 })
 
@@ -132,7 +136,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
       run(
         Effect.gen(function* () {
           const store = yield* Store
-          const d = newDelivery({ room: null, domain: null, eventCreatedAt: null })
+          const d = newDelivery({ room: null, domain: null, eventCreatedAt: null, trace: null })
           const result = yield* acceptOne(store, acceptance({ eventId: d.eventId, receivedAt: 5_000, delivery: d }))
           if (result._tag !== "Accepted" || !result.delivery) throw new Error("not accepted")
           const stored = result.delivery

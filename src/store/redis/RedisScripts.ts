@@ -47,7 +47,8 @@ export const NEW_FIELDS = fieldsOf<keyof NewDelivery>({
   domain: true,
   body: true,
   eventCreatedAt: true,
-  secret: true
+  secret: true,
+  trace: true
 })
 
 /** What the queue reads return of a delivery: everything but the body, in this order. */
@@ -61,6 +62,7 @@ export const QUEUED_FIELDS = fieldsOf<Exclude<keyof QueuedDelivery, "body">>({
   domain: true,
   eventCreatedAt: true,
   secret: true,
+  trace: true,
   status: true,
   attempts: true,
   lastStatus: true,

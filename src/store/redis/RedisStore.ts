@@ -38,10 +38,10 @@ const entriesOf = (reply: unknown): Array<[string, string]> => {
 /** Fields of a delivery hash that are the store's bookkeeping, raw, not part of a Delivery. */
 const BOOKKEEPING = new Set(["owner", "sid"])
 
-/** Every other field is JSON; an empty hash is a missing delivery. */
+/** Every other field is JSON; an empty hash is a missing delivery. A hash written before deliveries kept their trace has none. */
 const toDelivery = (reply: unknown): Delivery | undefined => {
   const fields = entriesOf(reply).filter(([key]) => !BOOKKEEPING.has(key))
-  return fields.length === 0 ? undefined : (Object.fromEntries(fields.map(([key, value]) => [key, JSON.parse(value)])) as Delivery)
+  return fields.length === 0 ? undefined : ({ trace: null, ...Object.fromEntries(fields.map(([key, value]) => [key, JSON.parse(value)])) } as Delivery)
 }
 
 /** A script's QUEUED_FIELDS values for one delivery; a hash that vanished reads as all nulls. */

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
   next_attempt_at INTEGER NOT NULL,
   event_created_at INTEGER,
   secret TEXT,
+  trace TEXT,
   created_at INTEGER NOT NULL,
   queued_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
@@ -105,6 +106,7 @@ export interface DeliveryRow {
   next_attempt_at: number
   event_created_at: number | null
   secret: string | null
+  trace: string | null
   created_at: number
   queued_at: number
   updated_at: number
@@ -126,6 +128,7 @@ export const toDelivery = (row: DeliveryRow): Delivery => ({
   nextAttemptAt: row.next_attempt_at,
   eventCreatedAt: row.event_created_at,
   secret: row.secret,
+  trace: row.trace,
   createdAt: row.created_at,
   queuedAt: row.queued_at,
   updatedAt: row.updated_at
@@ -133,7 +136,7 @@ export const toDelivery = (row: DeliveryRow): Delivery => ({
 
 /** Every column but the body, which is read only when an attempt is due. */
 export const QUEUED_COLUMNS =
-  "id, event_id, event_type, tenant, url, room, domain, status, attempts, last_status, last_error, next_attempt_at, event_created_at, secret, created_at, queued_at, updated_at"
+  "id, event_id, event_type, tenant, url, room, domain, status, attempts, last_status, last_error, next_attempt_at, event_created_at, secret, trace, created_at, queued_at, updated_at"
 
 export const toQueued = (row: Omit<DeliveryRow, "body">): QueuedDelivery => {
   const { body: _, ...queued } = toDelivery({ ...row, body: "" })
@@ -148,7 +151,8 @@ const ADDED_DELIVERY_COLUMNS = [
   ["room", "room TEXT", undefined],
   ["event_created_at", "event_created_at INTEGER", undefined],
   ["queued_at", "queued_at INTEGER NOT NULL DEFAULT 0", "UPDATE deliveries SET queued_at = created_at"],
-  ["secret", "secret TEXT", undefined]
+  ["secret", "secret TEXT", undefined],
+  ["trace", "trace TEXT", undefined]
 ] as const
 
 const upgradeSchema = (db: Database) => {

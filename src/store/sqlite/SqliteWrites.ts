@@ -58,11 +58,11 @@ export const prepareWrites = (db: Database) => {
     clearPin: db.query<unknown, [string]>("DELETE FROM pins WHERE room = ?"),
     insertDelivery: db.query<
       unknown,
-      [string, string, string, string, string | null, string | null, string, number | null, string | null, number]
+      [string, string, string, string, string | null, string | null, string, number | null, string | null, string | null, number]
     >(
-      `INSERT INTO deliveries (event_id, event_type, tenant, url, room, domain, body, event_created_at, secret,
+      `INSERT INTO deliveries (event_id, event_type, tenant, url, room, domain, body, event_created_at, secret, trace,
          next_attempt_at, created_at, queued_at, updated_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?10)`
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?11)`
     ),
     insertUnroutable: db.query<
       unknown,
@@ -124,7 +124,7 @@ export const prepareWrites = (db: Database) => {
     if (u) q.insertUnroutable.run(u.at, u.eventId, u.eventType, u.room, u.headers.xToIp, u.headers.to, u.headers.dialled, u.domain, u.reason)
     const d = a.delivery
     if (!d) return { _tag: "Accepted", deliveryId: undefined }
-    const { lastInsertRowid } = q.insertDelivery.run(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, d.eventCreatedAt, d.secret, a.receivedAt)
+    const { lastInsertRowid } = q.insertDelivery.run(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, d.eventCreatedAt, d.secret, d.trace, a.receivedAt)
     return { _tag: "Accepted", deliveryId: Number(lastInsertRowid) }
   }
 
