@@ -294,7 +294,10 @@ describe("admin API on a running router", () => {
         events: null,
         source: "api",
         rateLimit: null,
+        maxAge: null,
         hasOwnSecret: true,
+        headers: [],
+        hasAuth: false,
         secret: expect.stringMatching(/^whsec_[A-Za-z0-9+/]+={0,2}$/)
       })
       generated = body.secret
@@ -304,7 +307,7 @@ describe("admin API on a running router", () => {
     })
 
     test("GET lists it as an api hook, with no secret", async () => {
-      expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-1`, events: null, source: "api", rateLimit: null, hasOwnSecret: true })
+      expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-1`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false })
       expect(responses.at(-1)).not.toContain('"secret"')
     })
 
@@ -336,7 +339,8 @@ describe("admin API on a running router", () => {
         events: ["participant_joined"],
         source: "api",
         rateLimit: null,
-        hasOwnSecret: true
+        maxAge: null,
+        hasOwnSecret: true, headers: [], hasAuth: false
       })
       expect(await entry(host)).toEqual({
         host,
@@ -344,7 +348,8 @@ describe("admin API on a running router", () => {
         events: ["participant_joined"],
         source: "api",
         rateLimit: null,
-        hasOwnSecret: true
+        maxAge: null,
+        hasOwnSecret: true, headers: [], hasAuth: false
       })
 
       const before = capture.at("/life-1").length
@@ -362,7 +367,7 @@ describe("admin API on a running router", () => {
       const body = await jsonOf(response)
       expect(body.secret).toBeUndefined()
       // Not merged with the previous PUT: the event filter is gone.
-      expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-3`, events: null, source: "api", rateLimit: null, hasOwnSecret: true })
+      expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-3`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false })
 
       const delivery = await capture.forRoom(await call(router, host))
       expect(delivery.path).toBe("/life-3")
@@ -405,7 +410,7 @@ describe("admin API on a running router", () => {
   })
 
   describe("config-file hooks", () => {
-    const fileEntry = { host: "file.example.com", url: "", events: null, source: "file", rateLimit: null, hasOwnSecret: true }
+    const fileEntry = { host: "file.example.com", url: "", events: null, source: "file", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false }
 
     test("PUT and DELETE on a file host → 409, including spelling variants, and it is unchanged", async () => {
       const attempts: Array<[string, string, unknown]> = [
@@ -429,7 +434,8 @@ describe("admin API on a running router", () => {
         events: null,
         source: "file",
         rateLimit: null,
-        hasOwnSecret: false
+        maxAge: null,
+        hasOwnSecret: false, headers: [], hasAuth: false
       })
     })
 
@@ -459,7 +465,8 @@ describe("admin API on a running router", () => {
         events: null,
         source: "api",
         rateLimit: null,
-        hasOwnSecret: true
+        maxAge: null,
+        hasOwnSecret: true, headers: [], hasAuth: false
       })
 
       for (const domain of ["calls.citydental.com", "a.b.citydental.com"]) {
@@ -668,10 +675,10 @@ describe("persistence", () => {
     const listed = await r.admin("GET", "/v1/hooks")
     const listing = await listed.text()
     expect(JSON.parse(listing).hooks).toEqual([
-      { host: "*.persist.example.net", url: `${capture.url}/persist-wild`, events: null, source: "api", rateLimit: null, hasOwnSecret: true },
-      { host: "claimed.example.com", url: `${capture.url}/claimed-api`, events: null, source: "api", rateLimit: null, hasOwnSecret: true },
-      { host: "gone.example.com", url: `${capture.url}/gone`, events: null, source: "api", rateLimit: null, hasOwnSecret: true },
-      { host: "persist.example.com", url: `${capture.url}/persist`, events: ["participant_joined"], source: "api", rateLimit: null, hasOwnSecret: true }
+      { host: "*.persist.example.net", url: `${capture.url}/persist-wild`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false },
+      { host: "claimed.example.com", url: `${capture.url}/claimed-api`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false },
+      { host: "gone.example.com", url: `${capture.url}/gone`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false },
+      { host: "persist.example.com", url: `${capture.url}/persist`, events: ["participant_joined"], source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false }
     ])
     const exact = await capture.forRoom(await call(r, "persist.example.com"))
     expect(exact.path).toBe("/persist")
@@ -691,7 +698,8 @@ describe("persistence", () => {
       events: null,
       source: "file",
       rateLimit: null,
-      hasOwnSecret: false
+      maxAge: null,
+      hasOwnSecret: false, headers: [], hasAuth: false
     })
     const claimed = await capture.forRoom(await call(r, "claimed.example.com"))
     expect(claimed.path).toBe("/claimed-file")

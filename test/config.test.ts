@@ -146,6 +146,8 @@ describe("decoding", () => {
     ["hook host not a hostname", { ...minimal, hooks: [{ host: "bad host", url: "https://x.example" }] }, "hooks.0.host", /host name/],
     ["hook url not http", { ...minimal, hooks: [{ host: "a.example", url: "ftp://x.example" }] }, "hooks.0.url", /http/],
     ["hook url with credentials", { ...minimal, hooks: [{ host: "a.example", url: "https://u:p@x.example" }] }, "hooks.0.url", /credentials/],
+    ["hook maxAge not a duration", { ...minimal, hooks: [{ host: "a.example", url: "https://x.example", maxAge: "soon" }] }, "hooks.0.maxAge", /duration/],
+    ["hook maxAge of zero", { ...minimal, hooks: [{ host: "a.example", url: "https://x.example", maxAge: "0s" }] }, "hooks.0.maxAge", /duration/],
     ["hook unknown event", { ...minimal, hooks: [{ host: "a.example", url: "https://x.example", events: ["call_started"] }] }, "hooks.0.events.0", /participant_joined/],
     ["duplicate hook host", { ...minimal, hooks: [{ host: "a.example", url: "https://x.example" }, { host: "A.example", url: "https://y.example" }] }, "hooks.1.host", /duplicate/],
     ["number that is not E.164", { ...minimal, numbers: [{ number: "call me", host: "a.example" }] }, "numbers.0.number", /E\.164/],
@@ -164,6 +166,11 @@ describe("decoding", () => {
       expect(error.problem).toMatch(problem)
     })
   }
+
+  test("a hook's maxAge is kept as written", () => {
+    const decoded = decodeConfig({ ...minimal, hooks: [{ host: "a.example", url: "https://x.example", maxAge: "30s" }] })
+    expect(Either.isRight(decoded) && decoded.right.hooks[0]!.maxAge).toBe("30s")
+  })
 
   test("signing.secret may be left out when every hook has a secret of its own, or there are no hooks", () => {
     const own = { host: "a.example", url: "https://x.example", secret: DEFAULT_SECRET }

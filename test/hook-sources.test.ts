@@ -44,8 +44,11 @@ interface HookView {
   url: string
   events: string[] | null
   rateLimit: string | null
+  maxAge: string | null
   source: "file" | "http" | "api"
   hasOwnSecret: boolean
+  headers: string[]
+  hasAuth: boolean
 }
 interface NumberView {
   number: string
@@ -480,7 +483,7 @@ describe("the config file and the admin API", () => {
     writeInPlace(router, doc)
     await takesEffect("the file's hook over the API's", async () => (await hookOf(router, HOST))?.source === "file")
     expect((await listHooks(router)).filter((h) => h.host === HOST)).toEqual([
-      { host: HOST, url: `${R.url}/file`, events: null, rateLimit: null, source: "file", hasOwnSecret: false }
+      { host: HOST, url: `${R.url}/file`, events: null, rateLimit: null, maxAge: null, source: "file", hasOwnSecret: false, headers: [], hasAuth: false }
     ])
     await callReaches(router, { xToIp: HOST }, R, "/file", HOST)
 

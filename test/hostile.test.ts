@@ -589,7 +589,7 @@ const FIELD: Record<ParamKind, string> = { host: "host", number: "number", id: "
 
 /** The query parameters routes read, in every state. */
 const queryValue = fc.oneof(
-  fc.constantFrom("pending", "failed", "delivered", "PENDING", "", "0", "1", "1000", "1001", "-1", "1e3", "0x10", " 7", "99999999999999999999", "2026-02-30", "2024-02-29", "2026-01-31T00:00:00Z", "%", "%zz", "%00", ROUTED, HOST_A, HOST_B, "*.citydental.com", "null"),
+  fc.constantFrom("pending", "failed", "delivered", "expired", "PENDING", "", "0", "1", "1000", "1001", "-1", "1e3", "0x10", " 7", "99999999999999999999", "2026-02-30", "2024-02-29", "2026-01-31T00:00:00Z", "%", "%zz", "%00", ROUTED, HOST_A, HOST_B, "*.citydental.com", "null"),
   nastyString,
   fc.integer().map(String),
   fc.record({ piece: fc.constantFrom("a", "9", "%00", "é"), n: fc.integer({ min: 100, max: 2000 }) }).map(({ piece, n }) => piece.repeat(Math.ceil(n / piece.length)))

@@ -70,7 +70,7 @@ describe("GET /openapi.json", () => {
 
   test("request and response schemas: bodies, parameters, and every error as {error: {code, message}}", () => {
     const put = spec.paths["/v1/hooks/{host}"].put
-    expect(Object.keys(resolve(spec, put.requestBody.content["application/json"].schema).properties)).toEqual(["url", "secret", "events", "rateLimit"])
+    expect(Object.keys(resolve(spec, put.requestBody.content["application/json"].schema).properties)).toEqual(["url", "secret", "events", "rateLimit", "maxAge", "headers", "auth"])
     expect(Object.keys(put.responses)).toEqual(expect.arrayContaining(["200", "201", "400", "401", "403", "409", "413", "503"]))
     expect(spec.paths["/v1/deliveries"].get.parameters.map((p: Spec) => p.name)).toEqual(["status", "tenant", "limit", "cursor"])
     for (const [name, op] of operationsOf(spec)) {

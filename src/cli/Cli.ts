@@ -11,7 +11,7 @@ import { loadConfigFile, readConfigFile } from "../AppConfig.ts"
 import { errorAnswer } from "../domain/ApiErrors.ts"
 import { DeliveryId, DeliveryStatus, Limit } from "../domain/DeliveryViews.ts"
 import { firstProblem } from "../domain/Errors.ts"
-import { E164, EventName, HostPattern, RateLimitText, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
+import { E164, EventName, HostPattern, MaxAgeText, RateLimitText, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
 import { IsoTime } from "../domain/IsoTime.ts"
 import { NumberCreated } from "../domain/HookViews.ts"
 import { AdminApi } from "../http/Api.ts"
@@ -27,7 +27,7 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
 
   --config FILE               run the router (also: serve --config FILE, or set ROUTER_CONFIG)
   hooks list | get HOST | rm HOST | test HOST | rotate-secret HOST
-  hooks set HOST --url URL [--secret whsec_...] [--events a,b] [--rate-limit 50/s]
+  hooks set HOST --url URL [--secret whsec_...] [--events a,b] [--rate-limit 50/s] [--max-age 30s]
   numbers list | set E164 HOST | rm E164
   deliveries list [--status S] [--tenant HOST] [--limit N] | get ID | retry ID
   tenants recover HOST --since ISO
@@ -159,7 +159,8 @@ const hooks = group("hooks").pipe(
         url: option("url", TargetUrl).pipe(Options.withDescription("where the hook's events are posted (http or https)")),
         secret: option("secret", WebhookSecret).pipe(Options.optional, Options.withDescription("whsec_… (without: kept, or generated for a new hook)")),
         events: option("events", EventList).pipe(Options.optional, Options.withDescription("only these events, e.g. participant_joined,room_finished")),
-        rateLimit: option("rate-limit", RateLimitText).pipe(Options.optional, Options.withDescription("e.g. 50/s, 600/m, 1000/h"))
+        rateLimit: option("rate-limit", RateLimitText).pipe(Options.optional, Options.withDescription("e.g. 50/s, 600/m, 1000/h")),
+        maxAge: option("max-age", MaxAgeText).pipe(Options.optional, Options.withDescription("e.g. 30s, 10m: older events are not sent (they expire)"))
       },
       (input) =>
         withClient((client) =>
@@ -170,7 +171,8 @@ const hooks = group("hooks").pipe(
                 url: input.url,
                 ...Option.match(input.secret, { onNone: () => ({}), onSome: (secret) => ({ secret }) }),
                 ...Option.match(input.events, { onNone: () => ({}), onSome: (events) => ({ events }) }),
-                ...Option.match(input.rateLimit, { onNone: () => ({}), onSome: (rateLimit) => ({ rateLimit }) })
+                ...Option.match(input.rateLimit, { onNone: () => ({}), onSome: (rateLimit) => ({ rateLimit }) }),
+                ...Option.match(input.maxAge, { onNone: () => ({}), onSome: (maxAge) => ({ maxAge }) })
               }
             }),
             (saved) => print(Format.formatHookSet(saved))
@@ -178,7 +180,7 @@ const hooks = group("hooks").pipe(
         )(input)
     ).pipe(
       Command.withDescription(
-        "create or replace an API hook. The whole hook is replaced: omitted --events/--rate-limit are cleared. Without --secret an existing hook keeps its secret and a new one gets a generated secret (shown once); use rotate-secret to roll a secret over"
+        "create or replace an API hook. The whole hook is replaced: omitted --events/--rate-limit are cleared, and so are any headers and auth (the CLI does not set them: use PUT /v1/hooks/{host}). Without --secret an existing hook keeps its secret and a new one gets a generated secret (shown once); use rotate-secret to roll a secret over"
       )
     ),
     Command.make("rm", { connection, host: hostArg }, (input) =>

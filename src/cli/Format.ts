@@ -35,7 +35,10 @@ export const formatHook = (hook: HookView): string =>
     ["source", hook.source],
     ["events", eventsText(hook.events)],
     ["rateLimit", orDash(hook.rateLimit)],
-    ["own secret", hook.hasOwnSecret ? "yes" : "no (signed with signing.secret)"]
+    ["maxAge", orDash(hook.maxAge)],
+    ["own secret", hook.hasOwnSecret ? "yes" : "no (signed with signing.secret)"],
+    ["headers", hook.headers.length > 0 ? hook.headers.join(", ") : "-"],
+    ["auth", hook.hasAuth ? "yes" : "no"]
   ])
 
 const STORE_IT = "Store this secret now: the router never shows it again."

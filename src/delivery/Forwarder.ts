@@ -3,14 +3,16 @@ import { AppConfig } from "../AppConfig.ts"
 import type { AttemptRecord, Delivery } from "../domain/Delivery.ts"
 import { Conflict, NotFound, type DeliveryError, type StoreUnavailable } from "../domain/Errors.ts"
 import { ownOrDefault, signingSecrets } from "../domain/Hook.ts"
+import { authorizationOf } from "../domain/HookHeaders.ts"
 import { entryFor, HookTable } from "../hooks/HookTable.ts"
 import { logEach } from "../telemetry/Logging.ts"
 import { Tracing, type AttemptSpan } from "../telemetry/Tracing.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
+import { parseDurationMs } from "../domain/Duration.ts"
 import { parseRateLimit, type RateLimit } from "../domain/RateLimit.ts"
 import { isTenantFailure, retrySchedule } from "./Retry.ts"
 import { Store, type QueuedDelivery } from "../store/Store.ts"
-import { TenantGate } from "./TenantGate.ts"
+import { TenantGate, type Admitted } from "./TenantGate.ts"
 import { describeFailure, WebhookSender } from "./WebhookSender.ts"
 
 /**
@@ -52,6 +54,8 @@ interface Progress {
   attempts: number
   readonly attemptsAtStart: number
   retry: { readonly schedule: ReturnType<typeof retrySchedule>; state: unknown } | undefined
+  /** When the next attempt is due, if the lane was woken earlier to expire the delivery on time. */
+  dueAt?: number | undefined
 }
 
 /** What a lane does after an attempt at its head. */
@@ -67,8 +71,11 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 // Rows read per step of a scan; a scan stops early once the window is full.
 const SCAN_PAGE = 256
 
-/** An attempt's outcome, waiting to be written with the others that finished in the same turn. */
-interface Finished {
+/** An attempt's outcome, or an expiry, waiting to be written with the others that finished in the same turn. */
+type Finished = AttemptFinished | Expired
+
+interface AttemptFinished {
+  readonly _tag: "Attempt"
   readonly delivery: QueuedDelivery
   readonly attempt: number
   readonly startedAt: number
@@ -77,6 +84,20 @@ interface Finished {
   readonly retryAt: number | undefined
   readonly span: AttemptSpan
 }
+
+/** A delivery whose event grew older than its hook's `maxAge` before it could be sent: it ends unsent. */
+interface Expired {
+  readonly _tag: "Expired"
+  readonly delivery: QueuedDelivery
+  /** Attempts made so far; the expiry adds none. */
+  readonly attempts: number
+  readonly at: number
+  readonly ageMs: number
+  readonly maxAgeMs: number
+}
+
+/** How old the event is: from LiveKit's `createdAt`, else from when the router received it. */
+const ageOf = (delivery: QueuedDelivery, now: number) => now - (delivery.eventCreatedAt ?? delivery.createdAt)
 
 /**
  * Delivers accepted events to tenants in the background, durably: every
@@ -121,6 +142,11 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       if (!rateLimits.has(text)) rateLimits.set(text, parseRateLimit(text))
       return rateLimits.get(text)
     }
+    const maxAges = new Map<string, number | undefined>()
+    const maxAgeOf = (text: string) => {
+      if (!maxAges.has(text)) maxAges.set(text, parseDurationMs(text))
+      return maxAges.get(text)
+    }
 
     const later = (ms: number, task: () => void) => {
       const timer = setTimeout(() => {
@@ -135,17 +161,72 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
 
     /**
      * While the hook still points where the delivery goes, its current secrets
-     * and rate limit apply, so a call follows the tenant's rotations. If the hook
-     * was removed or moved, the call's pinned destination is signed as it was.
+     * rate limit, headers and auth apply, so a call follows the tenant's rotations.
+     * If the hook was removed or moved, the call's pinned destination is signed
+     * as it was, without the hook's headers or auth (they were for its url).
      */
     const tenantSettings = (delivery: QueuedDelivery, now: number) => {
       const hook = entryFor(hooks.inForce(), delivery.tenant)
       return hook?.url !== delivery.url
-        ? { secrets: ownOrDefault(delivery.secret, config.signing.secret), rateLimit: undefined }
+        ? { secrets: ownOrDefault(delivery.secret, config.signing.secret), rateLimit: undefined, headers: undefined, authorization: undefined }
         : {
             secrets: signingSecrets(hook, config.signing.secret, now),
+            headers: hook.headers,
+            authorization: authorizationOf(hook.auth),
             rateLimit: hook.rateLimit === undefined ? undefined : rateLimitOf(hook.rateLimit)
           }
+    }
+
+    /**
+     * The hook's maxAge when the event is older than it now, else undefined. Like
+     * the secrets, the hook in force decides while it still points where the
+     * delivery goes; a pinned destination whose hook was removed or moved has none.
+     */
+    const maxAgeFor = (delivery: QueuedDelivery): number | undefined => {
+      const hook = entryFor(hooks.inForce(), delivery.tenant)
+      return hook?.url !== delivery.url || hook.maxAge === undefined ? undefined : maxAgeOf(hook.maxAge)
+    }
+    /** When the event outgrows the hook's maxAge, if it has one. */
+    const expiresAt = (delivery: QueuedDelivery): number | undefined => {
+      const maxAgeMs = maxAgeFor(delivery)
+      return maxAgeMs === undefined ? undefined : (delivery.eventCreatedAt ?? delivery.createdAt) + maxAgeMs + 1
+    }
+    const staleAt = (delivery: QueuedDelivery, now: number): number | undefined => {
+      const maxAgeMs = maxAgeFor(delivery)
+      return maxAgeMs !== undefined && ageOf(delivery, now) > maxAgeMs ? maxAgeMs : undefined
+    }
+
+    /**
+     * The gate's admission, or "stale" once the event outgrows its maxAge while
+     * waiting there (an open circuit waits out its cooldown): it expires on time,
+     * not when the circuit lets it through. An admission that comes after that is
+     * handed back unused.
+     */
+    const admitFresh = (delivery: QueuedDelivery, rateLimit: RateLimit | undefined): Promise<Admitted | undefined | "stale"> => {
+      const admission = gate.admit(delivery.tenant, rateLimit)
+      const maxAgeMs = maxAgeFor(delivery)
+      if (maxAgeMs === undefined) return admission
+      return new Promise((resolve) => {
+        let settled = false
+        const timer = setTimeout(
+          () => {
+            timers.delete(timer)
+            settled = true
+            // After shutdown began, the delivery stays pending for the next start (which expires it then).
+            resolve(stopping.signal.aborted ? undefined : "stale")
+            void admission.then((admitted) => admitted && gate.settle(delivery.tenant, admitted, undefined))
+          },
+          Math.max(0, maxAgeMs - ageOf(delivery, Date.now())) + 1
+        )
+        timers.add(timer)
+        void admission.then((admitted) => {
+          if (settled) return
+          settled = true
+          timers.delete(timer)
+          clearTimeout(timer)
+          resolve(admitted)
+        })
+      })
     }
 
     const progressOf = (delivery: QueuedDelivery) => {
@@ -170,7 +251,21 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     let finishing: Array<{ readonly finished: Finished; readonly recorded: () => void }> = []
     const writes = new Set<Promise<void>>()
 
-    const recordAll = (batch: ReadonlyArray<Finished>) => {
+    const recordAll = (all: ReadonlyArray<Finished>) => {
+      const batch = all.filter((f): f is AttemptFinished => f._tag === "Attempt")
+      // An expiry is recorded like a final attempt, but adds no history entry (see AttemptRecord).
+      const expiries = all
+        .filter((f): f is Expired => f._tag === "Expired")
+        .map(({ delivery, attempts, at, ageMs, maxAgeMs }) => {
+          Metrics.countExpired(delivery.tenant)
+          return {
+            record: {
+              id: delivery.id,
+              record: { attempt: attempts, at, status: null, error: "expired", latencyMs: 0, final: "expired" as const, nextAttemptAt: at }
+            },
+            line: { eventId: delivery.eventId, type: delivery.eventType, domain: delivery.domain, tenant: delivery.tenant, url: delivery.url, attempts, ageMs, maxAgeMs }
+          }
+        })
       const lines = batch.map(({ delivery, attempt, startedAt, at, outcome, retryAt, span }) => {
         const final: AttemptRecord["final"] = Either.isRight(outcome) ? "delivered" : retryAt === undefined ? "failed" : undefined
         const seen = Either.isRight(outcome) ? { status: outcome.right, error: null, result: String(outcome.right) } : describeFailure(outcome.left)
@@ -200,9 +295,14 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
         }
       })
       return Effect.zipRight(
-        store.recordAttempts(lines.map((l) => l.record)).pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded", e.cause))),
-        logEach("delivery attempt", lines.map((l) => l.line))
-      ).pipe(tracing.batch("record delivery attempts", batch, (finished) => finished.span.traceparent))
+        store
+          .recordAttempts([...lines.map((l) => l.record), ...expiries.map((e) => e.record)])
+          .pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded", e.cause))),
+        Effect.zipRight(
+          logEach("delivery attempt", lines.map((l) => l.line)),
+          logEach("delivery expired", expiries.map((e) => e.line))
+        )
+      ).pipe(tracing.batch("record delivery attempts", all, (finished) => (finished._tag === "Attempt" ? finished.span.traceparent : finished.delivery.trace)))
     }
 
     const flushFinished = () => {
@@ -238,6 +338,11 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
      */
     const attemptHead = async (lane: Lane): Promise<Next | undefined> => {
       const head = lane.deliveries[0]!
+      // Too old to send: it expires before its body is even read.
+      if (staleAt(head, Date.now()) !== undefined) return expire(head)
+      // Woken to expire it, but the hook's maxAge changed meanwhile: back to waiting for its retry.
+      const dueAt = progress.get(head.id)?.dueAt
+      if (dueAt !== undefined && dueAt > Date.now()) return { _tag: "RetryAt", at: dueAt }
       const body = await bodyOf(head)
       // The store could not be read: try again shortly, without spending an attempt.
       if (body === undefined) return { _tag: "RetryAt", at: Date.now() + 1_000 }
@@ -245,23 +350,42 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
         await run(Effect.logWarning("pending delivery vanished from the store").pipe(Effect.annotateLogs({ id: head.id })))
         return FINISHED
       }
-      const { secrets, rateLimit } = tenantSettings(head, Date.now())
-      const admitted = await gate.admit(head.tenant, rateLimit)
+      const { secrets, rateLimit, headers, authorization } = tenantSettings(head, Date.now())
+      const admitted = await admitFresh(head, rateLimit)
+      if (admitted === "stale") return expire(head)
       if (admitted === undefined || stopping.signal.aborted) return undefined
+      // Waiting at the gate (an open circuit, the rate limit) may have made it too old.
+      if (staleAt(head, Date.now()) !== undefined) {
+        gate.settle(head.tenant, admitted, undefined)
+        return expire(head)
+      }
       const entry = progressOf(head)
       const startedAt = Date.now()
       const span = tracing.attempt({ eventId: head.eventId, eventType: head.eventType, tenant: head.tenant, url: head.url, attempt: entry.attempts + 1, parent: head.trace })
-      const outcome = await sender.attempt({ url: head.url, eventId: head.eventId, body, secrets }, span, stopping.signal)
+      const outcome = await sender.attempt({ url: head.url, eventId: head.eventId, body, secrets, headers, authorization }, span, stopping.signal)
       if (stopping.signal.aborted) {
         gate.settle(head.tenant, admitted, undefined)
         return undefined
       }
       const at = Date.now()
       const retryAt = Either.isLeft(outcome) ? retryAfter(entry, outcome.left, at) : undefined
-      await recorded({ delivery: head, attempt: ++entry.attempts, startedAt, at, outcome, retryAt, span })
+      await recorded({ _tag: "Attempt", delivery: head, attempt: ++entry.attempts, startedAt, at, outcome, retryAt, span })
       // The gate settles once the outcome is on record, so a drain that waits for it waits for the record too.
       gate.settle(head.tenant, admitted, Either.isLeft(outcome) && isTenantFailure(outcome.left))
-      return retryAt === undefined ? FINISHED : { _tag: "RetryAt", at: retryAt }
+      if (retryAt === undefined) return FINISHED
+      // A retry due after the event goes stale: the lane wakes when it does, so the delivery expires on time.
+      const staleFrom = expiresAt(head)
+      entry.dueAt = staleFrom !== undefined && staleFrom < retryAt ? retryAt : undefined
+      return { _tag: "RetryAt", at: Math.min(retryAt, staleFrom ?? retryAt) }
+    }
+
+    /** Ends the delivery unsent, recorded with the turn's attempts; the lane moves on to the call's next event. */
+    const expire = async (head: QueuedDelivery): Promise<Next | undefined> => {
+      if (stopping.signal.aborted) return undefined
+      const at = Date.now()
+      const maxAgeMs = staleAt(head, at) ?? 0
+      await recorded({ _tag: "Expired", delivery: head, attempts: progressOf(head).attempts, at, ageMs: ageOf(head, at), maxAgeMs })
+      return FINISHED
     }
 
     // ---------------------------------------------------------------- the window

@@ -15,6 +15,10 @@ export interface Outgoing {
   readonly body: string
   /** The hook's secret, then the one it replaced while a rotation overlaps. */
   readonly secrets: ReadonlyArray<string>
+  /** The hook's own headers (validated: none the router sets itself). */
+  readonly headers?: Readonly<Record<string, string>> | undefined
+  /** The hook's `auth`, as the `Authorization` value. */
+  readonly authorization?: string | undefined
   /** The hook's host, for the attempt's span. */
   readonly tenant?: string | undefined
 }
@@ -39,6 +43,12 @@ export const describeFailure = (error: DeliveryError) => {
  * valid header value (controls, non-ASCII) is still sent, one-to-one.
  */
 export const webhookId = (eventId: string) => encodeURIComponent(eventId)
+
+const lowerCased = (headers: Readonly<Record<string, string>>) => {
+  const lower: Record<string, string> = {}
+  for (const name in headers) lower[name.toLowerCase()] = headers[name]!
+  return lower
+}
 
 const unbracketed = (hostname: string) => hostname.replace(/^\[(.*)\]$/, "$1")
 
@@ -112,6 +122,9 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
           host: url.host,
           "content-type": "application/json",
           "user-agent": "sip-tenant-router",
+          // The hook's own, lower-cased so one of them (User-Agent) replaces the router's rather than joining it.
+          ...(outgoing.headers && lowerCased(outgoing.headers)),
+          ...(outgoing.authorization === undefined ? {} : { authorization: outgoing.authorization }),
           "webhook-id": webhookId(outgoing.eventId),
           "webhook-timestamp": String(timestamp),
           "webhook-signature": signWebhook(outgoing.secrets, webhookId(outgoing.eventId), timestamp, outgoing.body),

@@ -26,7 +26,8 @@ export interface Pin {
   readonly call: CallInfo
 }
 
-export type DeliveryStatus = "pending" | "delivered" | "failed"
+/** `expired`: the hook's `maxAge` passed before the event could be sent; it never will be (final, like `failed`). */
+export type DeliveryStatus = "pending" | "delivered" | "failed" | "expired"
 
 /** A forwarded event as written at acceptance time; the body is final, the signature is made per attempt. */
 export interface NewDelivery {
@@ -71,8 +72,13 @@ export interface Attempt {
 
 /** The outcome of one attempt, recorded together with the delivery's new state. */
 export interface AttemptRecord extends Attempt {
-  /** Set when the delivery is finished; otherwise it stays pending until `nextAttemptAt`. */
-  readonly final: "delivered" | "failed" | undefined
+  /**
+   * Set when the delivery is finished; otherwise it stays pending until `nextAttemptAt`.
+   * `expired` is a finish without an attempt: nothing was sent, so it adds no history entry,
+   * keeps the attempt count (`attempt`: the attempts made so far) and the last status, and
+   * sets the last error (`error`).
+   */
+  readonly final: "delivered" | "failed" | "expired" | undefined
   readonly nextAttemptAt: number
 }
 

@@ -6,7 +6,8 @@ import { excerpt } from "./Untrusted.ts"
 
 /** What the admin API shows of deliveries and unroutable events, and the queries that select them. Times are ISO-8601 in UTC. */
 
-export const DeliveryStatus = Schema.Literal("pending", "failed", "delivered")
+/** `expired`: not sent, because the event was older than its hook's `maxAge` when its attempt came due. */
+export const DeliveryStatus = Schema.Literal("pending", "failed", "delivered", "expired")
 
 /** The operator's view of a delivery; the body stays in the store (it carries callers' numbers). */
 export const DeliveryView = Schema.Struct({

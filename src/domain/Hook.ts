@@ -1,5 +1,7 @@
 import { Option, ParseResult, Schema } from "effect"
+import { HookAuth, HookHeaders } from "./HookHeaders.ts"
 import { normaliseE164 } from "./PhoneNumber.ts"
+import { parseDurationMs } from "./Duration.ts"
 import { parseRateLimit } from "./RateLimit.ts"
 import { refusedTargetHost } from "./TargetAddress.ts"
 import { excerpt } from "./Untrusted.ts"
@@ -95,12 +97,25 @@ export const RateLimitText = Schema.String.pipe(
   Schema.filter((s) => parseRateLimit(s) !== undefined || `expected a rate like "50/s", "600/m" or "1000/h", got ${excerpt(s)}`)
 )
 
+/** `30s`, `10m`, `1h`: how old an event may be when its attempt comes due; older ones expire unsent. */
+export const MaxAgeText = Schema.String.pipe(
+  Schema.filter((s) => {
+    const ms = parseDurationMs(s)
+    return (ms !== undefined && ms > 0) || `expected a duration like "30s", "10m" or "1h", got ${excerpt(s)}`
+  })
+)
+
 /** What a hook holds besides its host. */
 export const HookFields = Schema.Struct({
   url: TargetUrl,
   secret: Schema.optional(WebhookSecret),
   events: Schema.optional(Schema.Array(EventName)),
-  rateLimit: Schema.optional(RateLimitText)
+  rateLimit: Schema.optional(RateLimitText),
+  maxAge: Schema.optional(MaxAgeText),
+  /** Added to every delivery and test send; write-only (see HookHeaders.ts). */
+  headers: Schema.optional(HookHeaders),
+  /** Sent as `Authorization` on every delivery and test send; write-only. */
+  auth: Schema.optional(HookAuth)
 })
 
 export const Hook = Schema.Struct({ host: HostPattern, ...HookFields.fields })

@@ -6,14 +6,19 @@ import { HookFields, HostPattern } from "./Hook.ts"
 
 const Source = Schema.Literal("file", "http", "api")
 
-/** Secrets are write-only: a view says whether a hook has its own, never what it is. */
+/** Secrets, header values and credentials are write-only: a view says whether a hook has them, never what they are. */
 export const HookView = Schema.Struct({
   host: Schema.String,
   url: Schema.String,
   events: Schema.NullOr(Schema.Array(Schema.String)),
   rateLimit: Schema.NullOr(Schema.String),
+  maxAge: Schema.NullOr(Schema.String),
   source: Source,
-  hasOwnSecret: Schema.Boolean
+  hasOwnSecret: Schema.Boolean,
+  /** The names of the hook's own headers; their values are never shown. */
+  headers: Schema.Array(Schema.String).annotations({ description: "The names of the hook's own headers; values are never shown." }),
+  /** Whether deliveries carry the hook's `auth` as `Authorization`; the credentials are never shown. */
+  hasAuth: Schema.Boolean.annotations({ description: "Whether deliveries carry the hook's auth as Authorization; credentials are never shown." })
 }).annotations({ identifier: "Hook" })
 export type HookView = typeof HookView.Type
 

@@ -5,6 +5,7 @@ import { AppConfig } from "../AppConfig.ts"
 import { describeFailure, WebhookSender } from "../delivery/WebhookSender.ts"
 import { envelope } from "../domain/Envelope.ts"
 import { NotFound } from "../domain/Errors.ts"
+import { authorizationOf } from "../domain/HookHeaders.ts"
 import { signingSecrets, type ActiveHook, type HostPattern } from "../domain/Hook.ts"
 import { HookCreated, type HookView } from "../domain/HookViews.ts"
 import { HookTable } from "../hooks/HookTable.ts"
@@ -17,8 +18,11 @@ const publicView = (hook: ActiveHook): HookView => ({
   url: hook.url,
   events: hook.events ?? null,
   rateLimit: hook.rateLimit ?? null,
+  maxAge: hook.maxAge ?? null,
   source: hook.source,
-  hasOwnSecret: hook.secret !== undefined
+  hasOwnSecret: hook.secret !== undefined,
+  headers: Object.keys(hook.headers ?? {}),
+  hasAuth: hook.auth !== undefined
 })
 
 export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) =>
@@ -50,7 +54,7 @@ export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) 
           rawEvent: JSON.stringify({ event: "router.test", id: eventId, createdAt: String(Math.floor(now / 1000)) })
         })
         const [elapsed, outcome] = yield* Effect.timed(
-          Effect.either(sender.send({ url: hook.url, eventId, body, secrets: signingSecrets(hook, config.signing.secret, now), tenant: hook.host }))
+          Effect.either(sender.send({ url: hook.url, eventId, body, secrets: signingSecrets(hook, config.signing.secret, now), headers: hook.headers, authorization: authorizationOf(hook.auth), tenant: hook.host }))
         )
         const answer = Either.isRight(outcome) ? { status: outcome.right, error: null } : describeFailure(outcome.left)
         return {

@@ -101,7 +101,11 @@ export class Store extends Context.Tag("Store")<
     readonly bodyOf: (id: number) => Effect.Effect<Option.Option<string>, StoreUnavailable>
     /** How many deliveries are pending, and since when the oldest has been waiting. */
     readonly queueStats: Effect.Effect<QueueStats, StoreUnavailable>
-    /** Appends each attempt to its delivery's history and moves the delivery to its new state, in one write. */
+    /**
+     * Appends each attempt to its delivery's history and moves the delivery to its new state, in one write.
+     * An expiry (`final: "expired"`) is no attempt: it finishes a pending delivery without a history entry,
+     * keeping its last status. Only a pending delivery changes state.
+     */
     readonly recordAttempts: (attempts: ReadonlyArray<RecordedAttempt>) => Effect.Effect<void, StoreUnavailable>
     readonly deliveries: (query: DeliveryQuery) => Effect.Effect<ReadonlyArray<Delivery>, StoreUnavailable>
     readonly delivery: (id: number) => Effect.Effect<Option.Option<DeliveryDetail>, StoreUnavailable>
@@ -110,7 +114,7 @@ export class Store extends Context.Tag("Store")<
     /** Requeues a tenant's failed deliveries created at or after `since`: how many, and the lowest id among them. */
     readonly requeueFailed: (tenant: string, since: number, now: number) => Effect.Effect<Requeued, StoreUnavailable>
     readonly unroutable: (limit: number) => Effect.Effect<ReadonlyArray<UnroutableEvent>, StoreUnavailable>
-    /** Deletes what the policy no longer keeps; pending deliveries are never pruned. */
+    /** Deletes what the policy no longer keeps (expired deliveries go with `failed`); pending deliveries are never pruned. */
     readonly prune: (now: number, policy: RetentionPolicy) => Effect.Effect<Pruned, StoreUnavailable>
     readonly apiHooks: Effect.Effect<ReadonlyArray<StoredHook>, StoreUnavailable>
     readonly putApiHook: (hook: StoredHook) => Effect.Effect<void, StoreUnavailable>

@@ -91,6 +91,9 @@ export const countAttempt = (attempt: {
   if (attempt.endToEndSeconds !== undefined) apply(endToEnd, attempt.endToEndSeconds)
 }
 
+/** A delivery that expired unsent (older than its hook's maxAge): a final outcome without an attempt. */
+export const countExpired = (tenant: string) => apply(deliveries, 1, { tenant, outcome: "expired" })
+
 /**
  * The /metrics view: the router's metrics in Prometheus text, by
  * OpenTelemetry's Prometheus exporter. Loaded at the first scrape, so a

@@ -87,13 +87,26 @@ export const attempt = (a: Partial<AttemptRecord> & Pick<AttemptRecord, "at">): 
   ...a
 })
 
-/** Records one final attempt at `at`. */
-export const finish = (id: number, final: "delivered" | "failed", at: number) =>
+/** An expiry as the engine records it: no attempt, the attempts made so far, error "expired". */
+export const expiry = (attempts: number, at: number): AttemptRecord => ({
+  attempt: attempts,
+  at,
+  status: null,
+  error: "expired",
+  latencyMs: 0,
+  final: "expired",
+  nextAttemptAt: at
+})
+
+/** Records one final attempt (or, for `expired`, an expiry after none) at `at`. */
+export const finish = (id: number, final: "delivered" | "failed" | "expired", at: number) =>
   Effect.flatMap(Store, (store) =>
     recordOne(
       store,
       id,
-      attempt({ at, final, status: final === "delivered" ? 200 : 500, error: final === "delivered" ? null : "HTTP 500", nextAttemptAt: at })
+      final === "expired"
+        ? expiry(0, at)
+        : attempt({ at, final, status: final === "delivered" ? 200 : 500, error: final === "delivered" ? null : "HTTP 500", nextAttemptAt: at })
     )
   )
 
@@ -121,7 +134,7 @@ export const unroutableEvent = (eventId: string, at: number, reason: UnroutableE
   reason
 })
 
-export const ids = (ds: ReadonlyArray<Delivery>) => ds.map((d) => d.id)
+export const ids = (ds: ReadonlyArray<{ readonly id: number }>) => ds.map((d) => d.id)
 
 
 /** Registers every case; `fresh` gives an empty store for each run. */
@@ -451,6 +464,102 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           expect(ids(yield* pendingAll(store))).toEqual([atSince.id, later.id, pending.id])
           // Nothing left to requeue for a.
           expect(yield* store.requeueFailed("a", 200, 9_000)).toEqual({ count: 0, firstId: undefined })
+        })
+      ))
+  })
+
+  // ---------------------------------------------------------------------------
+  // expiry (the hook's maxAge passed before the event could be sent)
+  // ---------------------------------------------------------------------------
+
+  describe("expired", () => {
+    test("an expiry finishes a pending delivery unsent: no history entry, attempts and last status kept, out of the queue", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const d = yield* deliver(1_000, { room: "room-x" })
+          const next = yield* deliver(1_000, { room: "room-x" })
+          yield* recordOne(store, d.id, attempt({ attempt: 2, at: 1_500, status: 503, error: "HTTP 503", nextAttemptAt: 3_000 }))
+          expect((yield* store.queueStats).depth).toBe(2)
+          yield* recordOne(store, d.id, expiry(2, 3_000))
+          expect(Option.getOrThrow(yield* store.delivery(d.id))).toEqual({
+            ...d,
+            status: "expired",
+            attempts: 2,
+            lastStatus: 503,
+            lastError: "expired",
+            nextAttemptAt: 3_000,
+            updatedAt: 3_000,
+            history: [{ attempt: 2, at: 1_500, status: 503, error: "HTTP 503", latencyMs: 12 }]
+          })
+          // Not pending any more, by any of the queue's reads; the call's next delivery is its lane's head.
+          expect(ids(yield* pendingAll(store))).toEqual([next.id])
+          expect(ids(yield* store.pendingInLane(d.tenant, "room-x", 10))).toEqual([next.id])
+          expect((yield* store.queueStats).depth).toBe(1)
+          yield* finish(next.id, "delivered", 3_100)
+          expect(yield* store.pendingTenants).toEqual([])
+          expect(yield* store.queueStats).toEqual({ depth: 0, oldestQueuedAt: undefined })
+        })
+      ))
+
+    test("an expiry never touches a delivery that is no longer pending", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const d = yield* deliver(1_000)
+          yield* finish(d.id, "delivered", 2_000)
+          yield* recordOne(store, d.id, expiry(1, 3_000))
+          expect(Option.getOrThrow(yield* store.delivery(d.id))).toMatchObject({ status: "delivered", lastStatus: 200, lastError: null, updatedAt: 2_000 })
+          expect((yield* store.queueStats).depth).toBe(0)
+        })
+      ))
+
+    test("listed by status (and by tenant and status), newest first", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const a = yield* deliver(1_000, { tenant: "a" })
+          const b = yield* deliver(1_000, { tenant: "b" })
+          const c = yield* deliver(1_000, { tenant: "a" })
+          const failed = yield* deliver(1_000, { tenant: "a" })
+          for (const d of [a, b, c]) yield* finish(d.id, "expired", 2_000)
+          yield* finish(failed.id, "failed", 2_000)
+          expect(ids(yield* store.deliveries(query({ status: "expired" })))).toEqual([c.id, b.id, a.id])
+          expect(ids(yield* store.deliveries(query({ status: "expired", tenant: "a" })))).toEqual([c.id, a.id])
+          expect(ids(yield* store.deliveries(query({ status: "failed" })))).toEqual([failed.id])
+        })
+      ))
+
+    test("not requeued: retry answers NotFailed with the status, recover leaves expired deliveries alone", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const expired = yield* deliver(1_000, { tenant: "a" })
+          const failed = yield* deliver(1_000, { tenant: "a" })
+          yield* finish(expired.id, "expired", 2_000)
+          yield* finish(failed.id, "failed", 2_000)
+          expect(yield* store.requeue(expired.id, 3_000)).toEqual({ _tag: "NotFailed", status: "expired" })
+          expect(yield* store.requeueFailed("a", 0, 3_000)).toEqual({ count: 1, firstId: failed.id })
+          expect(ids(yield* pendingAll(store))).toEqual([failed.id])
+          expect(Option.getOrThrow(yield* store.delivery(expired.id)).status).toBe("expired")
+        })
+      ))
+
+    test("pruned after the failed retention, counted with the other deliveries", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const NOW = 1_000_000
+          const policy: RetentionPolicy = { delivered: 1_000, failed: 5_000, dedupe: 0, unroutable: 0, pins: 0 }
+          const old = yield* deliver(0)
+          yield* finish(old.id, "expired", NOW - 5_001)
+          // Older than the delivered retention, but expired ones are kept as long as failed ones.
+          const mid = yield* deliver(0)
+          yield* finish(mid.id, "expired", NOW - 2_000)
+          expect((yield* store.prune(NOW, policy)).deliveries).toBe(1)
+          expect(yield* store.delivery(old.id)).toEqual(Option.none())
+          expect(ids(yield* store.deliveries(query({ status: "expired" })))).toEqual([mid.id])
+          expect(ids(yield* store.deliveries(query()))).toEqual([mid.id])
         })
       ))
   })

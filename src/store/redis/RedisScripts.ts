@@ -90,7 +90,7 @@ const luaList = (names: ReadonlyArray<string>) => `{${names.map((n) => `'${n}'`)
 const LIB = `
 local P, ME, LEASE = ARGV[1], ARGV[2], ARGV[3]
 local STREAM, GROUP = P .. 'stream', 'forwarders'
-local PENDING, FAILED = '"pending"', '"failed"'
+local PENDING, FAILED, EXPIRED = '"pending"', '"failed"', '"expired"'
 local NEW_FIELDS = ${luaList(NEW_FIELDS)}
 local QUEUED_FIELDS = ${luaList(QUEUED_FIELDS)}
 local function dkey(id) return P .. 'd:' .. id end
@@ -217,11 +217,17 @@ for base = 4, #ARGV, ${ATTEMPT_WIDTH} do
   local id, status, at = ARGV[base], ARGV[base + 2], ARGV[base + 7]
   local key = dkey(id)
   local from = redis.call('HGET', key, 'status')
+  -- An expiry is no attempt: no history entry, and the last status (of the last real attempt) stays.
+  local expiry = status == EXPIRED
   if from then
-    redis.call('RPUSH', P .. 'h:' .. id, ARGV[base + 1])
+    if not expiry then redis.call('RPUSH', P .. 'h:' .. id, ARGV[base + 1]) end
     if from == PENDING then
-      redis.call('HSET', key, 'status', status, 'attempts', ARGV[base + 3], 'lastStatus', ARGV[base + 4], 'lastError', ARGV[base + 5],
-        'nextAttemptAt', ARGV[base + 6], 'updatedAt', at)
+      if expiry then
+        redis.call('HSET', key, 'status', status, 'attempts', ARGV[base + 3], 'lastError', ARGV[base + 5], 'nextAttemptAt', ARGV[base + 6], 'updatedAt', at)
+      else
+        redis.call('HSET', key, 'status', status, 'attempts', ARGV[base + 3], 'lastStatus', ARGV[base + 4], 'lastError', ARGV[base + 5],
+          'nextAttemptAt', ARGV[base + 6], 'updatedAt', at)
+      end
       if status ~= PENDING then
         local f = redis.call('HMGET', key, 'tenant', 'room', 'owner')
         move(id, f[1], PENDING, status, at)

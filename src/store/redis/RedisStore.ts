@@ -271,7 +271,11 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
         }),
       prune: (now, policy) =>
         Effect.all({
-          deliveries: Effect.zipWith(prune("delivered", now - policy.delivered), prune("failed", now - policy.failed), (a, b) => a + b),
+          // Expired deliveries are kept as long as failed ones: both are events the tenant never got.
+          deliveries: Effect.map(
+            Effect.all([prune("delivered", now - policy.delivered), prune("failed", now - policy.failed), prune("expired", now - policy.failed)]),
+            ([a, b, c]) => a + b + c
+          ),
           events: prune("events", now - policy.dedupe),
           unroutable: prune("unroutable", now - policy.unroutable),
           pins: prune("pins", now - policy.pins)

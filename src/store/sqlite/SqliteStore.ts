@@ -258,7 +258,11 @@ export const makeSqliteStore = (path: string) =>
         ),
       prune: (now, policy) =>
         Effect.gen(function* () {
-          const deliveries = (yield* pruneAll("delivered", now - policy.delivered)) + (yield* pruneAll("failed", now - policy.failed))
+          // Expired deliveries are kept as long as failed ones: both are events the tenant never got.
+          const deliveries =
+            (yield* pruneAll("delivered", now - policy.delivered)) +
+            (yield* pruneAll("failed", now - policy.failed)) +
+            (yield* pruneAll("expired", now - policy.failed))
           const events = yield* pruneAll("events", now - policy.dedupe)
           const unroutable = yield* pruneAll("unroutable", now - policy.unroutable)
           const pins = yield* pruneAll("pins", now - policy.pins)

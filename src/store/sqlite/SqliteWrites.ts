@@ -5,7 +5,7 @@ import { toDelivery, type DeliveryRow } from "./SqliteSchema.ts"
 import type { Acceptance, PinChange, RecordedAttempt, Requeued, RequeueResult } from "../Store.ts"
 
 /** What gets pruned, one slice at a time. */
-export type PruneTarget = "delivered" | "failed" | "events" | "unroutable" | "pins"
+export type PruneTarget = "delivered" | "failed" | "expired" | "events" | "unroutable" | "pins"
 
 /**
  * Every change the SQLite store makes, as plain data: the writer may be another
@@ -78,6 +78,11 @@ export const prepareWrites = (db: Database) => {
       `UPDATE deliveries SET status = ?, attempts = ?, last_status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
        WHERE id = ?`
     ),
+    // An expiry is no attempt: the last status (of the last real attempt) stays, and no history row is added.
+    expireOne: db.query<unknown, [number, string | null, number, number, number]>(
+      `UPDATE deliveries SET status = 'expired', attempts = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
+       WHERE id = ? AND status = 'pending'`
+    ),
     selectStatus: db.query<{ status: Delivery["status"] }, [number]>("SELECT status FROM deliveries WHERE id = ?"),
     requeueOne: db.query<DeliveryRow, [number, number, number]>(
       `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
@@ -139,6 +144,7 @@ export const prepareWrites = (db: Database) => {
     switch (target) {
       case "delivered":
       case "failed":
+      case "expired":
         return pruneDeliveries(target, before)
       case "events":
         return q.pruneEvents.run(before).changes
@@ -150,6 +156,7 @@ export const prepareWrites = (db: Database) => {
   }
 
   const recordAttempt = ({ id, record: r }: RecordedAttempt) => {
+    if (r.final === "expired") return void q.expireOne.run(r.attempt, r.error, r.nextAttemptAt, r.at, id)
     q.insertAttempt.run(id, r.attempt, r.at, r.status, r.error, r.latencyMs)
     q.updateAttempt.run(r.final ?? "pending", r.attempt, r.status, r.error, r.nextAttemptAt, r.at, id)
   }
