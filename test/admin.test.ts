@@ -297,7 +297,7 @@ describe("admin API on a running router", () => {
         maxAge: null,
         hasOwnSecret: true,
         headers: [],
-        hasAuth: false,
+        hasAuth: false, disabled: false, disabledAt: null,
         secret: expect.stringMatching(/^whsec_[A-Za-z0-9+/]+={0,2}$/)
       })
       generated = body.secret
@@ -307,7 +307,7 @@ describe("admin API on a running router", () => {
     })
 
     test("GET lists it as an api hook, with no secret", async () => {
-      expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-1`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false })
+      expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-1`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null })
       expect(responses.at(-1)).not.toContain('"secret"')
     })
 
@@ -340,7 +340,7 @@ describe("admin API on a running router", () => {
         source: "api",
         rateLimit: null,
         maxAge: null,
-        hasOwnSecret: true, headers: [], hasAuth: false
+        hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null
       })
       expect(await entry(host)).toEqual({
         host,
@@ -349,7 +349,7 @@ describe("admin API on a running router", () => {
         source: "api",
         rateLimit: null,
         maxAge: null,
-        hasOwnSecret: true, headers: [], hasAuth: false
+        hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null
       })
 
       const before = capture.at("/life-1").length
@@ -367,7 +367,7 @@ describe("admin API on a running router", () => {
       const body = await jsonOf(response)
       expect(body.secret).toBeUndefined()
       // Not merged with the previous PUT: the event filter is gone.
-      expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-3`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false })
+      expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-3`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null })
 
       const delivery = await capture.forRoom(await call(router, host))
       expect(delivery.path).toBe("/life-3")
@@ -410,7 +410,7 @@ describe("admin API on a running router", () => {
   })
 
   describe("config-file hooks", () => {
-    const fileEntry = { host: "file.example.com", url: "", events: null, source: "file", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false }
+    const fileEntry = { host: "file.example.com", url: "", events: null, source: "file", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null }
 
     test("PUT and DELETE on a file host → 409, including spelling variants, and it is unchanged", async () => {
       const attempts: Array<[string, string, unknown]> = [
@@ -435,7 +435,7 @@ describe("admin API on a running router", () => {
         source: "file",
         rateLimit: null,
         maxAge: null,
-        hasOwnSecret: false, headers: [], hasAuth: false
+        hasOwnSecret: false, headers: [], hasAuth: false, disabled: false, disabledAt: null
       })
     })
 
@@ -466,7 +466,7 @@ describe("admin API on a running router", () => {
         source: "api",
         rateLimit: null,
         maxAge: null,
-        hasOwnSecret: true, headers: [], hasAuth: false
+        hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null
       })
 
       for (const domain of ["calls.citydental.com", "a.b.citydental.com"]) {
@@ -675,10 +675,10 @@ describe("persistence", () => {
     const listed = await r.admin("GET", "/v1/hooks")
     const listing = await listed.text()
     expect(JSON.parse(listing).hooks).toEqual([
-      { host: "*.persist.example.net", url: `${capture.url}/persist-wild`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false },
-      { host: "claimed.example.com", url: `${capture.url}/claimed-api`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false },
-      { host: "gone.example.com", url: `${capture.url}/gone`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false },
-      { host: "persist.example.com", url: `${capture.url}/persist`, events: ["participant_joined"], source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false }
+      { host: "*.persist.example.net", url: `${capture.url}/persist-wild`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null },
+      { host: "claimed.example.com", url: `${capture.url}/claimed-api`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null },
+      { host: "gone.example.com", url: `${capture.url}/gone`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null },
+      { host: "persist.example.com", url: `${capture.url}/persist`, events: ["participant_joined"], source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null }
     ])
     const exact = await capture.forRoom(await call(r, "persist.example.com"))
     expect(exact.path).toBe("/persist")
@@ -699,7 +699,7 @@ describe("persistence", () => {
       source: "file",
       rateLimit: null,
       maxAge: null,
-      hasOwnSecret: false, headers: [], hasAuth: false
+      hasOwnSecret: false, headers: [], hasAuth: false, disabled: false, disabledAt: null
     })
     const claimed = await capture.forRoom(await call(r, "claimed.example.com"))
     expect(claimed.path).toBe("/claimed-file")

@@ -22,7 +22,7 @@ const FILE_HOST = "file.cli.example"
 // ---------------------------------------------------------------- formatting
 
 describe("formatting answers", () => {
-  const hook = { host: "h.example", url: "https://u", source: "api", events: null, rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false } as const
+  const hook = { host: "h.example", url: "https://u", source: "api", events: null, rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null } as const
 
   test("tables align columns without trailing spaces", () => {
     expect(formatTable(["a", "bb"], [["ccc", "d"]])).toBe("a    bb\nccc  d")

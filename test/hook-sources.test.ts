@@ -49,6 +49,8 @@ interface HookView {
   hasOwnSecret: boolean
   headers: string[]
   hasAuth: boolean
+  disabled: boolean
+  disabledAt: string | null
 }
 interface NumberView {
   number: string
@@ -483,7 +485,7 @@ describe("the config file and the admin API", () => {
     writeInPlace(router, doc)
     await takesEffect("the file's hook over the API's", async () => (await hookOf(router, HOST))?.source === "file")
     expect((await listHooks(router)).filter((h) => h.host === HOST)).toEqual([
-      { host: HOST, url: `${R.url}/file`, events: null, rateLimit: null, maxAge: null, source: "file", hasOwnSecret: false, headers: [], hasAuth: false }
+      { host: HOST, url: `${R.url}/file`, events: null, rateLimit: null, maxAge: null, source: "file", hasOwnSecret: false, headers: [], hasAuth: false, disabled: false, disabledAt: null }
     ])
     await callReaches(router, { xToIp: HOST }, R, "/file", HOST)
 

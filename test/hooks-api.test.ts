@@ -149,7 +149,7 @@ describe("hook views, rate limits, secret rotation and test sends", () => {
         rateLimit: "50/s",
         maxAge: null,
         source: "api",
-        hasOwnSecret: true, headers: [], hasAuth: false
+        hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null
       })
       expect(text).not.toContain('"secret"')
       expect(text).not.toContain(secret.slice("whsec_".length))
@@ -165,7 +165,7 @@ describe("hook views, rate limits, secret rotation and test sends", () => {
         rateLimit: null,
         maxAge: null,
         source: "file",
-        hasOwnSecret: true, headers: [], hasAuth: false
+        hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null
       })
       expect(file.text).not.toContain(FILE_SECRET.slice("whsec_".length))
 
@@ -177,7 +177,7 @@ describe("hook views, rate limits, secret rotation and test sends", () => {
         rateLimit: null,
         maxAge: null,
         source: "file",
-        hasOwnSecret: false, headers: [], hasAuth: false
+        hasOwnSecret: false, headers: [], hasAuth: false, disabled: false, disabledAt: null
       })
       expect(plain.text).not.toContain(DEFAULT_SECRET.slice("whsec_".length))
 
@@ -189,7 +189,7 @@ describe("hook views, rate limits, secret rotation and test sends", () => {
         rateLimit: "600/m",
         maxAge: null,
         source: "file",
-        hasOwnSecret: false, headers: [], hasAuth: false
+        hasOwnSecret: false, headers: [], hasAuth: false, disabled: false, disabledAt: null
       })
     })
 
@@ -203,7 +203,7 @@ describe("hook views, rate limits, secret rotation and test sends", () => {
       expect((await router.admin("PUT", "/v1/hooks/*.wild.views.example", { url: `${capture.url}/wild` })).status).toBe(201)
       const wild = await hookView(router, "*.wild.views.example")
       expect(wild.status).toBe(200)
-      expect(JSON.parse(wild.text)).toMatchObject({ host: "*.wild.views.example", source: "api", hasOwnSecret: true, headers: [], hasAuth: false })
+      expect(JSON.parse(wild.text)).toMatchObject({ host: "*.wild.views.example", source: "api", hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null })
       const matched = await hookView(router, "a.wild.views.example")
       expect(matched.status).toBe(404)
       expect(JSON.parse(matched.text).error.code).toBe("not_found")
@@ -229,7 +229,7 @@ describe("hook views, rate limits, secret rotation and test sends", () => {
     test('"50/s" is accepted and shown in the PUT answer, GET and the listing', async () => {
       const response = await router.admin("PUT", `/v1/hooks/${host}`, { url: `${capture.url}/rate`, rateLimit: "50/s" })
       expect(response.status).toBe(201)
-      expect(await jsonOf(response)).toMatchObject({ host, rateLimit: "50/s", hasOwnSecret: true, headers: [], hasAuth: false })
+      expect(await jsonOf(response)).toMatchObject({ host, rateLimit: "50/s", hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null })
       expect(JSON.parse((await hookView(router, host)).text).rateLimit).toBe("50/s")
       const listed = (await jsonOf(await router.admin("GET", "/v1/hooks"))).hooks.find((h: { host: string }) => h.host === host)
       expect(listed.rateLimit).toBe("50/s")
@@ -712,7 +712,7 @@ describe("tenant-scoped tokens", () => {
   test("on its own hosts it can GET, PUT (update and create under its wildcard), rotate and test", async () => {
     const view = await hookView(router, "calls.drsmith.com", TENANT_TOKEN)
     expect(view.status).toBe(200)
-    expect(JSON.parse(view.text)).toMatchObject({ host: "calls.drsmith.com", source: "api", hasOwnSecret: true, headers: [], hasAuth: false })
+    expect(JSON.parse(view.text)).toMatchObject({ host: "calls.drsmith.com", source: "api", hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null })
     expect((await hookView(router, "*.citydental.com", TENANT_TOKEN)).status).toBe(200)
 
     const updated = await asTenant("PUT", "/v1/hooks/north.citydental.com", { url: `${capture.url}/north-2` })

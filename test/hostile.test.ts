@@ -563,6 +563,7 @@ const ROUTES: ReadonlyArray<Route> = [
   { method: "DELETE", template: "/v1/hooks/{}", param: "host" },
   { method: "POST", template: "/v1/hooks/{}/rotate-secret", param: "host" },
   { method: "POST", template: "/v1/hooks/{}/test", param: "host" },
+  { method: "POST", template: "/v1/hooks/{}/enable", param: "host" },
   { method: "GET", template: "/v1/numbers" },
   { method: "GET", template: "/v1/numbers/{}", param: "number" },
   { method: "PUT", template: "/v1/numbers/{}", param: "number", readsBody: "number" },

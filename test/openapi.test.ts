@@ -22,6 +22,7 @@ const ENDPOINTS = [
   "GET /v1/deliveries",
   "GET /v1/deliveries/{id}",
   "POST /v1/deliveries/{id}/retry",
+  "POST /v1/hooks/{host}/enable",
   "POST /v1/tenants/{host}/recover",
   "GET /v1/unroutable"
 ]

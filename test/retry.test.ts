@@ -71,7 +71,8 @@ const config = (c: { maxAttempts: number; initialMs: number; maxMs: number }): D
   maxBackoff: Duration.millis(c.maxMs),
   concurrencyPerTenant: 4,
   circuitBreaker: { failureThreshold: 5, cooldown: Duration.seconds(30) },
-  window: { lanes: 64, perLane: 4 }
+  window: { lanes: 64, perLane: 4 },
+  disableAfter: Duration.days(5)
 })
 
 /**

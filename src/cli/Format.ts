@@ -38,7 +38,8 @@ export const formatHook = (hook: HookView): string =>
     ["maxAge", orDash(hook.maxAge)],
     ["own secret", hook.hasOwnSecret ? "yes" : "no (signed with signing.secret)"],
     ["headers", hook.headers.length > 0 ? hook.headers.join(", ") : "-"],
-    ["auth", hook.hasAuth ? "yes" : "no"]
+    ["auth", hook.hasAuth ? "yes" : "no"],
+    ["disabled", hook.disabled ? `yes, since ${hook.disabledAt}` : "no"]
   ])
 
 const STORE_IT = "Store this secret now: the router never shows it again."

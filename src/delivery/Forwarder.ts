@@ -11,7 +11,7 @@ import * as Metrics from "../telemetry/Metrics.ts"
 import { parseDurationMs } from "../domain/Duration.ts"
 import { parseRateLimit, type RateLimit } from "../domain/RateLimit.ts"
 import { isTenantFailure, retrySchedule } from "./Retry.ts"
-import { Store, type QueuedDelivery } from "../store/Store.ts"
+import { HEALTHY, Store, type QueuedDelivery, type TenantHealth } from "../store/Store.ts"
 import { TenantGate, type Admitted } from "./TenantGate.ts"
 import { describeFailure, WebhookSender } from "./WebhookSender.ts"
 
@@ -72,7 +72,7 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 const SCAN_PAGE = 256
 
 /** An attempt's outcome, or an expiry, waiting to be written with the others that finished in the same turn. */
-type Finished = AttemptFinished | Expired
+type Finished = AttemptFinished | Expired | Disabled
 
 interface AttemptFinished {
   readonly _tag: "Attempt"
@@ -94,6 +94,14 @@ interface Expired {
   readonly at: number
   readonly ageMs: number
   readonly maxAgeMs: number
+}
+
+/** A delivery of a disabled tenant: it ends `failed` unsent, with lastError "disabled", so recover replays it. */
+interface Disabled {
+  readonly _tag: "Disabled"
+  readonly delivery: QueuedDelivery
+  readonly attempts: number
+  readonly at: number
 }
 
 /** How old the event is: from LiveKit's `createdAt`, else from when the router received it. */
@@ -136,6 +144,8 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     /** Aborts the attempts still in flight when the service stops (after the drain). */
     const stopping = new AbortController()
     const timers = new Set<ReturnType<typeof setTimeout>>()
+    /** Lanes waiting for a retry, by tenant, with their timers, so a disable can wake them. */
+    const parked = new Map<string, Map<Lane, ReturnType<typeof setTimeout>>>()
     // A hook's rate limit is text in the table; parse each distinct one once.
     const rateLimits = new Map<string, RateLimit | undefined>()
     const rateLimitOf = (text: string) => {
@@ -146,6 +156,64 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     const maxAgeOf = (text: string) => {
       if (!maxAges.has(text)) maxAges.set(text, parseDurationMs(text))
       return maxAges.get(text)
+    }
+
+    // ---------------------------------------------------------------- auto-disable
+
+    const disableAfterMs = Duration.toMillis(config.delivery.disableAfter)
+    /**
+     * Each tenant's health as last read or written. It is read from the store once per
+     * tenant, and again while it is disabled (an operator may have enabled it on any
+     * instance); it is written only on transitions: a failing streak starts or ends,
+     * the tenant is disabled or enabled.
+     */
+    const health = new Map<string, TenantHealth>()
+    const loading = new Map<string, Promise<void>>()
+    /** Per tenant: bumped by every write, and how many writes are not yet committed, so a read never undoes a newer write. */
+    const healthVersions = new Map<string, number>()
+    const healthWriting = new Map<string, number>()
+    const healthOf = async (tenant: string): Promise<TenantHealth> => {
+      const known = health.get(tenant)
+      if (known !== undefined && known.disabledAt === null) return known
+      let pending = loading.get(tenant)
+      if (!pending) {
+        const version = healthVersions.get(tenant) ?? 0
+        const quiet = (healthWriting.get(tenant) ?? 0) === 0
+        pending = read(store.tenantHealth(tenant), undefined as TenantHealth | undefined).then((found) => {
+          loading.delete(tenant)
+          if (found !== undefined && quiet && (healthVersions.get(tenant) ?? 0) === version) health.set(tenant, found)
+        })
+        loading.set(tenant, pending)
+      }
+      await pending
+      return health.get(tenant) ?? HEALTHY
+    }
+    const setHealth = (tenant: string, next: TenantHealth) => {
+      health.set(tenant, next)
+      healthVersions.set(tenant, (healthVersions.get(tenant) ?? 0) + 1)
+      healthWriting.set(tenant, (healthWriting.get(tenant) ?? 0) + 1)
+      const write = run(store.setTenantHealth(tenant, next).pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.logWarning("tenant health not recorded", e.cause)))).finally(() => {
+        healthWriting.set(tenant, healthWriting.get(tenant)! - 1)
+        writes.delete(write)
+      })
+      writes.add(write)
+    }
+    /** An attempt's outcome moves the tenant's failing streak: a 2xx ends it; a failure starts it, or disables the tenant once it is long enough. */
+    const noteOutcome = (tenant: string, succeeded: boolean, at: number) => {
+      const current = health.get(tenant) ?? HEALTHY
+      if (succeeded) {
+        if (current.failingSince !== null) setHealth(tenant, { failingSince: null, disabledAt: current.disabledAt })
+        return
+      }
+      if (current.failingSince === null) return setHealth(tenant, { failingSince: at, disabledAt: current.disabledAt })
+      if (disableAfterMs <= 0 || current.disabledAt !== null || at - current.failingSince < disableAfterMs) return
+      setHealth(tenant, { failingSince: current.failingSince, disabledAt: at })
+      void run(
+        Effect.logWarning("tenant disabled").pipe(
+          Effect.annotateLogs({ tenant, failingSince: new Date(current.failingSince).toISOString(), disabledAt: new Date(at).toISOString() })
+        )
+      )
+      wakeParked(tenant)
     }
 
     const later = (ms: number, task: () => void) => {
@@ -266,6 +334,15 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
             line: { eventId: delivery.eventId, type: delivery.eventType, domain: delivery.domain, tenant: delivery.tenant, url: delivery.url, attempts, ageMs, maxAgeMs }
           }
         })
+      const disabled = all
+        .filter((f): f is Disabled => f._tag === "Disabled")
+        .map(({ delivery, attempts, at }) => {
+          Metrics.countDisabled(delivery.tenant)
+          return {
+            record: { id: delivery.id, record: { attempt: attempts, at, status: null, error: "disabled", latencyMs: 0, final: "failed" as const, nextAttemptAt: at } },
+            line: { eventId: delivery.eventId, type: delivery.eventType, domain: delivery.domain, tenant: delivery.tenant, url: delivery.url, attempts }
+          }
+        })
       const lines = batch.map(({ delivery, attempt, startedAt, at, outcome, retryAt, span }) => {
         const final: AttemptRecord["final"] = Either.isRight(outcome) ? "delivered" : retryAt === undefined ? "failed" : undefined
         const seen = Either.isRight(outcome) ? { status: outcome.right, error: null, result: String(outcome.right) } : describeFailure(outcome.left)
@@ -296,11 +373,14 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       })
       return Effect.zipRight(
         store
-          .recordAttempts([...lines.map((l) => l.record), ...expiries.map((e) => e.record)])
+          .recordAttempts([...lines.map((l) => l.record), ...expiries.map((e) => e.record), ...disabled.map((d) => d.record)])
           .pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded", e.cause))),
         Effect.zipRight(
           logEach("delivery attempt", lines.map((l) => l.line)),
-          logEach("delivery expired", expiries.map((e) => e.line))
+          Effect.zipRight(
+            logEach("delivery expired", expiries.map((e) => e.line)),
+            logEach("delivery not sent: tenant disabled", disabled.map((d) => d.line))
+          )
         )
       ).pipe(tracing.batch("record delivery attempts", all, (finished) => (finished._tag === "Attempt" ? finished.span.traceparent : finished.delivery.trace)))
     }
@@ -340,6 +420,8 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       const head = lane.deliveries[0]!
       // Too old to send: it expires before its body is even read.
       if (staleAt(head, Date.now()) !== undefined) return expire(head)
+      // A disabled tenant is sent nothing: the delivery ends failed, for recover to replay once it is enabled.
+      if ((await healthOf(head.tenant)).disabledAt !== null) return endDisabled(head)
       // Woken to expire it, but the hook's maxAge changed meanwhile: back to waiting for its retry.
       const dueAt = progress.get(head.id)?.dueAt
       if (dueAt !== undefined && dueAt > Date.now()) return { _tag: "RetryAt", at: dueAt }
@@ -354,6 +436,11 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       const admitted = await admitFresh(head, rateLimit)
       if (admitted === "stale") return expire(head)
       if (admitted === undefined || stopping.signal.aborted) return undefined
+      // Disabled while it waited at the gate (another attempt's failure ended the streak's grace).
+      if ((health.get(head.tenant) ?? HEALTHY).disabledAt !== null) {
+        gate.settle(head.tenant, admitted, undefined)
+        return endDisabled(head)
+      }
       // Waiting at the gate (an open circuit, the rate limit) may have made it too old.
       if (staleAt(head, Date.now()) !== undefined) {
         gate.settle(head.tenant, admitted, undefined)
@@ -369,6 +456,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       }
       const at = Date.now()
       const retryAt = Either.isLeft(outcome) ? retryAfter(entry, outcome.left, at) : undefined
+      noteOutcome(head.tenant, Either.isRight(outcome), at)
       await recorded({ _tag: "Attempt", delivery: head, attempt: ++entry.attempts, startedAt, at, outcome, retryAt, span })
       // The gate settles once the outcome is on record, so a drain that waits for it waits for the record too.
       gate.settle(head.tenant, admitted, Either.isLeft(outcome) && isTenantFailure(outcome.left))
@@ -385,6 +473,12 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       const at = Date.now()
       const maxAgeMs = staleAt(head, at) ?? 0
       await recorded({ _tag: "Expired", delivery: head, attempts: progressOf(head).attempts, at, ageMs: ageOf(head, at), maxAgeMs })
+      return FINISHED
+    }
+
+    const endDisabled = async (head: QueuedDelivery): Promise<Next | undefined> => {
+      if (stopping.signal.aborted) return undefined
+      await recorded({ _tag: "Disabled", delivery: head, attempts: progressOf(head).attempts, at: Date.now() })
       return FINISHED
     }
 
@@ -410,8 +504,30 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     /** A lane waiting for its head's next attempt holds no worker: a timer puts it back. */
     const park = (queue: TenantQueue, lane: Lane, at: number) => {
       const wait = at - Date.now()
-      if (wait <= 0) ready(queue, lane)
-      else later(wait, () => ready(queue, lane))
+      // A disabled tenant's deliveries wait for nothing: they end failed now.
+      if (wait <= 0 || (health.get(queue.tenant) ?? HEALTHY).disabledAt !== null) return ready(queue, lane)
+      const timer = setTimeout(() => {
+        timers.delete(timer)
+        parked.get(queue.tenant)?.delete(lane)
+        ready(queue, lane)
+      }, wait)
+      timers.add(timer)
+      let lanes = parked.get(queue.tenant)
+      if (!lanes) parked.set(queue.tenant, (lanes = new Map()))
+      lanes.set(lane, timer)
+    }
+
+    /** A tenant just disabled: its lanes waiting for a retry wake now, so their deliveries end failed at once. */
+    const wakeParked = (tenant: string) => {
+      const lanes = parked.get(tenant)
+      const queue = queues.get(tenant)
+      if (!lanes || !queue) return
+      parked.delete(tenant)
+      for (const [lane, timer] of lanes) {
+        clearTimeout(timer)
+        timers.delete(timer)
+        ready(queue, lane)
+      }
     }
 
     const take = (lane: Lane, deliveries: ReadonlyArray<QueuedDelivery>) => {
@@ -608,6 +724,17 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
           if (requeued.firstId !== undefined) resume(tenant, requeued.firstId)
           return requeued.count
         }),
+      /** Enables a disabled tenant and ends its failing streak; new deliveries flow, failed ones wait for recover. */
+      enable: (tenant: string): Effect.Effect<void, StoreUnavailable> =>
+        Effect.zipRight(
+          store.setTenantHealth(tenant, HEALTHY),
+          Effect.sync(() => {
+            health.set(tenant, HEALTHY)
+            healthVersions.set(tenant, (healthVersions.get(tenant) ?? 0) + 1)
+          })
+        ),
+      /** The tenant's health as the store has it (shared by instances). */
+      healthOf: (tenant: string): Effect.Effect<TenantHealth, StoreUnavailable> => store.tenantHealth(tenant),
       /** Waits, up to `timeout`, for attempts in flight to finish; pending work stays in the store. */
       // Shutdown runs this in a finalizer, where nothing is interruptible: the wait must be, or the timeout could not end it.
       drain: (timeout: Duration.Duration) => Effect.timeoutOption(Effect.interruptible(gate.awaitIdle), timeout)

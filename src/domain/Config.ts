@@ -74,6 +74,12 @@ const Window = Schema.Struct({
   perLane: withDefault(Positive, () => 4)
 })
 
+/** A duration, or `0` (number or text) for off. */
+const OffOrDuration = Schema.Union(
+  Schema.transform(Schema.Literal(0, "0"), Schema.DurationFromSelf, { strict: true, decode: () => Duration.zero, encode: () => "0" as const }),
+  DurationString
+)
+
 const Delivery = Schema.Struct({
   timeout: withDefault(DurationString, () => Duration.seconds(5)),
   maxAttempts: withDefault(Positive, () => 8),
@@ -81,7 +87,9 @@ const Delivery = Schema.Struct({
   maxBackoff: withDefault(DurationString, () => Duration.minutes(5)),
   concurrencyPerTenant: withDefault(Positive, () => 4),
   circuitBreaker: withDefault(CircuitBreaker, () => Schema.decodeSync(CircuitBreaker)({})),
-  window: withDefault(Window, () => Schema.decodeSync(Window)({}))
+  window: withDefault(Window, () => Schema.decodeSync(Window)({})),
+  /** A tenant whose attempts have all failed for this long is disabled until enabled again; zero: never. */
+  disableAfter: withDefault(OffOrDuration, () => Duration.days(5))
 })
 
 const DAY = Duration.days(1)

@@ -18,7 +18,10 @@ export const HookView = Schema.Struct({
   /** The names of the hook's own headers; their values are never shown. */
   headers: Schema.Array(Schema.String).annotations({ description: "The names of the hook's own headers; values are never shown." }),
   /** Whether deliveries carry the hook's `auth` as `Authorization`; the credentials are never shown. */
-  hasAuth: Schema.Boolean.annotations({ description: "Whether deliveries carry the hook's auth as Authorization; credentials are never shown." })
+  hasAuth: Schema.Boolean.annotations({ description: "Whether deliveries carry the hook's auth as Authorization; credentials are never shown." }),
+  /** Auto-disabled after failing for `delivery.disableAfter`: nothing is sent until it is enabled. */
+  disabled: Schema.Boolean.annotations({ description: "Disabled after failing for delivery.disableAfter: nothing is sent until POST /v1/hooks/{host}/enable." }),
+  disabledAt: Schema.NullOr(Schema.String).annotations({ description: "When it was disabled (ISO 8601), or null." })
 }).annotations({ identifier: "Hook" })
 export type HookView = typeof HookView.Type
 

@@ -83,6 +83,13 @@ export class HooksGroup extends HttpApiGroup.make("hooks")
       .addSuccess(TestResult)
       .addError(ApiErrors.NotFound)
       .annotate(OpenApi.Summary, "Send one signed router.test event")
+  )
+  .add(
+    HttpApiEndpoint.post("enable")`/v1/hooks/${host}/enable`
+      .addSuccess(HookView)
+      .addError(ApiErrors.NotFound)
+      .annotate(OpenApi.Summary, "Enable a hook its failures disabled")
+      .annotate(OpenApi.Description, "New deliveries flow again; those that ended failed (disabled) are replayed by POST /v1/tenants/{host}/recover.")
   ) {}
 
 export class NumbersGroup extends HttpApiGroup.make("numbers")

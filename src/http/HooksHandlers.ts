@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto"
 import { HttpApiBuilder } from "@effect/platform"
 import { Clock, Duration, Effect, Either } from "effect"
 import { AppConfig } from "../AppConfig.ts"
+import { Forwarder } from "../delivery/Forwarder.ts"
+import { HEALTHY, type TenantHealth } from "../store/Store.ts"
 import { describeFailure, WebhookSender } from "../delivery/WebhookSender.ts"
 import { envelope } from "../domain/Envelope.ts"
 import { NotFound } from "../domain/Errors.ts"
@@ -13,7 +15,7 @@ import { AdminApi, CurrentPrincipal } from "./Api.ts"
 import { mayAccess, requireAccess } from "./Authorization.ts"
 import { iso } from "./Responses.ts"
 
-const publicView = (hook: ActiveHook): HookView => ({
+const publicView = (hook: ActiveHook, health: TenantHealth = HEALTHY): HookView => ({
   host: hook.host,
   url: hook.url,
   events: hook.events ?? null,
@@ -22,7 +24,9 @@ const publicView = (hook: ActiveHook): HookView => ({
   source: hook.source,
   hasOwnSecret: hook.secret !== undefined,
   headers: Object.keys(hook.headers ?? {}),
-  hasAuth: hook.auth !== undefined
+  hasAuth: hook.auth !== undefined,
+  disabled: health.disabledAt !== null,
+  disabledAt: health.disabledAt === null ? null : new Date(health.disabledAt).toISOString()
 })
 
 export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) =>
@@ -30,6 +34,9 @@ export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) 
     const config = yield* AppConfig
     const hooks = yield* HookTable
     const sender = yield* WebhookSender
+    const forwarder = yield* Forwarder
+    /** The hook's view with its tenant's health (auto-disable) from the store. */
+    const viewOf = (hook: ActiveHook) => Effect.map(forwarder.healthOf(hook.host), (health) => publicView(hook, health))
 
     /** The caller may act on the host (403 otherwise). */
     const allowed = (host: HostPattern) => Effect.flatMap(CurrentPrincipal, (principal) => requireAccess(principal, host))
@@ -73,15 +80,15 @@ export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) 
         Effect.gen(function* () {
           const principal = yield* CurrentPrincipal
           const all = yield* hooks.list
-          return { hooks: all.filter((hook) => mayAccess(principal, hook.host)).map(publicView) }
+          return { hooks: yield* Effect.forEach(all.filter((hook) => mayAccess(principal, hook.host)), viewOf) }
         })
       )
-      .handle("get", ({ path }) => Effect.map(addressed(path.host), publicView))
+      .handle("get", ({ path }) => Effect.flatMap(addressed(path.host), viewOf))
       .handle("put", ({ path, payload }) =>
         Effect.gen(function* () {
           yield* allowed(path.host)
           const { outcome, generatedSecret } = yield* hooks.put({ host: path.host, ...payload })
-          const saved = { ...publicView(yield* addressed(path.host)), ...(generatedSecret ? { secret: generatedSecret } : {}) }
+          const saved = { ...(yield* viewOf(yield* addressed(path.host))), ...(generatedSecret ? { secret: generatedSecret } : {}) }
           return outcome === "created" ? new HookCreated(saved) : saved
         })
       )
@@ -94,5 +101,12 @@ export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) 
         })
       )
       .handle("test", ({ path }) => Effect.flatMap(addressed(path.host), sendTest))
+      .handle("enable", ({ path }) =>
+        Effect.gen(function* () {
+          const hook = yield* addressed(path.host)
+          yield* forwarder.enable(hook.host)
+          return publicView(hook)
+        })
+      )
   })
 )

@@ -48,6 +48,31 @@ export type RequeueResult =
   | { readonly _tag: "NotFound" }
   | { readonly _tag: "NotFailed"; readonly status: Delivery["status"] }
 
+/**
+ * A tenant's delivery health, shared by instances and kept across restarts: since when its attempts
+ * have all failed (null after a 2xx) and when it was disabled for that (null while enabled).
+ */
+export interface TenantHealth {
+  readonly failingSince: number | null
+  readonly disabledAt: number | null
+}
+
+export const HEALTHY: TenantHealth = { failingSince: null, disabledAt: null }
+
+/** Both stores keep a tenant's health as one small cached value under this key. */
+export const healthKey = (tenant: string) => `tenant-health:${tenant}`
+
+export const decodeHealth = (text: string | undefined): TenantHealth => {
+  if (text === undefined) return HEALTHY
+  try {
+    const value = JSON.parse(text) as Partial<TenantHealth>
+    const num = (n: unknown) => (typeof n === "number" && Number.isFinite(n) ? n : null)
+    return { failingSince: num(value.failingSince), disabledAt: num(value.disabledAt) }
+  } catch {
+    return HEALTHY
+  }
+}
+
 export interface Requeued {
   readonly count: number
   readonly firstId: number | undefined
@@ -125,6 +150,10 @@ export class Store extends Context.Tag("Store")<
     /** A small named value kept across restarts (the HTTP hook source's last good table). */
     readonly cached: (key: string) => Effect.Effect<Option.Option<string>, StoreUnavailable>
     readonly cache: (key: string, value: string) => Effect.Effect<void, StoreUnavailable>
+    /** A tenant's health (failing streak, auto-disable); HEALTHY when none is recorded. */
+    readonly tenantHealth: (tenant: string) => Effect.Effect<TenantHealth, StoreUnavailable>
+    /** Replaces a tenant's health; written only on transitions (a streak starts or ends, disable, enable). */
+    readonly setTenantHealth: (tenant: string, health: TenantHealth) => Effect.Effect<void, StoreUnavailable>
     /** Emits when another instance may have changed the API hooks or numbers, so the table is reloaded; never for a store of one. */
     readonly apiChanges: Stream.Stream<void>
     /** Keeps this instance's claim on the deliveries it holds, so no other instance takes them over. */

@@ -94,6 +94,9 @@ export const countAttempt = (attempt: {
 /** A delivery that expired unsent (older than its hook's maxAge): a final outcome without an attempt. */
 export const countExpired = (tenant: string) => apply(deliveries, 1, { tenant, outcome: "expired" })
 
+/** A delivery ended unsent because its tenant is disabled: it is failed (recover replays it). */
+export const countDisabled = (tenant: string) => apply(deliveries, 1, { tenant, outcome: "failed" })
+
 /**
  * The /metrics view: the router's metrics in Prometheus text, by
  * OpenTelemetry's Prometheus exporter. Loaded at the first scrape, so a

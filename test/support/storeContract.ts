@@ -3,7 +3,7 @@ import { Effect, Layer, Option } from "effect"
 import fc from "fast-check"
 import type { AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../src/domain/Delivery.ts"
 import type { StoreUnavailable } from "../../src/domain/Errors.ts"
-import { Store, type Acceptance, type PinChange, type RetentionPolicy } from "../../src/store/Store.ts"
+import { HEALTHY, Store, type Acceptance, type PinChange, type RetentionPolicy } from "../../src/store/Store.ts"
 
 /**
  * What every Store implementation must do, whatever keeps the data: the
@@ -560,6 +560,48 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           expect(yield* store.delivery(old.id)).toEqual(Option.none())
           expect(ids(yield* store.deliveries(query({ status: "expired" })))).toEqual([mid.id])
           expect(ids(yield* store.deliveries(query()))).toEqual([mid.id])
+        })
+      ))
+  })
+
+  // ---------------------------------------------------------------------------
+  // tenant health (auto-disable)
+  // ---------------------------------------------------------------------------
+
+  describe("tenantHealth / setTenantHealth", () => {
+    test("a tenant never recorded is healthy", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          expect(yield* store.tenantHealth("never.example.com")).toEqual(HEALTHY)
+        })
+      ))
+
+    test("a failing streak and a disable round-trip per tenant; healthy again clears both", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          yield* store.setTenantHealth("down.example.com", { failingSince: 1_000, disabledAt: null })
+          yield* store.setTenantHealth("*.wild.example.com", { failingSince: 2_000, disabledAt: 9_000 })
+          expect(yield* store.tenantHealth("down.example.com")).toEqual({ failingSince: 1_000, disabledAt: null })
+          expect(yield* store.tenantHealth("*.wild.example.com")).toEqual({ failingSince: 2_000, disabledAt: 9_000 })
+          expect(yield* store.tenantHealth("other.example.com")).toEqual(HEALTHY)
+          yield* store.setTenantHealth("down.example.com", { failingSince: 1_000, disabledAt: 5_000 })
+          expect(yield* store.tenantHealth("down.example.com")).toEqual({ failingSince: 1_000, disabledAt: 5_000 })
+          yield* store.setTenantHealth("*.wild.example.com", HEALTHY)
+          expect(yield* store.tenantHealth("*.wild.example.com")).toEqual(HEALTHY)
+          expect(yield* store.tenantHealth("down.example.com")).toEqual({ failingSince: 1_000, disabledAt: 5_000 })
+        })
+      ))
+
+    test("kept apart from the cache's other values", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          yield* store.cache("down.example.com", "not health")
+          yield* store.setTenantHealth("down.example.com", { failingSince: 7, disabledAt: null })
+          expect(yield* store.cached("down.example.com")).toEqual(Option.some("not health"))
+          expect(yield* store.tenantHealth("down.example.com")).toEqual({ failingSince: 7, disabledAt: null })
         })
       ))
   })
