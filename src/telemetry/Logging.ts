@@ -28,7 +28,6 @@ class LogLines {
   ) {}
 }
 
-export const logWith = (message: string, fields: Readonly<Record<string, unknown>>) => Effect.log(message, new LogFields(fields))
 export const logEach = (message: string, lines: ReadonlyArray<Readonly<Record<string, unknown>>>) =>
   lines.length === 0 ? Effect.void : Effect.log(new LogLines(message, lines))
 export const logWarningWith = (message: string, fields: Readonly<Record<string, unknown>>) => Effect.logWarning(message, new LogFields(fields))

@@ -59,19 +59,11 @@ const metricOf = <In>(key: Key<In>, labels: Record<string, string>): Metric.Metr
 
 const NO_EXTRA_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 const apply = <In>(key: Key<In>, value: In, labels: Record<string, string> = {}) => metricOf(key, labels).unsafeUpdate(value, NO_EXTRA_TAGS)
-const update = <In>(key: Key<In>, value: In, labels: Record<string, string>) => Effect.sync(() => apply(key, value, labels))
-
 /** Adds one to a counter under the given labels, in plain code: for loops over a batch that run in one Effect step. */
 export const count = (key: Key<number>, labels: Record<string, string>) => apply(key, 1, labels)
 
 /** Sets a gauge under the given labels, in plain code. */
 export const set = (key: Key<number>, value: number, labels: Record<string, string> = {}) => apply(key, value, labels)
-
-/** Adds one to a counter under the given labels. */
-export const increment = (key: Key<number>, labels: Record<string, string>) => update(key, 1, labels)
-
-/** Sets a gauge under the given labels. */
-export const setGauge = (key: Key<number>, value: number, labels: Record<string, string> = {}) => update(key, value, labels)
 
 /** Everything one delivery attempt counts, in plain code. */
 export const countAttempt = (attempt: {
