@@ -20,10 +20,22 @@ export interface CallInfo {
   readonly domain: string | null
 }
 
+/** The call's SIP participant as the event that pinned the room saw it: what call.started and call.ended report. */
+export interface CallStart {
+  /** LiveKit's createdAt of the pinning event (else when the router received it), in ms. */
+  readonly at: number
+  readonly identity: string | null
+  readonly sid: string | null
+}
+
 export interface Pin {
   readonly room: string
   readonly destination: Destination
   readonly call: CallInfo
+  /** Absent on pins written before call events existed: such a call gets no call.ended. */
+  readonly start?: CallStart | undefined
+  /** When the call's SIP participant left (ms): the call has ended, and the pin stays so the room's later events still route. */
+  readonly endedAt?: number | undefined
 }
 
 /** `expired`: the hook's `maxAge` passed before the event could be sent; it never will be (final, like `failed`). */

@@ -6,8 +6,8 @@ import { parseRateLimit } from "./RateLimit.ts"
 import { refusedTargetHost } from "./TargetAddress.ts"
 import { excerpt } from "./Untrusted.ts"
 
-/** LiveKit webhook event names a hook may filter on. */
-export const EventName = Schema.Literal(
+/** The LiveKit webhook events. */
+export const LIVEKIT_EVENTS = [
   "room_started",
   "room_finished",
   "participant_joined",
@@ -22,14 +22,31 @@ export const EventName = Schema.Literal(
   "ingress_ended",
   "agent_job_started",
   "agent_job_ended"
-).annotations({
+] as const
+
+/** The events the router derives from a call's LiveKit events (see CallEvents.ts); a hook gets them only when it lists them. */
+export const CALL_EVENTS = ["call.started", "call.ended"] as const
+export type CallEventType = (typeof CALL_EVENTS)[number]
+
+/** What a hook's `events` may list: a LiveKit event, a call event, or `*` for every LiveKit event. */
+export const EventName = Schema.Literal(...LIVEKIT_EVENTS, ...CALL_EVENTS, "*").annotations({
   // Without override, the error would name only the first literal of the union.
   message: (issue) => ({
-    message: `expected a LiveKit event name (room_started, participant_joined, participant_left, track_published, ...), got ${typeof issue.actual === "string" ? excerpt(issue.actual) : `a ${Array.isArray(issue.actual) ? "list" : typeof issue.actual}`}`,
+    message: `expected a LiveKit event name (room_started, participant_joined, participant_left, track_published, ...), call.started, call.ended or "*", got ${typeof issue.actual === "string" ? excerpt(issue.actual) : `a ${Array.isArray(issue.actual) ? "list" : typeof issue.actual}`}`,
     override: true
   })
 })
 export type EventName = typeof EventName.Type
+
+/**
+ * Whether a hook's filter takes an event. No filter: every LiveKit event and no call event,
+ * so tenants from before call events see nothing new; `*` stands for every LiveKit event.
+ */
+export const wantsEvent = (events: ReadonlyArray<EventName> | undefined, event: string): boolean => {
+  const isCallEvent = (CALL_EVENTS as ReadonlyArray<string>).includes(event)
+  if (events === undefined) return !isCallEvent
+  return events.includes(event as EventName) || (!isCallEvent && events.includes("*"))
+}
 
 const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
 

@@ -13,9 +13,18 @@ export interface LiveKitEvent {
   readonly createdAtMs: number | undefined
   /** The room the event belongs to; egress and ingress events name it in their own info. */
   readonly room: string | undefined
-  readonly participant: { readonly kind: string | undefined; readonly attributes: Readonly<Record<string, string>> } | undefined
+  readonly participant: Participant | undefined
   /** Fields that were present with a shape LiveKit never sends, and so were read as absent. */
   readonly ignored: ReadonlyArray<IgnoredField>
+}
+
+export interface Participant {
+  readonly kind: string | undefined
+  readonly identity: string | undefined
+  readonly sid: string | undefined
+  /** LiveKit's DisconnectReason name (`CLIENT_INITIATED`, ...), sent with participant_left; omitted when unknown. */
+  readonly disconnectReason: string | undefined
+  readonly attributes: Readonly<Record<string, string>>
 }
 
 /** The fields the router reads; a bounded set, so it can label a metric. */
@@ -29,6 +38,9 @@ export type IgnoredField =
   | "ingressInfo.roomName"
   | "participant"
   | "participant.kind"
+  | "participant.identity"
+  | "participant.sid"
+  | "participant.disconnectReason"
   | "participant.attributes"
 
 type Json = Record<string, unknown>
@@ -82,7 +94,13 @@ const readEvent = (json: Json, event: string, id: string): LiveKitEvent => {
       else odd = true
     }
     if (odd) ignored.push("participant.attributes")
-    participant = { kind: string(rawParticipant.kind, "participant.kind"), attributes }
+    participant = {
+      kind: string(rawParticipant.kind, "participant.kind"),
+      identity: string(rawParticipant.identity, "participant.identity"),
+      sid: string(rawParticipant.sid, "participant.sid"),
+      disconnectReason: string(rawParticipant.disconnectReason, "participant.disconnectReason"),
+      attributes
+    }
   }
 
   return { event, id, createdAtMs: createdAtMs === undefined ? undefined : createdAtMs * 1000, room, participant, ignored }

@@ -58,7 +58,7 @@ export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) 
           timestampMs: now,
           tenant: hook.host,
           call: { room: null, sipCallId: null, from: null, to: null, domain: null },
-          rawEvent: JSON.stringify({ event: "router.test", id: eventId, createdAt: String(Math.floor(now / 1000)) })
+          data: JSON.stringify({ event: "router.test", id: eventId, createdAt: String(Math.floor(now / 1000)) })
         })
         const [elapsed, outcome] = yield* Effect.timed(
           Effect.either(sender.send({ url: hook.url, eventId, body, secrets: signingSecrets(hook, config.signing.secret, now), headers: hook.headers, authorization: authorizationOf(hook.auth), tenant: hook.host }))

@@ -1,5 +1,6 @@
 import { Effect, Either } from "effect"
 import type { Delivery, NewDelivery, UnroutableEvent } from "../domain/Delivery.ts"
+import { callEventId, eventTime } from "../domain/CallEvents.ts"
 import { envelope } from "../domain/Envelope.ts"
 import { ShuttingDown, type InvalidEvent, type StoreUnavailable, type Unauthorized, type Unroutable } from "../domain/Errors.ts"
 import { parseLiveKitEvent, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
@@ -8,7 +9,7 @@ import { Lifecycle } from "../Lifecycle.ts"
 import { logWarningWith } from "../telemetry/Logging.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
 import { Tracing, type WebhookSpan } from "../telemetry/Tracing.ts"
-import { Router, type Routing } from "./Router.ts"
+import { Router, type Routed, type Routing } from "./Router.ts"
 import { SignatureVerifier } from "./SignatureVerifier.ts"
 import { Store } from "../store/Store.ts"
 
@@ -20,26 +21,26 @@ const REASONS = {
   UnknownDomain: "unknown_domain"
 } as const satisfies Record<Unroutable["_tag"], string>
 
-const deliveryOf = ({ event, raw, receivedAt, span }: Verified, routing: Routing): NewDelivery | undefined =>
-  routing._tag === "Routed" && routing.forward
-    ? {
-        eventId: event.id,
-        eventType: event.event,
-        tenant: routing.destination.tenant,
-        url: routing.destination.url,
-        room: routing.call.room,
-        domain: routing.call.domain,
-        eventCreatedAt: event.createdAtMs ?? null,
-        secret: routing.destination.secret ?? null,
-        trace: span.traceparent,
-        body: envelope({
-          type: event.event,
-          timestampMs: event.createdAtMs ?? receivedAt,
-          tenant: routing.destination.tenant,
-          call: routing.call,
-          rawEvent: raw
-        })
-      }
+/** A delivery to the routed tenant, in the call's lane, of the event itself or of a call event derived from it. */
+const deliveryTo = ({ event, receivedAt, span }: Verified, routing: Routed, eventId: string, type: string, data: string): NewDelivery => ({
+  eventId,
+  eventType: type,
+  tenant: routing.destination.tenant,
+  url: routing.destination.url,
+  room: routing.call.room,
+  domain: routing.call.domain,
+  eventCreatedAt: event.createdAtMs ?? null,
+  secret: routing.destination.secret ?? null,
+  trace: span.traceparent,
+  body: envelope({ type, timestampMs: eventTime(event, receivedAt), tenant: routing.destination.tenant, call: routing.call, data })
+})
+
+const deliveryOf = (verified: Verified, routing: Routing): NewDelivery | undefined =>
+  routing._tag === "Routed" && routing.forward ? deliveryTo(verified, routing, verified.event.id, verified.event.event, verified.raw) : undefined
+
+const callEventOf = (verified: Verified, routing: Routing): NewDelivery | undefined =>
+  routing._tag === "Routed" && routing.callEvent !== undefined
+    ? deliveryTo(verified, routing, callEventId(verified.event.id, routing.callEvent.type), routing.callEvent.type, JSON.stringify(routing.callEvent.data))
     : undefined
 
 const unroutableOf = (event: LiveKitEvent, routing: Routing, at: number): UnroutableEvent | undefined =>
@@ -153,7 +154,7 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
     /** Resolves, stores (one write) and queues a batch; an outcome per webhook, in order. Once written it is queued even if LiveKit hangs up. */
     const receiveAll = (batch: ReadonlyArray<Verified>): Effect.Effect<ReadonlyArray<IngestOutcome>, StoreUnavailable> => {
       resolving(batch)
-      return Effect.flatMap(router.resolveAll(batch.map((item) => item.event)), (routings) => {
+      return Effect.flatMap(router.resolveAll(batch), (routings) => {
         storing(batch, routings)
         return Effect.uninterruptible(
           Effect.flatMap(
@@ -166,7 +167,8 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
                   receivedAt,
                   delivery: deliveryOf(verified, routing),
                   pinChange: routing._tag === "Routed" ? routing.pinChange : undefined,
-                  unroutable: unroutableOf(event, routing, receivedAt)
+                  unroutable: unroutableOf(event, routing, receivedAt),
+                  callEvent: callEventOf(verified, routing)
                 }
               })
             ),
@@ -176,6 +178,7 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
               const outcomes = results.map((result, i): IngestOutcome => {
                 if (result._tag === "Duplicate") return "duplicate"
                 if (result.delivery) queued.push(result.delivery)
+                if (result.callEvent) queued.push(result.callEvent)
                 report(batch[i]!, routings[i]!, warnings)
                 return "accepted"
               })

@@ -2,7 +2,8 @@ import { Effect, Either, Option } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import type { CallInfo, Destination, Pin, UnroutableEvent } from "../domain/Delivery.ts"
 import { UnknownDomain, type StoreUnavailable, type Unroutable } from "../domain/Errors.ts"
-import { isUnderWildcard, type ActiveHook, type EventName } from "../domain/Hook.ts"
+import { callEnded, callStarted, callStartOf, eventTime, isCallParticipant, type CallEvent } from "../domain/CallEvents.ts"
+import { isUnderWildcard, wantsEvent, type ActiveHook } from "../domain/Hook.ts"
 import { sipAttributesOf, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
 import { DomainExtractor } from "./DomainExtractor.ts"
 import { HookTable, matchHost, matchNumber, type Table } from "../hooks/HookTable.ts"
@@ -15,6 +16,8 @@ export interface Routed {
   readonly call: CallInfo
   readonly pinChange: PinChange | undefined
   readonly forward: boolean
+  /** The call event this one starts or ends the call with, when the hook wants it (the store has the last word). */
+  readonly callEvent: CallEvent | undefined
 }
 
 /**
@@ -55,14 +58,39 @@ export const sharedDomainMatcher = (patterns: ReadonlyArray<string>) => {
   return (domain: string) => exact.has(domain) || wildcards.some((wildcard) => isUnderWildcard(domain, wildcard))
 }
 
-const wants = (destination: Destination, event: string) =>
-  destination.events === undefined || destination.events.includes(event as EventName)
+/** An event the router was sent, and when. */
+export interface Incoming {
+  readonly event: LiveKitEvent
+  readonly receivedAt: number
+}
+
+const wanted = (destination: Destination, callEvent: CallEvent | undefined) =>
+  callEvent !== undefined && wantsEvent(destination.events, callEvent.type) ? callEvent : undefined
+
+/**
+ * What a pinned call's event does to the call: the room finishing ends the pin; the call's own
+ * SIP participant leaving ends the call but keeps the pin (the room's later events still route).
+ * Either ends a call not yet ended (call.ended); a pin from before call events has no start, and no end.
+ */
+const onPinnedCall = ({ event, receivedAt }: Incoming, pin: Pin): { readonly pinChange: PinChange; readonly callEvent: CallEvent | undefined } => {
+  const open = pin.start !== undefined && pin.endedAt === undefined ? pin.start : undefined
+  const at = eventTime(event, receivedAt)
+  if (event.event === "room_finished") {
+    return { pinChange: { _tag: "Clear", room: pin.room }, callEvent: open && callEnded(open, at, "room_finished", undefined) }
+  }
+  if (open && event.event === "participant_left" && isCallParticipant(open, event)) {
+    return { pinChange: { _tag: "End", room: pin.room, at }, callEvent: callEnded(open, at, "participant_left", event.participant?.disconnectReason) }
+  }
+  return { pinChange: { _tag: "Touch", room: pin.room }, callEvent: undefined }
+}
 
 /**
  * Finds the tenant for an event: by the room's pin if the call is already
  * pinned, else by the domain the SIP edge preserved, else (shared domains) by
- * the dialled number. The first resolved SIP event pins the room; room_finished
- * ends the pin.
+ * the dialled number. The first resolved SIP event pins the room and starts the
+ * call; the call ends when its SIP participant leaves or the room finishes
+ * (which also ends the pin). A hook that lists call.started / call.ended gets
+ * them, in the call's lane right after the event that caused them.
  */
 export class Router extends Effect.Service<Router>()("Router", {
   effect: Effect.gen(function* () {
@@ -92,16 +120,19 @@ export class Router extends Effect.Service<Router>()("Router", {
     }
 
     /** The routing of an event, given its room's pin and the table in force: a pure decision. */
-    const route = (event: LiveKitEvent, room: string | undefined, pin: Option.Option<Pin>, table: Table): Routing => {
-      const ends = event.event === "room_finished" && room !== undefined
+    const route = (incoming: Incoming, pin: Option.Option<Pin>, table: Table): Routing => {
+      const { event } = incoming
+      const room = event.room
       if (Option.isSome(pin)) {
         const { destination, call } = pin.value
+        const { pinChange, callEvent } = onPinnedCall(incoming, pin.value)
         return {
           _tag: "Routed",
           destination,
           call,
-          pinChange: { _tag: ends ? "Clear" : "Touch", room: pin.value.room },
-          forward: wants(destination, event.event)
+          pinChange,
+          forward: wantsEvent(destination.events, event.event),
+          callEvent: wanted(destination, callEvent)
         } satisfies Routed
       }
 
@@ -117,30 +148,34 @@ export class Router extends Effect.Service<Router>()("Router", {
         return { _tag: "Unrouted", reason, call, headers } satisfies Unrouted
       }
       const destination = destinationOf(hook)
+      // The first resolved SIP event of a room pins it, and starts the call.
+      const start = room === undefined || event.event === "room_finished" ? undefined : callStartOf(event, incoming.receivedAt)
       return {
         _tag: "Routed",
         destination,
         call,
-        pinChange: room === undefined || ends ? undefined : { _tag: "Set", pin: { room, destination, call } },
-        forward: wants(destination, event.event)
+        pinChange: start === undefined ? undefined : { _tag: "Set", pin: { room: room!, destination, call, start } },
+        forward: wantsEvent(destination.events, event.event),
+        callEvent: start === undefined ? undefined : wanted(destination, callStarted(start, attributes))
       } satisfies Routed
     }
 
     /**
      * The routing of a batch of events: the pins of all their rooms in one
      * read, the rest decided in memory, in order, each event seeing the pins the
-     * ones before it set or cleared.
+     * ones before it set, ended or cleared.
      */
-    const resolveAll = (events: ReadonlyArray<LiveKitEvent>): Effect.Effect<ReadonlyArray<Routing>, StoreUnavailable> => {
-      const rooms = [...new Set(events.flatMap((event) => (event.room === undefined ? [] : [event.room])))]
+    const resolveAll = (incoming: ReadonlyArray<Incoming>): Effect.Effect<ReadonlyArray<Routing>, StoreUnavailable> => {
+      const rooms = [...new Set(incoming.flatMap(({ event }) => (event.room === undefined ? [] : [event.room])))]
       return Effect.map(store.pinsOf(rooms), (stored) => {
         const pins = new Map<string, Pin | undefined>(stored)
         const table = hooks.inForce()
-        return events.map((event) => {
-          const room = event.room
-          const routing = route(event, room, Option.fromNullable(room === undefined ? undefined : pins.get(room)), table)
+        return incoming.map((item) => {
+          const room = item.event.room
+          const routing = route(item, Option.fromNullable(room === undefined ? undefined : pins.get(room)), table)
           const change = routing._tag === "Routed" ? routing.pinChange : undefined
           if (change?._tag === "Set") pins.set(change.pin.room, change.pin)
+          else if (change?._tag === "End") pins.set(change.room, { ...pins.get(change.room)!, endedAt: change.at })
           else if (change?._tag === "Clear") pins.set(change.room, undefined)
           return routing
         })

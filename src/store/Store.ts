@@ -11,10 +11,16 @@ import type {
 import type { StoreUnavailable } from "../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../domain/Hook.ts"
 
-/** How an accepted event changes its room's pin. `Touch` keeps a long call's pin from being pruned. */
+/**
+ * How an accepted event changes its room's pin. `Set` pins a room that has no pin (a pin is
+ * never replaced, so a call stays where it started). `Touch` keeps a long call's pin from being
+ * pruned. `End` marks the call ended (its SIP participant left) and keeps the pin; `Clear`
+ * removes it (the room finished).
+ */
 export type PinChange =
   | { readonly _tag: "Set"; readonly pin: Pin }
   | { readonly _tag: "Touch"; readonly room: string }
+  | { readonly _tag: "End"; readonly room: string; readonly at: number }
   | { readonly _tag: "Clear"; readonly room: string }
 
 export interface Acceptance {
@@ -23,6 +29,13 @@ export interface Acceptance {
   readonly delivery: NewDelivery | undefined
   readonly pinChange: PinChange | undefined
   readonly unroutable: UnroutableEvent | undefined
+  /**
+   * A call event derived from this one (call.started with a `Set`, call.ended with an `End` or
+   * `Clear`), queued after `delivery` only if the pin change took effect on the call: `Set`
+   * created the pin, `End` or `Clear` found it not yet ended. The store decides, atomically, so
+   * a call starts and ends once however its events are spread over batches and instances.
+   */
+  readonly callEvent?: NewDelivery | undefined
 }
 
 /** A pending delivery as the engine queues it: the body stays in the store until its attempt is due. */
@@ -40,8 +53,22 @@ export interface QueueStats {
 }
 
 export type AcceptResult =
-  | { readonly _tag: "Accepted"; readonly delivery: Delivery | undefined }
+  | { readonly _tag: "Accepted"; readonly delivery: Delivery | undefined; readonly callEvent?: Delivery | undefined }
   | { readonly _tag: "Duplicate" }
+
+/** A delivery as the store has just queued it, built from what was written, so the store need not read it back. */
+export const justQueued = (d: NewDelivery, id: number, at: number): Delivery => ({
+  ...d,
+  id,
+  status: "pending",
+  attempts: 0,
+  lastStatus: null,
+  lastError: null,
+  nextAttemptAt: at,
+  createdAt: at,
+  queuedAt: at,
+  updatedAt: at
+})
 
 export type RequeueResult =
   | { readonly _tag: "Requeued"; readonly delivery: Delivery }

@@ -3,7 +3,7 @@ import { Effect, Layer, Option } from "effect"
 import fc from "fast-check"
 import type { AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../src/domain/Delivery.ts"
 import type { StoreUnavailable } from "../../src/domain/Errors.ts"
-import { HEALTHY, Store, type Acceptance, type PinChange, type RetentionPolicy } from "../../src/store/Store.ts"
+import { HEALTHY, Store, type Acceptance, type AcceptResult, type PinChange, type RetentionPolicy } from "../../src/store/Store.ts"
 
 /**
  * What every Store implementation must do, whatever keeps the data: the
@@ -40,12 +40,14 @@ export const acceptance = (a: {
   delivery?: NewDelivery
   pinChange?: PinChange
   unroutable?: UnroutableEvent
+  callEvent?: NewDelivery
 }): Acceptance => ({
   eventId: a.eventId,
   receivedAt: a.receivedAt,
   delivery: a.delivery,
   pinChange: a.pinChange,
-  unroutable: a.unroutable
+  unroutable: a.unroutable,
+  callEvent: a.callEvent
 })
 
 /** One event through `acceptAll`. */
@@ -636,7 +638,7 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
     const change = (eventId: string, receivedAt: number, pinChange: PinChange) =>
       Effect.flatMap(Store, (store) => acceptOne(store, acceptance({ eventId, receivedAt, pinChange })))
 
-    test("Set then pinOf returns it; a second Set replaces it; Clear removes it", () =>
+    test("Set then pinOf returns it; a second Set keeps the first (a call stays where it started); Clear removes it", () =>
       run(
         Effect.gen(function* () {
           const store = yield* Store
@@ -644,9 +646,8 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           const first = pin("room-a")
           yield* change("p1", 1_000, { _tag: "Set", pin: first })
           expect(yield* pinOne(store, "room-a")).toEqual(Option.some(first))
-          const second = pin("room-a", "main.citydental.com")
-          yield* change("p2", 2_000, { _tag: "Set", pin: second })
-          expect(yield* pinOne(store, "room-a")).toEqual(Option.some(second))
+          yield* change("p2", 2_000, { _tag: "Set", pin: pin("room-a", "main.citydental.com") })
+          expect(yield* pinOne(store, "room-a")).toEqual(Option.some(first))
           // Pins are per room.
           expect(yield* pinOne(store, "room-b")).toEqual(Option.none())
           yield* change("p3", 3_000, { _tag: "Clear", room: "room-a" })
@@ -667,6 +668,82 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           expect(yield* pinOne(store, "r")).toEqual(Option.some(p))
         })
       ))
+
+    describe("call events: queued only when the pin change starts or ends the call, once", () => {
+      const start = { at: 1_000, identity: "sip_+15550001111", sid: "PA_1" }
+      const callPin = (room: string): Pin => ({ ...pin(room), start })
+      const callEvent = (room: string, type: string) => newDelivery({ eventType: type, room, body: JSON.stringify({ type, room }) })
+      const roomOf = (change: PinChange) => (change._tag === "Set" ? change.pin.room : change.room)
+      const accept = (eventId: string, at: number, pinChange: PinChange, type: string) =>
+        Effect.flatMap(Store, (store) =>
+          acceptOne(store, acceptance({ eventId, receivedAt: at, delivery: newDelivery({ eventId, room: roomOf(pinChange) }), pinChange, callEvent: callEvent(roomOf(pinChange), type) }))
+        )
+      const queuedCallEvent = (result: AcceptResult) => (result._tag === "Accepted" ? result.callEvent : undefined)
+
+      test("Set creating the pin starts the call, after the event's own delivery; a Set that finds a pin does not", () =>
+        run(
+          Effect.gen(function* () {
+            const store = yield* Store
+            const first = yield* accept("s1", 1_000, { _tag: "Set", pin: callPin("c1") }, "call.started")
+            const started = queuedCallEvent(first)!
+            expect(started).toMatchObject({ eventType: "call.started", room: "c1", status: "pending", attempts: 0 })
+            expect(started.id).toBeGreaterThan((first as { delivery: Delivery }).delivery.id)
+            expect(queuedCallEvent(yield* accept("s2", 1_500, { _tag: "Set", pin: callPin("c1") }, "call.started"))).toBeUndefined()
+            const pending = yield* pendingAll(store)
+            expect(pending.filter((d) => d.eventType === "call.started").map((d) => d.id)).toEqual([started.id])
+            expect(pending.find((d) => d.id === started.id)?.body).toBe(started.body)
+            expect(yield* pinOne(store, "c1")).toEqual(Option.some(callPin("c1")))
+          })
+        ))
+
+      test("End ends an open call once and keeps the pin, marked ended; a later Clear ends nothing and removes it", () =>
+        run(
+          Effect.gen(function* () {
+            const store = yield* Store
+            yield* accept("e1", 1_000, { _tag: "Set", pin: callPin("c2") }, "call.started")
+            expect(queuedCallEvent(yield* accept("e2", 2_000, { _tag: "End", room: "c2", at: 1_900 }, "call.ended"))).toBeDefined()
+            expect(yield* pinOne(store, "c2")).toEqual(Option.some({ ...callPin("c2"), endedAt: 1_900 }))
+            expect(queuedCallEvent(yield* accept("e3", 2_500, { _tag: "End", room: "c2", at: 2_400 }, "call.ended"))).toBeUndefined()
+            expect(yield* pinOne(store, "c2")).toEqual(Option.some({ ...callPin("c2"), endedAt: 1_900 }))
+            expect(queuedCallEvent(yield* accept("e4", 3_000, { _tag: "Clear", room: "c2" }, "call.ended"))).toBeUndefined()
+            expect(yield* pinOne(store, "c2")).toEqual(Option.none())
+            const ended = (yield* pendingAll(store)).filter((d) => d.eventType === "call.ended")
+            expect(ended.map((d) => d.room)).toEqual(["c2"])
+          })
+        ))
+
+      test("Clear ends an open call; End or Clear of a room without a pin ends nothing; a duplicate event queues nothing", () =>
+        run(
+          Effect.gen(function* () {
+            const store = yield* Store
+            yield* accept("f1", 1_000, { _tag: "Set", pin: callPin("c3") }, "call.started")
+            expect(queuedCallEvent(yield* accept("f2", 2_000, { _tag: "Clear", room: "c3" }, "call.ended"))?.eventType).toBe("call.ended")
+            expect(queuedCallEvent(yield* accept("f3", 2_000, { _tag: "Clear", room: "c3" }, "call.ended"))).toBeUndefined()
+            expect(queuedCallEvent(yield* accept("f4", 2_000, { _tag: "End", room: "nowhere", at: 2_000 }, "call.ended"))).toBeUndefined()
+            expect(yield* pinOne(store, "nowhere")).toEqual(Option.none())
+            expect((yield* accept("f1", 3_000, { _tag: "Set", pin: callPin("c3") }, "call.started"))._tag).toBe("Duplicate")
+            expect(yield* pinOne(store, "c3")).toEqual(Option.none())
+            const calls = (yield* pendingAll(store)).filter((d) => d.eventType.startsWith("call."))
+            expect(calls.map((d) => `${d.room} ${d.eventType}`)).toEqual(["c3 call.started", "c3 call.ended"])
+          })
+        ))
+
+      test("within one write, events see the pin changes before them: started, ended once, whatever the order of End and Clear", () =>
+        run(
+          Effect.gen(function* () {
+            const store = yield* Store
+            const item = (eventId: string, pinChange: PinChange, type: string) =>
+              acceptance({ eventId, receivedAt: 1_000, pinChange, callEvent: callEvent(roomOf(pinChange), type) })
+            const results = yield* store.acceptAll([
+              item("g1", { _tag: "Set", pin: callPin("c4") }, "call.started"),
+              item("g2", { _tag: "Set", pin: callPin("c4") }, "call.started"),
+              item("g3", { _tag: "Clear", room: "c4" }, "call.ended"),
+              item("g4", { _tag: "End", room: "c4", at: 1_000 }, "call.ended")
+            ])
+            expect(results.map((r) => queuedCallEvent(r)?.eventType ?? null)).toEqual(["call.started", null, "call.ended", null])
+          })
+        ))
+    })
 
     test("Touch moves the pin's time forward, so a long call's pin outlives the retention", () =>
       run(

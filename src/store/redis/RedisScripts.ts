@@ -17,6 +17,7 @@
  *   ix  ix:t:<T>  ix:s:<S>  ix:ts:<T>|<S>  every delivery by id: all, per tenant, per status, both
  *   age:<S>                              finished deliveries by last change, for pruning
  *   queued                               pending deliveries by queuedAt, for the oldest one's age
+ *   pin:<room>  ended:<room>  pins       a room's pin (JSON), when its call ended, and pins by last use
  * Per consumer C (one per process), what it holds: the queue reads answer from these.
  *   o:<C>                                its pending deliveries by id (take-over pages through it)
  *   o:<C>|t:<T>                          the same per tenant
@@ -73,8 +74,8 @@ export const QUEUED_FIELDS = fieldsOf<Exclude<keyof QueuedDelivery, "body">>({
   updatedAt: true
 })
 
-/** How many ARGV values one acceptance takes in ACCEPT, and one attempt in RECORD_ATTEMPTS. */
-export const ACCEPT_WIDTH = 6 + NEW_FIELDS.length
+/** How many ARGV values one acceptance takes in ACCEPT (its delivery and its call event), and one attempt in RECORD_ATTEMPTS. */
+export const ACCEPT_WIDTH = 6 + 2 * NEW_FIELDS.length
 export const ATTEMPT_WIDTH = 8
 
 /** Key names the store reads directly, the same as the scripts' below. */
@@ -82,7 +83,8 @@ export const keys = (P: string, consumer: string) => ({
   tenants: `${P}o:${consumer}|tenants`,
   delivery: (id: number | string) => `${P}d:${id}`,
   history: (id: number | string) => `${P}h:${id}`,
-  pin: (room: string) => `${P}pin:${room}`
+  pin: (room: string) => `${P}pin:${room}`,
+  ended: (room: string) => `${P}ended:${room}`
 })
 
 const luaList = (names: ReadonlyArray<string>) => `{${names.map((n) => `'${n}'`).join(", ")}}`
@@ -153,51 +155,74 @@ const reader = (body: string) => `#!lua flags=no-writes\n${LIB}${body}`
 
 /**
  * ARGV[4], ARGV[5]: dedupe and pin TTLs in ms; then ACCEPT_WIDTH values per event: eventId, receivedAt,
- * pin change tag ('' for none), room, pin JSON, unroutable JSON ('' for none), then the new
- * delivery's fields in NEW_FIELDS order, JSON-encoded ('' for each when the event has no delivery).
+ * pin change tag ('' for none), room, the pin JSON (Set) or when the call ended (End), unroutable
+ * JSON ('' for none), then the new delivery's fields in NEW_FIELDS order, JSON-encoded ('' for each
+ * when the event has no delivery), then the call event's the same way.
  * Events are applied in order, so a repeated id within one call is a duplicate too.
- * Returns one integer per event: 0 duplicate, -1 accepted without a delivery, else the delivery's id.
+ * Returns a pair per event: {0, 0} duplicate, else the delivery's id and the call event's (-1 for none).
+ * The call event is queued only if the pin change started the call (Set created the pin) or
+ * ended it (End or Clear found it not yet ended): the call starts and ends once.
  */
 export const ACCEPT = script(`
 local dedupeMs, pinsMs = ARGV[4], ARGV[5]
 local out, held = {}, false
+local function touch(room, at)
+  if redis.call('PEXPIRE', P .. 'pin:' .. room, pinsMs) == 1 then redis.call('ZADD', P .. 'pins', at, room) end
+  redis.call('PEXPIRE', P .. 'ended:' .. room, pinsMs)
+end
+-- Applies a pin change; true when it started or ended the call.
+local function changePin(tag, room, value, at)
+  local pin, ended = P .. 'pin:' .. room, P .. 'ended:' .. room
+  if tag == 'Set' then
+    -- A pin is never replaced: a call pinned meanwhile stays where it was put.
+    if redis.call('SET', pin, value, 'NX', 'PX', pinsMs) then redis.call('ZADD', P .. 'pins', at, room); return true end
+    touch(room, at)
+  elseif tag == 'Touch' then
+    touch(room, at)
+  elseif tag == 'End' then
+    local open = redis.call('EXISTS', pin) == 1 and redis.call('SET', ended, value, 'NX', 'PX', pinsMs)
+    touch(room, at)
+    return open and true or false
+  elseif tag == 'Clear' then
+    local open = redis.call('EXISTS', pin) == 1 and redis.call('EXISTS', ended) == 0
+    redis.call('DEL', pin, ended); redis.call('ZREM', P .. 'pins', room)
+    return open
+  end
+  return false
+end
+-- Queues the delivery whose fields start after ARGV[from]; -1 when there is none.
+local function queue(from, at)
+  local d, fields = {}, {}
+  for i, name in ipairs(NEW_FIELDS) do
+    d[name] = ARGV[from + i]
+    fields[#fields + 1] = name; fields[#fields + 1] = d[name]
+  end
+  if d.tenant == '' then return -1 end
+  local id = redis.call('INCR', P .. 'seq')
+  redis.call('HSET', dkey(id), 'id', id, 'status', PENDING, 'attempts', '0', 'lastStatus', 'null', 'lastError', 'null',
+    'nextAttemptAt', at, 'createdAt', at, 'queuedAt', at, 'updatedAt', at, unpack(fields))
+  redis.call('ZADD', P .. 'ix', id, id); redis.call('ZADD', P .. 'ix:t:' .. d.tenant, id, id)
+  local s, ts = byStatus(d.tenant, PENDING)
+  redis.call('ZADD', s, id, id); redis.call('ZADD', ts, id, id)
+  redis.call('ZADD', P .. 'queued', at, id)
+  hold(ME, id, d.tenant, d.room)
+  held = true
+  return id
+end
 for base = 6, #ARGV, ${ACCEPT_WIDTH} do
   local eventId, at = ARGV[base], ARGV[base + 1]
   if not redis.call('SET', P .. 'e:' .. eventId, at, 'NX', 'PX', dedupeMs) then
-    out[#out + 1] = 0
+    out[#out + 1] = {0, 0}
   else
     redis.call('ZADD', P .. 'events', at, eventId)
-    local tag, room = ARGV[base + 2], ARGV[base + 3]
-    if tag == 'Set' then
-      redis.call('SET', P .. 'pin:' .. room, ARGV[base + 4], 'PX', pinsMs); redis.call('ZADD', P .. 'pins', at, room)
-    elseif tag == 'Touch' then
-      if redis.call('PEXPIRE', P .. 'pin:' .. room, pinsMs) == 1 then redis.call('ZADD', P .. 'pins', at, room) end
-    elseif tag == 'Clear' then
-      redis.call('DEL', P .. 'pin:' .. room); redis.call('ZREM', P .. 'pins', room)
-    end
+    local callChanged = changePin(ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], at)
     if ARGV[base + 5] ~= '' then
       local n = redis.call('INCR', P .. 'useq')
       redis.call('SET', P .. 'u:' .. n, ARGV[base + 5]); redis.call('ZADD', P .. 'ur', n, n); redis.call('ZADD', P .. 'ur:age', at, n)
     end
-    local d, fields = {}, {}
-    for i, name in ipairs(NEW_FIELDS) do
-      d[name] = ARGV[base + 5 + i]
-      fields[#fields + 1] = name; fields[#fields + 1] = d[name]
-    end
-    if d.tenant == '' then
-      out[#out + 1] = -1
-    else
-      local id = redis.call('INCR', P .. 'seq')
-      redis.call('HSET', dkey(id), 'id', id, 'status', PENDING, 'attempts', '0', 'lastStatus', 'null', 'lastError', 'null',
-        'nextAttemptAt', at, 'createdAt', at, 'queuedAt', at, 'updatedAt', at, unpack(fields))
-      redis.call('ZADD', P .. 'ix', id, id); redis.call('ZADD', P .. 'ix:t:' .. d.tenant, id, id)
-      local s, ts = byStatus(d.tenant, PENDING)
-      redis.call('ZADD', s, id, id); redis.call('ZADD', ts, id, id)
-      redis.call('ZADD', P .. 'queued', at, id)
-      hold(ME, id, d.tenant, d.room)
-      held = true
-      out[#out + 1] = id
-    end
+    local id = queue(base + 5, at)
+    local callId = callChanged and queue(base + 5 + #NEW_FIELDS, at) or -1
+    out[#out + 1] = {id, callId}
   end
 end
 if held then alive() end
@@ -386,7 +411,11 @@ local function drop(index, members, keyOf)
   return #members
 end
 if target == 'events' then return drop(P .. 'events', expired(P .. 'events'), function(e) return P .. 'e:' .. e end) end
-if target == 'pins' then return drop(P .. 'pins', expired(P .. 'pins'), function(r) return P .. 'pin:' .. r end) end
+if target == 'pins' then
+  local rooms = expired(P .. 'pins')
+  for _, r in ipairs(rooms) do redis.call('DEL', P .. 'ended:' .. r) end
+  return drop(P .. 'pins', rooms, function(r) return P .. 'pin:' .. r end)
+end
 if target == 'unroutable' then
   local ns = expired(P .. 'ur:age')
   for _, n in ipairs(ns) do redis.call('ZREM', P .. 'ur', n) end

@@ -1,11 +1,11 @@
 import { hostname } from "node:os"
 import { Effect, Exit, Option } from "effect"
-import type { Attempt, Delivery, DeliveryStatus, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
+import type { Attempt, Delivery, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
 import { openRedis } from "./RedisConnection.ts"
 import * as Scripts from "./RedisScripts.ts"
-import { decodeHealth, healthKey, type Acceptance, type AcceptResult, type QueuedDelivery, type RecordedAttempt, type Store } from "../Store.ts"
+import { decodeHealth, healthKey, justQueued, type Acceptance, type AcceptResult, type QueuedDelivery, type RecordedAttempt, type Store } from "../Store.ts"
 
 export interface RedisStoreOptions {
   readonly url: string
@@ -88,15 +88,20 @@ const grouping = <I, O>(flush: (items: ReadonlyArray<I>) => Effect.Effect<Readon
 /** One acceptance as ACCEPT reads it: ACCEPT_WIDTH values. */
 const acceptArgs = (a: Acceptance): Array<string> => {
   const change = a.pinChange
-  const d = a.delivery
+  const fieldsOf = (d: NewDelivery | undefined) => Scripts.NEW_FIELDS.map((field) => (d ? enc(d[field] ?? null) : ""))
   return [
     a.eventId,
     String(a.receivedAt),
     change?._tag ?? "",
     change === undefined ? "" : change._tag === "Set" ? change.pin.room : change.room,
-    change?._tag === "Set" ? enc({ destination: change.pin.destination, call: change.pin.call }) : "",
+    change?._tag === "Set"
+      ? enc({ destination: change.pin.destination, call: change.pin.call, start: change.pin.start })
+      : change?._tag === "End"
+        ? String(change.at)
+        : "",
     a.unroutable ? enc(a.unroutable) : "",
-    ...Scripts.NEW_FIELDS.map((field) => (d ? enc(d[field] ?? null) : ""))
+    ...fieldsOf(a.delivery),
+    ...fieldsOf(a.callEvent)
   ]
 }
 
@@ -156,23 +161,14 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
       Effect.map(
         accept(options.dedupeMs, options.pinsMs, ...acceptances.flatMap(acceptArgs)),
         (reply): ReadonlyArray<AcceptResult> =>
-          (reply as Array<number>).map((outcome, i) => {
-            if (outcome === 0) return { _tag: "Duplicate" }
-            const { delivery: d, receivedAt: at } = acceptances[i]!
-            if (outcome < 0 || !d) return { _tag: "Accepted", delivery: undefined }
-            const delivery: Delivery = {
-              ...d,
-              id: outcome,
-              status: "pending",
-              attempts: 0,
-              lastStatus: null,
-              lastError: null,
-              nextAttemptAt: at,
-              createdAt: at,
-              queuedAt: at,
-              updatedAt: at
+          (reply as Array<[number, number]>).map(([id, callId], i) => {
+            if (id === 0) return { _tag: "Duplicate" }
+            const { delivery, callEvent, receivedAt: at } = acceptances[i]!
+            return {
+              _tag: "Accepted",
+              delivery: delivery && id > 0 ? justQueued(delivery, id, at) : undefined,
+              callEvent: callEvent && callId > 0 ? justQueued(callEvent, callId, at) : undefined
             }
-            return { _tag: "Accepted", delivery }
           })
       )
     )
@@ -201,11 +197,13 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
       pinsOf: (rooms) =>
         rooms.length === 0
           ? Effect.succeed(new Map())
-          : Effect.map(send("MGET", rooms.map(key.pin)), (values) => {
+          : Effect.map(send("MGET", [...rooms.map(key.pin), ...rooms.map(key.ended)]), (values) => {
               const pins = new Map<string, Pin>()
-              ;(values as Array<string | null>).forEach((value, i) => {
-                const room = rooms[i]!
-                if (typeof value === "string") pins.set(room, { room, ...JSON.parse(value) })
+              const found = values as Array<string | null>
+              rooms.forEach((room, i) => {
+                const value = found[i]
+                const ended = found[rooms.length + i]
+                if (typeof value === "string") pins.set(room, { room, ...JSON.parse(value), endedAt: typeof ended === "string" ? Number(ended) : undefined })
               })
               return pins
             }),

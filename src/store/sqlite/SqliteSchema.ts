@@ -14,7 +14,9 @@ CREATE TABLE IF NOT EXISTS pins (
   room TEXT PRIMARY KEY,
   destination TEXT NOT NULL,
   call TEXT NOT NULL,
-  pinned_at INTEGER NOT NULL
+  pinned_at INTEGER NOT NULL,
+  start TEXT,
+  ended_at INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deliveries (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -147,21 +149,31 @@ export const toQueued = (row: Omit<DeliveryRow, "body">): QueuedDelivery => {
  * Columns added since the first layout. CREATE TABLE IF NOT EXISTS leaves an
  * existing table alone, so a database from an earlier build gets them here.
  */
-const ADDED_DELIVERY_COLUMNS = [
-  ["room", "room TEXT", undefined],
-  ["event_created_at", "event_created_at INTEGER", undefined],
-  ["queued_at", "queued_at INTEGER NOT NULL DEFAULT 0", "UPDATE deliveries SET queued_at = created_at"],
-  ["secret", "secret TEXT", undefined],
-  ["trace", "trace TEXT", undefined]
-] as const
+/** Columns added since the first release, by table, each with the backfill it needs, if any. */
+const ADDED_COLUMNS = {
+  deliveries: [
+    ["room", "room TEXT", undefined],
+    ["event_created_at", "event_created_at INTEGER", undefined],
+    ["queued_at", "queued_at INTEGER NOT NULL DEFAULT 0", "UPDATE deliveries SET queued_at = created_at"],
+    ["secret", "secret TEXT", undefined],
+    ["trace", "trace TEXT", undefined]
+  ],
+  // A pin from before call events has no start: its call gets no call.ended.
+  pins: [
+    ["start", "start TEXT", undefined],
+    ["ended_at", "ended_at INTEGER", undefined]
+  ]
+} as const
 
 const upgradeSchema = (db: Database) => {
-  const present = new Set(db.query<{ name: string }, []>("SELECT name FROM pragma_table_info('deliveries')").all().map((c) => c.name))
-  if (present.size === 0) return
-  for (const [name, definition, backfill] of ADDED_DELIVERY_COLUMNS) {
-    if (present.has(name)) continue
-    db.exec(`ALTER TABLE deliveries ADD COLUMN ${definition}`)
-    if (backfill) db.exec(backfill)
+  for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
+    const present = new Set(db.query<{ name: string }, []>(`SELECT name FROM pragma_table_info('${table}')`).all().map((c) => c.name))
+    if (present.size === 0) continue
+    for (const [name, definition, backfill] of columns) {
+      if (present.has(name)) continue
+      db.exec(`ALTER TABLE ${table} ADD COLUMN ${definition}`)
+      if (backfill) db.exec(backfill)
+    }
   }
 }
 

@@ -1,11 +1,11 @@
 import { Database } from "bun:sqlite"
 import { Effect, Option, Stream } from "effect"
-import type { Delivery, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
+import type { Pin, UnroutableEvent } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
 import { openDatabase, QUEUED_COLUMNS, toDelivery, toQueued, type DeliveryRow } from "./SqliteSchema.ts"
 import { PRUNE_SLICE, prepareWrites, type PruneTarget, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
-import { decodeHealth, healthKey, type AcceptResult, type Store } from "../Store.ts"
+import { decodeHealth, healthKey, justQueued, type AcceptResult, type Store } from "../Store.ts"
 import type { FromWriter, ToWriter } from "./StoreWorker.ts"
 
 /** Applies writes in batches: one transaction, one fsync, per batch. */
@@ -115,8 +115,8 @@ interface UnroutableRow {
 
 /** Every read the store serves, prepared once. Reads never wait for the writer: WAL readers see the last commit. */
 const prepareReads = (db: Database) => ({
-  selectPins: db.query<{ room: string; destination: string; call: string }, [string]>(
-    "SELECT room, destination, call FROM pins WHERE room IN (SELECT value FROM json_each(?))"
+  selectPins: db.query<{ room: string; destination: string; call: string; start: string | null; ended_at: number | null }, [string]>(
+    "SELECT room, destination, call, start, ended_at FROM pins WHERE room IN (SELECT value FROM json_each(?))"
   ),
   // One index seek per tenant (a skip scan), however many deliveries each has pending. The queue's
   // reads name their partial index: the planner would rather scan the status index (300 ms at 300 000 pending).
@@ -200,12 +200,12 @@ export const makeSqliteStore = (path: string) =>
         Effect.map(write({ _tag: "Accept", acceptances }), (outcomes) =>
           outcomes.map((outcome, i): AcceptResult => {
             if (outcome._tag === "Duplicate") return outcome
-            const { delivery: d, receivedAt: at } = acceptances[i]!
-            const delivery: Delivery | undefined =
-              d && outcome.deliveryId !== undefined
-                ? { ...d, id: outcome.deliveryId, status: "pending", attempts: 0, lastStatus: null, lastError: null, nextAttemptAt: at, createdAt: at, queuedAt: at, updatedAt: at }
-                : undefined
-            return { _tag: "Accepted", delivery }
+            const { delivery, callEvent, receivedAt: at } = acceptances[i]!
+            return {
+              _tag: "Accepted",
+              delivery: delivery && outcome.deliveryId !== undefined ? justQueued(delivery, outcome.deliveryId, at) : undefined,
+              callEvent: callEvent && outcome.callEventId !== undefined ? justQueued(callEvent, outcome.callEventId, at) : undefined
+            }
           })
         ),
       ping: Effect.flatMap(
@@ -220,7 +220,16 @@ export const makeSqliteStore = (path: string) =>
                 new Map(
                   sql.selectPins
                     .all(JSON.stringify(rooms))
-                    .map((row): [string, Pin] => [row.room, { room: row.room, destination: JSON.parse(row.destination), call: JSON.parse(row.call) }])
+                    .map((row): [string, Pin] => [
+                      row.room,
+                      {
+                        room: row.room,
+                        destination: JSON.parse(row.destination),
+                        call: JSON.parse(row.call),
+                        start: row.start === null ? undefined : JSON.parse(row.start),
+                        endedAt: row.ended_at ?? undefined
+                      }
+                    ])
                 )
             ),
       pendingTenants: read(() => sql.selectPendingTenants.all().map((row) => row.tenant)),

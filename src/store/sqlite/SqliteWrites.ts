@@ -1,5 +1,5 @@
 import type { Database } from "bun:sqlite"
-import type { Delivery } from "../../domain/Delivery.ts"
+import type { Delivery, NewDelivery } from "../../domain/Delivery.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
 import { toDelivery, type DeliveryRow } from "./SqliteSchema.ts"
 import type { Acceptance, PinChange, RecordedAttempt, Requeued, RequeueResult } from "../Store.ts"
@@ -23,8 +23,10 @@ export type WriteOp =
   | { readonly _tag: "RemoveApiNumber"; readonly number: string }
   | { readonly _tag: "Cache"; readonly key: string; readonly value: string }
 
-/** An accepted event's outcome; the caller builds the Delivery itself, so the body is not copied back. */
-export type AcceptOutcome = { readonly _tag: "Duplicate" } | { readonly _tag: "Accepted"; readonly deliveryId: number | undefined }
+/** An accepted event's outcome; the caller builds the Deliveries itself, so the bodies are not copied back. */
+export type AcceptOutcome =
+  | { readonly _tag: "Duplicate" }
+  | { readonly _tag: "Accepted"; readonly deliveryId: number | undefined; readonly callEventId: number | undefined }
 
 export interface WriteResults {
   Accept: ReadonlyArray<AcceptOutcome>
@@ -51,11 +53,14 @@ export const PRUNE_SLICE = 2000
 export const prepareWrites = (db: Database) => {
   const q = {
     insertEvent: db.query<unknown, [string, number]>("INSERT OR IGNORE INTO events (id, received_at) VALUES (?, ?)"),
-    setPin: db.query<unknown, [string, string, string, number]>(
-      "INSERT OR REPLACE INTO pins (room, destination, call, pinned_at) VALUES (?, ?, ?, ?)"
+    setPin: db.query<unknown, [string, string, string, string | null, number]>(
+      "INSERT OR IGNORE INTO pins (room, destination, call, start, pinned_at) VALUES (?, ?, ?, ?, ?)"
     ),
     touchPin: db.query<unknown, [number, string]>("UPDATE pins SET pinned_at = ? WHERE room = ?"),
-    clearPin: db.query<unknown, [string]>("DELETE FROM pins WHERE room = ?"),
+    endPin: db.query<unknown, [number, number, string]>(
+      "UPDATE pins SET ended_at = ?, pinned_at = ? WHERE room = ? AND ended_at IS NULL"
+    ),
+    clearPin: db.query<{ open: number }, [string]>("DELETE FROM pins WHERE room = ? RETURNING ended_at IS NULL AS open"),
     insertDelivery: db.query<
       unknown,
       [string, string, string, string, string | null, string | null, string, number | null, string | null, string | null, number]
@@ -114,23 +119,41 @@ export const prepareWrites = (db: Database) => {
     prunePins: db.query<unknown, [number]>(`DELETE FROM pins WHERE room IN (SELECT room FROM pins WHERE pinned_at < ? LIMIT ${PRUNE_SLICE})`)
   }
 
-  const applyPinChange = (change: PinChange | undefined, at: number) => {
-    if (change?._tag === "Set") {
-      const { room, destination, call } = change.pin
-      q.setPin.run(room, JSON.stringify(destination), JSON.stringify(call), at)
-    } else if (change?._tag === "Touch") q.touchPin.run(at, change.room)
-    else if (change?._tag === "Clear") q.clearPin.run(change.room)
+  /** Applies the change; true when it started the call (created the pin) or ended it (found it not yet ended). */
+  const applyPinChange = (change: PinChange | undefined, at: number): boolean => {
+    switch (change?._tag) {
+      case undefined:
+        return false
+      case "Set": {
+        const { room, destination, call, start } = change.pin
+        if (q.setPin.run(room, JSON.stringify(destination), JSON.stringify(call), start ? JSON.stringify(start) : null, at).changes > 0) return true
+        // Pinned meanwhile by another event: the call stays where that one put it.
+        q.touchPin.run(at, room)
+        return false
+      }
+      case "Touch":
+        q.touchPin.run(at, change.room)
+        return false
+      case "End":
+        if (q.endPin.run(change.at, at, change.room).changes > 0) return true
+        q.touchPin.run(at, change.room)
+        return false
+      case "Clear":
+        return q.clearPin.get(change.room)?.open === 1
+    }
   }
+
+  const insertDelivery = (d: NewDelivery, at: number) =>
+    Number(q.insertDelivery.run(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, d.eventCreatedAt, d.secret, d.trace, at).lastInsertRowid)
 
   const accept = (a: Acceptance): AcceptOutcome => {
     if (q.insertEvent.run(a.eventId, a.receivedAt).changes === 0) return { _tag: "Duplicate" }
-    applyPinChange(a.pinChange, a.receivedAt)
+    const callChanged = applyPinChange(a.pinChange, a.receivedAt)
     const u = a.unroutable
     if (u) q.insertUnroutable.run(u.at, u.eventId, u.eventType, u.room, u.headers.xToIp, u.headers.to, u.headers.dialled, u.domain, u.reason)
-    const d = a.delivery
-    if (!d) return { _tag: "Accepted", deliveryId: undefined }
-    const { lastInsertRowid } = q.insertDelivery.run(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, d.eventCreatedAt, d.secret, d.trace, a.receivedAt)
-    return { _tag: "Accepted", deliveryId: Number(lastInsertRowid) }
+    const deliveryId = a.delivery ? insertDelivery(a.delivery, a.receivedAt) : undefined
+    const callEventId = a.callEvent && callChanged ? insertDelivery(a.callEvent, a.receivedAt) : undefined
+    return { _tag: "Accepted", deliveryId, callEventId }
   }
 
   // A delivery's attempt history goes in the same slice as the delivery, found by its index.
