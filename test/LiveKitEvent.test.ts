@@ -63,10 +63,22 @@ describe("parseLiveKitEvent", () => {
     [{ createdAt: 1e20 }, ["createdAt"]],
     [{ createdAt: "-5" }, ["createdAt"]],
     [{ createdAt: "0x10" }, ["createdAt"]],
-    [{ participant: { kind: 3, attributes: [] } }, ["participant.attributes", "participant.kind"]]
+    [{ participant: { kind: 3, attributes: [] } }, ["participant.attributes", "participant.kind"]],
+    [{ participant: { identity: 5, sid: ["PA_1"], disconnectReason: { code: 1 } } }, ["participant.disconnectReason", "participant.identity", "participant.sid"]]
   ])("%j is read with %j ignored", (fields, ignored) => {
     const event = Either.getOrThrow(parseLiveKitEvent(JSON.stringify({ event: "participant_joined", id: "EV_1", ...fields })))
     expect([...event.ignored].sort() as Array<string>).toEqual(ignored)
+  })
+
+  test("the participant's identity, sid and disconnectReason are read, for the call events", () => {
+    const text = JSON.stringify({ event: "participant_left", id: "EV_1", participant: { identity: "sip_+1555", sid: "PA_1", disconnectReason: "CLIENT_INITIATED", kind: "SIP" } })
+    expect(Either.getOrThrow(parseLiveKitEvent(text)).participant).toEqual({
+      kind: "SIP",
+      identity: "sip_+1555",
+      sid: "PA_1",
+      disconnectReason: "CLIENT_INITIATED",
+      attributes: {}
+    })
   })
 
   test("createdAt in protojson's int64 string, or as a number, is read in milliseconds", () => {

@@ -148,15 +148,16 @@ export class Router extends Effect.Service<Router>()("Router", {
         return { _tag: "Unrouted", reason, call, headers } satisfies Unrouted
       }
       const destination = destinationOf(hook)
-      // The first resolved SIP event of a room pins it, and starts the call.
-      const start = room === undefined || event.event === "room_finished" ? undefined : callStartOf(event, incoming.receivedAt)
+      // The first resolved SIP event of a room pins it. A join starts the call; a room first seen at a
+      // leave (its join was missed, or it came after room_finished) is pinned without a call to end.
+      const start = event.event === "participant_joined" ? callStartOf(event, incoming.receivedAt) : undefined
       return {
         _tag: "Routed",
         destination,
         call,
-        pinChange: start === undefined ? undefined : { _tag: "Set", pin: { room: room!, destination, call, start } },
+        pinChange: room === undefined || event.event === "room_finished" ? undefined : { _tag: "Set", pin: { room, destination, call, start } },
         forward: wantsEvent(destination.events, event.event),
-        callEvent: start === undefined ? undefined : wanted(destination, callStarted(start, attributes))
+        callEvent: room === undefined || start === undefined ? undefined : wanted(destination, callStarted(start, attributes))
       } satisfies Routed
     }
 

@@ -1,0 +1,73 @@
+import { describe, expect, test } from "bun:test"
+import fc from "fast-check"
+import { callEnded, callStarted, isCallParticipant } from "../src/domain/CallEvents.ts"
+import { CALL_EVENTS, LIVEKIT_EVENTS, wantsEvent, type EventName } from "../src/domain/Hook.ts"
+import type { LiveKitEvent } from "../src/domain/LiveKitEvent.ts"
+
+const filterName = fc.constantFrom<EventName>(...LIVEKIT_EVENTS, ...CALL_EVENTS, "*")
+const anyEvent = fc.constantFrom<string>(...LIVEKIT_EVENTS, ...CALL_EVENTS)
+const isCall = (event: string) => (CALL_EVENTS as ReadonlyArray<string>).includes(event)
+
+describe("wantsEvent: what a hook's events filter takes", () => {
+  test("no filter: every LiveKit event, no call event (tenants from before call events see nothing new)", () =>
+    fc.assert(fc.property(anyEvent, (event) => wantsEvent(undefined, event) === !isCall(event))))
+
+  test("a filter takes what it lists; * adds every LiveKit event, never a call event", () =>
+    fc.assert(
+      fc.property(fc.array(filterName, { maxLength: 6 }), anyEvent, (events, event) => {
+        const expected = events.includes(event as EventName) || (events.includes("*") && !isCall(event))
+        expect(wantsEvent(events, event)).toBe(expected)
+      })
+    ))
+
+  test("an empty filter takes nothing", () => {
+    for (const event of [...LIVEKIT_EVENTS, ...CALL_EVENTS]) expect(wantsEvent([], event)).toBe(false)
+  })
+})
+
+const participantEvent = (participant: Partial<NonNullable<LiveKitEvent["participant"]>>): LiveKitEvent => ({
+  event: "participant_left",
+  id: "EV_1",
+  createdAtMs: 2_000,
+  room: "r",
+  participant: { kind: "SIP", identity: undefined, sid: undefined, disconnectReason: undefined, attributes: {}, ...participant },
+  ignored: []
+})
+
+describe("the call events' data", () => {
+  const start = { at: Date.UTC(2026, 0, 1, 12, 0, 0), identity: "sip_+15550001111", sid: "PA_1" }
+
+  test("call.started lists every sip.h.* attribute without its prefix, and nothing else", () =>
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.string({ maxLength: 8 })), (headers) => {
+        const attributes: Record<string, string> = { "sip.trunkID": "ST_1", "sip.callID": "SCL_1", "lk.other": "x" }
+        for (const [name, value] of Object.entries(headers)) attributes[`sip.h.${name}`] = value
+        const { data } = callStarted(start, attributes)
+        expect(data).toEqual({ startedAt: "2026-01-01T12:00:00.000Z", trunkId: "ST_1", participant: { identity: start.identity, sid: start.sid }, headers })
+      })
+    ))
+
+  test("call.started without a trunk: trunkId null", () => {
+    expect(callStarted(start, {}).data).toMatchObject({ trunkId: null, headers: {} })
+  })
+
+  test("call.ended: duration in seconds from the LiveKit timestamps, never negative; the reason or null", () => {
+    expect(callEnded(start, start.at + 95_000, "participant_left", "CLIENT_INITIATED").data).toEqual({
+      startedAt: "2026-01-01T12:00:00.000Z",
+      endedAt: "2026-01-01T12:01:35.000Z",
+      durationSeconds: 95,
+      endedBy: "participant_left",
+      disconnectReason: "CLIENT_INITIATED"
+    })
+    expect(callEnded(start, start.at - 1_000, "room_finished", undefined).data).toMatchObject({ durationSeconds: 0, disconnectReason: null })
+  })
+
+  test("the call's participant is matched by identity, else by sid; anyone else leaving is not the call ending", () => {
+    expect(isCallParticipant(start, participantEvent({ identity: "sip_+15550001111", sid: "PA_other" }))).toBe(true)
+    expect(isCallParticipant(start, participantEvent({ identity: "agent-1", sid: "PA_1" }))).toBe(false)
+    expect(isCallParticipant({ ...start, identity: null }, participantEvent({ sid: "PA_1" }))).toBe(true)
+    expect(isCallParticipant({ ...start, identity: null }, participantEvent({ sid: "PA_2" }))).toBe(false)
+    expect(isCallParticipant({ ...start, identity: null, sid: null }, participantEvent({ identity: "x", sid: "y" }))).toBe(false)
+    expect(isCallParticipant(start, { ...participantEvent({}), participant: undefined })).toBe(false)
+  })
+})
