@@ -244,6 +244,18 @@ describe("hook views, rate limits, secret rotation and test sends", () => {
       expect((await router.admin("PUT", `/v1/hooks/${host}`, { url: `${capture.url}/rate`, rateLimit: "50/s" })).status).toBe(200)
     })
 
+    test("events may list call events and *; anything else → 400 naming the entry, the hook unchanged", async () => {
+      const events = ["*", "call.started", "call.ended"]
+      expect((await router.admin("PUT", `/v1/hooks/${host}`, { url: `${capture.url}/rate`, rateLimit: "50/s", events })).status).toBe(200)
+      expect(JSON.parse((await hookView(router, host)).text).events).toEqual(events)
+      for (const bad of ["call_started", "call.*", "**", ""]) {
+        const response = await router.admin("PUT", `/v1/hooks/${host}`, { url: `${capture.url}/changed`, events: ["call.ended", bad] })
+        expect(await expectBadRequest(response, "events.1")).toContain("call.started")
+      }
+      expect(JSON.parse((await hookView(router, host)).text)).toMatchObject({ url: `${capture.url}/rate`, events })
+      expect((await router.admin("PUT", `/v1/hooks/${host}`, { url: `${capture.url}/rate`, rateLimit: "50/s" })).status).toBe(200)
+    })
+
     test('"fast" and other bad rates → 400 naming rateLimit; the hook is unchanged', async () => {
       for (const rateLimit of ["fast", "50", "50/d", "0/s", "-5/s", "50/S ", 50, null]) {
         const response = await router.admin("PUT", `/v1/hooks/${host}`, { url: `${capture.url}/changed`, rateLimit })
