@@ -152,6 +152,15 @@ describe("decoding", () => {
     ["duplicate hook host", { ...minimal, hooks: [{ host: "a.example", url: "https://x.example" }, { host: "A.example", url: "https://y.example" }] }, "hooks.1.host", /duplicate/],
     ["number that is not E.164", { ...minimal, numbers: [{ number: "call me", host: "a.example" }] }, "numbers.0.number", /E\.164/],
     ["shared domain not a host", { ...minimal, sharedDomains: ["not a host"] }, "sharedDomains.0", /host name/],
+    ["alert url on loopback", { ...minimal, alerts: { url: "http://127.0.0.1:9000/alerts" } }, "alerts.url", /^url host 127\.0\.0\.1 is a loopback address \(set security\.allowPrivateTargets to allow it\)$/],
+    ["alert url on a private network", { ...minimal, alerts: { url: "https://10.1.2.3/alerts" } }, "alerts.url", /10\.1\.2\.3 is a private/],
+    ["alert url not http", { ...minimal, alerts: { url: "ftp://ops.example/alerts" } }, "alerts.url", /http/],
+    ["alerts without any secret", { livekit: minimal.livekit, alerts: { url: "https://ops.example/alerts" } }, "alerts.secret", /^required while signing\.secret is not set/],
+    ["alert secret without prefix", { ...minimal, alerts: { url: "https://ops.example/alerts", secret: "abc" } }, "alerts.secret", /whsec_/],
+    ["unknown alert type", { ...minimal, alerts: { url: "https://ops.example/alerts", events: ["tenant.failing", "tenant.down"] } }, "alerts.events.1", /^expected an alert type \(tenant\.failing, .*\), got "tenant\.down"$/],
+    ["unroutable window not a duration", { ...minimal, alerts: { url: "https://ops.example/alerts", unroutableWindow: "hourly" } }, "alerts.unroutableWindow", /duration/],
+    ["unroutable window of zero", { ...minimal, alerts: { url: "https://ops.example/alerts", unroutableWindow: "0s" } }, "alerts.unroutableWindow", /^must be longer than 0$/],
+    ["unknown alerts key", { ...minimal, alerts: { url: "https://ops.example/alerts", hooks: [] } }, "alerts.hooks", /unexpected/],
     [
       "no signing secret while a hook has none of its own",
       { livekit: minimal.livekit, hooks: [{ host: "a.example", url: "https://x.example", secret: DEFAULT_SECRET }, { host: "b.example", url: "https://y.example" }] },
@@ -166,6 +175,15 @@ describe("decoding", () => {
       expect(error.problem).toMatch(problem)
     })
   }
+
+  test("alerts: unroutableWindow defaults to 1h; alerts.secret alone is enough; private targets when allowed", () => {
+    const defaults = Either.getOrThrow(decodeConfig({ ...minimal, alerts: { url: "https://ops.example/alerts" } }))
+    expect(defaults.alerts).toEqual({ url: "https://ops.example/alerts", unroutableWindow: Duration.hours(1) })
+    const own = Either.getOrThrow(decodeConfig({ livekit: minimal.livekit, alerts: { url: "https://ops.example/alerts", secret: DEFAULT_SECRET, events: ["delivery.failed"], unroutableWindow: "10m" } }))
+    expect(own.alerts).toEqual({ url: "https://ops.example/alerts", secret: DEFAULT_SECRET as never, events: ["delivery.failed"], unroutableWindow: Duration.minutes(10) })
+    expect(Either.isRight(decodeConfig({ ...minimal, security: { allowPrivateTargets: true }, alerts: { url: "http://127.0.0.1:9000/alerts" } }))).toBe(true)
+    expect(Either.getOrThrow(decodeConfig(minimal)).alerts).toBeUndefined()
+  })
 
   test("a hook's maxAge is kept as written", () => {
     const decoded = decodeConfig({ ...minimal, hooks: [{ host: "a.example", url: "https://x.example", maxAge: "30s" }] })

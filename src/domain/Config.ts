@@ -1,4 +1,5 @@
 import { Duration, Either, Schema } from "effect"
+import { AlertsConfig } from "./Alert.ts"
 import { DurationString } from "./Duration.ts"
 import { ConfigError, firstProblem } from "./Errors.ts"
 import {
@@ -10,6 +11,7 @@ import {
   normaliseHost,
   NumberMapping,
   TargetUrl,
+  targetProblem,
   targetUrlProblem,
   WebhookSecret
 } from "./Hook.ts"
@@ -164,6 +166,8 @@ export const RouterConfig = Schema.Struct({
     interval: Duration.seconds(2)
   })),
   remoteHooks: Schema.optional(RemoteHooks),
+  /** Operational alerts (tenant.failing, delivery.failed, ...), sent signed to one endpoint; none without it. */
+  alerts: Schema.optional(AlertsConfig),
   telemetry: withDefault(Telemetry, () => Schema.decodeSync(Telemetry)({})),
   sharedDomains: withDefault(Schema.Array(HostPattern), () => []),
   numbers: withDefault(Schema.Array(NumberMapping), () => []),
@@ -197,6 +201,20 @@ const applyEnv = (raw: Record<string, unknown>, env: ConfigEnv): Record<string, 
   return { ...raw, livekit, admin, ...(Object.keys(telemetry).length > 0 ? { telemetry } : {}) }
 }
 
+/** Alerts need a secret to be signed with, a target hooks could have, and a window to count in. */
+const alertsProblem = ({ alerts, signing, security }: RouterConfig): ConfigError | undefined => {
+  if (alerts === undefined) return undefined
+  if (alerts.secret === undefined && signing.secret === undefined) {
+    return new ConfigError({ key: "alerts.secret", problem: "required while signing.secret is not set: alerts are always signed" })
+  }
+  const refused = targetProblem(alerts.url, security.allowPrivateTargets)
+  if (refused) return new ConfigError({ key: "alerts.url", problem: `${refused} (set security.allowPrivateTargets to allow it)` })
+  if (Duration.lessThanOrEqualTo(alerts.unroutableWindow, Duration.zero)) {
+    return new ConfigError({ key: "alerts.unroutableWindow", problem: "must be longer than 0" })
+  }
+  return undefined
+}
+
 /** Rejects what the schema cannot express: hooks nothing can sign for, duplicate hosts or numbers, refused targets, inverted backoff. */
 const checkConsistency = (config: RouterConfig): ConfigError | undefined => {
   const unsigned = config.signing.secret === undefined ? hookWithoutSecret(config) : undefined
@@ -209,6 +227,8 @@ const checkConsistency = (config: RouterConfig): ConfigError | undefined => {
   }
   const inSet = hookSetProblem(config, config.security.allowPrivateTargets)
   if (inSet) return new ConfigError(inSet)
+  const alerts = alertsProblem(config)
+  if (alerts) return alerts
   if (Duration.lessThan(config.delivery.maxBackoff, config.delivery.initialBackoff)) {
     return new ConfigError({ key: "delivery.maxBackoff", problem: "must not be shorter than delivery.initialBackoff" })
   }
