@@ -1,6 +1,7 @@
 import { Cause, Clock, Duration, Effect, Either, Option, Runtime, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
 import { AppConfig } from "../AppConfig.ts"
-import type { AttemptRecord, Delivery } from "../domain/Delivery.ts"
+import { ALERTS_TENANT, alertDelivery, deliveryFailedId, tenantAlertId, type Alert } from "../domain/Alert.ts"
+import type { AttemptRecord, Delivery, NewDelivery } from "../domain/Delivery.ts"
 import { Conflict, NotFound, type DeliveryError, type StoreUnavailable } from "../domain/Errors.ts"
 import { ownOrDefault, signingSecrets } from "../domain/Hook.ts"
 import { authorizationOf } from "../domain/HookHeaders.ts"
@@ -11,8 +12,8 @@ import * as Metrics from "../telemetry/Metrics.ts"
 import { parseDurationMs } from "../domain/Duration.ts"
 import { parseRateLimit, type RateLimit } from "../domain/RateLimit.ts"
 import { isTenantFailure, retrySchedule } from "./Retry.ts"
-import { HEALTHY, Store, type QueuedDelivery, type TenantHealth } from "../store/Store.ts"
-import { TenantGate, type Admitted } from "./TenantGate.ts"
+import { HEALTHY, Store, type Acceptance, type QueuedDelivery, type TenantHealth } from "../store/Store.ts"
+import { TenantGate, type Admitted, type CircuitChange } from "./TenantGate.ts"
 import { describeFailure, WebhookSender } from "./WebhookSender.ts"
 
 /**
@@ -103,6 +104,18 @@ interface Disabled {
   readonly attempts: number
   readonly at: number
 }
+
+/** An alert is accepted like an event: its id is its dedupe key, so it is stored once, whoever raises it again. */
+export const alertAcceptance = (delivery: NewDelivery, at: number): Acceptance => ({
+  eventId: delivery.eventId,
+  receivedAt: at,
+  delivery,
+  pinChange: undefined,
+  unroutable: undefined
+})
+
+/** Counts an alert the store took (a duplicate was counted where it was first raised). */
+export const countAlert = (delivery: NewDelivery) => Metrics.count(Metrics.alerts, { type: delivery.eventType })
 
 /** How old the event is: from LiveKit's `createdAt`, else from when the router received it. */
 const ageOf = (delivery: QueuedDelivery, now: number) => now - (delivery.eventCreatedAt ?? delivery.createdAt)
@@ -198,8 +211,12 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       })
       writes.add(write)
     }
-    /** An attempt's outcome moves the tenant's failing streak: a 2xx ends it; a failure starts it, or disables the tenant once it is long enough. */
+    /**
+     * An attempt's outcome moves the tenant's failing streak: a 2xx ends it; a failure starts it, or disables the tenant once it is long enough.
+     * The alerts endpoint is never disabled: nothing would then say it is down.
+     */
     const noteOutcome = (tenant: string, succeeded: boolean, at: number) => {
+      if (tenant === ALERTS_TENANT) return
       const current = health.get(tenant) ?? HEALTHY
       if (succeeded) {
         if (current.failingSince !== null) setHealth(tenant, { failingSince: null, disabledAt: current.disabledAt })
@@ -213,7 +230,76 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
           Effect.annotateLogs({ tenant, failingSince: new Date(current.failingSince).toISOString(), disabledAt: new Date(at).toISOString() })
         )
       )
+      raise({
+        type: "tenant.disabled",
+        id: tenantAlertId("tenant.disabled", tenant, current.failingSince),
+        at,
+        data: { tenant, failingSince: new Date(current.failingSince).toISOString() }
+      })
       wakeParked(tenant)
+    }
+
+    // ---------------------------------------------------------------- alerts
+
+    /**
+     * Stores the alerts and queues them to the alerts endpoint. A duplicate id
+     * was raised before (by another run or instance): it is not sent again. An
+     * alert the store cannot take is logged, never a delivery's failure.
+     */
+    const queueAlerts = (alerts: ReadonlyArray<Alert>): Effect.Effect<void> => {
+      const acceptances = alerts.flatMap((alert) => {
+        const delivery = alertDelivery(config.alerts, alert)
+        return delivery === undefined ? [] : [alertAcceptance(delivery, alert.at)]
+      })
+      if (acceptances.length === 0) return Effect.void
+      return store.acceptAll(acceptances).pipe(
+        Effect.flatMap((results) =>
+          Effect.sync(() => {
+            for (const result of results) {
+              if (result._tag !== "Accepted" || !result.delivery) continue
+              countAlert(result.delivery)
+              // Raised while stopping: it waits in the store for the next start.
+              if (!stopping.signal.aborted) enqueue(result.delivery)
+            }
+          })
+        ),
+        Effect.catchTag("StoreUnavailable", (e) => Effect.logWarning("alerts not queued", e.cause).pipe(Effect.annotateLogs({ alerts: acceptances.map((a) => a.eventId) })))
+      )
+    }
+
+    /** Alerts raised outside a turn's recording (circuit changes, a disable), queued together at the end of the turn. */
+    let raising: Array<Alert> = []
+    const flushAlerts = () => {
+      if (raising.length === 0) return
+      const batch = raising
+      raising = []
+      const write = run(queueAlerts(batch)).finally(() => writes.delete(write))
+      writes.add(write)
+    }
+    const raise = (alert: Alert) => {
+      if (config.alerts === undefined) return
+      if (raising.length === 0) setImmediate(flushAlerts)
+      raising.push(alert)
+    }
+
+    /** Per tenant whose circuit is open: the failing streak's start its tenant.failing named, so tenant.recovered names the same. */
+    const openSince = new Map<string, number>()
+    const circuitChanged = (tenant: string, change: CircuitChange, failure: DeliveryError | undefined, at: number) => {
+      if (tenant === ALERTS_TENANT) return
+      if (change === "opened") {
+        const since = (health.get(tenant) ?? HEALTHY).failingSince ?? at
+        openSince.set(tenant, since)
+        const seen = failure === undefined ? { status: null, error: null } : describeFailure(failure)
+        return raise({
+          type: "tenant.failing",
+          id: tenantAlertId("tenant.failing", tenant, since),
+          at,
+          data: { tenant, since: new Date(since).toISOString(), lastStatus: seen.status, lastError: seen.error }
+        })
+      }
+      const since = openSince.get(tenant) ?? at
+      openSince.delete(tenant)
+      raise({ type: "tenant.recovered", id: tenantAlertId("tenant.recovered", tenant, since), at, data: { tenant, downSeconds: (at - since) / 1000 } })
     }
 
     const later = (ms: number, task: () => void) => {
@@ -343,9 +429,19 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
             line: { eventId: delivery.eventId, type: delivery.eventType, domain: delivery.domain, tenant: delivery.tenant, url: delivery.url, attempts }
           }
         })
+      // Deliveries that ran out of attempts; the alerts endpoint's own are not alerted about (it is where they would go).
+      const failed: Array<Alert> = []
       const lines = batch.map(({ delivery, attempt, startedAt, at, outcome, retryAt, span }) => {
         const final: AttemptRecord["final"] = Either.isRight(outcome) ? "delivered" : retryAt === undefined ? "failed" : undefined
         const seen = Either.isRight(outcome) ? { status: outcome.right, error: null, result: String(outcome.right) } : describeFailure(outcome.left)
+        if (final === "failed" && delivery.tenant !== ALERTS_TENANT) {
+          failed.push({
+            type: "delivery.failed",
+            id: deliveryFailedId(delivery.id, delivery.queuedAt),
+            at,
+            data: { tenant: delivery.tenant, deliveryId: delivery.id, eventId: delivery.eventId, eventType: delivery.eventType, attempts: attempt, lastStatus: seen.status, lastError: seen.error }
+          })
+        }
         const latencyMs = at - startedAt
         Metrics.countAttempt({
           tenant: delivery.tenant,
@@ -374,7 +470,11 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       return Effect.zipRight(
         store
           .recordAttempts([...lines.map((l) => l.record), ...expiries.map((e) => e.record), ...disabled.map((d) => d.record)])
-          .pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded", e.cause))),
+          .pipe(
+            // Once recorded: an alert never tells of a failure the store does not show.
+            Effect.zipRight(queueAlerts(failed)),
+            Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded", e.cause))
+          ),
         Effect.zipRight(
           logEach("delivery attempt", lines.map((l) => l.line)),
           Effect.zipRight(
@@ -459,7 +559,8 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       noteOutcome(head.tenant, Either.isRight(outcome), at)
       await recorded({ _tag: "Attempt", delivery: head, attempt: ++entry.attempts, startedAt, at, outcome, retryAt, span })
       // The gate settles once the outcome is on record, so a drain that waits for it waits for the record too.
-      gate.settle(head.tenant, admitted, Either.isLeft(outcome) && isTenantFailure(outcome.left))
+      const change = gate.settle(head.tenant, admitted, Either.isLeft(outcome) && isTenantFailure(outcome.left))
+      if (change !== undefined) circuitChanged(head.tenant, change, Either.isLeft(outcome) ? outcome.left : undefined, at)
       if (retryAt === undefined) return FINISHED
       // A retry due after the event goes stale: the lane wakes when it does, so the delivery expires on time.
       const staleFrom = expiresAt(head)
@@ -687,6 +788,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
         stopping.abort()
         for (const timer of timers) clearTimeout(timer)
         if (finishing.length > 0) flushFinished()
+        flushAlerts()
         return Promise.all(writes)
       })
     )

@@ -100,6 +100,7 @@ export const unroutableAlerts = (alerts: AlertsConfig | undefined) => {
   return {
     /** The alerts these events raise, at most one per domain and reason. */
     due: (events: ReadonlyArray<UnroutableEvent>): Array<DueAlert> => {
+      if (alerts === undefined || events.length === 0) return []
       const due = new Map<string, DueAlert>()
       for (const event of events) {
         const key = `${event.reason} ${event.domain ?? ""}`

@@ -34,6 +34,7 @@ export const queueDepth = MetricKey.gauge("tenant_router_queue_depth", { descrip
 export const oldestPending = MetricKey.gauge("tenant_router_oldest_pending_seconds", {
   description: "Age of the oldest pending delivery (0 when none)"
 })
+export const alerts = counter("tenant_router_alerts_total", "Operational alerts queued for the alerts endpoint, by type")
 export const circuitOpen = MetricKey.gauge("tenant_router_circuit_open", {
   description: "1 while a tenant's circuit breaker is open or probing, else 0"
 })
