@@ -9,7 +9,7 @@ import { defaultTeardown, type Teardown } from "@effect/platform/Runtime"
 import { Config, Console, Data, Duration, Effect, Exit, Option, ParseResult, Redacted, Schema } from "effect"
 import { loadConfigFile, readConfigFile } from "../AppConfig.ts"
 import { errorAnswer } from "../domain/ApiErrors.ts"
-import { DeliveryId, DeliveryStatus, Limit } from "../domain/DeliveryViews.ts"
+import { DeliveryId, DeliveryStatus, DeliveryTenant, Limit } from "../domain/DeliveryViews.ts"
 import { firstProblem } from "../domain/Errors.ts"
 import { E164, EventName, HostPattern, MaxAgeText, RateLimitText, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
 import { IsoTime } from "../domain/IsoTime.ts"
@@ -226,7 +226,7 @@ const deliveries = group("deliveries").pipe(
       {
         connection,
         status: Options.choice("status", DeliveryStatus.literals).pipe(Options.optional),
-        tenant: option("tenant", HostPattern).pipe(Options.optional, Options.withDescription("one tenant's host (a tenant token must name one)")),
+        tenant: option("tenant", DeliveryTenant).pipe(Options.optional, Options.withDescription("one tenant's host, or @alerts for the operational alerts (a tenant token must name a host)")),
         limit: option("limit", Limit).pipe(Options.optional, Options.withDescription("1 to 1000, default 100")),
         cursor: option("cursor", DeliveryId).pipe(Options.optional, Options.withDescription("the next page, as the previous one said"))
       },

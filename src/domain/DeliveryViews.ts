@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { ALERTS_TENANT } from "./Alert.ts"
 import { HostPattern } from "./Hook.ts"
 import { strict } from "./HookViews.ts"
 import { IsoTime } from "./IsoTime.ts"
@@ -69,9 +70,12 @@ const IntFromString = (min: number, max: number) =>
 export const Limit = IntFromString(1, 1000)
 export const DeliveryId = IntFromString(1, Number.MAX_SAFE_INTEGER)
 
+/** Whose deliveries: a hook host, or the operational alerts' pseudo-tenant. */
+export const DeliveryTenant = Schema.Union(HostPattern, Schema.Literal(ALERTS_TENANT))
+
 export const DeliveryQuery = Schema.Struct({
   status: Schema.optional(DeliveryStatus),
-  tenant: Schema.optional(HostPattern),
+  tenant: Schema.optional(DeliveryTenant),
   limit: Schema.optional(Limit),
   cursor: Schema.optional(DeliveryId)
 }).annotations(strict)
