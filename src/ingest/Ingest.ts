@@ -1,17 +1,19 @@
 import { Effect, Either } from "effect"
+import { AppConfig } from "../AppConfig.ts"
+import { unroutableAlerts } from "../domain/Alert.ts"
 import type { Delivery, NewDelivery, UnroutableEvent } from "../domain/Delivery.ts"
 import { callEventId, eventTime } from "../domain/CallEvents.ts"
 import { envelope } from "../domain/Envelope.ts"
 import { ShuttingDown, type InvalidEvent, type StoreUnavailable, type Unauthorized, type Unroutable } from "../domain/Errors.ts"
 import { parseLiveKitEvent, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
-import { Forwarder } from "../delivery/Forwarder.ts"
+import { alertAcceptance, countAlert, Forwarder } from "../delivery/Forwarder.ts"
 import { Lifecycle } from "../Lifecycle.ts"
 import { logWarningWith } from "../telemetry/Logging.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
 import { Tracing, type WebhookSpan } from "../telemetry/Tracing.ts"
 import { Router, type Routed, type Routing } from "./Router.ts"
 import { SignatureVerifier } from "./SignatureVerifier.ts"
-import { Store } from "../store/Store.ts"
+import { Store, type Acceptance } from "../store/Store.ts"
 
 export type IngestOutcome = "accepted" | "duplicate"
 
@@ -114,6 +116,7 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
     const forwarder = yield* Forwarder
     const lifecycle = yield* Lifecycle
     const tracing = yield* Tracing
+    const unroutable = unroutableAlerts((yield* AppConfig).alerts)
 
     const decoder = new TextDecoder()
 
@@ -151,6 +154,22 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
       })
     }
 
+    /**
+     * The batch's acceptances, written with the `domain.unroutable` alerts they
+     * raise (after them, in the same write as the records they tell of); the
+     * batch's results, with the alerts queued.
+     */
+    const acceptWithAlerts = (acceptances: ReadonlyArray<Acceptance>) => {
+      const alerts = unroutable.due(acceptances.flatMap((a) => (a.unroutable ? [a.unroutable] : [])))
+      if (alerts.length === 0) return store.acceptAll(acceptances)
+      return Effect.flatMap(store.acceptAll([...acceptances, ...alerts.map((alert) => alertAcceptance(alert.delivery, alert.at))]), (results) => {
+        unroutable.stored(alerts)
+        const queued = results.slice(acceptances.length).flatMap((result) => (result._tag === "Accepted" && result.delivery ? [result.delivery] : []))
+        queued.forEach(countAlert)
+        return Effect.as(forwarder.enqueueAll(queued), results.slice(0, acceptances.length))
+      })
+    }
+
     /** Resolves, stores (one write) and queues a batch; an outcome per webhook, in order. Once written it is queued even if LiveKit hangs up. */
     const receiveAll = (batch: ReadonlyArray<Verified>): Effect.Effect<ReadonlyArray<IngestOutcome>, StoreUnavailable> => {
       resolving(batch)
@@ -158,7 +177,7 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
         storing(batch, routings)
         return Effect.uninterruptible(
           Effect.flatMap(
-            store.acceptAll(
+            acceptWithAlerts(
               batch.map((verified, i) => {
                 const { event, receivedAt } = verified
                 const routing = routings[i]!
