@@ -1,0 +1,357 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { Webhook } from "standardwebhooks"
+import { sipParticipantEvent } from "./support/livekit.ts"
+import { startReceiver, type Receiver } from "./support/receiver.ts"
+import { DEFAULT_SECRET, eventually, startRouter, type RunningRouter } from "./support/router.ts"
+
+/**
+ * Operational alerts (`alerts`), through the real router process: real
+ * tenants fail and recover, and a real alerts endpoint verifies every alert
+ * with `standardwebhooks`. Alerts are deliveries to the `@alerts` pseudo-tenant.
+ */
+
+const ALERT_SECRET = "whsec_" + Buffer.alloc(32, 9).toString("base64")
+const TENANT_TOKEN = "tenant-token-for-alerts-tests-0123"
+const FLAKY = "flaky.example.com"
+const DEAD = "dead.example.com"
+const REFUSING = "refusing.example.com"
+const DOWN = "down.example.com"
+
+let rooms = 0
+const uniqueRoom = (name: string) => `room-${name}-${Date.now().toString(36)}-${++rooms}`
+
+interface Hit {
+  readonly id: string
+  readonly headers: Record<string, string>
+  readonly body: string
+  /** The verified body; undefined when the signature did not verify. */
+  readonly json: any
+  readonly status: number
+}
+
+/** An alerts endpoint: verifies every request with `secret` and answers `answer(n)` to the n-th (from 0); records every request. */
+const startAlerts = (secret: string, answer: (hit: number) => number = () => 200) => {
+  const hits: Array<Hit> = []
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    idleTimeout: 60,
+    async fetch(request) {
+      const body = await request.text()
+      const headers = Object.fromEntries(request.headers.entries())
+      let json: any
+      try {
+        json = new Webhook(secret).verify(body, headers)
+      } catch {
+        json = undefined
+      }
+      const status = answer(hits.length)
+      hits.push({ id: headers["webhook-id"]!, headers, body, json, status })
+      return new Response("ok", { status })
+    }
+  })
+  const verified = () => hits.filter((h) => h.json !== undefined)
+  return {
+    url: `http://127.0.0.1:${server.port}/alerts`,
+    hits,
+    /** The verified alerts of one type, each once (the first time it arrived). */
+    ofType: (type: string) => verified().filter((h, i, all) => h.json.type === type && all.findIndex((o) => o.id === h.id) === i),
+    stop: () => server.stop(true)
+  }
+}
+type Alerts = ReturnType<typeof startAlerts>
+
+const json = async (response: Response): Promise<any> => response.json()
+
+const postOk = async (router: RunningRouter, event: unknown) => expect((await router.post(event)).status).toBe(200)
+
+const deliveries = async (router: RunningRouter, tenant: string): Promise<Array<Record<string, any>>> => {
+  const response = await router.admin("GET", `/v1/deliveries?tenant=${encodeURIComponent(tenant)}&limit=1000`)
+  expect(response.status).toBe(200)
+  return (await json(response)).items
+}
+
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
+
+/** Every alert is `{type, timestamp, data}` and nothing else, with an ISO-8601 timestamp. */
+const expectEnvelope = (hit: Hit, type: string) => {
+  expect(Object.keys(hit.json)).toEqual(["type", "timestamp", "data"])
+  expect(hit.json.type).toBe(type)
+  expect(hit.json.timestamp).toMatch(ISO)
+  expect(hit.headers["content-type"]).toBe("application/json")
+}
+
+const HOUR = 3_600_000
+
+describe("alerts with their own secret: every type, its data and its id", () => {
+  let router: RunningRouter
+  let alerts: Alerts
+  let flaky: Receiver
+  let dead: Receiver
+  let refusing: Receiver
+
+  beforeAll(async () => {
+    // The first alert is refused once, so its retry shows the webhook-id is stable.
+    alerts = startAlerts(ALERT_SECRET, (hit) => (hit === 0 ? 500 : 200))
+    // Two failures open the circuit; the probe after the cooldown succeeds.
+    flaky = startReceiver(DEFAULT_SECRET, [{ status: 503 }, { status: 503 }, { status: 200 }])
+    dead = startReceiver(DEFAULT_SECRET, [{ status: 503 }])
+    refusing = startReceiver(DEFAULT_SECRET, [{ status: 400 }])
+    router = await startRouter({
+      delivery: { timeout: "1s", maxAttempts: 3, initialBackoff: "50ms", maxBackoff: "200ms", concurrencyPerTenant: 4, circuitBreaker: { failureThreshold: 2, cooldown: "300ms" } },
+      admin: { tenantTokens: [{ token: TENANT_TOKEN, hosts: [FLAKY] }] },
+      alerts: { url: alerts.url, secret: ALERT_SECRET },
+      hooks: [
+        { host: FLAKY, url: `${flaky.url}/voice` },
+        { host: DEAD, url: `${dead.url}/voice` },
+        { host: REFUSING, url: `${refusing.url}/voice` }
+      ]
+    })
+  })
+
+  afterAll(async () => {
+    await router?.stop()
+    for (const server of [alerts, flaky, dead, refusing]) server?.stop()
+  })
+
+  test("domain.unroutable: one per domain and reason however many events, a second for another domain and for another reason", async () => {
+    const flood = Array.from({ length: 20 }, () => sipParticipantEvent("participant_joined", { room: uniqueRoom("nobody"), xToIp: "calls.nobody.example.net" }))
+    // Half in one turn of the router's event loop, half one by one.
+    await Promise.all(flood.slice(0, 10).map((event) => postOk(router, event)))
+    for (const event of flood.slice(10)) await postOk(router, event)
+    const other = sipParticipantEvent("participant_joined", { room: uniqueRoom("other"), xToIp: "calls.other.example.net" })
+    await postOk(router, other)
+    const headerless = sipParticipantEvent("participant_joined", { room: uniqueRoom("headerless") })
+    await postOk(router, headerless)
+
+    await eventually(() => alerts.ofType("domain.unroutable").length === 3, 10_000, "three domain.unroutable alerts")
+    await Bun.sleep(300)
+    const sent = alerts.ofType("domain.unroutable")
+    expect(sent).toHaveLength(3)
+    const [nobody, otherDomain, none] = ["calls.nobody.example.net", "calls.other.example.net", null].map((domain) => sent.find((h) => h.json.data.domain === domain)!)
+
+    expectEnvelope(nobody!, "domain.unroutable")
+    const firstIds = flood.map((e) => e.id)
+    expect(firstIds).toContain(nobody!.json.data.eventId)
+    expect(nobody!.json.data).toEqual({
+      domain: "calls.nobody.example.net",
+      reason: "unknown_domain",
+      headers: { xToIp: "calls.nobody.example.net", to: null, dialled: "+15557654321" },
+      eventId: nobody!.json.data.eventId
+    })
+    // The window is the hour (by default) the event arrived in, counted from the epoch.
+    const windowOf = (hit: Hit) => Math.floor(Date.parse(hit.json.timestamp) / HOUR) * HOUR
+    expect(nobody!.id).toBe(`domain.unroutable.unknown_domain.calls.nobody.example.net.${windowOf(nobody!)}`)
+
+    expect(otherDomain!.json.data).toEqual({
+      domain: "calls.other.example.net",
+      reason: "unknown_domain",
+      headers: { xToIp: "calls.other.example.net", to: null, dialled: "+15557654321" },
+      eventId: other.id
+    })
+    expect(otherDomain!.id).toBe(`domain.unroutable.unknown_domain.calls.other.example.net.${windowOf(otherDomain!)}`)
+
+    expect(none!.json.data).toEqual({ domain: null, reason: "missing_header", headers: { xToIp: null, to: null, dialled: "+15557654321" }, eventId: headerless.id })
+    expect(none!.id).toBe(`domain.unroutable.missing_header.none.${windowOf(none!)}`)
+
+    // Every event is still listed as unroutable; only the alerts are one per window.
+    const listed = await json(await router.admin("GET", "/v1/unroutable?limit=100"))
+    expect(listed.items.filter((item: any) => item.domain === "calls.nobody.example.net")).toHaveLength(20)
+    expect(await router.metric("tenant_router_alerts_total", { type: "domain.unroutable" })).toBe(3)
+  }, 30_000)
+
+  test("the webhook-id of an alert is stable across its retries; alerts are listed under @alerts", async () => {
+    await eventually(() => alerts.hits.length >= 2, 5_000, "the first alert's retry")
+    const [refused, retried] = alerts.hits
+    expect(refused!.status).toBe(500)
+    expect(retried!.id).toBe(refused!.id)
+    expect(retried!.body).toBe(refused!.body)
+    expect(retried!.json).toEqual(refused!.json)
+    // Every other request is a different alert: sent once.
+    const ids = alerts.hits.slice(1).map((h) => h.id)
+    expect(new Set(ids).size).toBe(ids.length)
+
+    const listed = await deliveries(router, "@alerts")
+    const first = listed.find((d) => d.eventId === refused!.id)
+    expect(first).toMatchObject({ tenant: "@alerts", url: alerts.url, room: null, type: refused!.json.type, status: "delivered", attempts: 2, lastStatus: 200 })
+    const detail = await json(await router.admin("GET", `/v1/deliveries/${first!.id}`))
+    expect(detail.history.map((h: any) => h.status)).toEqual([500, 200])
+    // The alerts are the operator's: a tenant token cannot list them; a name that is neither a host nor @alerts is a 400.
+    expect((await router.admin("GET", "/v1/deliveries?tenant=@alerts", undefined, TENANT_TOKEN)).status).toBe(403)
+    const bad = await router.admin("GET", "/v1/deliveries?tenant=@alert")
+    expect(bad.status).toBe(400)
+    expect((await json(bad)).error.message).toContain("expected a host name")
+  })
+
+  test("tenant.failing when a circuit opens, tenant.recovered when it closes, with the same streak in both ids", async () => {
+    const event = sipParticipantEvent("participant_joined", { room: uniqueRoom("flaky"), xToIp: FLAKY })
+    await postOk(router, event)
+    await flaky.waitFor((received) => received.length === 3)
+    const byTenant = (type: string) => alerts.ofType(type).filter((h) => h.json.data.tenant === FLAKY)
+    await eventually(() => byTenant("tenant.recovered").length === 1, 5_000, "tenant.recovered")
+    const [failing] = byTenant("tenant.failing")
+    const [recovered] = byTenant("tenant.recovered")
+    expectEnvelope(failing!, "tenant.failing")
+    expectEnvelope(recovered!, "tenant.recovered")
+    expect(failing!.json.data).toEqual({ tenant: FLAKY, since: failing!.json.data.since, lastStatus: 503, lastError: null })
+    const since = Date.parse(failing!.json.data.since)
+    // The streak began at the first failure, before the circuit opened at the second.
+    expect(since).toBeLessThan(Date.parse(failing!.json.timestamp))
+    expect(failing!.id).toBe(`tenant.failing.${FLAKY}.${since}`)
+    expect(recovered!.json.data).toEqual({ tenant: FLAKY, downSeconds: (Date.parse(recovered!.json.timestamp) - since) / 1000 })
+    // Down for at least the cooldown.
+    expect(recovered!.json.data.downSeconds).toBeGreaterThanOrEqual(0.3)
+    expect(recovered!.id).toBe(`tenant.recovered.${FLAKY}.${since}`)
+  })
+
+  test("delivery.failed when a delivery runs out of attempts, and again after it is requeued and fails again", async () => {
+    const event = sipParticipantEvent("participant_joined", { room: uniqueRoom("dead"), xToIp: DEAD })
+    await postOk(router, event)
+    const failedOf = () => alerts.ofType("delivery.failed").filter((h) => h.json.data.eventId === event.id)
+    await eventually(() => failedOf().length === 1, 10_000, "delivery.failed")
+    const [delivery] = (await deliveries(router, DEAD)).filter((d) => d.eventId === event.id)
+    expect(delivery).toMatchObject({ status: "failed", attempts: 3, lastStatus: 503 })
+    const [first] = failedOf()
+    expectEnvelope(first!, "delivery.failed")
+    expect(first!.json.data).toEqual({ tenant: DEAD, deliveryId: delivery!.id, eventId: event.id, eventType: "participant_joined", attempts: 3, lastStatus: 503, lastError: null })
+    expect(first!.id).toBe(`delivery.failed.${delivery!.id}.${Date.parse(delivery!.createdAt)}`)
+    // Its circuit opened on the way, once.
+    const failing = alerts.ofType("tenant.failing").filter((h) => h.json.data.tenant === DEAD)
+    expect(failing).toHaveLength(1)
+    expect(failing[0]!.json.data).toMatchObject({ tenant: DEAD, lastStatus: 503, lastError: null })
+
+    const retried = await router.admin("POST", `/v1/deliveries/${delivery!.id}/retry`)
+    expect(retried.status).toBe(202)
+    const requeuedAt = Date.parse((await json(retried)).updatedAt)
+    await eventually(() => failedOf().length === 2, 10_000, "a second delivery.failed")
+    const second = failedOf()[1]!
+    expect(second.id).toBe(`delivery.failed.${delivery!.id}.${requeuedAt}`)
+    expect(second.json.data).toEqual({ ...first!.json.data, attempts: 3 })
+    // Still the same failing streak: no second tenant.failing.
+    expect(alerts.ofType("tenant.failing").filter((h) => h.json.data.tenant === DEAD)).toHaveLength(1)
+  }, 20_000)
+
+  test("a final answer (400) is a delivery.failed after one attempt, and opens no circuit", async () => {
+    const event = sipParticipantEvent("participant_joined", { room: uniqueRoom("refusing"), xToIp: REFUSING })
+    await postOk(router, event)
+    await eventually(() => alerts.ofType("delivery.failed").some((h) => h.json.data.eventId === event.id), 5_000, "delivery.failed")
+    const alert = alerts.ofType("delivery.failed").find((h) => h.json.data.eventId === event.id)!
+    expect(alert.json.data).toMatchObject({ tenant: REFUSING, eventId: event.id, attempts: 1, lastStatus: 400, lastError: null })
+    expect(alerts.ofType("tenant.failing").filter((h) => h.json.data.tenant === REFUSING)).toHaveLength(0)
+  })
+
+  test("every alert is signed with alerts.secret, not with signing.secret", () => {
+    expect(alerts.hits.length).toBeGreaterThan(0)
+    expect(alerts.hits.every((h) => h.json !== undefined)).toBe(true)
+    const hit = alerts.hits[0]!
+    expect(() => new Webhook(DEFAULT_SECRET).verify(hit.body, hit.headers)).toThrow()
+  })
+})
+
+describe("alerts signed with signing.secret, filtered by events", () => {
+  let router: RunningRouter
+  let alerts: Alerts
+  let down: Receiver
+  let refusing: Receiver
+
+  beforeAll(async () => {
+    alerts = startAlerts(DEFAULT_SECRET)
+    down = startReceiver(DEFAULT_SECRET, [{ status: 503 }])
+    refusing = startReceiver(DEFAULT_SECRET, [{ status: 400 }])
+    router = await startRouter({
+      // The circuit never opens here; the failing tenant is disabled after a second.
+      delivery: { timeout: "1s", maxAttempts: 100, initialBackoff: "50ms", maxBackoff: "200ms", concurrencyPerTenant: 4, circuitBreaker: { failureThreshold: 1000 }, disableAfter: "1s" },
+      alerts: { url: alerts.url, events: ["tenant.disabled"] },
+      hooks: [
+        { host: DOWN, url: `${down.url}/voice` },
+        { host: REFUSING, url: `${refusing.url}/voice` }
+      ]
+    })
+  })
+
+  afterAll(async () => {
+    await router?.stop()
+    for (const server of [alerts, down, refusing]) server?.stop()
+  })
+
+  test("tenant.disabled with the streak's start; the types left out of events are not sent", async () => {
+    const event = sipParticipantEvent("participant_joined", { room: uniqueRoom("down"), xToIp: DOWN })
+    await postOk(router, event)
+    // Raised, and filtered out: a delivery.failed (a final 400) and a domain.unroutable.
+    await postOk(router, sipParticipantEvent("participant_joined", { room: uniqueRoom("refusing"), xToIp: REFUSING }))
+    await postOk(router, sipParticipantEvent("participant_joined", { room: uniqueRoom("nobody"), xToIp: "calls.nobody.example.net" }))
+
+    await eventually(() => alerts.ofType("tenant.disabled").length === 1, 10_000, "tenant.disabled")
+    const [disabled] = alerts.ofType("tenant.disabled")
+    expectEnvelope(disabled!, "tenant.disabled")
+    expect(disabled!.json.data).toEqual({ tenant: DOWN, failingSince: disabled!.json.data.failingSince })
+    const failingSince = Date.parse(disabled!.json.data.failingSince)
+    expect(disabled!.id).toBe(`tenant.disabled.${DOWN}.${failingSince}`)
+    // Disabled once the streak was a second old, at the first failure after that.
+    expect(Date.parse(disabled!.json.timestamp) - failingSince).toBeGreaterThanOrEqual(1_000)
+    const view = await json(await router.admin("GET", `/v1/hooks/${DOWN}`))
+    expect(view).toMatchObject({ disabled: true, disabledAt: disabled!.json.timestamp })
+
+    // Its delivery ends failed (disabled): tenant.disabled covers it, no delivery.failed (filtered here anyway).
+    await eventually(async () => (await deliveries(router, DOWN)).some((d) => d.status === "failed"), 5_000, "the delivery to end")
+    await Bun.sleep(500)
+    expect(alerts.hits.map((h) => h.json?.type)).toEqual(["tenant.disabled"])
+    expect((await deliveries(router, "@alerts")).map((d) => d.type)).toEqual(["tenant.disabled"])
+    expect(await router.metric("tenant_router_alerts_total", { type: "tenant.disabled" })).toBe(1)
+    for (const type of ["delivery.failed", "domain.unroutable", "tenant.failing"]) expect(await router.metric("tenant_router_alerts_total", { type })).toBe(0)
+  }, 20_000)
+})
+
+describe("an alerts endpoint that is down", () => {
+  let router: RunningRouter
+  let alerts: Alerts
+  let refusing: Receiver
+  const answer = { status: 503 }
+
+  beforeAll(async () => {
+    alerts = startAlerts(DEFAULT_SECRET, () => answer.status)
+    refusing = startReceiver(DEFAULT_SECRET, [{ status: 400 }])
+    router = await startRouter({
+      delivery: { timeout: "1s", maxAttempts: 3, initialBackoff: "50ms", maxBackoff: "200ms", concurrencyPerTenant: 4, circuitBreaker: { failureThreshold: 2, cooldown: "200ms" }, disableAfter: "300ms" },
+      alerts: { url: alerts.url },
+      // Two tenants, each failing once: neither is failing long enough to be disabled.
+      hooks: [
+        { host: REFUSING, url: `${refusing.url}/voice` },
+        { host: DOWN, url: `${refusing.url}/voice` }
+      ]
+    })
+  })
+
+  afterAll(async () => {
+    await router?.stop()
+    for (const server of [alerts, refusing]) server?.stop()
+  })
+
+  test("raises no alerts about itself, is never disabled, and its failed alerts can be retried", async () => {
+    const first = sipParticipantEvent("participant_joined", { room: uniqueRoom("a"), xToIp: REFUSING })
+    await postOk(router, first)
+    await eventually(async () => (await deliveries(router, "@alerts")).some((d) => d.status === "failed"), 10_000, "the alert to fail")
+    // Its three attempts opened the endpoint's circuit and outlasted disableAfter: still one alert, about the tenant.
+    const [alert] = await deliveries(router, "@alerts")
+    expect(alert).toMatchObject({ type: "delivery.failed", status: "failed", attempts: 3, lastStatus: 503 })
+    expect(alerts.hits.map((h) => h.id)).toEqual([alert!.eventId, alert!.eventId, alert!.eventId])
+
+    // A later alert is still sent (not disabled), and fails alone.
+    const second = sipParticipantEvent("participant_joined", { room: uniqueRoom("b"), xToIp: DOWN })
+    await postOk(router, second)
+    await eventually(async () => (await deliveries(router, "@alerts")).filter((d) => d.status === "failed").length === 2, 10_000, "the second alert to fail")
+    await Bun.sleep(500)
+    const listed = await deliveries(router, "@alerts")
+    expect(listed.map((d) => d.type)).toEqual(["delivery.failed", "delivery.failed"])
+    expect(alerts.hits.filter((h) => h.json?.data.eventId === second.id)).toHaveLength(3)
+    expect(router.logs.some((l) => l.msg === "tenant disabled")).toBe(false)
+    for (const type of ["tenant.failing", "tenant.disabled"]) expect(await router.metric("tenant_router_alerts_total", { type })).toBe(0)
+
+    // Back up: a failed alert is replayed like any delivery, with the same webhook-id.
+    answer.status = 200
+    const retried = await router.admin("POST", `/v1/deliveries/${alert!.id}/retry`)
+    expect(retried.status).toBe(202)
+    await eventually(() => alerts.hits.some((h) => h.id === alert!.eventId && h.status === 200), 5_000, "the replayed alert")
+    expect(alerts.hits.filter((h) => h.id === alert!.eventId).map((h) => h.json.data.eventId)).toEqual([first.id, first.id, first.id, first.id])
+  }, 30_000)
+})
