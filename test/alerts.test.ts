@@ -419,3 +419,41 @@ test.skipIf(!redisAvailable())("on Redis, two instances flooded with one domain'
     await redis.stop()
   }
 }, 30_000)
+
+test.skipIf(!redisAvailable())("on Redis, a tenant failing on two instances is one streak: one tenant.failing between them", async () => {
+  const redis = await startRedis()
+  const alerts = startAlerts(DEFAULT_SECRET)
+  // Up for the first request, down from then on.
+  const down = startReceiver(DEFAULT_SECRET, [{ status: 200 }, { status: 503 }])
+  const onRedis = (dir: string) => {
+    const { store: _, ...config } = testConfig(dir, {
+      alerts: { url: alerts.url, events: ["tenant.failing"] },
+      delivery: { timeout: "1s", maxAttempts: 3, initialBackoff: "50ms", maxBackoff: "200ms", circuitBreaker: { failureThreshold: 2, cooldown: "5s" } },
+      hooks: [{ host: DOWN, url: `${down.url}/voice` }]
+    })
+    return { ...config, store: { redis: redis.url(0), lease: "2s" } }
+  }
+  const [first, second] = [await startRouter(onRedis), await startRouter(onRedis)]
+  try {
+    // The second instance knows the tenant as healthy (a delivery went through) ...
+    await postOk(second!, sipParticipantEvent("participant_joined", { room: uniqueRoom("up-b"), xToIp: DOWN }))
+    await down.waitFor((received) => received.length === 1)
+    // ... and the streak has begun on the first instance when the second sees its first failure.
+    await postOk(first!, sipParticipantEvent("participant_joined", { room: uniqueRoom("down-a"), xToIp: DOWN }))
+    await down.waitFor((received) => received.length >= 2)
+    await Bun.sleep(200)
+    await postOk(second!, sipParticipantEvent("participant_joined", { room: uniqueRoom("down-b"), xToIp: DOWN }))
+    await eventually(async () => (await first!.metric("tenant_router_circuit_open", { tenant: DOWN })) === 1, 5_000, "the first circuit open")
+    await eventually(async () => (await second!.metric("tenant_router_circuit_open", { tenant: DOWN })) === 1, 5_000, "the second circuit open")
+    await eventually(() => alerts.ofType("tenant.failing").length >= 1, 5_000, "tenant.failing")
+    await Bun.sleep(500)
+    expect(alerts.ofType("tenant.failing").map((h) => h.id)).toHaveLength(1)
+    const counted = await Promise.all([first!, second!].map((router) => router.metric("tenant_router_alerts_total", { type: "tenant.failing" })))
+    expect(counted.sort()).toEqual([0, 1])
+  } finally {
+    for (const router of [first, second]) await router?.stop()
+    alerts.stop()
+    down.stop()
+    await redis.stop()
+  }
+}, 30_000)

@@ -201,16 +201,34 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       await pending
       return health.get(tenant) ?? HEALTHY
     }
-    const setHealth = (tenant: string, next: TenantHealth) => {
+    /** Sets the tenant's health here at once and runs `write` to record it; `version` is this change's, for `write` to compare. */
+    const changeHealth = (tenant: string, next: TenantHealth, write: (version: number) => Effect.Effect<void, StoreUnavailable>) => {
       health.set(tenant, next)
-      healthVersions.set(tenant, (healthVersions.get(tenant) ?? 0) + 1)
+      const version = (healthVersions.get(tenant) ?? 0) + 1
+      healthVersions.set(tenant, version)
       healthWriting.set(tenant, (healthWriting.get(tenant) ?? 0) + 1)
-      const write = run(store.setTenantHealth(tenant, next).pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.logWarning("tenant health not recorded", e.cause)))).finally(() => {
+      const written = run(write(version).pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.logWarning("tenant health not recorded", e.cause)))).finally(() => {
         healthWriting.set(tenant, healthWriting.get(tenant)! - 1)
-        writes.delete(write)
+        writes.delete(written)
       })
-      writes.add(write)
+      writes.add(written)
     }
+    const setHealth = (tenant: string, next: TenantHealth) => changeHealth(tenant, next, () => store.setTenantHealth(tenant, next))
+    /**
+     * A failing streak starts here. Another instance sharing the store may have started it
+     * already: then its start is adopted, so every instance names the same streak (in its
+     * alerts' ids, and for the disable) instead of each recording its own.
+     */
+    const startStreak = (tenant: string, at: number, disabledAt: number | null) =>
+      changeHealth(tenant, { failingSince: at, disabledAt }, (version) =>
+        Effect.flatMap(store.tenantHealth(tenant), (stored) =>
+          stored.failingSince === null
+            ? store.setTenantHealth(tenant, { failingSince: at, disabledAt })
+            : Effect.sync(() => {
+                if (healthVersions.get(tenant) === version) health.set(tenant, stored)
+              })
+        )
+      )
     /**
      * An attempt's outcome moves the tenant's failing streak: a 2xx ends it; a failure starts it, or disables the tenant once it is long enough.
      * The alerts endpoint is never disabled: nothing would then say it is down.
@@ -222,7 +240,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
         if (current.failingSince !== null) setHealth(tenant, { failingSince: null, disabledAt: current.disabledAt })
         return
       }
-      if (current.failingSince === null) return setHealth(tenant, { failingSince: at, disabledAt: current.disabledAt })
+      if (current.failingSince === null) return startStreak(tenant, at, current.disabledAt)
       if (disableAfterMs <= 0 || current.disabledAt !== null || at - current.failingSince < disableAfterMs) return
       setHealth(tenant, { failingSince: current.failingSince, disabledAt: at })
       void run(
