@@ -1,6 +1,6 @@
 import { Cause, Clock, Duration, Effect, Either, Option, Runtime, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
 import { AppConfig } from "../AppConfig.ts"
-import { ALERTS_TENANT, alertDelivery, deliveryFailedId, tenantAlertId, type Alert } from "../domain/Alert.ts"
+import { ALERTS_TENANT, alertDelivery, deliveryFailed, tenantDisabled, tenantFailing, tenantRecovered, type Alert } from "../domain/Alert.ts"
 import type { AttemptRecord, Delivery, NewDelivery } from "../domain/Delivery.ts"
 import { Conflict, NotFound, type DeliveryError, type StoreUnavailable } from "../domain/Errors.ts"
 import { ownOrDefault, signingSecrets } from "../domain/Hook.ts"
@@ -248,12 +248,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
           Effect.annotateLogs({ tenant, failingSince: new Date(current.failingSince).toISOString(), disabledAt: new Date(at).toISOString() })
         )
       )
-      raise({
-        type: "tenant.disabled",
-        id: tenantAlertId("tenant.disabled", tenant, current.failingSince),
-        at,
-        data: { tenant, failingSince: new Date(current.failingSince).toISOString() }
-      })
+      raise(tenantDisabled(tenant, current.failingSince, at))
       wakeParked(tenant)
     }
 
@@ -307,17 +302,11 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       if (change === "opened") {
         const since = (health.get(tenant) ?? HEALTHY).failingSince ?? at
         openSince.set(tenant, since)
-        const seen = failure === undefined ? { status: null, error: null } : describeFailure(failure)
-        return raise({
-          type: "tenant.failing",
-          id: tenantAlertId("tenant.failing", tenant, since),
-          at,
-          data: { tenant, since: new Date(since).toISOString(), lastStatus: seen.status, lastError: seen.error }
-        })
+        return raise(tenantFailing(tenant, since, at, failure === undefined ? { status: null, error: null } : describeFailure(failure)))
       }
       const since = openSince.get(tenant) ?? at
       openSince.delete(tenant)
-      raise({ type: "tenant.recovered", id: tenantAlertId("tenant.recovered", tenant, since), at, data: { tenant, downSeconds: (at - since) / 1000 } })
+      raise(tenantRecovered(tenant, since, at))
     }
 
     const later = (ms: number, task: () => void) => {
@@ -453,12 +442,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
         const final: AttemptRecord["final"] = Either.isRight(outcome) ? "delivered" : retryAt === undefined ? "failed" : undefined
         const seen = Either.isRight(outcome) ? { status: outcome.right, error: null, result: String(outcome.right) } : describeFailure(outcome.left)
         if (final === "failed" && delivery.tenant !== ALERTS_TENANT) {
-          failed.push({
-            type: "delivery.failed",
-            id: deliveryFailedId(delivery.id, delivery.queuedAt),
-            at,
-            data: { tenant: delivery.tenant, deliveryId: delivery.id, eventId: delivery.eventId, eventType: delivery.eventType, attempts: attempt, lastStatus: seen.status, lastError: seen.error }
-          })
+          failed.push(deliveryFailed(delivery, attempt, seen, at))
         }
         const latencyMs = at - startedAt
         Metrics.countAttempt({

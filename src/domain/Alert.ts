@@ -50,7 +50,60 @@ export const tenantAlertId = (type: "tenant.failing" | "tenant.recovered" | "ten
   `${type}.${idPart(tenant)}.${since}`
 
 /** Per time a delivery was queued: a requeued delivery that fails again alerts again. */
-export const deliveryFailedId = (deliveryId: number, queuedAt: number) => `delivery.failed.${deliveryId}.${queuedAt}`
+const deliveryFailedId = (deliveryId: number, queuedAt: number) => `delivery.failed.${deliveryId}.${queuedAt}`
+
+const iso = (ms: number) => new Date(ms).toISOString()
+
+/** What the attempt that decided an alert saw: an HTTP status, or an error. */
+export interface LastSeen {
+  readonly status: number | null
+  readonly error: string | null
+}
+
+// The alerts and their `data`, as the README's table lists them.
+
+/** A tenant's circuit opened; `since` is its failing streak's start. */
+export const tenantFailing = (tenant: string, since: number, at: number, last: LastSeen): Alert => ({
+  type: "tenant.failing",
+  id: tenantAlertId("tenant.failing", tenant, since),
+  at,
+  data: { tenant, since: iso(since), lastStatus: last.status, lastError: last.error }
+})
+
+/** The circuit closed again, ending the streak that began at `since`. */
+export const tenantRecovered = (tenant: string, since: number, at: number): Alert => ({
+  type: "tenant.recovered",
+  id: tenantAlertId("tenant.recovered", tenant, since),
+  at,
+  data: { tenant, downSeconds: (at - since) / 1000 }
+})
+
+export const tenantDisabled = (tenant: string, failingSince: number, at: number): Alert => ({
+  type: "tenant.disabled",
+  id: tenantAlertId("tenant.disabled", tenant, failingSince),
+  at,
+  data: { tenant, failingSince: iso(failingSince) }
+})
+
+export const deliveryFailed = (
+  delivery: { readonly id: number; readonly queuedAt: number; readonly tenant: string; readonly eventId: string; readonly eventType: string },
+  attempts: number,
+  last: LastSeen,
+  at: number
+): Alert => ({
+  type: "delivery.failed",
+  id: deliveryFailedId(delivery.id, delivery.queuedAt),
+  at,
+  data: {
+    tenant: delivery.tenant,
+    deliveryId: delivery.id,
+    eventId: delivery.eventId,
+    eventType: delivery.eventType,
+    attempts,
+    lastStatus: last.status,
+    lastError: last.error
+  }
+})
 
 /** The tumbling window `at` falls in: windows start at multiples of their length since the epoch. */
 export const windowStart = (at: number, windowMs: number) => Math.floor(at / windowMs) * windowMs
