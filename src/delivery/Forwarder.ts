@@ -474,7 +474,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
           .recordAttempts([...lines.map((l) => l.record), ...expiries.map((e) => e.record), ...disabled.map((d) => d.record)])
           .pipe(
             // Once recorded: an alert never tells of a failure the store does not show.
-            Effect.zipRight(queueAlerts(failed)),
+            (recording) => (failed.length === 0 ? recording : Effect.zipRight(recording, queueAlerts(failed))),
             Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded", e.cause))
           ),
         Effect.zipRight(
