@@ -2,7 +2,9 @@ import { describe, expect, test } from "bun:test"
 import fc from "fast-check"
 import { callEnded, callStarted, isCallParticipant } from "../src/domain/CallEvents.ts"
 import { CALL_EVENTS, LIVEKIT_EVENTS, wantsEvent, type EventName } from "../src/domain/Hook.ts"
+import type { Pin } from "../src/domain/Delivery.ts"
 import type { LiveKitEvent } from "../src/domain/LiveKitEvent.ts"
+import { onPinnedCall } from "../src/ingest/Router.ts"
 
 const filterName = fc.constantFrom<EventName>(...LIVEKIT_EVENTS, ...CALL_EVENTS, "*")
 const anyEvent = fc.constantFrom<string>(...LIVEKIT_EVENTS, ...CALL_EVENTS)
@@ -69,5 +71,30 @@ describe("the call events' data", () => {
     expect(isCallParticipant({ ...start, identity: null }, participantEvent({ sid: "PA_2" }))).toBe(false)
     expect(isCallParticipant({ ...start, identity: null, sid: null }, participantEvent({ identity: "x", sid: "y" }))).toBe(false)
     expect(isCallParticipant(start, { ...participantEvent({}), participant: undefined })).toBe(false)
+  })
+})
+
+describe("onPinnedCall: what a pinned call's event does to it", () => {
+  const start = { at: 1_000, identity: "sip_+15550001111", sid: "PA_1" }
+  const pinned: Pin = { room: "r", destination: { tenant: "t.example", url: "https://t.example/h" }, call: { room: "r", sipCallId: null, from: null, to: null, domain: null }, start }
+  const incoming = (event: string, participant?: Partial<NonNullable<LiveKitEvent["participant"]>>) => ({
+    event: { ...participantEvent(participant ?? {}), event, participant: participant === undefined ? undefined : participantEvent(participant).participant, createdAtMs: 61_000 },
+    receivedAt: 99_000
+  })
+
+  test("the call's participant leaving ends the call and keeps the pin; the room finishing ends it and the pin", () => {
+    expect(onPinnedCall(incoming("participant_left", { identity: start.identity }), pinned)).toEqual({
+      pinChange: { _tag: "End", room: "r", at: 61_000 },
+      callEvent: callEnded(start, 61_000, "participant_left", undefined)
+    })
+    expect(onPinnedCall(incoming("room_finished"), pinned)).toEqual({ pinChange: { _tag: "Clear", room: "r" }, callEvent: callEnded(start, 61_000, "room_finished", undefined) })
+  })
+
+  test("an ended call, or a pin from before call events (no start), ends nothing again; other events only touch the pin", () => {
+    expect(onPinnedCall(incoming("room_finished"), { ...pinned, endedAt: 5_000 })).toEqual({ pinChange: { _tag: "Clear", room: "r" }, callEvent: undefined })
+    expect(onPinnedCall(incoming("participant_left", { identity: start.identity }), { ...pinned, endedAt: 5_000 })).toEqual({ pinChange: { _tag: "Touch", room: "r" }, callEvent: undefined })
+    expect(onPinnedCall(incoming("room_finished"), { ...pinned, start: undefined })).toEqual({ pinChange: { _tag: "Clear", room: "r" }, callEvent: undefined })
+    expect(onPinnedCall(incoming("participant_left", { identity: "agent-1" }), pinned)).toEqual({ pinChange: { _tag: "Touch", room: "r" }, callEvent: undefined })
+    expect(onPinnedCall(incoming("track_published", { identity: start.identity }), pinned)).toEqual({ pinChange: { _tag: "Touch", room: "r" }, callEvent: undefined })
   })
 })

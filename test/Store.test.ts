@@ -146,4 +146,33 @@ describe("persistence", () => {
     expect(exit.value.pending.map((d) => [d.eventId, d.createdAt])).toEqual([["old-1", 1_000]])
     expect(exit.value.fresh.queuedAt).toBe(2_000)
   })
+
+  test("a data file written before call events still opens: its pins read without a start (so their calls end nothing), and new calls start and end", async () => {
+    const path = tempDbPath()
+    await run(Effect.void, sqliteStore(path))
+    const db = new Database(path)
+    const old = pin("old-call")
+    db.exec(`DROP TABLE pins;
+      CREATE TABLE pins (room TEXT PRIMARY KEY, destination TEXT NOT NULL, call TEXT NOT NULL, pinned_at INTEGER NOT NULL) WITHOUT ROWID;`)
+    db.query("INSERT INTO pins (room, destination, call, pinned_at) VALUES (?, ?, ?, ?)").run(old.room, JSON.stringify(old.destination), JSON.stringify(old.call), 1_000)
+    db.close()
+
+    const callEvent = (room: string, type: string) => newDelivery({ eventType: type, room })
+    const exit = await Effect.runPromiseExit(
+      Effect.gen(function* () {
+        const store = yield* Store
+        const oldPin = yield* pinOne(store, "old-call")
+        const fresh = { ...pin("new-call"), start: { at: 2_000, identity: "sip_+1", sid: "PA_1" } }
+        const started = yield* acceptOne(store, acceptance({ eventId: "n1", receivedAt: 2_000, pinChange: { _tag: "Set", pin: fresh }, callEvent: callEvent("new-call", "call.started") }))
+        const ended = yield* acceptOne(store, acceptance({ eventId: "n2", receivedAt: 3_000, pinChange: { _tag: "End", room: "new-call", at: 3_000 }, callEvent: callEvent("new-call", "call.ended") }))
+        return { oldPin, started, ended, newPin: yield* pinOne(store, "new-call") }
+      }).pipe(Effect.provide(sqliteStore(path)), Effect.scoped)
+    )
+    if (Exit.isFailure(exit)) throw new Error(`the store did not open the older file: ${Cause.pretty(exit.cause)}`)
+    expect(exit.value.oldPin).toEqual(Option.some(old))
+    expect(Option.getOrThrow(exit.value.oldPin).start).toBeUndefined()
+    expect(exit.value.started).toMatchObject({ _tag: "Accepted", callEvent: { eventType: "call.started" } })
+    expect(exit.value.ended).toMatchObject({ _tag: "Accepted", callEvent: { eventType: "call.ended" } })
+    expect(exit.value.newPin).toEqual(Option.some({ ...pin("new-call"), start: { at: 2_000, identity: "sip_+1", sid: "PA_1" }, endedAt: 3_000 }))
+  })
 })

@@ -72,7 +72,7 @@ const wanted = (destination: Destination, callEvent: CallEvent | undefined) =>
  * SIP participant leaving ends the call but keeps the pin (the room's later events still route).
  * Either ends a call not yet ended (call.ended); a pin from before call events has no start, and no end.
  */
-const onPinnedCall = ({ event, receivedAt }: Incoming, pin: Pin): { readonly pinChange: PinChange; readonly callEvent: CallEvent | undefined } => {
+export const onPinnedCall = ({ event, receivedAt }: Incoming, pin: Pin): { readonly pinChange: PinChange; readonly callEvent: CallEvent | undefined } => {
   const open = pin.start !== undefined && pin.endedAt === undefined ? pin.start : undefined
   const at = eventTime(event, receivedAt)
   if (event.event === "room_finished") {
