@@ -156,7 +156,7 @@ describe("alerts with their own secret: every type, its data and its id", () => 
     expect(otherDomain!.id).toBe(`domain.unroutable.unknown_domain.calls.other.example.net.${windowOf(otherDomain!)}`)
 
     expect(none!.json.data).toEqual({ domain: null, reason: "missing_header", headers: { xToIp: null, to: null, dialled: "+15557654321" }, eventId: headerless.id })
-    expect(none!.id).toBe(`domain.unroutable.missing_header.none.${windowOf(none!)}`)
+    expect(none!.id).toBe(`domain.unroutable.missing_header.~none~.${windowOf(none!)}`)
 
     // Every event is still listed as unroutable; only the alerts are one per window.
     const listed = await json(await router.admin("GET", "/v1/unroutable?limit=100"))
@@ -457,3 +457,69 @@ test.skipIf(!redisAvailable())("on Redis, a tenant failing on two instances is o
     await redis.stop()
   }
 }, 30_000)
+
+describe("tenant.recovered tells of the streak's end, not of a circuit closing", () => {
+  const tenantConfig = (dir: string, alerts: Alerts, url: string) =>
+    testConfig(dir, {
+      alerts: { url: alerts.url, events: ["tenant.failing", "tenant.recovered"] },
+      delivery: { timeout: "1s", maxAttempts: 3, initialBackoff: "50ms", maxBackoff: "200ms", circuitBreaker: { failureThreshold: 2, cooldown: "300ms" } },
+      hooks: [{ host: FLAKY, url: `${url}/voice` }]
+    })
+
+  test("a probe answered 400 closes the circuit while the tenant still fails: no recovery until a 2xx, and one failing for the streak", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "router-alerts-"))
+    const alerts = startAlerts(DEFAULT_SECRET)
+    // Opens at the second 503; the probe's 400 closes it; it opens again; the next probe's 200 ends the streak.
+    const tenant = startReceiver(DEFAULT_SECRET, [{ status: 503 }, { status: 503 }, { status: 400 }, { status: 503 }, { status: 503 }, { status: 200 }])
+    const router = await startRouter(tenantConfig(dir, alerts, tenant.url), dir)
+    try {
+      await postOk(router, sipParticipantEvent("participant_joined", { room: uniqueRoom("probe-a"), xToIp: FLAKY }))
+      await tenant.waitFor((received) => received.length === 3)
+      await Bun.sleep(300)
+      expect(alerts.ofType("tenant.recovered")).toHaveLength(0)
+      await postOk(router, sipParticipantEvent("participant_joined", { room: uniqueRoom("probe-b"), xToIp: FLAKY }))
+      await tenant.waitFor((received) => received.length === 6)
+      await eventually(() => alerts.ofType("tenant.recovered").length === 1, 5_000, "tenant.recovered")
+      await Bun.sleep(300)
+      const [failing] = alerts.ofType("tenant.failing")
+      const [recovered] = alerts.ofType("tenant.recovered")
+      expect(alerts.ofType("tenant.failing")).toHaveLength(1)
+      expect(alerts.ofType("tenant.recovered")).toHaveLength(1)
+      const since = Date.parse(failing!.json.data.since)
+      expect(recovered!.id).toBe(`tenant.recovered.${FLAKY}.${since}`)
+      // It recovered at the 200, after the 400 had closed the circuit once.
+      expect(Date.parse(recovered!.json.timestamp)).toBeGreaterThanOrEqual(tenant.received[5]!.at - 5)
+    } finally {
+      await router.stop()
+      alerts.stop()
+      tenant.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 30_000)
+
+  test("a router restarted while the tenant is down sends the tenant.recovered the one before it alerted", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "router-alerts-"))
+    const alerts = startAlerts(DEFAULT_SECRET)
+    const down = startReceiver(DEFAULT_SECRET, [{ status: 503 }])
+    const config = (url: string) => ({ ...tenantConfig(dir, alerts, url), delivery: { ...tenantConfig(dir, alerts, url).delivery, maxAttempts: 50 } })
+    let router = await startRouter(config(down.url), dir)
+    try {
+      await postOk(router, sipParticipantEvent("participant_joined", { room: uniqueRoom("restart"), xToIp: FLAKY }))
+      await eventually(() => alerts.ofType("tenant.failing").length === 1, 5_000, "tenant.failing")
+      await router.stop()
+      down.stop()
+      // Back up on the same address: the pending delivery's 2xx, in the new process, ends the streak.
+      const up = startReceiver(DEFAULT_SECRET, [{ status: 200 }], down.port)
+      router = await startRouter(config(up.url), dir)
+      await up.waitFor((received) => received.length === 1)
+      await eventually(() => alerts.ofType("tenant.recovered").length === 1, 5_000, "tenant.recovered after the restart")
+      const since = Date.parse(alerts.ofType("tenant.failing")[0]!.json.data.since)
+      expect(alerts.ofType("tenant.recovered")[0]!.id).toBe(`tenant.recovered.${FLAKY}.${since}`)
+      up.stop()
+    } finally {
+      await router.stop()
+      alerts.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 30_000)
+})

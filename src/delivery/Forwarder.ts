@@ -214,20 +214,39 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       writes.add(written)
     }
     const setHealth = (tenant: string, next: TenantHealth) => changeHealth(tenant, next, () => store.setTenantHealth(tenant, next))
+    /** When each tenant last answered a 2xx here: a streak in the store that began before that is not this outage. */
+    const lastSuccess = new Map<string, number>()
     /**
      * A failing streak starts here. Another instance sharing the store may have started it
      * already: then its start is adopted, so every instance names the same streak (in its
-     * alerts' ids, and for the disable) instead of each recording its own.
+     * alerts' ids, and for the disable) instead of each recording its own. A streak that began
+     * before this instance's last 2xx is left over (its instance died before ending it): replaced.
      */
-    const startStreak = (tenant: string, at: number, disabledAt: number | null) =>
-      changeHealth(tenant, { failingSince: at, disabledAt }, (version) =>
+    const startStreak = (tenant: string, at: number, disabledAt: number | null) => {
+      const fresh: TenantHealth = { failingSince: at, failingAlerted: false, disabledAt }
+      changeHealth(tenant, fresh, (version) =>
         Effect.flatMap(store.tenantHealth(tenant), (stored) =>
-          stored.failingSince === null
-            ? store.setTenantHealth(tenant, { failingSince: at, disabledAt })
-            : Effect.sync(() => {
+          stored.failingSince !== null && stored.failingSince > (lastSuccess.get(tenant) ?? -Infinity)
+            ? Effect.sync(() => {
                 if (healthVersions.get(tenant) === version) health.set(tenant, stored)
               })
+            : store.setTenantHealth(tenant, fresh)
         )
+      )
+    }
+    /**
+     * A 2xx ends the streak. If a tenant.failing told of it (here, or on another instance, or
+     * before a restart: the store says), tenant.recovered tells it is over; several instances
+     * ending it send the same alert id, so one.
+     */
+    const endStreak = (tenant: string, current: TenantHealth, at: number) =>
+      changeHealth(tenant, { failingSince: null, failingAlerted: false, disabledAt: current.disabledAt }, () =>
+        Effect.flatMap(store.tenantHealth(tenant), (stored) => {
+          const alerted = current.failingAlerted ? current : stored.failingAlerted ? stored : undefined
+          if (alerted !== undefined && alerted.failingSince !== null) raise(tenantRecovered(tenant, alerted.failingSince, at))
+          // The disable as the store has it: an operator may have enabled the tenant on any instance.
+          return store.setTenantHealth(tenant, { failingSince: null, failingAlerted: false, disabledAt: stored.disabledAt })
+        })
       )
     /**
      * An attempt's outcome moves the tenant's failing streak: a 2xx ends it; a failure starts it, or disables the tenant once it is long enough.
@@ -237,12 +256,13 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       if (tenant === ALERTS_TENANT) return
       const current = health.get(tenant) ?? HEALTHY
       if (succeeded) {
-        if (current.failingSince !== null) setHealth(tenant, { failingSince: null, disabledAt: current.disabledAt })
+        lastSuccess.set(tenant, at)
+        if (current.failingSince !== null) endStreak(tenant, current, at)
         return
       }
       if (current.failingSince === null) return startStreak(tenant, at, current.disabledAt)
       if (disableAfterMs <= 0 || current.disabledAt !== null || at - current.failingSince < disableAfterMs) return
-      setHealth(tenant, { failingSince: current.failingSince, disabledAt: at })
+      setHealth(tenant, { ...current, disabledAt: at })
       void run(
         Effect.logWarning("tenant disabled").pipe(
           Effect.annotateLogs({ tenant, failingSince: new Date(current.failingSince).toISOString(), disabledAt: new Date(at).toISOString() })
@@ -276,7 +296,13 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
             }
           })
         ),
-        Effect.catchTag("StoreUnavailable", (e) => Effect.logWarning("alerts not queued", e.cause).pipe(Effect.annotateLogs({ alerts: acceptances.map((a) => a.eventId) })))
+        // Raised again shortly: an outage of the store is when alerts matter most.
+        Effect.catchTag("StoreUnavailable", (e) =>
+          Effect.logWarning("alerts not queued yet; will retry", e.cause).pipe(
+            Effect.annotateLogs({ alerts: acceptances.map((a) => a.eventId) }),
+            Effect.zipRight(Effect.sync(() => stopping.signal.aborted || later(1_000, () => alerts.forEach(raise))))
+          )
+        )
       )
     }
 
@@ -295,18 +321,17 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       raising.push(alert)
     }
 
-    /** Per tenant whose circuit is open: the failing streak's start its tenant.failing named, so tenant.recovered names the same. */
-    const openSince = new Map<string, number>()
+    /**
+     * A circuit opening is a tenant.failing, once per streak (recorded with the tenant's health).
+     * A circuit closing is not the recovery: a 4xx closes it too, while the streak goes on;
+     * the 2xx that ends the streak is (see endStreak).
+     */
     const circuitChanged = (tenant: string, change: CircuitChange, failure: DeliveryError | undefined, at: number) => {
-      if (tenant === ALERTS_TENANT) return
-      if (change === "opened") {
-        const since = (health.get(tenant) ?? HEALTHY).failingSince ?? at
-        openSince.set(tenant, since)
-        return raise(tenantFailing(tenant, since, at, failure === undefined ? { status: null, error: null } : describeFailure(failure)))
-      }
-      const since = openSince.get(tenant) ?? at
-      openSince.delete(tenant)
-      raise(tenantRecovered(tenant, since, at))
+      if (config.alerts === undefined || tenant === ALERTS_TENANT || change !== "opened") return
+      const current = health.get(tenant) ?? HEALTHY
+      if (current.failingAlerted) return
+      raise(tenantFailing(tenant, current.failingSince ?? at, at, failure === undefined ? { status: null, error: null } : describeFailure(failure)))
+      if (current.failingSince !== null) setHealth(tenant, { ...current, failingAlerted: true })
     }
 
     const later = (ms: number, task: () => void) => {

@@ -77,14 +77,16 @@ export type RequeueResult =
 
 /**
  * A tenant's delivery health, shared by instances and kept across restarts: since when its attempts
- * have all failed (null after a 2xx) and when it was disabled for that (null while enabled).
+ * have all failed (null after a 2xx), whether a `tenant.failing` alert told of that streak (so
+ * whoever ends it sends `tenant.recovered`), and when it was disabled for it (null while enabled).
  */
 export interface TenantHealth {
   readonly failingSince: number | null
+  readonly failingAlerted: boolean
   readonly disabledAt: number | null
 }
 
-export const HEALTHY: TenantHealth = { failingSince: null, disabledAt: null }
+export const HEALTHY: TenantHealth = { failingSince: null, failingAlerted: false, disabledAt: null }
 
 /** Both stores keep a tenant's health as one small cached value under this key. */
 export const healthKey = (tenant: string) => `tenant-health:${tenant}`
@@ -94,7 +96,7 @@ export const decodeHealth = (text: string | undefined): TenantHealth => {
   try {
     const value = JSON.parse(text) as Partial<TenantHealth>
     const num = (n: unknown) => (typeof n === "number" && Number.isFinite(n) ? n : null)
-    return { failingSince: num(value.failingSince), disabledAt: num(value.disabledAt) }
+    return { failingSince: num(value.failingSince), failingAlerted: value.failingAlerted === true, disabledAt: num(value.disabledAt) }
   } catch {
     return HEALTHY
   }

@@ -579,20 +579,20 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
         })
       ))
 
-    test("a failing streak and a disable round-trip per tenant; healthy again clears both", () =>
+    test("a failing streak, its alert and a disable round-trip per tenant; healthy again clears them", () =>
       run(
         Effect.gen(function* () {
           const store = yield* Store
-          yield* store.setTenantHealth("down.example.com", { failingSince: 1_000, disabledAt: null })
-          yield* store.setTenantHealth("*.wild.example.com", { failingSince: 2_000, disabledAt: 9_000 })
-          expect(yield* store.tenantHealth("down.example.com")).toEqual({ failingSince: 1_000, disabledAt: null })
-          expect(yield* store.tenantHealth("*.wild.example.com")).toEqual({ failingSince: 2_000, disabledAt: 9_000 })
+          yield* store.setTenantHealth("down.example.com", { failingSince: 1_000, failingAlerted: false, disabledAt: null })
+          yield* store.setTenantHealth("*.wild.example.com", { failingSince: 2_000, failingAlerted: false, disabledAt: 9_000 })
+          expect(yield* store.tenantHealth("down.example.com")).toEqual({ failingSince: 1_000, failingAlerted: false, disabledAt: null })
+          expect(yield* store.tenantHealth("*.wild.example.com")).toEqual({ failingSince: 2_000, failingAlerted: false, disabledAt: 9_000 })
           expect(yield* store.tenantHealth("other.example.com")).toEqual(HEALTHY)
-          yield* store.setTenantHealth("down.example.com", { failingSince: 1_000, disabledAt: 5_000 })
-          expect(yield* store.tenantHealth("down.example.com")).toEqual({ failingSince: 1_000, disabledAt: 5_000 })
+          yield* store.setTenantHealth("down.example.com", { failingSince: 1_000, failingAlerted: true, disabledAt: 5_000 })
+          expect(yield* store.tenantHealth("down.example.com")).toEqual({ failingSince: 1_000, failingAlerted: true, disabledAt: 5_000 })
           yield* store.setTenantHealth("*.wild.example.com", HEALTHY)
           expect(yield* store.tenantHealth("*.wild.example.com")).toEqual(HEALTHY)
-          expect(yield* store.tenantHealth("down.example.com")).toEqual({ failingSince: 1_000, disabledAt: 5_000 })
+          expect(yield* store.tenantHealth("down.example.com")).toEqual({ failingSince: 1_000, failingAlerted: true, disabledAt: 5_000 })
         })
       ))
 
@@ -601,9 +601,9 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
         Effect.gen(function* () {
           const store = yield* Store
           yield* store.cache("down.example.com", "not health")
-          yield* store.setTenantHealth("down.example.com", { failingSince: 7, disabledAt: null })
+          yield* store.setTenantHealth("down.example.com", { failingSince: 7, failingAlerted: false, disabledAt: null })
           expect(yield* store.cached("down.example.com")).toEqual(Option.some("not health"))
-          expect(yield* store.tenantHealth("down.example.com")).toEqual({ failingSince: 7, disabledAt: null })
+          expect(yield* store.tenantHealth("down.example.com")).toEqual({ failingSince: 7, failingAlerted: false, disabledAt: null })
         })
       ))
   })
