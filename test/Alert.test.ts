@@ -25,7 +25,9 @@ describe("alert ids", () => {
     expect(webhookId(v6)).toBe(v6)
     // `~` is escaped too, so an escaped name never equals another name as written.
     expect(unroutableId("unknown_domain", "a~3a~b", 0)).not.toBe(unroutableId("unknown_domain", "a:b", 0))
-    expect(unroutableId("missing_header", null, 0)).toBe("domain.unroutable.missing_header.none.0")
+    expect(unroutableId("missing_header", null, 0)).toBe("domain.unroutable.missing_header.~none~.0")
+    // A domain that happens to be called "none" is not the missing one.
+    expect(unroutableId("missing_header", "none", 0)).not.toBe(unroutableId("missing_header", null, 0))
   })
 
   test("windows tumble from the epoch", () => {
@@ -69,7 +71,7 @@ describe("unroutableAlerts", () => {
     expect(due.map((d) => d.delivery.eventId)).toEqual([
       `domain.unroutable.unknown_domain.x.example.net.${start}`,
       `domain.unroutable.unknown_domain.y.example.net.${start}`,
-      `domain.unroutable.missing_header.none.${start}`
+      `domain.unroutable.missing_header.~none~.${start}`
     ])
     expect(JSON.parse(due[0]!.delivery.body).data.eventId).toBe("EV_first")
     // Not stored yet (the write may fail): offered again.

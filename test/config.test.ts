@@ -160,6 +160,7 @@ describe("decoding", () => {
     ["unknown alert type", { ...minimal, alerts: { url: "https://ops.example/alerts", events: ["tenant.failing", "tenant.down"] } }, "alerts.events.1", /^expected an alert type \(tenant\.failing, .*\), got "tenant\.down"$/],
     ["unroutable window not a duration", { ...minimal, alerts: { url: "https://ops.example/alerts", unroutableWindow: "hourly" } }, "alerts.unroutableWindow", /duration/],
     ["unroutable window of zero", { ...minimal, alerts: { url: "https://ops.example/alerts", unroutableWindow: "0s" } }, "alerts.unroutableWindow", /^must be longer than 0$/],
+    ["unroutable window past the dedupe retention", { ...minimal, alerts: { url: "https://ops.example/alerts", unroutableWindow: "3d" } }, "alerts.unroutableWindow", /retention\.dedupe/],
     ["unknown alerts key", { ...minimal, alerts: { url: "https://ops.example/alerts", hooks: [] } }, "alerts.hooks", /unexpected/],
     [
       "no signing secret while a hook has none of its own",

@@ -109,7 +109,7 @@ export const deliveryFailed = (
 export const windowStart = (at: number, windowMs: number) => Math.floor(at / windowMs) * windowMs
 
 export const unroutableId = (reason: string, domain: string | null, start: number) =>
-  `domain.unroutable.${idPart(reason)}.${domain === null ? "none" : idPart(domain)}.${start}`
+  `domain.unroutable.${idPart(reason)}.${domain === null ? "~none~" : idPart(domain)}.${start}`
 
 /** The alert as a delivery to the alerts endpoint, or undefined when alerts are off or its type is filtered out. */
 export const alertDelivery = (alerts: AlertsConfig | undefined, alert: Alert): NewDelivery | undefined =>

@@ -202,7 +202,7 @@ const applyEnv = (raw: Record<string, unknown>, env: ConfigEnv): Record<string, 
 }
 
 /** Alerts need a secret to be signed with, a target hooks could have, and a window to count in. */
-const alertsProblem = ({ alerts, signing, security }: RouterConfig): ConfigError | undefined => {
+const alertsProblem = ({ alerts, signing, security, retention }: RouterConfig): ConfigError | undefined => {
   if (alerts === undefined) return undefined
   if (alerts.secret === undefined && signing.secret === undefined) {
     return new ConfigError({ key: "alerts.secret", problem: "required while signing.secret is not set: alerts are always signed" })
@@ -211,6 +211,10 @@ const alertsProblem = ({ alerts, signing, security }: RouterConfig): ConfigError
   if (refused) return new ConfigError({ key: "alerts.url", problem: `${refused} (set security.allowPrivateTargets to allow it)` })
   if (Duration.lessThanOrEqualTo(alerts.unroutableWindow, Duration.zero)) {
     return new ConfigError({ key: "alerts.unroutableWindow", problem: "must be longer than 0" })
+  }
+  // A window's alert is made once because its id is remembered; past retention.dedupe it would be made again.
+  if (Duration.greaterThan(alerts.unroutableWindow, retention.dedupe)) {
+    return new ConfigError({ key: "alerts.unroutableWindow", problem: "must not be longer than retention.dedupe, for which alert ids are remembered" })
   }
   return undefined
 }
