@@ -4,7 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Webhook } from "standardwebhooks"
 import { sipParticipantEvent } from "./support/livekit.ts"
-import { startReceiver, type Receiver } from "./support/receiver.ts"
+import { startReceiver, startScriptedEndpoint, type Receiver, type ScriptedHit } from "./support/receiver.ts"
 import { redisAvailable, startRedis } from "./support/redis.ts"
 import { DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
 
@@ -24,46 +24,19 @@ const DOWN = "down.example.com"
 let rooms = 0
 const uniqueRoom = (name: string) => `room-${name}-${Date.now().toString(36)}-${++rooms}`
 
-interface Hit {
-  readonly id: string
-  readonly headers: Record<string, string>
-  readonly body: string
-  /** The verified body; undefined when the signature did not verify. */
-  readonly json: any
-  readonly status: number
-}
-
 /** An alerts endpoint: verifies every request with `secret` and answers `answer(n)` to the n-th (from 0); records every request. */
 const startAlerts = (secret: string, answer: (hit: number) => number = () => 200) => {
-  const hits: Array<Hit> = []
-  const server = Bun.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    idleTimeout: 60,
-    async fetch(request) {
-      const body = await request.text()
-      const headers = Object.fromEntries(request.headers.entries())
-      let json: any
-      try {
-        json = new Webhook(secret).verify(body, headers)
-      } catch {
-        json = undefined
-      }
-      const status = answer(hits.length)
-      hits.push({ id: headers["webhook-id"]!, headers, body, json, status })
-      return new Response("ok", { status })
-    }
-  })
-  const verified = () => hits.filter((h) => h.json !== undefined)
+  const endpoint = startScriptedEndpoint(secret, ({ n }) => answer(n))
+  const verified = () => endpoint.hits.filter((h) => h.json !== undefined)
   return {
-    url: `http://127.0.0.1:${server.port}/alerts`,
-    hits,
+    ...endpoint,
+    url: `${endpoint.url}/alerts`,
     /** The verified alerts of one type, each once (the first time it arrived). */
-    ofType: (type: string) => verified().filter((h, i, all) => h.json.type === type && all.findIndex((o) => o.id === h.id) === i),
-    stop: () => server.stop(true)
+    ofType: (type: string) => verified().filter((h, i, all) => h.json.type === type && all.findIndex((o) => o.id === h.id) === i)
   }
 }
 type Alerts = ReturnType<typeof startAlerts>
+type Hit = ScriptedHit
 
 const json = async (response: Response): Promise<any> => response.json()
 

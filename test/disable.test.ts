@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Webhook } from "standardwebhooks"
 import { sipParticipantEvent } from "./support/livekit.ts"
+import { startScriptedEndpoint } from "./support/receiver.ts"
 import { DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
 
 /**
@@ -16,29 +16,11 @@ import { DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter
 let rooms = 0
 const uniqueRoom = (name: string) => `room-${name}-${Date.now().toString(36)}-${++rooms}`
 
-/** A tenant answering `status.value` to every verified request; it records the event ids it was sent. */
+/** A tenant answering `status.value` to every request that verifies (401 to any other); it records the event ids it was sent. */
 const startTenant = (initial: number) => {
   const status = { value: initial }
-  const hits: Array<{ id: string; status: number }> = []
-  const server = Bun.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    idleTimeout: 60,
-    async fetch(request) {
-      const body = await request.text()
-      const headers = Object.fromEntries(request.headers.entries())
-      new Webhook(DEFAULT_SECRET).verify(body, headers)
-      hits.push({ id: headers["webhook-id"]!, status: status.value })
-      return new Response("ok", { status: status.value })
-    }
-  })
-  return {
-    url: `http://127.0.0.1:${server.port}/voice`,
-    status,
-    hits,
-    hitsOf: (id: string) => hits.filter((h) => h.id === id),
-    stop: () => server.stop(true)
-  }
+  const endpoint = startScriptedEndpoint(DEFAULT_SECRET, ({ verified }) => (verified ? status.value : 401))
+  return { ...endpoint, url: `${endpoint.url}/voice`, status }
 }
 type Tenant = ReturnType<typeof startTenant>
 

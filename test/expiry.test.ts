@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { Webhook } from "standardwebhooks"
 import { sipParticipantEvent, trackEvent } from "./support/livekit.ts"
+import { startScriptedEndpoint } from "./support/receiver.ts"
 import { redisAvailable, startRedis } from "./support/redis.ts"
 import { DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
 
@@ -16,41 +16,10 @@ const uniqueRoom = (name: string) => `room-${name}-${Date.now().toString(36)}-${
 /** LiveKit's createdAt: unix seconds, as text. */
 const createdAt = (ms: number) => String(Math.floor(ms / 1000))
 
-interface Hit {
-  readonly id: string
-  readonly at: number
-  readonly status: number
-}
-
-/**
- * A tenant that verifies every request and answers each event id with
- * `answer(id, sinceFirstHitOfThatId)`; it records every verified request.
- */
+/** A tenant that answers each event id with `answer(id, sinceFirstHitOfThatId)`, and 401 to a request that does not verify. */
 const startTenant = (answer: (id: string, sinceFirstMs: number) => number, replyHeaders: Record<string, string> = {}) => {
-  const hits: Array<Hit> = []
-  const firstSeen = new Map<string, number>()
-  const server = Bun.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    idleTimeout: 60,
-    async fetch(request) {
-      const body = await request.text()
-      const headers = Object.fromEntries(request.headers.entries())
-      new Webhook(DEFAULT_SECRET).verify(body, headers)
-      const id = headers["webhook-id"]!
-      const now = Date.now()
-      if (!firstSeen.has(id)) firstSeen.set(id, now)
-      const status = answer(id, now - firstSeen.get(id)!)
-      hits.push({ id, at: now, status })
-      return new Response("ok", { status, headers: replyHeaders })
-    }
-  })
-  return {
-    url: `http://127.0.0.1:${server.port}/voice`,
-    hits,
-    hitsOf: (id: string) => hits.filter((h) => h.id === id),
-    stop: () => server.stop(true)
-  }
+  const endpoint = startScriptedEndpoint(DEFAULT_SECRET, ({ id, verified, sinceFirstMs }) => (verified ? answer(id, sinceFirstMs) : 401), replyHeaders)
+  return { ...endpoint, url: `${endpoint.url}/voice` }
 }
 type Tenant = ReturnType<typeof startTenant>
 

@@ -70,3 +70,64 @@ export const startReceiver = (secret: string, replies: ReadonlyArray<Reply> = [{
 }
 
 export type Receiver = ReturnType<typeof startReceiver>
+
+/** One request to a scripted endpoint, as it arrived, with the answer it got. */
+export interface ScriptedHit {
+  readonly id: string
+  readonly at: number
+  readonly headers: Record<string, string>
+  readonly body: string
+  /** The body verified with the endpoint's secret; undefined when the signature did not verify. */
+  readonly json: any
+  readonly status: number
+}
+
+/** What a scripted endpoint knows of a request when it picks the answer. */
+export interface ScriptedRequest {
+  readonly id: string
+  /** Whether its signature verified. */
+  readonly verified: boolean
+  /** Requests before this one, of any id. */
+  readonly n: number
+  /** Since the first request with this webhook-id. */
+  readonly sinceFirstMs: number
+}
+
+/**
+ * An endpoint whose answers are a function of the request (its id, how many
+ * came before, how long this id has been retried), for tenants and alert
+ * endpoints that fail in a scripted way. It verifies every request with
+ * `standardwebhooks` and records every one, verified or not.
+ */
+export const startScriptedEndpoint = (secret: string, answer: (request: ScriptedRequest) => number, replyHeaders: Record<string, string> = {}) => {
+  const hits: Array<ScriptedHit> = []
+  const firstSeen = new Map<string, number>()
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    idleTimeout: 60,
+    async fetch(request) {
+      const body = await request.text()
+      const headers = Object.fromEntries(request.headers.entries())
+      let json: any
+      try {
+        json = new Webhook(secret).verify(body, headers)
+      } catch {
+        json = undefined
+      }
+      const id = headers["webhook-id"]!
+      const at = Date.now()
+      if (!firstSeen.has(id)) firstSeen.set(id, at)
+      const status = answer({ id, verified: json !== undefined, n: hits.length, sinceFirstMs: at - firstSeen.get(id)! })
+      hits.push({ id, at, headers, body, json, status })
+      return new Response("ok", { status, headers: replyHeaders })
+    }
+  })
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    hits,
+    hitsOf: (id: string) => hits.filter((h) => h.id === id),
+    stop: () => server.stop(true)
+  }
+}
+export type ScriptedEndpoint = ReturnType<typeof startScriptedEndpoint>
