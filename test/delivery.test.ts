@@ -405,7 +405,8 @@ describe("delivery: Retry-After, concurrency and fail-open (timeout 5s, maxBacko
     expect(probe.answered.length).toBe(events.length)
     expect(probe.maxInFlight).toBe(2)
     // An attempt's latency is its HTTP exchange, not the time it queued for a slot:
-    // the last pair waited three exchanges (~1.2 s) for theirs.
+    // the last pair waited three exchanges (~1.2 s) for theirs. Each line is logged just after its record.
+    await eventually(() => events.every((event) => attemptLines(router, event.id).length > 0), 5_000, "the attempts' log lines")
     const latencies = events.flatMap((event) => attemptLines(router, event.id).map((l) => l.latencyMs as number))
     expect(latencies.length).toBe(events.length)
     for (const latency of latencies) {
