@@ -243,9 +243,9 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       changeHealth(tenant, { failingSince: null, failingAlerted: false, disabledAt: current.disabledAt }, () =>
         Effect.flatMap(store.tenantHealth(tenant), (stored) => {
           const alerted = current.failingAlerted ? current : stored.failingAlerted ? stored : undefined
-          if (alerted !== undefined && alerted.failingSince !== null) raise(tenantRecovered(tenant, alerted.failingSince, at))
+          const recovered = Effect.sync(() => alerted?.failingSince != null && raise(tenantRecovered(tenant, alerted.failingSince, at)))
           // The disable as the store has it: an operator may have enabled the tenant on any instance.
-          return store.setTenantHealth(tenant, { failingSince: null, failingAlerted: false, disabledAt: stored.disabledAt })
+          return Effect.zipRight(recovered, store.setTenantHealth(tenant, { failingSince: null, failingAlerted: false, disabledAt: stored.disabledAt }))
         })
       )
     /**
