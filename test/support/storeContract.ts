@@ -728,6 +728,52 @@ export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>)
           })
         ))
 
+      let propertyRooms = 0
+      test("any sequence of pin changes, in any batches: a call event is queued exactly when the call starts or ends, as a model of the pin says", async () => {
+        const change = fc.constantFrom<PinChange["_tag"]>("Set", "Touch", "End", "Clear")
+        await fc.assert(
+          fc.asyncProperty(fc.array(fc.tuple(change, fc.boolean()), { minLength: 1, maxLength: 24 }), (steps) =>
+            run(
+              Effect.gen(function* () {
+                const store = yield* Store
+                const room = `prop-${++propertyRooms}-${Date.now().toString(36)}`
+                const changes: Array<PinChange> = steps.map(([tag], i) =>
+                  tag === "Set" ? { _tag: "Set", pin: callPin(room) } : tag === "End" ? { _tag: "End", room, at: 1_000 + i } : { _tag: tag, room }
+                )
+                // The model: no pin, an open call, or an ended call whose pin stays. A pin is never
+                // replaced; End and Clear end an open call; Clear removes the pin.
+                let state: "none" | "open" | "ended" = "none"
+                const wanted = changes.map((c) => {
+                  if (c._tag === "Set") return state === "none" ? ((state = "open"), "call.started") : null
+                  if (c._tag === "End") return state === "open" ? ((state = "ended"), "call.ended") : null
+                  if (c._tag === "Clear") {
+                    const was = state
+                    state = "none"
+                    return was === "open" ? "call.ended" : null
+                  }
+                  return null
+                })
+                // Written in batches where the second flag of a step says "start a new write here".
+                const batches: Array<Array<number>> = []
+                steps.forEach(([, split], i) => (split || batches.length === 0 ? batches.push([i]) : batches[batches.length - 1]!.push(i)))
+                const queued: Array<string | null> = []
+                for (const batch of batches) {
+                  const results = yield* store.acceptAll(
+                    batch.map((i) => acceptance({ eventId: `${room}-${i}`, receivedAt: 1_000 + i, pinChange: changes[i]!, callEvent: callEvent(room, changes[i]!._tag === "Set" ? "call.started" : "call.ended") }))
+                  )
+                  for (const result of results) queued.push(queuedCallEvent(result)?.eventType ?? null)
+                }
+                expect(queued).toEqual(wanted)
+                const finalPin = yield* pinOne(store, room)
+                if (state === "none") expect(finalPin).toEqual(Option.none())
+                else expect(Option.getOrThrow(finalPin).endedAt !== undefined).toBe(state === "ended")
+              })
+            )
+          ),
+          { numRuns: 40 }
+        )
+      })
+
       test("within one write, events see the pin changes before them: started, ended once, whatever the order of End and Clear", () =>
         run(
           Effect.gen(function* () {
