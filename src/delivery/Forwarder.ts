@@ -12,8 +12,8 @@ import * as Metrics from "../telemetry/Metrics.ts"
 import { parseDurationMs } from "../domain/Duration.ts"
 import { parseRateLimit, type RateLimit } from "../domain/RateLimit.ts"
 import { isTenantFailure, retrySchedule } from "./Retry.ts"
-import { HEALTHY, Store, type Acceptance, type QueuedDelivery, type TenantHealth } from "../store/Store.ts"
-import { TenantGate, type Admitted, type CircuitChange } from "./TenantGate.ts"
+import { HEALTHY, Store, type Acceptance, type AcceptResult, type QueuedDelivery, type TenantHealth } from "../store/Store.ts"
+import { TenantGate, type Admitted } from "./TenantGate.ts"
 import { describeFailure, WebhookSender } from "./WebhookSender.ts"
 
 /**
@@ -113,9 +113,6 @@ export const alertAcceptance = (delivery: NewDelivery, at: number): Acceptance =
   pinChange: undefined,
   unroutable: undefined
 })
-
-/** Counts an alert the store took (a duplicate was counted where it was first raised). */
-export const countAlert = (delivery: NewDelivery) => Metrics.count(Metrics.alerts, { type: delivery.eventType })
 
 /** How old the event is: from LiveKit's `createdAt`, else from when the router received it. */
 const ageOf = (delivery: QueuedDelivery, now: number) => now - (delivery.eventCreatedAt ?? delivery.createdAt)
@@ -286,16 +283,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       })
       if (acceptances.length === 0) return Effect.void
       return store.acceptAll(acceptances).pipe(
-        Effect.flatMap((results) =>
-          Effect.sync(() => {
-            for (const result of results) {
-              if (result._tag !== "Accepted" || !result.delivery) continue
-              countAlert(result.delivery)
-              // Raised while stopping: it waits in the store for the next start.
-              if (!stopping.signal.aborted) enqueue(result.delivery)
-            }
-          })
-        ),
+        Effect.flatMap(enqueueAlerts),
         // Raised again shortly: an outage of the store is when alerts matter most.
         Effect.catchTag("StoreUnavailable", (e) =>
           Effect.logWarning("alerts not queued yet; will retry", e.cause).pipe(
@@ -305,6 +293,19 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
         )
       )
     }
+
+    /**
+     * Queues the alerts the store just took; a duplicate was queued (and counted) where it
+     * was first raised. One raised while stopping waits in the store for the next start.
+     */
+    const enqueueAlerts = (accepted: ReadonlyArray<AcceptResult>) =>
+      Effect.sync(() => {
+        for (const result of accepted) {
+          if (result._tag !== "Accepted" || !result.delivery) continue
+          Metrics.count(Metrics.alerts, { type: result.delivery.eventType })
+          if (!stopping.signal.aborted) enqueue(result.delivery)
+        }
+      })
 
     /** Alerts raised outside a turn's recording (circuit changes, a disable), queued together at the end of the turn. */
     let raising: Array<Alert> = []
@@ -326,8 +327,8 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
      * A circuit closing is not the recovery: a 4xx closes it too, while the streak goes on;
      * the 2xx that ends the streak is (see endStreak).
      */
-    const circuitChanged = (tenant: string, change: CircuitChange, failure: DeliveryError | undefined, at: number) => {
-      if (config.alerts === undefined || tenant === ALERTS_TENANT || change !== "opened") return
+    const circuitOpened = (tenant: string, failure: DeliveryError | undefined, at: number) => {
+      if (config.alerts === undefined || tenant === ALERTS_TENANT) return
       const current = health.get(tenant) ?? HEALTHY
       if (current.failingAlerted) return
       raise(tenantFailing(tenant, current.failingSince ?? at, at, failure === undefined ? { status: null, error: null } : describeFailure(failure)))
@@ -586,8 +587,9 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       noteOutcome(head.tenant, Either.isRight(outcome), at)
       await recorded({ _tag: "Attempt", delivery: head, attempt: ++entry.attempts, startedAt, at, outcome, retryAt, span })
       // The gate settles once the outcome is on record, so a drain that waits for it waits for the record too.
-      const change = gate.settle(head.tenant, admitted, Either.isLeft(outcome) && isTenantFailure(outcome.left))
-      if (change !== undefined) circuitChanged(head.tenant, change, Either.isLeft(outcome) ? outcome.left : undefined, at)
+      if (gate.settle(head.tenant, admitted, Either.isLeft(outcome) && isTenantFailure(outcome.left))) {
+        circuitOpened(head.tenant, Either.isLeft(outcome) ? outcome.left : undefined, at)
+      }
       if (retryAt === undefined) return FINISHED
       // A retry due after the event goes stale: the lane wakes when it does, so the delivery expires on time.
       const staleFrom = expiresAt(head)
@@ -830,6 +832,8 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     return {
       /** Queues deliveries just accepted, in id order; one already in the window is ignored. */
       enqueueAll: (deliveries: ReadonlyArray<QueuedDelivery>) => (deliveries.length === 0 ? Effect.void : Effect.sync(() => deliveries.forEach(enqueue))),
+      /** Alerts accepted along with a batch of events (domain.unroutable): counted and queued. */
+      enqueueAlerts,
       /** Deliveries taken over from a dead instance, which this instance now holds. */
       resumeClaimed: (claimed: ReadonlyArray<QueuedDelivery>) =>
         Effect.sync(() => {

@@ -17,9 +17,6 @@ export interface Admitted {
   readonly probe: boolean
 }
 
-/** A circuit that an attempt's outcome opened (closed before) or closed (open or probing before). */
-export type CircuitChange = "opened" | "closed"
-
 /**
  * What stands between a delivery and its tenant: the tenant's circuit breaker,
  * then its rate limit (the Forwarder's workers cap its concurrency). Each
@@ -48,17 +45,14 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
       return state
     }
 
-    /** Moves the breaker; says whether that opened or closed the circuit. */
-    const setBreaker = (tenant: string, state: TenantState, next: Breaker.Breaker): CircuitChange | undefined => {
-      if (next === state.breaker) return undefined
+    const setBreaker = (tenant: string, state: TenantState, next: Breaker.Breaker) => {
+      if (next === state.breaker) return
       const wasOpen = Breaker.isOpen(state.breaker)
       state.breaker = next
-      const change = wasOpen === Breaker.isOpen(next) ? undefined : wasOpen ? "closed" : "opened"
-      if (change) Metrics.set(Metrics.circuitOpen, change === "opened" ? 1 : 0, { tenant })
+      if (wasOpen !== Breaker.isOpen(next)) Metrics.set(Metrics.circuitOpen, Breaker.isOpen(next) ? 1 : 0, { tenant })
       const waiting = [...state.waiting]
       state.waiting.clear()
       for (const wake of waiting) wake()
-      return change
     }
 
     const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -110,22 +104,20 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
     /**
      * Ends an admitted attempt: its outcome feeds the breaker (`failed` says
      * the tenant is struggling; undefined: it never finished, shutdown cut it).
-     * Says whether the outcome opened or closed the circuit.
+     * True when this outcome opened the circuit.
      */
-    const settle = (tenant: string, admitted: Admitted, failed: boolean | undefined): CircuitChange | undefined => {
+    const settle = (tenant: string, admitted: Admitted, failed: boolean | undefined): boolean => {
       const state = stateOf(tenant)
-      const change =
-        failed === undefined
-          ? admitted.probe
-            ? setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, Date.now()))
-            : undefined
-          : setBreaker(tenant, state, failed ? Breaker.onFailure(state.breaker, Date.now(), policy) : Breaker.onSuccess(state.breaker))
+      const wasOpen = Breaker.isOpen(state.breaker)
+      if (failed === undefined) {
+        if (admitted.probe) setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, Date.now()))
+      } else setBreaker(tenant, state, failed ? Breaker.onFailure(state.breaker, Date.now(), policy) : Breaker.onSuccess(state.breaker))
       if (--inFlight === 0) {
         const waiting = idle
         idle = []
         for (const wake of waiting) wake()
       }
-      return change
+      return !wasOpen && Breaker.isOpen(state.breaker)
     }
 
     return {

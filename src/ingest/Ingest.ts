@@ -6,7 +6,7 @@ import { callEventId, eventTime } from "../domain/CallEvents.ts"
 import { envelope } from "../domain/Envelope.ts"
 import { ShuttingDown, type InvalidEvent, type StoreUnavailable, type Unauthorized, type Unroutable } from "../domain/Errors.ts"
 import { parseLiveKitEvent, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
-import { alertAcceptance, countAlert, Forwarder } from "../delivery/Forwarder.ts"
+import { alertAcceptance, Forwarder } from "../delivery/Forwarder.ts"
 import { Lifecycle } from "../Lifecycle.ts"
 import { logWarningWith } from "../telemetry/Logging.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
@@ -164,9 +164,7 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
       if (alerts.length === 0) return store.acceptAll(acceptances)
       return Effect.flatMap(store.acceptAll([...acceptances, ...alerts.map((alert) => alertAcceptance(alert.delivery, alert.at))]), (results) => {
         unroutable.stored(alerts)
-        const queued = results.slice(acceptances.length).flatMap((result) => (result._tag === "Accepted" && result.delivery ? [result.delivery] : []))
-        queued.forEach(countAlert)
-        return Effect.as(forwarder.enqueueAll(queued), results.slice(0, acceptances.length))
+        return Effect.as(forwarder.enqueueAlerts(results.slice(acceptances.length)), results.slice(0, acceptances.length))
       })
     }
 
