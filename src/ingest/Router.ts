@@ -64,8 +64,6 @@ export interface Incoming {
   readonly receivedAt: number
 }
 
-const wanted = (destination: Destination, callEvent: CallEvent | undefined) =>
-  callEvent !== undefined && wantsEvent(destination.events, callEvent.type) ? callEvent : undefined
 
 /**
  * What a pinned call's event does to the call: the room finishing ends the pin; the call's own
@@ -132,7 +130,7 @@ export class Router extends Effect.Service<Router>()("Router", {
           call,
           pinChange,
           forward: wantsEvent(destination.events, event.event),
-          callEvent: wanted(destination, callEvent)
+          callEvent: callEvent !== undefined && wantsEvent(destination.events, callEvent.type) ? callEvent : undefined
         } satisfies Routed
       }
 
@@ -157,7 +155,8 @@ export class Router extends Effect.Service<Router>()("Router", {
         call,
         pinChange: room === undefined || event.event === "room_finished" ? undefined : { _tag: "Set", pin: { room, destination, call, start } },
         forward: wantsEvent(destination.events, event.event),
-        callEvent: room === undefined || start === undefined ? undefined : wanted(destination, callStarted(start, attributes))
+        // Built only for a hook that lists it: most do not, and the pinning event is on the hot path.
+        callEvent: room !== undefined && start !== undefined && wantsEvent(destination.events, "call.started") ? callStarted(start, attributes) : undefined
       } satisfies Routed
     }
 
