@@ -11,33 +11,59 @@ export interface Received {
 
 export type Reply = { status?: number; headers?: Record<string, string>; delayMs?: number }
 
+/** A request as a verifying endpoint saw it: `json` is the verified body, undefined (and `error` set) when it did not verify. */
+interface Seen {
+  readonly path: string
+  readonly headers: Record<string, string>
+  readonly body: string
+  readonly json: any
+  readonly error: string | undefined
+}
+
+/**
+ * A loopback endpoint that verifies every request with the off-the-shelf
+ * `standardwebhooks` library. `arrive` runs as a request arrives (so scripted
+ * answers go out in arrival order) and gives what answers it once it is read.
+ */
+const serveVerifying = (secret: string, port: number, arrive: () => (seen: Seen) => Reply) =>
+  Bun.serve({
+    port,
+    hostname: "127.0.0.1",
+    idleTimeout: 60,
+    async fetch(request) {
+      const answer = arrive()
+      const body = await request.text()
+      const headers = Object.fromEntries(request.headers.entries())
+      let json: any
+      let error: string | undefined
+      try {
+        json = new Webhook(secret).verify(body, headers)
+      } catch (failure) {
+        error = (failure as Error).message
+      }
+      const reply = answer({ path: new URL(request.url).pathname, headers, body, json, error })
+      if (reply.delayMs) await Bun.sleep(reply.delayMs)
+      return new Response("ok", { status: reply.status ?? 200, headers: reply.headers ?? {} })
+    }
+  })
+
 /**
  * A tenant's webhook endpoint, on a random loopback port. It verifies every
- * request with the off-the-shelf `standardwebhooks` library and keeps the ones
- * that verify; `replies` scripts its answers in order (the last one repeats).
+ * request and keeps the ones that verify; `replies` scripts its answers in
+ * order (the last one repeats).
  */
 export const startReceiver = (secret: string, replies: ReadonlyArray<Reply> = [{ status: 200 }], port = 0) => {
   const received: Received[] = []
   const rejected: string[] = []
   let hits = 0
   const waiters = new Set<() => void>()
-  const server = Bun.serve({
-    port,
-    hostname: "127.0.0.1",
-    idleTimeout: 60,
-    async fetch(request) {
-      const reply = replies[Math.min(hits++, replies.length - 1)] ?? { status: 200 }
-      const body = await request.text()
-      const headers = Object.fromEntries(request.headers.entries())
-      try {
-        const json = new Webhook(secret).verify(body, headers)
-        received.push({ path: new URL(request.url).pathname, headers, body, json, at: Date.now() })
-      } catch (error) {
-        rejected.push((error as Error).message)
-      }
+  const server = serveVerifying(secret, port, () => {
+    const reply = replies[Math.min(hits++, replies.length - 1)] ?? { status: 200 }
+    return ({ path, headers, body, json, error }) => {
+      if (error === undefined) received.push({ path, headers, body, json, at: Date.now() })
+      else rejected.push(error)
       for (const wake of waiters) wake()
-      if (reply.delayMs) await Bun.sleep(reply.delayMs)
-      return new Response("ok", { status: reply.status ?? 200, headers: reply.headers ?? {} })
+      return reply
     }
   })
   const url = `http://127.0.0.1:${server.port}`
@@ -102,26 +128,13 @@ export interface ScriptedRequest {
 export const startScriptedEndpoint = (secret: string, answer: (request: ScriptedRequest) => number, replyHeaders: Record<string, string> = {}) => {
   const hits: Array<ScriptedHit> = []
   const firstSeen = new Map<string, number>()
-  const server = Bun.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    idleTimeout: 60,
-    async fetch(request) {
-      const body = await request.text()
-      const headers = Object.fromEntries(request.headers.entries())
-      let json: any
-      try {
-        json = new Webhook(secret).verify(body, headers)
-      } catch {
-        json = undefined
-      }
-      const id = headers["webhook-id"]!
-      const at = Date.now()
-      if (!firstSeen.has(id)) firstSeen.set(id, at)
-      const status = answer({ id, verified: json !== undefined, n: hits.length, sinceFirstMs: at - firstSeen.get(id)! })
-      hits.push({ id, at, headers, body, json, status })
-      return new Response("ok", { status, headers: replyHeaders })
-    }
+  const server = serveVerifying(secret, 0, () => ({ headers, body, json }) => {
+    const id = headers["webhook-id"]!
+    const at = Date.now()
+    if (!firstSeen.has(id)) firstSeen.set(id, at)
+    const status = answer({ id, verified: json !== undefined, n: hits.length, sinceFirstMs: at - firstSeen.get(id)! })
+    hits.push({ id, at, headers, body, json, status })
+    return { status, headers: replyHeaders }
   })
   return {
     url: `http://127.0.0.1:${server.port}`,
