@@ -48,6 +48,10 @@ const decoded =
 const validated = <A>(what: string, schema: Schema.Schema<A, string>) =>
   Options.mapEffect((text: string) => Effect.mapError(decoded(what, schema)(text), ValidationError.invalidValue))
 const option = <A>(name: string, schema: Schema.Schema<A, string>) => Options.text(name).pipe(validated(`--${name}`, schema))
+
+/** The options that were given, as fields; those left out are absent, so the API applies its defaults. */
+const given = <A extends Record<string, Option.Option<unknown>>>(options: A): { [K in keyof A]?: A[K] extends Option.Option<infer V> ? V : never } =>
+  Object.fromEntries(Object.entries(options).flatMap(([key, value]) => (Option.isSome(value) ? [[key, value.value]] : []))) as never
 const argument = <A>(name: string, schema: Schema.Schema<A, string>) => Args.text({ name }).pipe(Args.mapEffect(decoded(name, schema)))
 
 /** Blank env values count as unset, as the router's own config does. */
@@ -169,10 +173,7 @@ const hooks = group("hooks").pipe(
               path: { host: input.host },
               payload: {
                 url: input.url,
-                ...Option.match(input.secret, { onNone: () => ({}), onSome: (secret) => ({ secret }) }),
-                ...Option.match(input.events, { onNone: () => ({}), onSome: (events) => ({ events }) }),
-                ...Option.match(input.rateLimit, { onNone: () => ({}), onSome: (rateLimit) => ({ rateLimit }) }),
-                ...Option.match(input.maxAge, { onNone: () => ({}), onSome: (maxAge) => ({ maxAge }) })
+                ...given({ secret: input.secret, events: input.events, rateLimit: input.rateLimit, maxAge: input.maxAge })
               }
             }),
             (saved) => print(Format.formatHookSet(saved))
@@ -234,12 +235,7 @@ const deliveries = group("deliveries").pipe(
         withClient((client) =>
           Effect.flatMap(
             client.deliveries.list({
-              urlParams: {
-                ...Option.match(input.status, { onNone: () => ({}), onSome: (status) => ({ status }) }),
-                ...Option.match(input.tenant, { onNone: () => ({}), onSome: (tenant) => ({ tenant }) }),
-                ...Option.match(input.limit, { onNone: () => ({}), onSome: (limit) => ({ limit }) }),
-                ...Option.match(input.cursor, { onNone: () => ({}), onSome: (cursor) => ({ cursor }) })
-              }
+              urlParams: given({ status: input.status, tenant: input.tenant, limit: input.limit, cursor: input.cursor })
             }),
             (page) => print(Format.formatDeliveryList(page))
           )
@@ -276,7 +272,7 @@ const unroutable = group("unroutable").pipe(
       { connection, limit: option("limit", Limit).pipe(Options.optional, Options.withDescription("1 to 1000, default 100")) },
       (input) =>
         withClient((client) =>
-          Effect.flatMap(client.unroutable.list({ urlParams: Option.match(input.limit, { onNone: () => ({}), onSome: (limit) => ({ limit }) }) }), ({ items }) =>
+          Effect.flatMap(client.unroutable.list({ urlParams: given({ limit: input.limit }) }), ({ items }) =>
             print(Format.formatUnroutableList(items))
           )
         )(input)
