@@ -129,14 +129,14 @@ type Client = Effect.Effect.Success<ReturnType<typeof makeClient>>
 
 /** Runs one admin command: any failure is printed as one `error: …` line (exit 1). */
 const withClient =
-  <A>(use: (client: Client) => Effect.Effect<A, unknown>) =>
-  ({ connection }: { readonly connection: Connection }) =>
-    Effect.flatMap(makeClient(connection), use).pipe(
+  <I extends { readonly connection: Connection }, A>(use: (client: Client, input: I) => Effect.Effect<A, unknown>) =>
+  (input: I) =>
+    Effect.flatMap(makeClient(input.connection), (client) => use(client, input)).pipe(
       Effect.timeoutFail({
         duration: ANSWER_TIMEOUT,
-        onTimeout: () => new Failed({ message: `error: cannot reach the router at ${connection.url}: no answer within ${Duration.format(ANSWER_TIMEOUT)}` })
+        onTimeout: () => new Failed({ message: `error: cannot reach the router at ${input.connection.url}: no answer within ${Duration.format(ANSWER_TIMEOUT)}` })
       }),
-      Effect.mapError((error) => (error instanceof Failed || error instanceof NotDelivered ? error : new Failed({ message: describeFailure(connection.url, error) }))),
+      Effect.mapError((error) => (error instanceof Failed || error instanceof NotDelivered ? error : new Failed({ message: describeFailure(input.connection.url, error) }))),
       Effect.provide(FetchHttpClient.layer)
     )
 
@@ -152,8 +152,8 @@ const hooks = group("hooks").pipe(
     Command.make("list", { connection }, withClient((client) => Effect.flatMap(client.hooks.list(), ({ hooks }) => print(Format.formatHookList(hooks))))).pipe(
       Command.withDescription("every hook: host, url, source, events, rateLimit")
     ),
-    Command.make("get", { connection, host: hostArg }, (input) =>
-      withClient((client) => Effect.flatMap(client.hooks.get({ path: { host: input.host } }), (hook) => print(Format.formatHook(hook))))(input)
+    Command.make("get", { connection, host: hostArg },
+      withClient((client, input) => Effect.flatMap(client.hooks.get({ path: { host: input.host } }), (hook) => print(Format.formatHook(hook))))
     ).pipe(Command.withDescription("one hook")),
     Command.make(
       "set",
@@ -166,36 +166,35 @@ const hooks = group("hooks").pipe(
         rateLimit: option("rate-limit", RateLimitText).pipe(Options.optional, Options.withDescription("e.g. 50/s, 600/m, 1000/h")),
         maxAge: option("max-age", MaxAgeText).pipe(Options.optional, Options.withDescription("e.g. 30s, 10m: older events are not sent (they expire)"))
       },
-      (input) =>
-        withClient((client) =>
-          Effect.flatMap(
-            client.hooks.put({
-              path: { host: input.host },
-              payload: {
-                url: input.url,
-                ...given({ secret: input.secret, events: input.events, rateLimit: input.rateLimit, maxAge: input.maxAge })
-              }
-            }),
-            (saved) => print(Format.formatHookSet(saved))
-          )
-        )(input)
+      withClient((client, input) =>
+        Effect.flatMap(
+          client.hooks.put({
+            path: { host: input.host },
+            payload: {
+              url: input.url,
+              ...given({ secret: input.secret, events: input.events, rateLimit: input.rateLimit, maxAge: input.maxAge })
+            }
+          }),
+          (saved) => print(Format.formatHookSet(saved))
+        )
+      )
     ).pipe(
       Command.withDescription(
         "create or replace an API hook. The whole hook is replaced: omitted --events/--rate-limit are cleared, and so are any headers and auth (the CLI does not set them: use PUT /v1/hooks/{host}). Without --secret an existing hook keeps its secret and a new one gets a generated secret (shown once); use rotate-secret to roll a secret over"
       )
     ),
-    Command.make("rm", { connection, host: hostArg }, (input) =>
-      withClient((client) => Effect.zipRight(client.hooks.remove({ path: { host: input.host } }), print(`removed ${input.host}`)))(input)
+    Command.make("rm", { connection, host: hostArg },
+      withClient((client, input) => Effect.zipRight(client.hooks.remove({ path: { host: input.host } }), print(`removed ${input.host}`)))
     ).pipe(Command.withDescription("remove an API hook")),
-    Command.make("test", { connection, host: hostArg }, (input) =>
-      withClient((client) =>
+    Command.make("test", { connection, host: hostArg },
+      withClient((client, input) =>
         Effect.flatMap(client.hooks.test({ path: { host: input.host } }), (answer) =>
           Effect.zipRight(print(Format.formatTest(answer)), answer.delivered ? Effect.void : Effect.fail(new NotDelivered()))
         )
-      )(input)
+      )
     ).pipe(Command.withDescription("send one signed router.test event now; exit 1 unless delivered")),
-    Command.make("rotate-secret", { connection, host: hostArg }, (input) =>
-      withClient((client) => Effect.flatMap(client.hooks.rotateSecret({ path: { host: input.host } }), (answer) => print(Format.formatRotation(answer))))(input)
+    Command.make("rotate-secret", { connection, host: hostArg },
+      withClient((client, input) => Effect.flatMap(client.hooks.rotateSecret({ path: { host: input.host } }), (answer) => print(Format.formatRotation(answer))))
     ).pipe(Command.withDescription("a new secret; the old one keeps signing for a while"))
   ])
 )
@@ -206,15 +205,15 @@ const numbers = group("numbers").pipe(
     Command.make("list", { connection }, withClient((client) => Effect.flatMap(client.numbers.list(), ({ numbers }) => print(Format.formatNumberList(numbers))))).pipe(
       Command.withDescription("every number and the host it routes to")
     ),
-    Command.make("set", { connection, number: numberArg, host: hostArg }, (input) =>
-      withClient((client) =>
+    Command.make("set", { connection, number: numberArg, host: hostArg },
+      withClient((client, input) =>
         Effect.flatMap(client.numbers.put({ path: { number: input.number }, payload: { host: input.host } }), (saved) =>
           print(`${saved instanceof NumberCreated ? "created" : "updated"} ${saved.number} -> ${saved.host}`)
         )
-      )(input)
+      )
     ).pipe(Command.withDescription("route a dialled number to a hook host")),
-    Command.make("rm", { connection, number: numberArg }, (input) =>
-      withClient((client) => Effect.zipRight(client.numbers.remove({ path: { number: input.number } }), print(`removed ${input.number}`)))(input)
+    Command.make("rm", { connection, number: numberArg },
+      withClient((client, input) => Effect.zipRight(client.numbers.remove({ path: { number: input.number } }), print(`removed ${input.number}`)))
     ).pipe(Command.withDescription("remove a number's route"))
   ])
 )
@@ -231,21 +230,20 @@ const deliveries = group("deliveries").pipe(
         limit: option("limit", Limit).pipe(Options.optional, Options.withDescription("1 to 1000, default 100")),
         cursor: option("cursor", DeliveryId).pipe(Options.optional, Options.withDescription("the next page, as the previous one said"))
       },
-      (input) =>
-        withClient((client) =>
-          Effect.flatMap(
-            client.deliveries.list({
-              urlParams: given({ status: input.status, tenant: input.tenant, limit: input.limit, cursor: input.cursor })
-            }),
-            (page) => print(Format.formatDeliveryList(page))
-          )
-        )(input)
+      withClient((client, input) =>
+        Effect.flatMap(
+          client.deliveries.list({
+            urlParams: given({ status: input.status, tenant: input.tenant, limit: input.limit, cursor: input.cursor })
+          }),
+          (page) => print(Format.formatDeliveryList(page))
+        )
+      )
     ).pipe(Command.withDescription("deliveries, newest first")),
-    Command.make("get", { connection, id: deliveryArg }, (input) =>
-      withClient((client) => Effect.flatMap(client.deliveries.get({ path: { id: input.id } }), (found) => print(Format.formatDelivery(found))))(input)
+    Command.make("get", { connection, id: deliveryArg },
+      withClient((client, input) => Effect.flatMap(client.deliveries.get({ path: { id: input.id } }), (found) => print(Format.formatDelivery(found))))
     ).pipe(Command.withDescription("one delivery with its attempts")),
-    Command.make("retry", { connection, id: deliveryArg }, (input) =>
-      withClient((client) => Effect.flatMap(client.deliveries.retry({ path: { id: input.id } }), (delivery) => print(Format.formatRetried(delivery))))(input)
+    Command.make("retry", { connection, id: deliveryArg },
+      withClient((client, input) => Effect.flatMap(client.deliveries.retry({ path: { id: input.id } }), (delivery) => print(Format.formatRetried(delivery))))
     ).pipe(Command.withDescription("requeue a failed delivery with a fresh attempt budget"))
   ])
 )
@@ -256,10 +254,9 @@ const tenants = group("tenants").pipe(
     Command.make(
       "recover",
       { connection, host: hostArg, since: option("since", IsoTime).pipe(Options.withDescription("an ISO-8601 date (UTC midnight) or a time with its zone")) },
-      (input) =>
-        withClient((client) =>
-          Effect.flatMap(client.tenants.recover({ path: { host: input.host }, urlParams: { since: input.since } }), (recovery) => print(Format.formatRecovery(recovery)))
-        )(input)
+      withClient((client, input) =>
+        Effect.flatMap(client.tenants.recover({ path: { host: input.host }, urlParams: { since: input.since } }), (recovery) => print(Format.formatRecovery(recovery)))
+      )
     ).pipe(Command.withDescription("requeue the tenant's failed deliveries created since then"))
   ])
 )
@@ -270,12 +267,11 @@ const unroutable = group("unroutable").pipe(
     Command.make(
       "list",
       { connection, limit: option("limit", Limit).pipe(Options.optional, Options.withDescription("1 to 1000, default 100")) },
-      (input) =>
-        withClient((client) =>
-          Effect.flatMap(client.unroutable.list({ urlParams: given({ limit: input.limit }) }), ({ items }) =>
-            print(Format.formatUnroutableList(items))
-          )
-        )(input)
+      withClient((client, input) =>
+        Effect.flatMap(client.unroutable.list({ urlParams: given({ limit: input.limit }) }), ({ items }) =>
+          print(Format.formatUnroutableList(items))
+        )
+      )
     ).pipe(Command.withDescription("recent ones, newest first: the headers seen, the domain parsed and why it matched nothing"))
   ])
 )
