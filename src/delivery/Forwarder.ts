@@ -462,12 +462,13 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
             line: { eventId: delivery.eventId, type: delivery.eventType, domain: delivery.domain, tenant: delivery.tenant, url: delivery.url, attempts }
           }
         })
-      // Deliveries that ran out of attempts; the alerts endpoint's own are not alerted about (it is where they would go).
+      // Deliveries that ran out of attempts, when alerts are on; the alerts endpoint's own are not alerted about (it is where they would go).
       const failed: Array<Alert> = []
+      const alerting = config.alerts !== undefined
       const lines = batch.map(({ delivery, attempt, startedAt, at, outcome, retryAt, span }) => {
         const final: AttemptRecord["final"] = Either.isRight(outcome) ? "delivered" : retryAt === undefined ? "failed" : undefined
         const seen = Either.isRight(outcome) ? { status: outcome.right, error: null, result: String(outcome.right) } : describeFailure(outcome.left)
-        if (final === "failed" && delivery.tenant !== ALERTS_TENANT) {
+        if (alerting && final === "failed" && delivery.tenant !== ALERTS_TENANT) {
           failed.push(deliveryFailed(delivery, attempt, seen, at))
         }
         const latencyMs = at - startedAt
