@@ -10,6 +10,7 @@ import type {
 } from "../domain/Delivery.ts"
 import type { StoreUnavailable } from "../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../domain/Hook.ts"
+import type { TenantHealth } from "../domain/TenantHealth.ts"
 
 /**
  * How an accepted event changes its room's pin. `Set` pins a room that has no pin (a pin is
@@ -75,32 +76,8 @@ export type RequeueResult =
   | { readonly _tag: "NotFound" }
   | { readonly _tag: "NotFailed"; readonly status: Delivery["status"] }
 
-/**
- * A tenant's delivery health, shared by instances and kept across restarts: since when its attempts
- * have all failed (null after a 2xx), whether a `tenant.failing` alert told of that streak (so
- * whoever ends it sends `tenant.recovered`), and when it was disabled for it (null while enabled).
- */
-export interface TenantHealth {
-  readonly failingSince: number | null
-  readonly failingAlerted: boolean
-  readonly disabledAt: number | null
-}
-
-export const HEALTHY: TenantHealth = { failingSince: null, failingAlerted: false, disabledAt: null }
-
 /** Both stores keep a tenant's health as one small cached value under this key. */
 export const healthKey = (tenant: string) => `tenant-health:${tenant}`
-
-export const decodeHealth = (text: string | undefined): TenantHealth => {
-  if (text === undefined) return HEALTHY
-  try {
-    const value = JSON.parse(text) as Partial<TenantHealth>
-    const num = (n: unknown) => (typeof n === "number" && Number.isFinite(n) ? n : null)
-    return { failingSince: num(value.failingSince), failingAlerted: value.failingAlerted === true, disabledAt: num(value.disabledAt) }
-  } catch {
-    return HEALTHY
-  }
-}
 
 export interface Requeued {
   readonly count: number

@@ -3,7 +3,8 @@ import { Effect, Layer, Option } from "effect"
 import fc from "fast-check"
 import type { AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../src/domain/Delivery.ts"
 import type { StoreUnavailable } from "../../src/domain/Errors.ts"
-import { HEALTHY, Store, type Acceptance, type AcceptResult, type PinChange, type RetentionPolicy } from "../../src/store/Store.ts"
+import { HEALTHY } from "../../src/domain/TenantHealth.ts"
+import { Store, type Acceptance, type AcceptResult, type PinChange, type RetentionPolicy } from "../../src/store/Store.ts"
 
 /**
  * What every Store implementation must do, whatever keeps the data: the

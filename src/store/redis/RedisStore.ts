@@ -5,7 +5,8 @@ import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
 import { openRedis } from "./RedisConnection.ts"
 import * as Scripts from "./RedisScripts.ts"
-import { decodeHealth, healthKey, justQueued, type Acceptance, type AcceptResult, type QueuedDelivery, type RecordedAttempt, type Store } from "../Store.ts"
+import { decodeTenantHealth, encodeTenantHealth } from "../../domain/TenantHealth.ts"
+import { healthKey, justQueued, type Acceptance, type AcceptResult, type QueuedDelivery, type RecordedAttempt, type Store } from "../Store.ts"
 
 export interface RedisStoreOptions {
   readonly url: string
@@ -288,8 +289,8 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
       removeApiNumber: (number) => removeApi("numbers", number),
       cached: (key) => Effect.map(send("HGET", [`${P}cache`, key]), (value) => Option.fromNullable(value as string | null)),
       cache: (key, value) => Effect.asVoid(send("HSET", [`${P}cache`, key, value])),
-      tenantHealth: (tenant) => Effect.map(send("HGET", [`${P}cache`, healthKey(tenant)]), (value) => decodeHealth((value as string | null) ?? undefined)),
-      setTenantHealth: (tenant, health) => Effect.asVoid(send("HSET", [`${P}cache`, healthKey(tenant), JSON.stringify(health)])),
+      tenantHealth: (tenant) => Effect.map(send("HGET", [`${P}cache`, healthKey(tenant)]), (value) => decodeTenantHealth((value as string | null) ?? undefined)),
+      setTenantHealth: (tenant, health) => Effect.asVoid(send("HSET", [`${P}cache`, healthKey(tenant), encodeTenantHealth(health)])),
       apiChanges: redis.changes(`${P}api`),
       // One key, whatever this instance holds: while it exists, nobody takes over what this instance holds.
       renewLeases: Effect.asVoid(renew()),

@@ -5,7 +5,8 @@ import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
 import { openDatabase, QUEUED_COLUMNS, toDelivery, toQueued, type DeliveryRow } from "./SqliteSchema.ts"
 import { PRUNE_SLICE, prepareWrites, type PruneTarget, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
-import { decodeHealth, healthKey, justQueued, type AcceptResult, type Store } from "../Store.ts"
+import { decodeTenantHealth, encodeTenantHealth } from "../../domain/TenantHealth.ts"
+import { healthKey, justQueued, type AcceptResult, type Store } from "../Store.ts"
 import type { FromWriter, ToWriter } from "./StoreWorker.ts"
 
 /** Applies writes in batches: one transaction, one fsync, per batch. */
@@ -285,8 +286,8 @@ export const makeSqliteStore = (path: string) =>
       removeApiNumber: (number) => write({ _tag: "RemoveApiNumber", number }),
       cached: (key) => read(() => Option.fromNullable(sql.selectCached.get(key)?.value)),
       cache: (key, value) => write({ _tag: "Cache", key, value }),
-      tenantHealth: (tenant) => read(() => decodeHealth(sql.selectCached.get(healthKey(tenant))?.value)),
-      setTenantHealth: (tenant, health) => write({ _tag: "Cache", key: healthKey(tenant), value: JSON.stringify(health) }),
+      tenantHealth: (tenant) => read(() => decodeTenantHealth(sql.selectCached.get(healthKey(tenant))?.value)),
+      setTenantHealth: (tenant, health) => write({ _tag: "Cache", key: healthKey(tenant), value: encodeTenantHealth(health) }),
       // One process owns the file: nobody else changes the API entries or holds deliveries.
       apiChanges: Stream.never,
       renewLeases: Effect.void,
