@@ -2,6 +2,7 @@ import { Duration, Effect } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import * as Breaker from "./CircuitBreaker.ts"
 import { Lifecycle } from "../Lifecycle.ts"
+import { EngineClock } from "./EngineClock.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
 import { fullBucket, takeToken, type Bucket, type RateLimit } from "../domain/RateLimit.ts"
 
@@ -29,6 +30,7 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const lifecycle = yield* Lifecycle
+    const clock = yield* EngineClock
     const policy: Breaker.BreakerPolicy = {
       failureThreshold: config.delivery.circuitBreaker.failureThreshold,
       cooldownMs: Duration.toMillis(config.delivery.circuitBreaker.cooldown),
@@ -55,14 +57,14 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
       for (const wake of waiting) wake()
     }
 
-    const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+    const sleep = (ms: number) => new Promise<void>((resolve) => clock.after(ms, resolve))
 
     /** Until the breaker changes, or `ms` passes when given. */
     const changeOf = (state: TenantState, ms: number | undefined) =>
       new Promise<void>((resolve) => {
-        const timer = ms === undefined ? undefined : setTimeout(done, ms)
+        const timer = ms === undefined ? undefined : clock.after(ms, done)
         function done() {
-          clearTimeout(timer)
+          timer?.cancel()
           state.waiting.delete(done)
           resolve()
         }
@@ -78,7 +80,7 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
       let probe = false
       for (;;) {
         if (lifecycle.draining()) return undefined
-        const { admission, breaker } = Breaker.admit(state.breaker, Date.now())
+        const { admission, breaker } = Breaker.admit(state.breaker, clock.monoMs())
         setBreaker(tenant, state, breaker)
         if (admission._tag !== "Wait") {
           probe = admission._tag === "Probe"
@@ -87,13 +89,13 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
         await changeOf(state, admission.waitMs)
       }
       while (limit !== undefined) {
-        const now = Date.now()
+        const now = clock.monoMs()
         const taken = takeToken(limit, state.bucket ?? fullBucket(limit, now), now)
         state.bucket = taken.bucket
         if (taken.waitMs === 0) break
         await sleep(taken.waitMs)
         if (lifecycle.draining()) {
-          if (probe) setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, Date.now()))
+          if (probe) setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, clock.monoMs()))
           return undefined
         }
       }
@@ -110,8 +112,8 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
       const state = stateOf(tenant)
       const wasOpen = Breaker.isOpen(state.breaker)
       if (failed === undefined) {
-        if (admitted.probe) setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, Date.now()))
-      } else setBreaker(tenant, state, failed ? Breaker.onFailure(state.breaker, Date.now(), policy) : Breaker.onSuccess(state.breaker))
+        if (admitted.probe) setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, clock.monoMs()))
+      } else setBreaker(tenant, state, failed ? Breaker.onFailure(state.breaker, clock.monoMs(), policy) : Breaker.onSuccess(state.breaker))
       if (--inFlight === 0) {
         const waiting = idle
         idle = []

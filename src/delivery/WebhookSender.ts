@@ -7,6 +7,7 @@ import { classifyAddress } from "../domain/TargetAddress.ts"
 import { parseRetryAfter } from "./Retry.ts"
 import { signWebhook } from "../domain/Signing.ts"
 import { Tracing, type AttemptSpan } from "../telemetry/Tracing.ts"
+import { EngineClock } from "./EngineClock.ts"
 
 export interface Outgoing {
   readonly url: string
@@ -97,6 +98,7 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const tracing = yield* Tracing
+    const clock = yield* EngineClock
     const timeoutMs = Duration.toMillis(config.delivery.timeout)
 
     /**
@@ -138,7 +140,7 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
       // Free the connection; the tenant's body is not needed.
       await response.body?.cancel()
       if (response.status >= 200 && response.status < 300) return Either.right(response.status)
-      return Either.left(new TenantRejected({ status: response.status, retryAfterMs: parseRetryAfter(response.headers.get("retry-after"), Date.now()) }))
+      return Either.left(new TenantRejected({ status: response.status, retryAfterMs: parseRetryAfter(response.headers.get("retry-after"), clock.wallMs()) }))
     }
 
     const classify = (error: unknown): DeliveryError =>
@@ -149,7 +151,7 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
           : new TenantUnreachable({ message: (error as Error).message ?? String(error) })
 
     /** One attempt as a plain promise, for the delivery engine's hot path, ending `span` with its outcome; `signal` aborts it (shutdown). */
-    const attempt = (outgoing: Outgoing, span: AttemptSpan, signal: AbortSignal, startedAt = Date.now()): Promise<Either.Either<number, DeliveryError>> =>
+    const attempt = (outgoing: Outgoing, span: AttemptSpan, signal: AbortSignal, startedAt = clock.wallMs()): Promise<Either.Either<number, DeliveryError>> =>
       post(outgoing, span.traceparent, startedAt, signal).then(
         (outcome) => {
           span.end(Either.isRight(outcome) ? { status: outcome.right, error: null, result: String(outcome.right) } : describeFailure(outcome.left))

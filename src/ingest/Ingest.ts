@@ -6,7 +6,8 @@ import { callEventId, eventTime } from "../domain/CallEvents.ts"
 import { envelope } from "../domain/Envelope.ts"
 import { ShuttingDown, type InvalidEvent, type StoreUnavailable, type Unauthorized, type Unroutable } from "../domain/Errors.ts"
 import { parseLiveKitEvent, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
-import { alertAcceptance, Forwarder } from "../delivery/Forwarder.ts"
+import { alertAcceptance, AlertQueue } from "../delivery/AlertQueue.ts"
+import { LaneWindow } from "../delivery/LaneWindow.ts"
 import { Lifecycle } from "../Lifecycle.ts"
 import { logWarningWith } from "../telemetry/Logging.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
@@ -113,7 +114,8 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
     const verifier = yield* SignatureVerifier
     const router = yield* Router
     const store = yield* Store
-    const forwarder = yield* Forwarder
+    const window = yield* LaneWindow
+    const alertQueue = yield* AlertQueue
     const lifecycle = yield* Lifecycle
     const tracing = yield* Tracing
     const unroutable = unroutableAlerts((yield* AppConfig).alerts)
@@ -164,7 +166,8 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
       if (alerts.length === 0) return store.acceptAll(acceptances)
       return Effect.flatMap(store.acceptAll([...acceptances, ...alerts.map((alert) => alertAcceptance(alert.delivery, alert.at))]), (results) => {
         unroutable.stored(alerts)
-        return Effect.as(forwarder.enqueueAlerts(results.slice(acceptances.length)), results.slice(0, acceptances.length))
+        alertQueue.enqueueAccepted(results.slice(acceptances.length))
+        return Effect.succeed(results.slice(0, acceptances.length))
       })
     }
 
@@ -200,7 +203,8 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
                 return "accepted"
               })
               const logged = warnings.length === 0 ? Effect.void : Effect.forEach(warnings, (w) => logWarningWith(w.message, w.fields), { discard: true })
-              return Effect.as(Effect.zipRight(forwarder.enqueueAll(queued), logged), outcomes)
+              window.enqueueAll(queued)
+              return Effect.as(logged, outcomes)
             }
           )
         )
