@@ -68,7 +68,7 @@ export interface LastSeen {
   readonly error: string | null
 }
 
-// The alerts and their `data`, as the README's table lists them.
+// The alerts and their `data`, as the table in docs/alerts.md lists them.
 
 /** A tenant's circuit opened; `since` is its failing streak's start. */
 export const tenantFailing = (tenant: string, since: number, at: number, last: LastSeen): Alert => ({
