@@ -1,6 +1,6 @@
 import { Effect, Metric, MetricBoundaries, MetricKey, MetricKeyType, MetricLabel } from "effect"
 
-// The metric names and labels are part of the operator contract (see README).
+// The metric names and labels are part of the operator contract (see docs/metrics-and-logs.md).
 
 const counter = (name: string, description: string) => MetricKey.counter(name, { description, incremental: true })
 
