@@ -127,7 +127,8 @@ export class DeliveryAttempt extends Effect.Service<DeliveryAttempt>()("Delivery
         return (now: number, failure: DeliveryError) => {
           const [next, , decision] = runSync(schedule.step(now, failure, state))
           state = next
-          return ScheduleDecision.isContinue(decision) ? ScheduleIntervals.start(decision.intervals) : undefined
+          // Whole milliseconds: the due time is recorded, and jitter makes fractions.
+          return ScheduleDecision.isContinue(decision) ? Math.ceil(ScheduleIntervals.start(decision.intervals)) : undefined
         }
       })())
 

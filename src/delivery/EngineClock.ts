@@ -58,9 +58,13 @@ export const manualClock = (startWallMs = Date.UTC(2030, 0, 1)) => {
       return { cancel: () => void (timer.cancelled = true) }
     }
   }
-  /** Lets the engine's promise chains and per-turn batches run to quiescence (store writes, records). */
-  const settle = async (turns = 25) => {
-    for (let i = 0; i < turns; i++) await nextTurn()
+  /**
+   * Lets the engine's promise chains and per-turn batches run to quiescence (store writes,
+   * records). Timer turns, not just immediates: Effect's scheduler yields to a 0 ms timer
+   * after a long run of microtasks.
+   */
+  const settle = async (turns = 12) => {
+    for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setTimeout(resolve, 0))
   }
   const nextDue = () => {
     let first: (typeof timers)[number] | undefined
