@@ -1,19 +1,12 @@
 import { Cause, Context, Effect, FiberRef, FiberRefs, HashMap, Logger, Tracer } from "effect"
+import { TurnBatch } from "../TurnBatch.ts"
 
 const plain = (value: unknown): unknown => (value instanceof Error ? value.message : value)
 
 // Lines written in one event-loop turn go out in one write: under load that is one syscall, not one per line.
-let buffered = ""
-const flush = () => {
-  const lines = buffered
-  buffered = ""
-  process.stdout.write(lines)
-}
-const writeLine = (line: string) => {
-  if (buffered === "") setImmediate(flush)
-  buffered += line
-}
-process.on("exit", () => buffered !== "" && flush())
+const lines = new TurnBatch<string>((batch) => void process.stdout.write(batch.join("")))
+const writeLine = (line: string) => lines.add(line)
+process.on("exit", lines.flush)
 
 /** A log line's fields passed with its message: cheaper than annotations where every event logs. */
 class LogFields {
