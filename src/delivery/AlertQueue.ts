@@ -85,7 +85,7 @@ export class AlertQueue extends Effect.Service<AlertQueue>()("AlertQueue", {
     }
 
     return {
-      /** Raises an alert from plain code: stored with the others raised in this turn. */
+      /** Raises an alert: stored with the others raised in this turn. */
       raise,
       storeAll,
       enqueueAccepted,

@@ -1,4 +1,4 @@
-/** Writes the engine started from plain code, which shutdown waits for before the store closes. */
+/** Writes the engine started outside any Effect it waits on, which shutdown waits for before the store closes. */
 export class InFlight {
   private readonly promises = new Set<Promise<unknown>>()
 

@@ -105,7 +105,7 @@ export class LaneWindow extends Effect.Service<LaneWindow>()("LaneWindow", {
       })
       timers.add(timer)
     }
-    /** A store read from plain code; a failure is logged and answered with `orElse`. */
+    /** A store read; a failure is logged and answered with `orElse`. */
     const read = <A>(effect: Effect.Effect<A, StoreUnavailable>, orElse: A): Promise<A> =>
       run(effect.pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.as(Effect.logWarning("could not read the delivery queue; will retry", e.cause), orElse))))
 

@@ -23,8 +23,7 @@ export interface Admitted {
  * then its rate limit (the Forwarder's workers cap its concurrency). Each
  * tenant has its own, so one tenant's trouble never delays another's
  * deliveries. Waiting here costs no attempt. While the router drains, nothing
- * new passes. Plain code over the pure breaker and bucket: it runs on every
- * attempt, so it costs no Effect steps.
+ * new passes. It runs the pure breaker and bucket on the engine's monotonic clock.
  */
 export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
   effect: Effect.gen(function* () {

@@ -102,9 +102,8 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
     const timeoutMs = Duration.toMillis(config.delivery.timeout)
 
     /**
-     * The attempt as one promise, so it costs one Effect step: resolve and check
-     * the target, then the signed request to the checked address under the URL's
-     * own name. One abort signal is both the timeout and the fiber's interruption.
+     * The attempt as one promise: resolve and check the target, then the signed request to the checked address under
+     * the URL's own name. One abort signal is both the timeout and the fiber's interruption.
      */
     const post = async (outgoing: Outgoing, traceparent: string, startedAt: number, interrupted: AbortSignal): Promise<Either.Either<number, TenantRejected>> => {
       // Unsigned, the tenant could not trust it: final, like any target the router must not send to.

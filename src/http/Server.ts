@@ -32,9 +32,9 @@ const logInternal = (method: string, url: string, cause: Cause.Cause<unknown>) =
   Effect.logError("internal error", cause).pipe(Effect.annotateLogs({ method, path: new URL(url, "http://router").pathname }))
 
 /**
- * One Bun server. LiveKit's webhook, the hot path, is a native Bun route that
- * runs one Effect per request; the admin and operations API go through
- * Effect's router, whose per-request cost only the hot path would notice.
+ * One Bun server. LiveKit's webhook, the hot path, is a native Bun route
+ * whose requests are stored a turn at a time (Webhook.ts); the admin and
+ * operations API go through Effect's router.
  * Every answer is the router's own: an unknown route is a JSON 404, and an
  * unexpected failure anywhere a JSON 500 with no internals, its cause logged.
  * Released before the services, so nothing is answered by a half-stopped router.

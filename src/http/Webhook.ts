@@ -42,9 +42,8 @@ interface Waiting {
  * POST /livekit/webhook, as a native Bun route. LiveKit retries 5xx and treats
  * 4xx as final, so only a store failure or shutdown answers 5xx; routing
  * problems are acknowledged (fail open). Each request is read and checked on
- * its own (plain code); the requests that pass in one event-loop turn are
- * resolved, stored and queued together, by one Effect, and answered once that
- * batch is durable. A client that hangs up does not undo its event.
+ * its own; the requests that pass in one event-loop turn are resolved, stored
+ * and queued together, and answered once that batch is durable. A client that hangs up does not undo its event.
  */
 export const webhookHandler = (run: (effect: Effect.Effect<void>) => Promise<void>, ingest: Ingest, maxBodyBytes: number) => {
   const answerAll = (waiting: ReadonlyArray<Waiting>): Effect.Effect<void> =>

@@ -73,8 +73,7 @@ type Warning = { readonly message: string; readonly fields: Record<string, unkno
 
 /**
  * Makes what reaches no tenant visible: a count for every event, a warning for
- * SIP events and for fields read as absent because of their shape. Plain code,
- * run over a batch in one step.
+ * SIP events and for fields read as absent because of their shape.
  */
 const report = ({ event, span }: Verified, routing: Routing, warnings: Array<Warning>) => {
   if (event.ignored.length > 0) {
@@ -104,9 +103,9 @@ const report = ({ event, span }: Verified, routing: Routing, warnings: Array<War
 
 /**
  * The inbound pipeline, in the one direction data flows: verify → parse →
- * resolve → store → enqueue. The checks before the store are plain functions
- * run per request; what follows runs once per batch (the requests of one
- * event-loop turn), so the Effect runtime is paid per batch, not per event.
+ * resolve → store → enqueue. The checks before the store run per request;
+ * what follows runs once per batch, the requests of one event-loop turn (see
+ * docs/architecture.md, the hot-path rule).
  * It answers as soon as the batch is durable; tenants are reached in the background.
  */
 export class Ingest extends Effect.Service<Ingest>()("Ingest", {
@@ -143,7 +142,7 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
       })
     }
 
-    // The phases of a batch's webhooks, in plain code, and not even a loop when not traced.
+    // The phases of a batch's webhooks: not even a loop when not traced.
     const resolving = (batch: ReadonlyArray<Verified>) => {
       if (tracing.enabled) for (const { span } of batch) span.phase("resolve")
     }

@@ -13,7 +13,7 @@ class LogFields {
   constructor(readonly fields: Readonly<Record<string, unknown>>) {}
 }
 
-/** Lines of one message, one per set of fields, logged in one Effect step (a turn's delivery attempts). */
+/** Lines of one message, one per set of fields, logged together (a turn's delivery attempts). */
 class LogLines {
   constructor(
     readonly message: string,
