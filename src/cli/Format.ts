@@ -1,6 +1,6 @@
 /** How the CLI prints the router's answers: pure functions of the API's views. */
-import type { DeliveryDetail, DeliveryPage, DeliveryView, Recovery, UnroutableView } from "../domain/DeliveryViews.ts"
-import { HookCreated, type HookView, type NumberView, type Rotation, type SavedHook, type TestResult } from "../domain/HookViews.ts"
+import type { DeliveryDetailView, DeliveryPageView, DeliveryView, RecoveryView, UnroutableView } from "../domain/DeliveryViews.ts"
+import { HookCreated, type HookView, type NumberView, type RotationView, type SavedHookView, type TestResultView } from "../domain/HookViews.ts"
 
 /** Left-aligned columns two spaces apart; the last column is not padded. */
 export const formatTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
@@ -45,13 +45,13 @@ export const formatHook = (hook: HookView): string =>
 const STORE_IT = "Store this secret now: the router never shows it again."
 
 /** A created hook is a HookCreated (the router answered 201); a replaced one a plain view (200). */
-export const formatHookSet = (saved: SavedHook): string =>
+export const formatHookSet = (saved: SavedHookView): string =>
   [
     `${saved instanceof HookCreated ? "created" : "updated"} ${saved.host} -> ${saved.url}`,
     ...(saved.secret === undefined ? [] : [`secret: ${saved.secret}`, STORE_IT])
   ].join("\n")
 
-export const formatTest = (answer: TestResult): string =>
+export const formatTest = (answer: TestResultView): string =>
   formatFields([
     ["url", answer.url],
     ["delivered", answer.delivered ? "yes" : "no"],
@@ -60,7 +60,7 @@ export const formatTest = (answer: TestResult): string =>
     ["latency", `${answer.latencyMs}ms`]
   ])
 
-export const formatRotation = (answer: Rotation): string =>
+export const formatRotation = (answer: RotationView): string =>
   [
     `new secret for ${answer.host}: ${answer.secret}`,
     STORE_IT,
@@ -72,7 +72,7 @@ export const formatNumberList = (numbers: ReadonlyArray<NumberView>): string =>
     ? "no numbers"
     : formatTable(["number", "host", "source"], numbers.map((entry) => [entry.number, entry.host, entry.source]))
 
-export const formatDeliveryList = (page: DeliveryPage): string =>
+export const formatDeliveryList = (page: DeliveryPageView): string =>
   [
     page.items.length === 0
       ? "no deliveries"
@@ -99,7 +99,7 @@ const deliveryFields = (d: DeliveryView): ReadonlyArray<readonly [string, string
   ["updatedAt", d.updatedAt]
 ]
 
-export const formatDelivery = (d: DeliveryDetail): string =>
+export const formatDelivery = (d: DeliveryDetailView): string =>
   [
     formatFields(deliveryFields(d)),
     "",
@@ -113,7 +113,7 @@ export const formatDelivery = (d: DeliveryDetail): string =>
 
 export const formatRetried = (d: DeliveryView): string => `requeued delivery ${d.id} (${d.tenant}, ${d.type})`
 
-export const formatRecovery = (r: Recovery): string => `requeued ${r.requeued} failed deliveries of ${r.tenant} created since ${r.since}`
+export const formatRecovery = (r: RecoveryView): string => `requeued ${r.requeued} failed deliveries of ${r.tenant} created since ${r.since}`
 
 export const formatUnroutableList = (items: ReadonlyArray<UnroutableView>): string =>
   items.length === 0

@@ -1,3 +1,4 @@
+import { Schema } from "effect"
 import type { EventName } from "./Hook.ts"
 
 /** Where a call's events go: fixed when the room is pinned, so mid-call hook edits do not move a call. */
@@ -39,7 +40,8 @@ export interface Pin {
 }
 
 /** `expired`: the hook's `maxAge` passed before the event could be sent; it never will be (final, like `failed`). */
-export type DeliveryStatus = "pending" | "delivered" | "failed" | "expired"
+export const DeliveryStatus = Schema.Literal("pending", "failed", "delivered", "expired")
+export type DeliveryStatus = typeof DeliveryStatus.Type
 
 /** A forwarded event as written at acceptance time; the body is final, the signature is made per attempt. */
 export interface NewDelivery {

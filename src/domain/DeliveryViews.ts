@@ -1,14 +1,12 @@
 import { Schema } from "effect"
 import { ALERTS_TENANT } from "./Alert.ts"
+import { DeliveryStatus } from "./Delivery.ts"
 import { HostPattern } from "./Hook.ts"
 import { strict } from "./HookViews.ts"
 import { IsoTime } from "./IsoTime.ts"
 import { excerpt } from "./Untrusted.ts"
 
-/** What the admin API shows of deliveries and unroutable events, and the queries that select them. Times are ISO-8601 in UTC. */
-
-/** `expired`: not sent, because the event was older than its hook's `maxAge` when its attempt came due. */
-export const DeliveryStatus = Schema.Literal("pending", "failed", "delivered", "expired")
+/** What the admin API shows of deliveries and unroutable events (`…View`), and the URL parameters that select them (`…Params`). Times are ISO-8601 in UTC. */
 
 /** The operator's view of a delivery; the body stays in the store (it carries callers' numbers). */
 export const DeliveryView = Schema.Struct({
@@ -36,15 +34,15 @@ export const AttemptView = Schema.Struct({
   latencyMs: Schema.Number
 })
 
-export const DeliveryDetail = Schema.Struct({ ...DeliveryView.fields, history: Schema.Array(AttemptView) }).annotations({ identifier: "DeliveryDetail" })
-export type DeliveryDetail = typeof DeliveryDetail.Type
+export const DeliveryDetailView = Schema.Struct({ ...DeliveryView.fields, history: Schema.Array(AttemptView) }).annotations({ identifier: "DeliveryDetail" })
+export type DeliveryDetailView = typeof DeliveryDetailView.Type
 
 /** Newest first; `nextCursor` fetches the next page, `null` on the last. */
-export const DeliveryPage = Schema.Struct({ items: Schema.Array(DeliveryView), nextCursor: Schema.NullOr(Schema.String) })
-export type DeliveryPage = typeof DeliveryPage.Type
+export const DeliveryPageView = Schema.Struct({ items: Schema.Array(DeliveryView), nextCursor: Schema.NullOr(Schema.String) })
+export type DeliveryPageView = typeof DeliveryPageView.Type
 
-export const Recovery = Schema.Struct({ tenant: Schema.String, since: Schema.String, requeued: Schema.Number })
-export type Recovery = typeof Recovery.Type
+export const RecoveryView = Schema.Struct({ tenant: Schema.String, since: Schema.String, requeued: Schema.Number })
+export type RecoveryView = typeof RecoveryView.Type
 
 export const UnroutableView = Schema.Struct({
   at: Schema.String,
@@ -57,7 +55,7 @@ export const UnroutableView = Schema.Struct({
 }).annotations({ identifier: "UnroutableEvent" })
 export type UnroutableView = typeof UnroutableView.Type
 
-export const UnroutableList = Schema.Struct({ items: Schema.Array(UnroutableView) })
+export const UnroutableListView = Schema.Struct({ items: Schema.Array(UnroutableView) })
 
 /** Plain decimal digits only: Number() would also take "0x10", "1e3" and " 7 ". */
 const IntFromString = (min: number, max: number) =>
@@ -73,13 +71,13 @@ export const DeliveryId = IntFromString(1, Number.MAX_SAFE_INTEGER)
 /** Whose deliveries: a hook host, or the operational alerts' pseudo-tenant. */
 export const DeliveryTenant = Schema.Union(HostPattern, Schema.Literal(ALERTS_TENANT))
 
-export const DeliveryQuery = Schema.Struct({
+export const DeliveryListParams = Schema.Struct({
   status: Schema.optional(DeliveryStatus),
   tenant: Schema.optional(DeliveryTenant),
   limit: Schema.optional(Limit),
   cursor: Schema.optional(DeliveryId)
 }).annotations(strict)
 
-export const RecoverQuery = Schema.Struct({ since: IsoTime }).annotations(strict)
+export const RecoverParams = Schema.Struct({ since: IsoTime }).annotations(strict)
 
-export const UnroutableQuery = Schema.Struct({ limit: Schema.optional(Limit) }).annotations(strict)
+export const UnroutableListParams = Schema.Struct({ limit: Schema.optional(Limit) }).annotations(strict)

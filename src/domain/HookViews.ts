@@ -2,7 +2,7 @@ import { HttpApiSchema } from "@effect/platform"
 import { Data, Schema } from "effect"
 import { HookFields, HostPattern } from "./Hook.ts"
 
-/** What the admin API shows of hooks and numbers, and what it takes to change them. */
+/** What the admin API shows of hooks and numbers (`…View`), and the payloads that change them (`…Changes`). */
 
 const Source = Schema.Literal("file", "http", "api")
 
@@ -25,7 +25,7 @@ export const HookView = Schema.Struct({
 }).annotations({ identifier: "Hook" })
 export type HookView = typeof HookView.Type
 
-export const HookList = Schema.Struct({ hooks: Schema.Array(HookView) })
+export const HookListView = Schema.Struct({ hooks: Schema.Array(HookView) })
 
 /** Unknown fields (or query parameters) are refused, so a typo (`evnets`) is not silently ignored. */
 export const strict = { parseOptions: { onExcessProperty: "error" } } as const
@@ -38,21 +38,21 @@ export const HookChanges = HookFields.annotations({ ...strict, identifier: "Hook
  * own class, so the status follows from what the handler returns (and the
  * client tells them apart the same way).
  */
-const createdAnswer = <A extends object, I>(view: Schema.Schema<A, I>, Class: new (fields: A) => A, identifier: string) =>
+const createdView = <A extends object, I>(view: Schema.Schema<A, I>, Class: new (fields: A) => A, identifier: string) =>
   Schema.transform(view, Schema.declare((u): u is A => u instanceof Class), { strict: true, decode: (fields) => new Class(fields), encode: (created) => created }).annotations({
     identifier,
     ...HttpApiSchema.annotations({ status: 201 })
   })
 
 /** A generated secret is in this answer only; the router never shows it again. */
-export const SavedHook = Schema.Struct({ ...HookView.fields, secret: Schema.optional(Schema.String) }).annotations({ identifier: "SavedHook" })
-export type SavedHook = typeof SavedHook.Type
+export const SavedHookView = Schema.Struct({ ...HookView.fields, secret: Schema.optional(Schema.String) }).annotations({ identifier: "SavedHook" })
+export type SavedHookView = typeof SavedHookView.Type
 
-export class HookCreated extends Data.Class<SavedHook> {}
-export const HookCreatedAnswer = createdAnswer(SavedHook, HookCreated, "HookCreated")
+export class HookCreated extends Data.Class<SavedHookView> {}
+export const HookCreatedView = createdView(SavedHookView, HookCreated, "HookCreated")
 
 /** One signed `router.test` event, sent without retries, and the tenant's answer. */
-export const TestResult = Schema.Struct({
+export const TestResultView = Schema.Struct({
   host: Schema.String,
   url: Schema.String,
   eventId: Schema.String,
@@ -61,19 +61,19 @@ export const TestResult = Schema.Struct({
   error: Schema.NullOr(Schema.String),
   latencyMs: Schema.Number
 })
-export type TestResult = typeof TestResult.Type
+export type TestResultView = typeof TestResultView.Type
 
 /** The new secret, shown once; the old one keeps signing until `previousSecretExpiresAt`. */
-export const Rotation = Schema.Struct({ host: Schema.String, secret: Schema.String, previousSecretExpiresAt: Schema.String })
-export type Rotation = typeof Rotation.Type
+export const RotationView = Schema.Struct({ host: Schema.String, secret: Schema.String, previousSecretExpiresAt: Schema.String })
+export type RotationView = typeof RotationView.Type
 
 export const NumberView = Schema.Struct({ number: Schema.String, host: Schema.String, source: Source }).annotations({ identifier: "Number" })
 export type NumberView = typeof NumberView.Type
 
-export const NumberList = Schema.Struct({ numbers: Schema.Array(NumberView) })
+export const NumberListView = Schema.Struct({ numbers: Schema.Array(NumberView) })
 
 /** `PUT /v1/numbers/{e164}`: the hook host the number routes to. */
 export const NumberChanges = Schema.Struct({ host: HostPattern }).annotations({ ...strict, identifier: "NumberChanges" })
 
 export class NumberCreated extends Data.Class<NumberView> {}
-export const NumberCreatedAnswer = createdAnswer(NumberView, NumberCreated, "NumberCreated")
+export const NumberCreatedView = createdView(NumberView, NumberCreated, "NumberCreated")

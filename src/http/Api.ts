@@ -1,20 +1,20 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
 import { Context, Schema } from "effect"
 import * as ApiErrors from "../domain/ApiErrors.ts"
-import { DeliveryDetail, DeliveryId, DeliveryPage, DeliveryQuery, DeliveryView, RecoverQuery, Recovery, UnroutableList, UnroutableQuery } from "../domain/DeliveryViews.ts"
+import { DeliveryDetailView, DeliveryId, DeliveryListParams, DeliveryPageView, DeliveryView, RecoverParams, RecoveryView, UnroutableListParams, UnroutableListView } from "../domain/DeliveryViews.ts"
 import { E164, HostPattern } from "../domain/Hook.ts"
 import {
   HookChanges,
-  HookCreatedAnswer,
-  HookList,
+  HookCreatedView,
+  HookListView,
   HookView,
   NumberChanges,
-  NumberCreatedAnswer,
-  NumberList,
+  NumberCreatedView,
+  NumberListView,
   NumberView,
-  Rotation,
-  SavedHook,
-  TestResult
+  RotationView,
+  SavedHookView,
+  TestResultView
 } from "../domain/HookViews.ts"
 
 /**
@@ -50,14 +50,14 @@ const number = HttpApiSchema.param("number", E164)
 const id = HttpApiSchema.param("id", DeliveryId)
 
 export class HooksGroup extends HttpApiGroup.make("hooks")
-  .add(HttpApiEndpoint.get("list", "/v1/hooks").addSuccess(HookList).annotate(OpenApi.Summary, "List hooks"))
+  .add(HttpApiEndpoint.get("list", "/v1/hooks").addSuccess(HookListView).annotate(OpenApi.Summary, "List hooks"))
   .add(HttpApiEndpoint.get("get")`/v1/hooks/${host}`.addSuccess(HookView).addError(ApiErrors.NotFound).annotate(OpenApi.Summary, "Get a hook"))
   .add(
     HttpApiEndpoint.put("put")`/v1/hooks/${host}`
       .setPayload(HookChanges)
       // The created answer first: a replaced hook (a plain view) is not one, and falls through to 200.
-      .addSuccess(HookCreatedAnswer)
-      .addSuccess(SavedHook)
+      .addSuccess(HookCreatedView)
+      .addSuccess(SavedHookView)
       .addError(ApiErrors.Conflict)
       // Only when a concurrent DELETE removes the hook before it is read back.
       .addError(ApiErrors.NotFound)
@@ -73,14 +73,14 @@ export class HooksGroup extends HttpApiGroup.make("hooks")
   )
   .add(
     HttpApiEndpoint.post("rotateSecret")`/v1/hooks/${host}/rotate-secret`
-      .addSuccess(Rotation)
+      .addSuccess(RotationView)
       .addError(ApiErrors.NotFound)
       .addError(ApiErrors.Conflict)
       .annotate(OpenApi.Summary, "Rotate a hook's secret")
   )
   .add(
     HttpApiEndpoint.post("test")`/v1/hooks/${host}/test`
-      .addSuccess(TestResult)
+      .addSuccess(TestResultView)
       .addError(ApiErrors.NotFound)
       .annotate(OpenApi.Summary, "Send one signed router.test event")
   )
@@ -93,12 +93,12 @@ export class HooksGroup extends HttpApiGroup.make("hooks")
   ) {}
 
 export class NumbersGroup extends HttpApiGroup.make("numbers")
-  .add(HttpApiEndpoint.get("list", "/v1/numbers").addSuccess(NumberList).annotate(OpenApi.Summary, "List dialled numbers"))
+  .add(HttpApiEndpoint.get("list", "/v1/numbers").addSuccess(NumberListView).annotate(OpenApi.Summary, "List dialled numbers"))
   .add(HttpApiEndpoint.get("get")`/v1/numbers/${number}`.addSuccess(NumberView).addError(ApiErrors.NotFound).annotate(OpenApi.Summary, "Get a number's route"))
   .add(
     HttpApiEndpoint.put("put")`/v1/numbers/${number}`
       .setPayload(NumberChanges)
-      .addSuccess(NumberCreatedAnswer)
+      .addSuccess(NumberCreatedView)
       .addSuccess(NumberView)
       .addError(ApiErrors.Conflict)
       .middleware(JsonBody)
@@ -115,12 +115,12 @@ export class NumbersGroup extends HttpApiGroup.make("numbers")
 export class DeliveriesGroup extends HttpApiGroup.make("deliveries")
   .add(
     HttpApiEndpoint.get("list", "/v1/deliveries")
-      .setUrlParams(DeliveryQuery)
-      .addSuccess(DeliveryPage)
+      .setUrlParams(DeliveryListParams)
+      .addSuccess(DeliveryPageView)
       .annotate(OpenApi.Summary, "List deliveries, newest first")
       .annotate(OpenApi.Description, "A tenant token must name one of its hosts with `?tenant=`.")
   )
-  .add(HttpApiEndpoint.get("get")`/v1/deliveries/${id}`.addSuccess(DeliveryDetail).addError(ApiErrors.NotFound).annotate(OpenApi.Summary, "Get a delivery with its attempts"))
+  .add(HttpApiEndpoint.get("get")`/v1/deliveries/${id}`.addSuccess(DeliveryDetailView).addError(ApiErrors.NotFound).annotate(OpenApi.Summary, "Get a delivery with its attempts"))
   .add(
     HttpApiEndpoint.post("retry")`/v1/deliveries/${id}/retry`
       .addSuccess(DeliveryView, { status: 202 })
@@ -131,15 +131,15 @@ export class DeliveriesGroup extends HttpApiGroup.make("deliveries")
 
 export class TenantsGroup extends HttpApiGroup.make("tenants").add(
   HttpApiEndpoint.post("recover")`/v1/tenants/${host}/recover`
-    .setUrlParams(RecoverQuery)
-    .addSuccess(Recovery, { status: 202 })
+    .setUrlParams(RecoverParams)
+    .addSuccess(RecoveryView, { status: 202 })
     .annotate(OpenApi.Summary, "Requeue a tenant's failed deliveries created since a time")
 ) {}
 
 export class UnroutableGroup extends HttpApiGroup.make("unroutable").add(
   HttpApiEndpoint.get("list", "/v1/unroutable")
-    .setUrlParams(UnroutableQuery)
-    .addSuccess(UnroutableList)
+    .setUrlParams(UnroutableListParams)
+    .addSuccess(UnroutableListView)
     .annotate(OpenApi.Summary, "Recent SIP events that reached no tenant (operators only)")
 ) {}
 
