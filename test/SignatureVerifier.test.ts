@@ -45,7 +45,7 @@ describe("verifyLiveKitWebhook", () => {
     ])
     const token = handMadeToken({ iss: "APIother", exp: now() + 60, sha256: bodyHash("{}") })
     const result = verifyLiveKitWebhook({ authorization: token, body: Buffer.from("{}"), keys: multi, nowSeconds: now() })
-    expect(Either.isLeft(result) && result.left.reason).toMatch(/signature/)
+    expect(Either.isLeft(result) && result.left.message).toMatch(/signature/)
   })
 
   test("garbage never throws", () => {

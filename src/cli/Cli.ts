@@ -8,10 +8,9 @@ import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientError, HttpClient
 import { defaultTeardown, type Teardown } from "@effect/platform/Runtime"
 import { Config, Console, Data, Duration, Effect, Exit, Option, ParseResult, Redacted, Schema } from "effect"
 import { loadConfigFile, readConfigFile } from "../AppConfig.ts"
-import { errorAnswer } from "../domain/ApiErrors.ts"
 import { DeliveryStatus } from "../domain/Delivery.ts"
 import { DeliveryId, DeliveryTenant, Limit } from "../domain/DeliveryViews.ts"
-import { firstProblem } from "../domain/Errors.ts"
+import { firstProblem, isAnswered } from "../domain/Errors.ts"
 import { E164, EventName, HostPattern, MaxAgeText, RateLimitText, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
 import { IsoTime } from "../domain/IsoTime.ts"
 import { NumberCreated } from "../domain/HookViews.ts"
@@ -110,8 +109,7 @@ class Usage extends Data.TaggedError("Usage")<{ readonly message: string }> {}
 const describeCause = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
 
 const describeFailure = (url: string, error: unknown): string => {
-  const answer = errorAnswer(error)
-  if (answer) return `error: ${answer.status} ${answer.code}: ${answer.message}`
+  if (isAnswered(error)) return `error: ${error.status} ${error.code}: ${error.message}`
   if (HttpClientError.isHttpClientError(error)) {
     return error._tag === "RequestError"
       ? `error: cannot reach the router at ${url}: ${describeCause(error.cause ?? error)}`

@@ -1,24 +1,81 @@
-import { Data, ParseResult } from "effect"
+import { Data, ParseResult, Predicate, type Cause, type Types } from "effect"
 import { boundedMessage } from "./Untrusted.ts"
+
+const AnsweredTypeId: unique symbol = Symbol.for("sip-tenant-router/Answered")
+
+/**
+ * An error the router answers over HTTP: `{"error":{"code","message"}}` with
+ * `status`. Its message is the answer's, written when the error is made, so a
+ * client decodes the same error back from the wire.
+ */
+export interface Answered {
+  readonly [AnsweredTypeId]: typeof AnsweredTypeId
+  readonly status: number
+  readonly code: string
+  readonly message: string
+}
+
+export const isAnswered = (u: unknown): u is Answered => Predicate.hasProperty(u, AnsweredTypeId)
+
+/** Data.TaggedError's constructor, whose class and instances also carry the status and wire code. */
+interface AnsweredBase<Tag extends string, Code extends string> {
+  readonly code: Code
+  readonly status: number
+  new <A extends Record<string, any> = {}>(
+    args: Types.Equals<A, {}> extends true ? void : { readonly [P in keyof A as P extends "_tag" ? never : P]: A[P] }
+  ): Cause.YieldableError & { readonly _tag: Tag; readonly code: Code } & Answered & Readonly<A>
+}
+
+/** The base of an answered error's class. TypeScript cannot type a class expression generic in its fields, hence the cast to what it is. */
+const answered = <const Tag extends string, const Code extends string>(tag: Tag, code: Code, status: number) =>
+  class extends Data.TaggedError(tag) {
+    static readonly code = code
+    static readonly status = status
+    get [AnsweredTypeId]() {
+      return AnsweredTypeId
+    }
+    get code() {
+      return code
+    }
+    get status() {
+      return status
+    }
+  } as unknown as AnsweredBase<Tag, Code>
 
 // ---------------------------------------------------------------------------
 // Inbound errors: these decide LiveKit's HTTP answer.
 // ---------------------------------------------------------------------------
 
 /** 401: the Authorization JWT is missing, forged, expired, or does not cover these bytes. */
-export class Unauthorized extends Data.TaggedError("Unauthorized")<{ readonly reason: string }> {}
+export class InvalidSignature extends answered("InvalidSignature", "unauthorized", 401)<{ readonly message: string }> {}
 
 /** 400: the body is not a JSON object with `event` and `id`. LiveKit treats 4xx as final. */
-export class InvalidEvent extends Data.TaggedError("InvalidEvent")<{ readonly message: string }> {}
+export class InvalidEvent extends answered("InvalidEvent", "invalid_event", 400)<{ readonly message: string }> {}
 
-/** 413: the body exceeds `server.maxBodyBytes`. */
-export class PayloadTooLarge extends Data.TaggedError("PayloadTooLarge")<{ readonly limit: number }> {}
+/** 413: the body exceeds `server.maxBodyBytes` (the admin API's bodies too). */
+export class PayloadTooLarge extends answered("PayloadTooLarge", "payload_too_large", 413)<{ readonly message: string }> {
+  static over(limit: number) {
+    return new PayloadTooLarge({ message: `body exceeds ${limit} bytes` })
+  }
+}
 
 /** 503: the router is shutting down; LiveKit retries, and the next instance or start takes the event. */
-export class ShuttingDown extends Data.TaggedError("ShuttingDown")<{}> {}
+export class ShuttingDown extends answered("ShuttingDown", "shutting_down", 503)<{}> {
+  override get message() {
+    return "router is shutting down; retry"
+  }
+}
 
-/** 503: the event could not be written, so it must not be acknowledged (LiveKit retries 5xx). */
-export class StoreUnavailable extends Data.TaggedError("StoreUnavailable")<{ readonly cause: unknown }> {}
+/**
+ * 503: the event could not be written, so it must not be acknowledged (LiveKit
+ * retries 5xx); the admin API answers it too. The cause stays in the router's
+ * log; the answer only says to retry.
+ */
+export class StoreUnavailable extends answered("StoreUnavailable", "store_unavailable", 503)<{ readonly cause: unknown }> {
+  override get message() {
+    return "the store is unavailable; retry"
+  }
+}
 
 // ---------------------------------------------------------------------------
 // Fail-open outcomes: a call must never suffer from these. They are values in
@@ -65,14 +122,31 @@ export type DeliveryError = TenantTimeout | TenantUnreachable | TenantRejected |
 // Admin API and configuration errors.
 // ---------------------------------------------------------------------------
 
-/** 400 with the offending field named. */
-export class BadRequest extends Data.TaggedError("BadRequest")<{ readonly field: string; readonly message: string }> {}
+/** 400: `field: problem`, the field at fault first, so the message says what to fix. */
+export class BadRequest extends answered("BadRequest", "bad_request", 400)<{ readonly message: string }> {
+  static at(field: string, problem: string) {
+    return new BadRequest({ message: `${field}: ${problem}` })
+  }
+}
+
+/** 401: no admin bearer token, or one the router does not know. */
+export class Unauthorized extends answered("Unauthorized", "unauthorized", 401)<{}> {
+  override get message() {
+    return "a valid admin bearer token is required"
+  }
+}
+
+/** 403: a tenant token asked for a host that is not its own, or for an operator's endpoint. */
+export class Forbidden extends answered("Forbidden", "forbidden", 403)<{ readonly message: string }> {}
 
 /** 404. */
-export class NotFound extends Data.TaggedError("NotFound")<{ readonly message: string }> {}
+export class NotFound extends answered("NotFound", "not_found", 404)<{ readonly message: string }> {}
 
 /** 409: e.g. a host that the config file owns. */
-export class Conflict extends Data.TaggedError("Conflict")<{ readonly message: string }> {}
+export class Conflict extends answered("Conflict", "conflict", 409)<{ readonly message: string }> {}
+
+/** 500: what the router answers for a failure it did not expect (decoded by clients; never raised by a handler). */
+export class Internal extends answered("Internal", "internal", 500)<{ readonly message: string }> {}
 
 /** The config file could not be read or decoded; `key` is the dotted path at fault. */
 export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly key: string; readonly problem: string }> {

@@ -185,7 +185,7 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
         serialised(
           Effect.gen(function* () {
             const refused = targetProblem(hook.url, config.security.allowPrivateTargets)
-            if (refused) return yield* new BadRequest({ field: "url", message: refused })
+            if (refused) return yield* BadRequest.at("url", refused)
             const existing = yield* apiOwnedHook(hook.host)
             const generatedSecret = hook.secret === undefined && existing?.secret === undefined ? generateSecret() : undefined
             const kept = hook.secret === undefined && existing ? { previousSecret: existing.previousSecret, previousSecretUntil: existing.previousSecretUntil } : {}

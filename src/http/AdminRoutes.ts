@@ -15,7 +15,7 @@ import { UnroutableHandlers } from "./UnroutableHandlers.ts"
 /** A path, query or payload HttpApi could not decode: the documented 400, naming the field (the body, when the whole of it is wrong). */
 const badRequest = (error: HttpApiDecodeError) => {
   const { key, problem } = firstIssue(error.issues, "body")
-  return new BadRequest({ field: key, message: problem })
+  return BadRequest.at(key, problem)
 }
 
 const isDecodeError = (error: unknown): error is HttpApiDecodeError => error instanceof HttpApiDecodeError

@@ -1,7 +1,7 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
 import { Context, Schema } from "effect"
-import * as ApiErrors from "../domain/ApiErrors.ts"
 import { DeliveryDetailView, DeliveryId, DeliveryListParams, DeliveryPageView, DeliveryView, RecoverParams, RecoveryView, UnroutableListParams, UnroutableListView } from "../domain/DeliveryViews.ts"
+import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, PayloadTooLargeView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
 import { E164, HostPattern } from "../domain/Hook.ts"
 import {
   HookChanges,
@@ -30,7 +30,7 @@ export class CurrentPrincipal extends Context.Tag("CurrentPrincipal")<CurrentPri
 
 /** Operator and tenant bearer tokens (see Authorization.ts). */
 export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Authorization", {
-  failure: ApiErrors.Unauthorized,
+  failure: UnauthorizedView,
   provides: CurrentPrincipal,
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
@@ -41,7 +41,7 @@ export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Autho
  * the request the payload is read from.
  */
 export class JsonBody extends HttpApiMiddleware.Tag<JsonBody>()("JsonBody", {
-  failure: Schema.Union(ApiErrors.PayloadTooLarge, ApiErrors.BadRequest),
+  failure: Schema.Union(PayloadTooLargeView, BadRequestView),
   provides: HttpServerRequest.HttpServerRequest
 }) {}
 
@@ -51,64 +51,64 @@ const id = HttpApiSchema.param("id", DeliveryId)
 
 export class HooksGroup extends HttpApiGroup.make("hooks")
   .add(HttpApiEndpoint.get("list", "/v1/hooks").addSuccess(HookListView).annotate(OpenApi.Summary, "List hooks"))
-  .add(HttpApiEndpoint.get("get")`/v1/hooks/${host}`.addSuccess(HookView).addError(ApiErrors.NotFound).annotate(OpenApi.Summary, "Get a hook"))
+  .add(HttpApiEndpoint.get("get")`/v1/hooks/${host}`.addSuccess(HookView).addError(NotFoundView).annotate(OpenApi.Summary, "Get a hook"))
   .add(
     HttpApiEndpoint.put("put")`/v1/hooks/${host}`
       .setPayload(HookChanges)
       // The created answer first: a replaced hook (a plain view) is not one, and falls through to 200.
       .addSuccess(HookCreatedView)
       .addSuccess(SavedHookView)
-      .addError(ApiErrors.Conflict)
+      .addError(ConflictView)
       // Only when a concurrent DELETE removes the hook before it is read back.
-      .addError(ApiErrors.NotFound)
+      .addError(NotFoundView)
       .middleware(JsonBody)
       .annotate(OpenApi.Summary, "Create or replace an API hook")
   )
   .add(
     HttpApiEndpoint.del("remove")`/v1/hooks/${host}`
       .addSuccess(HttpApiSchema.NoContent)
-      .addError(ApiErrors.NotFound)
-      .addError(ApiErrors.Conflict)
+      .addError(NotFoundView)
+      .addError(ConflictView)
       .annotate(OpenApi.Summary, "Remove an API hook")
   )
   .add(
     HttpApiEndpoint.post("rotateSecret")`/v1/hooks/${host}/rotate-secret`
       .addSuccess(RotationView)
-      .addError(ApiErrors.NotFound)
-      .addError(ApiErrors.Conflict)
+      .addError(NotFoundView)
+      .addError(ConflictView)
       .annotate(OpenApi.Summary, "Rotate a hook's secret")
   )
   .add(
     HttpApiEndpoint.post("test")`/v1/hooks/${host}/test`
       .addSuccess(TestResultView)
-      .addError(ApiErrors.NotFound)
+      .addError(NotFoundView)
       .annotate(OpenApi.Summary, "Send one signed router.test event")
   )
   .add(
     HttpApiEndpoint.post("enable")`/v1/hooks/${host}/enable`
       .addSuccess(HookView)
-      .addError(ApiErrors.NotFound)
+      .addError(NotFoundView)
       .annotate(OpenApi.Summary, "Enable a hook its failures disabled")
       .annotate(OpenApi.Description, "New deliveries flow again; those that ended failed (disabled) are replayed by POST /v1/tenants/{host}/recover.")
   ) {}
 
 export class NumbersGroup extends HttpApiGroup.make("numbers")
   .add(HttpApiEndpoint.get("list", "/v1/numbers").addSuccess(NumberListView).annotate(OpenApi.Summary, "List dialled numbers"))
-  .add(HttpApiEndpoint.get("get")`/v1/numbers/${number}`.addSuccess(NumberView).addError(ApiErrors.NotFound).annotate(OpenApi.Summary, "Get a number's route"))
+  .add(HttpApiEndpoint.get("get")`/v1/numbers/${number}`.addSuccess(NumberView).addError(NotFoundView).annotate(OpenApi.Summary, "Get a number's route"))
   .add(
     HttpApiEndpoint.put("put")`/v1/numbers/${number}`
       .setPayload(NumberChanges)
       .addSuccess(NumberCreatedView)
       .addSuccess(NumberView)
-      .addError(ApiErrors.Conflict)
+      .addError(ConflictView)
       .middleware(JsonBody)
       .annotate(OpenApi.Summary, "Route a dialled number to a hook host")
   )
   .add(
     HttpApiEndpoint.del("remove")`/v1/numbers/${number}`
       .addSuccess(HttpApiSchema.NoContent)
-      .addError(ApiErrors.NotFound)
-      .addError(ApiErrors.Conflict)
+      .addError(NotFoundView)
+      .addError(ConflictView)
       .annotate(OpenApi.Summary, "Remove a number's route")
   ) {}
 
@@ -120,12 +120,12 @@ export class DeliveriesGroup extends HttpApiGroup.make("deliveries")
       .annotate(OpenApi.Summary, "List deliveries, newest first")
       .annotate(OpenApi.Description, "A tenant token must name one of its hosts with `?tenant=`.")
   )
-  .add(HttpApiEndpoint.get("get")`/v1/deliveries/${id}`.addSuccess(DeliveryDetailView).addError(ApiErrors.NotFound).annotate(OpenApi.Summary, "Get a delivery with its attempts"))
+  .add(HttpApiEndpoint.get("get")`/v1/deliveries/${id}`.addSuccess(DeliveryDetailView).addError(NotFoundView).annotate(OpenApi.Summary, "Get a delivery with its attempts"))
   .add(
     HttpApiEndpoint.post("retry")`/v1/deliveries/${id}/retry`
       .addSuccess(DeliveryView, { status: 202 })
-      .addError(ApiErrors.NotFound)
-      .addError(ApiErrors.Conflict)
+      .addError(NotFoundView)
+      .addError(ConflictView)
       .annotate(OpenApi.Summary, "Requeue a failed delivery")
   ) {}
 
@@ -173,10 +173,10 @@ export class AdminApi extends HttpApi.make("admin")
   .add(DeliveriesGroup)
   .add(TenantsGroup)
   .add(UnroutableGroup)
-  .addError(ApiErrors.BadRequest)
-  .addError(ApiErrors.ForbiddenError)
-  .addError(ApiErrors.StoreUnavailable)
-  .addError(ApiErrors.InternalError)
+  .addError(BadRequestView)
+  .addError(ForbiddenView)
+  .addError(StoreUnavailableView)
+  .addError(InternalView)
   .middleware(Authorization)
   .annotate(OpenApi.Transform, (spec) => documentedAsServed(spec))
   .annotate(OpenApi.Title, "sip-tenant-router admin API")

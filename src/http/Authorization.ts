@@ -1,7 +1,7 @@
 import { HttpServerRequest } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import { AppConfig } from "../AppConfig.ts"
-import { AdminUnauthorized, Forbidden } from "../domain/ApiErrors.ts"
+import { Forbidden, Unauthorized } from "../domain/Errors.ts"
 import { isUnderWildcard } from "../domain/Hook.ts"
 import { constantTimeEqual } from "../domain/Signing.ts"
 import { Authorization, type Principal } from "./Api.ts"
@@ -39,7 +39,7 @@ export const AuthorizationLive = Layer.effect(
           )
           if (presented && operator) return { _tag: "Operator" } satisfies Principal
           if (presented && tenant) return { _tag: "Tenant", hosts: tenant } satisfies Principal
-          return yield* new AdminUnauthorized()
+          return yield* new Unauthorized()
         })
     })
   )

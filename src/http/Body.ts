@@ -11,7 +11,7 @@ const readStreamWithin = async (body: ReadableStream<Uint8Array>, limit: number)
     length += value.byteLength
     if (length > limit) {
       void reader.cancel().catch(() => {})
-      return new PayloadTooLarge({ limit })
+      return PayloadTooLarge.over(limit)
     }
     chunks.push(value)
   }
@@ -26,12 +26,12 @@ const readStreamWithin = async (body: ReadableStream<Uint8Array>, limit: number)
  */
 export const readBodyWithin = async (request: Request, limit: number): Promise<Uint8Array | PayloadTooLarge> => {
   const declared = request.headers.get("content-length")
-  if (declared !== null && Number(declared) > limit) return new PayloadTooLarge({ limit })
+  if (declared !== null && Number(declared) > limit) return PayloadTooLarge.over(limit)
   try {
     // With a Content-Length within the limit, HTTP framing bounds the body: read it natively, in one step.
     if (declared !== null && !request.headers.has("transfer-encoding")) return new Uint8Array(await request.arrayBuffer())
     return request.body === null ? new Uint8Array(0) : await readStreamWithin(request.body, limit)
   } catch {
-    return new PayloadTooLarge({ limit })
+    return PayloadTooLarge.over(limit)
   }
 }

@@ -29,11 +29,11 @@ export const JsonBodyLive = Layer.effect(
       const decodePath = pathDecoders.get(`${route.method} ${route.path}`)
       if (decodePath) yield* Effect.mapError(decodePath(params), (error) => {
         const { key, problem } = firstProblem(error, "path")
-        return new BadRequest({ field: key, message: problem })
+        return BadRequest.at(key, problem)
       })
       const request = yield* HttpServerRequest.HttpServerRequest
       const bytes = yield* readBody(request, config.server.maxBodyBytes)
-      yield* Either.mapLeft(parseJsonWithin(new TextDecoder().decode(bytes)), (problem) => new BadRequest({ field: "body", message: `body is ${problem}` }))
+      yield* Either.mapLeft(parseJsonWithin(new TextDecoder().decode(bytes)), (problem) => BadRequest.at("body", `body is ${problem}`))
       const source = yield* Effect.orDie(HttpServerRequest.toWeb(request))
       const headers = new Headers(source.headers)
       headers.set("content-type", "application/json")

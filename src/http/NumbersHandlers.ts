@@ -1,7 +1,6 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
-import { Forbidden } from "../domain/ApiErrors.ts"
-import { NotFound } from "../domain/Errors.ts"
+import { Forbidden, NotFound } from "../domain/Errors.ts"
 import type { ActiveNumber, E164 } from "../domain/Hook.ts"
 import { NumberCreated, type NumberView } from "../domain/HookViews.ts"
 import { HookTable } from "../hooks/HookTable.ts"

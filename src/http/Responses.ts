@@ -15,7 +15,7 @@ export const INTERNAL_ERROR = { error: { code: "internal", message: "internal er
 
 /** Reads the raw body, refusing more than `limit` bytes at any size (see `readBodyWithin`). */
 export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: number) =>
-  Effect.flatMap(Effect.orElse(HttpServerRequest.toWeb(request), () => new PayloadTooLarge({ limit })), (web) =>
+  Effect.flatMap(Effect.orElse(HttpServerRequest.toWeb(request), () => PayloadTooLarge.over(limit)), (web) =>
     Effect.flatMap(
       Effect.promise(() => readBodyWithin(web, limit)),
       (body) => (body instanceof PayloadTooLarge ? Effect.fail(body) : Effect.succeed(body))

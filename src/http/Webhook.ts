@@ -1,5 +1,5 @@
 import { Effect, Either } from "effect"
-import { PayloadTooLarge, type InvalidEvent, type ShuttingDown, type Unauthorized } from "../domain/Errors.ts"
+import { PayloadTooLarge, StoreUnavailable, type InvalidEvent, type InvalidSignature, type ShuttingDown } from "../domain/Errors.ts"
 import type { Ingest, IngestOutcome, Verified } from "../ingest/Ingest.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
 import type { WebhookSpan } from "../telemetry/Tracing.ts"
@@ -10,27 +10,31 @@ import { TurnBatch } from "../TurnBatch.ts"
 const json = (status: number, body: string) => new Response(body, { status, headers: { "content-type": "application/json" } })
 const error = (status: number, code: string, message: string) => json(status, JSON.stringify({ error: { code, message } }))
 const RECEIVED = JSON.stringify({ status: "received" })
+/** LiveKit's words for a batch the store refused: its event, not the store, is what LiveKit retries. */
+const NOT_STORED = "event could not be stored; retry"
 
-/** The answer to a webhook refused before the store, counted by outcome; it ends the webhook's span. */
-const refused = (e: PayloadTooLarge | ShuttingDown | Unauthorized | InvalidEvent, span: WebhookSpan) => {
+type Refusal = PayloadTooLarge | ShuttingDown | InvalidSignature | InvalidEvent
+
+/** A refusal's metric outcome, and the failure its span records. */
+const describeRefusal = (e: Refusal) => {
   switch (e._tag) {
     case "PayloadTooLarge":
-      Metrics.count(Metrics.webhooksReceived, { outcome: "too_large" })
-      span.end(413, "payload too large")
-      return error(413, "payload_too_large", `body exceeds ${e.limit} bytes`)
-    case "Unauthorized":
-      Metrics.count(Metrics.webhooksReceived, { outcome: "unauthorized" })
-      span.end(401, e.reason)
-      return error(401, "unauthorized", e.reason)
+      return { outcome: "too_large", failure: "payload too large" }
+    case "InvalidSignature":
+      return { outcome: "unauthorized", failure: e.message }
     case "InvalidEvent":
-      Metrics.count(Metrics.webhooksReceived, { outcome: "invalid" })
-      span.end(400, e.message)
-      return error(400, "invalid_event", e.message)
+      return { outcome: "invalid", failure: e.message }
     case "ShuttingDown":
-      Metrics.count(Metrics.webhooksReceived, { outcome: "unavailable" })
-      span.end(503, "shutting down")
-      return error(503, "shutting_down", "router is shutting down; retry")
+      return { outcome: "unavailable", failure: "shutting down" }
   }
+}
+
+/** The answer to a webhook refused before the store, counted by outcome; it ends the webhook's span. */
+const refused = (e: Refusal, span: WebhookSpan) => {
+  const { outcome, failure } = describeRefusal(e)
+  Metrics.count(Metrics.webhooksReceived, { outcome })
+  span.end(e.status, failure)
+  return error(e.status, e.code, e.message)
 }
 
 interface Waiting {
@@ -58,8 +62,8 @@ export const webhookHandler = (run: (effect: Effect.Effect<void>) => Promise<voi
         onFailure: () =>
           waiting.forEach((w) => {
             Metrics.count(Metrics.webhooksReceived, { outcome: "unavailable" })
-            w.verified.span.end(503, "store unavailable")
-            w.answer(error(503, "store_unavailable", "event could not be stored; retry"))
+            w.verified.span.end(StoreUnavailable.status, "store unavailable")
+            w.answer(error(StoreUnavailable.status, StoreUnavailable.code, NOT_STORED))
           })
       })
     )

@@ -4,7 +4,7 @@ import { unroutableAlerts } from "../domain/Alert.ts"
 import type { Delivery, NewDelivery, UnroutableEvent } from "../domain/Delivery.ts"
 import { callEventId, eventTime } from "../domain/CallEvents.ts"
 import { envelope } from "../domain/Envelope.ts"
-import { ShuttingDown, type InvalidEvent, type StoreUnavailable, type Unauthorized, type Unroutable } from "../domain/Errors.ts"
+import { ShuttingDown, type InvalidEvent, type InvalidSignature, type StoreUnavailable, type Unroutable } from "../domain/Errors.ts"
 import { parseLiveKitEvent, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
 import { alertAcceptance, AlertQueue } from "../delivery/AlertQueue.ts"
 import { LaneWindow } from "../delivery/LaneWindow.ts"
@@ -129,7 +129,7 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
       body: Uint8Array,
       receivedAt: number,
       span: WebhookSpan
-    ): Either.Either<Verified, ShuttingDown | Unauthorized | InvalidEvent> => {
+    ): Either.Either<Verified, ShuttingDown | InvalidSignature | InvalidEvent> => {
       if (lifecycle.draining()) return Either.left(new ShuttingDown())
       span.phase("verify")
       const verified = verifier.verify(authorization, body, receivedAt)

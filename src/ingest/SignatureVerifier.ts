@@ -1,7 +1,7 @@
 import { createHash, createHmac } from "node:crypto"
 import { Effect, Either } from "effect"
 import { AppConfig } from "../AppConfig.ts"
-import { Unauthorized } from "../domain/Errors.ts"
+import { InvalidSignature } from "../domain/Errors.ts"
 import { constantTimeEqual } from "../domain/Signing.ts"
 
 /** LiveKit's own Go verifier allows one minute of clock skew. */
@@ -15,7 +15,7 @@ export interface VerifyInput {
   readonly nowSeconds: number
 }
 
-const fail = (reason: string) => Either.left(new Unauthorized({ reason }))
+const fail = (reason: string) => Either.left(new InvalidSignature({ message: reason }))
 
 const decodeJson = (segment: string): Record<string, unknown> | undefined => {
   try {
@@ -31,7 +31,7 @@ const decodeJson = (segment: string): Record<string, unknown> | undefined => {
  * `iss` is an API key and whose `sha256` claim is base64(SHA-256(raw body)).
  * The body bytes are hashed as received; protojson whitespace makes re-serialising wrong.
  */
-export const verifyLiveKitWebhook = (input: VerifyInput): Either.Either<void, Unauthorized> => {
+export const verifyLiveKitWebhook = (input: VerifyInput): Either.Either<void, InvalidSignature> => {
   if (!input.authorization) return fail("missing Authorization header")
   const token = input.authorization.replace(/^Bearer\s+/i, "").trim()
   const parts = token.split(".")
