@@ -1,11 +1,12 @@
 import { lookup } from "node:dns/promises"
 import { isIP } from "node:net"
-import { Clock, Duration, Effect, Either } from "effect"
+import { Clock, Duration, Effect, Either, Option } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { TargetRefused, TenantRejected, TenantTimeout, TenantUnreachable, type DeliveryError } from "../domain/Errors.ts"
 import { classifyAddress } from "../domain/TargetAddress.ts"
 import { parseRetryAfter } from "./Retry.ts"
 import { signWebhook } from "../domain/Signing.ts"
+import * as Traceparent from "../telemetry/Traceparent.ts"
 import { Tracing, type AttemptSpan } from "../telemetry/Tracing.ts"
 import { EngineClock } from "./EngineClock.ts"
 
@@ -165,9 +166,7 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
 
     /** The span of the request that asked for a send (the admin API's), as a `traceparent`; none when not traced. */
     const parentTraceparent = tracing.enabled
-      ? Effect.map(Effect.option(Effect.currentParentSpan), (span) =>
-          span._tag === "Some" ? `00-${span.value.traceId}-${span.value.spanId}-${span.value.sampled ? "01" : "00"}` : null
-        )
+      ? Effect.map(Effect.option(Effect.currentParentSpan), (span) => Option.getOrNull(Option.map(span, Traceparent.format)))
       : Effect.succeed(null)
 
     /** One attempt as an Effect (a test send), in its own span under the caller's; interruption aborts it. */

@@ -7,24 +7,28 @@
 import * as Metrics from "@effect/opentelemetry/Metrics"
 import * as Resource from "@effect/opentelemetry/Resource"
 import * as EffectOtel from "@effect/opentelemetry/Tracer"
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context as OtelContext, type Span, type SpanContext, type Tracer } from "@opentelemetry/api"
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Context as OtelContext, type Span, type SpanContext, type Tracer } from "@opentelemetry/api"
 import { PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
 import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type SpanExporter } from "@opentelemetry/sdk-trace-base"
-import { Duration, Effect, Layer, Tracer as EffectTracer } from "effect"
+import { Duration, Effect, Layer, Option, type Tracer as EffectTracer } from "effect"
 import type { RouterConfig } from "../domain/Config.ts"
 import { routerMetrics } from "./OtelMetrics.ts"
+import * as Traceparent from "./Traceparent.ts"
 import { Tracing, type AttemptSpan, type AttemptTarget, type Phase, type SpanIds, type Spans, type WebhookSpan } from "./Tracing.ts"
 
 type TelemetryConfig = RouterConfig["telemetry"]
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
+/** An OpenTelemetry span's traceparent; only the sampled flag is ever set. */
+const traceparentOf = ({ traceId, spanId, traceFlags }: SpanContext) =>
+  Traceparent.format({ traceId, spanId, sampled: (traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED })
 
-const parseTraceparent = (text: string | null): SpanContext | undefined => {
-  const match = text === null ? null : TRACEPARENT.exec(text)
-  return match ? { traceId: match[1]!, spanId: match[2]!, traceFlags: Number.parseInt(match[3]!, 16), isRemote: true } : undefined
-}
-
-const traceparentOf = ({ traceId, spanId, traceFlags }: SpanContext) => `00-${traceId}-${spanId}-${(traceFlags & 0xff).toString(16).padStart(2, "0")}`
+/** The span a stored or given traceparent names, as OpenTelemetry's parent. */
+const remoteContext = ({ traceId, spanId, sampled }: EffectTracer.ExternalSpan): SpanContext => ({
+  traceId,
+  spanId,
+  traceFlags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE,
+  isRemote: true
+})
 
 const idsOf = ({ traceId, spanId }: SpanContext): SpanIds => ({ trace_id: traceId, span_id: spanId })
 
@@ -81,7 +85,7 @@ class OtelWebhookSpan implements WebhookSpan {
 }
 
 const attemptSpan = (tracer: Tracer, target: AttemptTarget): AttemptSpan => {
-  const parent = parseTraceparent(target.parent)
+  const parent = Option.getOrUndefined(Option.map(Traceparent.parse(target.parent), remoteContext))
   // A child of the webhook's span, so one event is one trace from LiveKit to the tenant and is sampled as a whole; the
   // link names the webhook's span for backends that follow links, since the attempt may come hours later.
   const span = tracer.startSpan(
@@ -119,11 +123,11 @@ const spansOf = (tracer: Tracer): Spans => ({
   enabled: true,
   webhook: () => new OtelWebhookSpan(tracer),
   attempt: (target) => attemptSpan(tracer, target),
-  batch: (name, items, traceparentOf) => (effect) => {
+  batch: (name, items, traceparentOfItem) => (effect) => {
     const links: Array<EffectTracer.SpanLink> = []
     for (const item of items) {
-      const context = parseTraceparent(traceparentOf(item))
-      if (context) links.push({ _tag: "SpanLink", span: EffectTracer.externalSpan({ ...context, sampled: (context.traceFlags & 1) === 1 }), attributes: {} })
+      const linked = Traceparent.parse(traceparentOfItem(item))
+      if (Option.isSome(linked)) links.push({ _tag: "SpanLink", span: linked.value, attributes: {} })
     }
     return Effect.withSpan(effect, name, { links, attributes: { "batch.size": items.length } })
   }

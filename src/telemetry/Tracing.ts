@@ -1,5 +1,6 @@
 import { Context, Effect, Layer } from "effect"
 import type { RouterConfig } from "../domain/Config.ts"
+import * as Traceparent from "./Traceparent.ts"
 
 /** How a log line names the span it was written in. */
 export interface SpanIds {
@@ -64,18 +65,6 @@ export interface Spans {
   ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }
 
-const random = new Uint8Array(24)
-
-/**
- * A fresh trace for a delivery when the router records none, so the tenant's
- * tracing still gets a valid parent. Flagged sampled: a tenant's parent-based
- * sampler would otherwise drop its side of every delivery.
- */
-export const randomTraceparent = () => {
-  const hex = Buffer.from(crypto.getRandomValues(random)).toString("hex")
-  return `00-${hex.slice(0, 32)}-${hex.slice(32)}-01`
-}
-
 const NO_WEBHOOK_SPAN: WebhookSpan = {
   traceparent: null,
   ids: undefined,
@@ -91,7 +80,7 @@ const noEnd = () => {}
 const OFF: Spans = {
   enabled: false,
   webhook: () => NO_WEBHOOK_SPAN,
-  attempt: () => ({ traceparent: randomTraceparent(), ids: undefined, end: noEnd }),
+  attempt: () => ({ traceparent: Traceparent.random(), ids: undefined, end: noEnd }),
   batch: () => (effect) => effect
 }
 
