@@ -15,7 +15,7 @@ import { Janitor } from "./store/Janitor.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { JsonLogging } from "./telemetry/Logging.ts"
 import { Metrics } from "./telemetry/Metrics.ts"
-import { Tracing } from "./telemetry/Tracing.ts"
+import { tracingLayer } from "./telemetry/TracingLayer.ts"
 import { Reclaimer } from "./delivery/Reclaimer.ts"
 import { Router } from "./ingest/Router.ts"
 import { SignatureVerifier } from "./ingest/SignatureVerifier.ts"
@@ -54,7 +54,7 @@ export const servicesLayer = (config: RouterConfig, options: AppOptions = {}) =>
     ),
     Layer.provideMerge(
       // Below every service that makes spans: built before them and released after, so their last spans are flushed too.
-      Layer.mergeAll(options.store ?? storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config), Tracing.layer(config), EngineClock.Default)
+      Layer.mergeAll(options.store ?? storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config), tracingLayer(config), EngineClock.Default)
     )
   )
 

@@ -1,6 +1,4 @@
-import { Context, Effect, Layer } from "effect"
-import type { RouterConfig } from "../domain/Config.ts"
-import * as Traceparent from "./Traceparent.ts"
+import { Context, type Effect } from "effect"
 
 /** How a log line names the span it was written in. */
 export interface SpanIds {
@@ -65,37 +63,9 @@ export interface Spans {
   ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }
 
-const NO_WEBHOOK_SPAN: WebhookSpan = {
-  traceparent: null,
-  ids: undefined,
-  phase: () => {},
-  passed: () => {},
-  event: () => {},
-  routed: () => {},
-  end: () => {}
-}
-
-const noEnd = () => {}
-
-const OFF: Spans = {
-  enabled: false,
-  webhook: () => NO_WEBHOOK_SPAN,
-  attempt: () => ({ traceparent: Traceparent.random(), ids: undefined, end: noEnd }),
-  batch: () => (effect) => effect
-}
-
 /**
  * Spans for the hot path (see docs/architecture.md, the hot-path rule), from the same
- * OpenTelemetry tracer provider as the Effect spans. Without
- * `telemetry.otlp.endpoint` it is a set of no-ops and the tracing SDK is
- * never loaded; with one, the SDK is imported then, and every span and metric
- * is exported by OTLP.
+ * OpenTelemetry tracer provider as the Effect spans; no-ops when tracing is
+ * off. TracingLayer.ts chooses which.
  */
-export class Tracing extends Context.Tag("Tracing")<Tracing, Spans>() {
-  static readonly off = Layer.succeed(Tracing, OFF)
-
-  static readonly layer = (config: RouterConfig): Layer.Layer<Tracing> =>
-    config.telemetry.otlp.endpoint === undefined
-      ? Tracing.off
-      : Layer.unwrapEffect(Effect.promise(() => import("./Otel.ts")).pipe(Effect.map((otel) => otel.layer(config.telemetry, config.telemetry.otlp.endpoint!))))
-}
+export class Tracing extends Context.Tag("Tracing")<Tracing, Spans>() {}

@@ -21,7 +21,7 @@ import { RemoteHooks } from "../../src/hooks/HttpHookSource.ts"
 import { Lifecycle } from "../../src/Lifecycle.ts"
 import { memoryStore } from "../../src/Stores.ts"
 import { Store } from "../../src/store/Store.ts"
-import { Tracing } from "../../src/telemetry/Tracing.ts"
+import { tracingOff } from "../../src/telemetry/TracingLayer.ts"
 import { DEFAULT_SECRET } from "./router.ts"
 
 /** What a scripted tenant answers: a status (2xx delivers), a network failure, a 429/503 with Retry-After seconds. */
@@ -96,7 +96,7 @@ export const startEngine = async (options: EngineOptions = {}) => {
   const layer = DeliveryEngine.pipe(
     Layer.provideMerge(Layer.mergeAll(HookTable.Default, sender)),
     Layer.provideMerge(Layer.mergeAll(FileHooks.fixed(config), RemoteHooks.layer)),
-    Layer.provideMerge(Layer.mergeAll(memoryStore(), Lifecycle.Default, AppConfig.layer(config), Tracing.off, clock.layer)),
+    Layer.provideMerge(Layer.mergeAll(memoryStore(), Lifecycle.Default, AppConfig.layer(config), tracingOff, clock.layer)),
     // Seeded, so the retry schedule's jitter is the same in every run.
     Layer.provide(Layer.mergeAll(Layer.setRandom(Random.make(options.seed ?? "engine")), Logger.replace(Logger.defaultLogger, Logger.none)))
   )
