@@ -1,4 +1,5 @@
-import { Context, Duration, Effect, Either, Layer, Option, Schedule, Schema, SubscriptionRef } from "effect"
+import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientError } from "@effect/platform"
+import { Context, Duration, Effect, Either, identity, Layer, Option, Schedule, Schema, SubscriptionRef } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { firstProblem } from "../domain/Errors.ts"
 import { emptyHookSet, HookSet, hookSetProblem, hookWithoutSecret } from "../domain/Hook.ts"
@@ -11,6 +12,9 @@ const FETCH_TIMEOUT = Duration.seconds(10)
 /** What is kept across restarts: the last good table and the ETag it came with. */
 const Cached = Schema.parseJson(Schema.Struct({ etag: Schema.NullOr(Schema.String), set: HookSet }))
 const decodeSet = Schema.decodeUnknownEither(HookSet, { onExcessProperty: "error" })
+
+/** A redirect is the endpoint's answer (refused as one), not somewhere else to fetch the table from. */
+const NoRedirectFetch = FetchHttpClient.layer.pipe(Layer.provide(Layer.succeed(FetchHttpClient.RequestInit, { redirect: "manual" })))
 
 /**
  * Hooks and numbers served by another system as JSON (`{"hooks": [...],
@@ -30,6 +34,8 @@ export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, Subscri
       const store = yield* Store
       const source = config.remoteHooks
       if (source === undefined) return yield* SubscriptionRef.make(emptyHookSet)
+      // Not traced: a poll is no one's request, and the endpoint is not told our trace ids.
+      const client = HttpClient.withTracerDisabledWhen(yield* HttpClient.HttpClient, () => true)
 
       const cached = Option.flatMap(yield* store.cached(CACHE_KEY), (text) => Either.getRight(Schema.decodeEither(Cached)(text)))
       const current = yield* SubscriptionRef.make(Option.match(cached, { onNone: () => emptyHookSet, onSome: (c) => c.set }))
@@ -40,20 +46,18 @@ export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, Subscri
           Effect.annotateLogs({ url: source.url, problem })
         )
 
+      /** Logged in the fetch error's own words, as before (the client's message adds only the request line). */
+      const unreachable = (error: HttpClientError.HttpClientError) => refuse(error.cause instanceof Error ? error.cause.message : error.message)
+
       const poll = Effect.gen(function* () {
-        const response = yield* Effect.tryPromise((signal) =>
-          fetch(source.url, {
-            signal,
-            redirect: "manual",
-            headers: {
-              accept: "application/json",
-              ...(etag ? { "if-none-match": etag } : {}),
-              ...(source.token ? { authorization: `Bearer ${source.token}` } : {})
-            }
-          })
-        ).pipe(Effect.timeout(FETCH_TIMEOUT))
+        const request = HttpClientRequest.get(source.url).pipe(
+          HttpClientRequest.acceptJson,
+          etag ? HttpClientRequest.setHeader("if-none-match", etag) : identity,
+          source.token ? HttpClientRequest.bearerToken(source.token) : identity
+        )
+        const response = yield* client.execute(request).pipe(Effect.timeout(FETCH_TIMEOUT))
         if (response.status === 304) return
-        const text = yield* Effect.tryPromise(() => response.text())
+        const text = yield* response.text
         if (response.status !== 200) return yield* refuse(`answered ${response.status}`)
         const json = parseJsonWithin(text)
         if (Either.isLeft(json)) return yield* refuse(`body is ${json.left}`)
@@ -66,7 +70,7 @@ export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, Subscri
         if (unsigned !== undefined) return yield* refuse(`hooks.${unsigned}.secret: required, since signing.secret is not set`)
         const problem = hookSetProblem(decoded.right, config.security.allowPrivateTargets)
         if (problem) return yield* refuse(`${problem.key}: ${problem.problem}`)
-        etag = response.headers.get("etag")
+        etag = response.headers["etag"] ?? null
         yield* SubscriptionRef.set(current, decoded.right)
         yield* store.cache(CACHE_KEY, Schema.encodeSync(Cached)({ etag, set: decoded.right }))
         yield* Effect.log("remote hooks loaded").pipe(
@@ -74,7 +78,8 @@ export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, Subscri
         )
       }).pipe(
         Effect.catchTags({
-          UnknownException: (e) => refuse(e.error instanceof Error ? e.error.message : String(e.error)),
+          RequestError: unreachable,
+          ResponseError: unreachable,
           TimeoutException: () => refuse(`no answer within ${Duration.format(FETCH_TIMEOUT)}`)
         }),
         Effect.catchTag("StoreUnavailable", (e) => Effect.logWarning("remote hook table not cached", e.cause))
@@ -83,5 +88,5 @@ export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, Subscri
       yield* poll.pipe(Effect.repeat(Schedule.spaced(source.interval)), Effect.forkScoped)
       return current
     })
-  )
+  ).pipe(Layer.provide(NoRedirectFetch))
 }
