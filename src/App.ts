@@ -25,7 +25,6 @@ import { WebhookSender } from "./delivery/WebhookSender.ts"
 export interface AppOptions {
   /** The config file to watch for hook edits; without it the config's hooks are fixed. */
   readonly configFile?: { readonly path: string; readonly text: string } | undefined
-  readonly store?: Layer.Layer<Store, StoreUnavailable> | undefined
 }
 
 /** SQLite unless the config names a Redis, whose TTLs come from the retention settings. */
@@ -52,7 +51,7 @@ export const servicesLayer = (config: RouterConfig, options: AppOptions = {}) =>
     ),
     Layer.provideMerge(
       // Below every service that makes spans: built before them and released after, so their last spans are flushed too.
-      Layer.mergeAll(options.store ?? storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config), Tracing.layer(config))
+      Layer.mergeAll(storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config), Tracing.layer(config))
     )
   )
 
