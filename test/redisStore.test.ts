@@ -276,56 +276,6 @@ describe.skipIf(!redisAvailable())("the Redis store", () => {
           yield* Effect.promise(() => checkIndexes(prefix))
         })
       ))
-
-    test("deliveries left in the stream by an earlier build are adopted once their holder's lease ran out, and a live holder's are not", () =>
-      instances(1, 300, ([store], prefix) =>
-        Effect.gen(function* () {
-          const send = (command: string, ...args: Array<string | number>) => Effect.promise(() => raw.send(command, args.map(String)))
-          const tenant = JSON.stringify("legacy.example")
-          const legacy = (id: number, consumer: string) =>
-            Effect.gen(function* () {
-              const d: Delivery = {
-                ...newDelivery({ tenant: "legacy.example", room: "legacy-room" }),
-                id,
-                status: "pending",
-                attempts: 3,
-                lastStatus: 503,
-                lastError: "HTTP 503",
-                nextAttemptAt: 50_000,
-                createdAt: 1_000,
-                queuedAt: 1_000,
-                updatedAt: 4_000
-              }
-              const sid = (yield* send("XADD", `${prefix}stream`, "*", "id", id)) as string
-              yield* send("XREADGROUP", "GROUP", "forwarders", consumer, "STREAMS", `${prefix}stream`, ">")
-              yield* send("HSET", `${prefix}d:${id}`, ...Object.entries(d).flatMap(([k, v]) => [k, JSON.stringify(v)]), "sid", sid)
-              for (const index of ["ix", `ix:t:${tenant}`, `ix:s:"pending"`, `ix:ts:${tenant}|"pending"`]) yield* send("ZADD", `${prefix}${index}`, id, id)
-              return d
-            })
-          yield* send("XGROUP", "CREATE", `${prefix}stream`, "forwarders", "0", "MKSTREAM")
-          yield* send("SET", `${prefix}seq`, 2)
-          const orphan = yield* legacy(1, "old-dead")
-          yield* legacy(2, "old-alive")
-          yield* Effect.sleep("400 millis")
-          // The live old instance renews its entry (resets its idle time), as old builds did.
-          const pel = (yield* send("XPENDING", `${prefix}stream`, "forwarders", "-", "+", 10, "old-alive")) as Array<[string]>
-          yield* send("XCLAIM", `${prefix}stream`, "forwarders", "old-alive", 0, pel[0]![0], "JUSTID")
-
-          const claimed = yield* store!.claimStale
-          const { body: _, ...queued } = orphan
-          expect(claimed).toEqual([queued])
-          expect(yield* heldBy(store!)).toEqual([1])
-          expect(Number(yield* send("XLEN", `${prefix}stream`))).toBe(1)
-          expect(yield* send("HGET", `${prefix}d:1`, "sid")).toBeNull()
-          expect(Option.getOrThrow(yield* store!.bodyOf(1))).toBe(orphan.body)
-          expect((yield* store!.queueStats).depth).toBe(2)
-          expect(yield* store!.claimStale).toEqual([])
-          // New deliveries carry on the old sequence, and finishing the adopted one works as for any other.
-          expect((yield* on(store!, deliver(60_000))).id).toBe(3)
-          yield* store!.recordAttempts([{ id: 1, record: delivered(61_000) }])
-          expect(yield* heldBy(store!)).toEqual([3])
-        })
-      ))
   })
 
   describe("the queue reads", () => {

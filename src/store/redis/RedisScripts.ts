@@ -7,9 +7,8 @@
  *
  * Delivery hashes `d:<id>` hold JSON-encoded field values written by the
  * caller, so the scripts compare and copy them without decoding; index keys
- * embed the same encodings (e.g. `ix:s:"pending"`). Two fields are raw and not
- * part of a Delivery: `owner` (the consumer holding a pending delivery) and,
- * in data from builds that queued deliveries in a stream, `sid`.
+ * embed the same encodings (e.g. `ix:s:"pending"`). One field is raw and not
+ * part of a Delivery: `owner`, the consumer holding a pending delivery.
  *
  * Keys, after the prefix:
  *   d:<id>  h:<id>                       a delivery and its attempt history (a list)
@@ -91,7 +90,6 @@ const luaList = (names: ReadonlyArray<string>) => `{${names.map((n) => `'${n}'`)
 
 const LIB = `
 local P, ME, LEASE = ARGV[1], ARGV[2], ARGV[3]
-local STREAM, GROUP = P .. 'stream', 'forwarders'
 local PENDING, FAILED, EXPIRED = '"pending"', '"failed"', '"expired"'
 local NEW_FIELDS = ${luaList(NEW_FIELDS)}
 local QUEUED_FIELDS = ${luaList(QUEUED_FIELDS)}
@@ -314,10 +312,6 @@ return 0
  * consumer is first marked a suspect, and taken over only if it is still silent after the grace,
  * time enough for a live one to renew (which clears the mark). A consumer that stopped cleanly
  * marks itself long suspected, so it is taken over at once.
- *
- * Builds before this layout kept pending deliveries in a stream with one consumer group, each
- * entry renewed by its holder; what a dead one held (idle longer than the lease) is adopted the
- * same way, a page at a time from a cursor kept in `legacy:cursor`, and leaves the stream.
  * Returns each taken delivery's QUEUED_FIELDS.
  */
 export const CLAIM = script(`
@@ -331,10 +325,6 @@ local function dead(c)
   if not since then redis.call('HSET', P .. 'suspects', c, t); return false end
   return t - tonumber(since) >= grace
 end
-local function adopt(id, tenant, room)
-  hold(ME, id, tenant, room)
-  out[#out + 1] = queued(id)
-end
 for _, c in ipairs(redis.call('SMEMBERS', P .. 'consumers')) do
   if budget <= 0 then break end
   if dead(c) then
@@ -342,32 +332,14 @@ for _, c in ipairs(redis.call('SMEMBERS', P .. 'consumers')) do
     for _, id in ipairs(ids) do
       local f = redis.call('HMGET', dkey(id), 'status', 'tenant', 'room')
       if f[2] then release(c, id, f[2], f[3]) else redis.call('ZREM', owned(c), id) end
-      if f[1] == PENDING then adopt(id, f[2], f[3]) end
+      if f[1] == PENDING then
+        hold(ME, id, f[2], f[3])
+        out[#out + 1] = queued(id)
+      end
     end
     budget = budget - #ids
     if redis.call('EXISTS', owned(c)) == 0 then
       redis.call('DEL', tenantsOf(c)); redis.call('SREM', P .. 'consumers', c); redis.call('HDEL', P .. 'suspects', c)
-    end
-  end
-end
-if budget > 0 and redis.call('EXISTS', STREAM) == 1 then
-  local start = redis.call('GET', P .. 'legacy:cursor') or '0-0'
-  local reply = redis.pcall('XAUTOCLAIM', STREAM, GROUP, ME, LEASE, start, 'COUNT', budget)
-  -- No group (nothing was ever queued there): nothing to adopt.
-  if not reply.err then
-    redis.call('SET', P .. 'legacy:cursor', reply[1])
-    for _, entry in ipairs(reply[2]) do
-      -- Entries are {sid, {'id', <delivery id>}}; older servers return false for a deleted entry.
-      if entry then
-        local sid, id = entry[1], entry[2][2]
-        redis.call('XACK', STREAM, GROUP, sid); redis.call('XDEL', STREAM, sid)
-        local f = redis.call('HMGET', dkey(id or 0), 'status', 'tenant', 'room', 'queuedAt')
-        if f[1] == PENDING then
-          redis.call('HDEL', dkey(id), 'sid')
-          redis.call('ZADD', P .. 'queued', f[4] or 0, id)
-          adopt(id, f[2], f[3])
-        end
-      end
     end
   end
 end

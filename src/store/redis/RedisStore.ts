@@ -37,7 +37,7 @@ const entriesOf = (reply: unknown): Array<[string, string]> => {
 }
 
 /** Fields of a delivery hash that are the store's bookkeeping, raw, not part of a Delivery. */
-const BOOKKEEPING = new Set(["owner", "sid"])
+const BOOKKEEPING = new Set(["owner"])
 
 /** Every other field is JSON; an empty hash is a missing delivery. A hash written before deliveries kept their trace has none. */
 const toDelivery = (reply: unknown): Delivery | undefined => {
