@@ -3,6 +3,7 @@ import { Effect, Exit, Option } from "effect"
 import type { Attempt, Delivery, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
+import { answeredPerTurn } from "../../TurnBatch.ts"
 import { openRedis } from "./RedisConnection.ts"
 import * as Scripts from "./RedisScripts.ts"
 import { decodeTenantHealth, encodeTenantHealth } from "../../domain/TenantHealth.ts"
@@ -57,33 +58,25 @@ const byText = <A>(key: (a: A) => string) => (a: A, b: A) => (key(a) < key(b) ? 
 
 /**
  * Groups the calls made in one event-loop turn into one script call, as the
- * SQLite store groups writes into one commit: `flush` gets every call's items
+ * SQLite store groups writes into one commit: `run` gets every call's items
  * in call order and answers one result per item; each call gets its slice. A
  * failed script call fails every call in its group.
  */
-const grouping = <I, O>(flush: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<O>, StoreUnavailable>) => {
-  type Waiting = { readonly from: number; readonly to: number; readonly resume: (result: Effect.Effect<ReadonlyArray<O>, StoreUnavailable>) => void }
-  let items: Array<I> = []
-  let waiting: Array<Waiting> = []
-  const send = () => {
-    if (items.length === 0) return
-    const batch = items
-    const calls = waiting
-    items = []
-    waiting = []
-    void Effect.runPromiseExit(flush(batch)).then((exit) => {
-      for (const call of calls) call.resume(Exit.map(exit, (results) => results.slice(call.from, call.to)))
-    })
-  }
-  return (call: ReadonlyArray<I>): Effect.Effect<ReadonlyArray<O>, StoreUnavailable> =>
-    call.length === 0
-      ? Effect.succeed([])
-      : Effect.async((resume) => {
-          if (items.length > 0 && items.length + call.length > MAX_GROUP) send()
-          if (items.length === 0) setImmediate(send)
-          waiting.push({ from: items.length, to: items.length + call.length, resume })
-          for (const item of call) items.push(item)
+const grouping = <I, O>(run: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<O>, StoreUnavailable>) => {
+  const submit = answeredPerTurn(
+    (calls: ReadonlyArray<ReadonlyArray<I>>) =>
+      Effect.runPromiseExit(run(calls.flat())).then((exit) => {
+        let from = 0
+        return calls.map((call) => {
+          const start = from
+          const end = (from += call.length)
+          return Exit.map(exit, (results) => results.slice(start, end))
         })
+      }),
+    { maxSize: MAX_GROUP, sizeOf: (call) => call.length }
+  )
+  return (call: ReadonlyArray<I>): Effect.Effect<ReadonlyArray<O>, StoreUnavailable> =>
+    call.length === 0 ? Effect.succeed([]) : Effect.flatten(Effect.promise(() => submit(call)))
 }
 
 /** One acceptance as ACCEPT reads it: ACCEPT_WIDTH values. */

@@ -1,5 +1,6 @@
 import { Database } from "bun:sqlite"
 import { Effect, Option, Stream } from "effect"
+import { answeredPerTurn } from "../../TurnBatch.ts"
 import type { Pin, UnroutableEvent } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
@@ -9,39 +10,17 @@ import { decodeTenantHealth, encodeTenantHealth } from "../../domain/TenantHealt
 import { healthKey, justQueued, type AcceptResult, type Store } from "../Store.ts"
 import type { FromWriter, ToWriter } from "./StoreWorker.ts"
 
-/** Applies writes in batches: one transaction, one fsync, per batch. */
+/** Applies the writes of one event-loop turn together (requests that arrive together share a commit): one transaction, one fsync. */
 interface Writer {
   readonly submit: (op: WriteOp) => Promise<Settled>
   readonly alive: () => boolean
   readonly close: () => Promise<void>
 }
 
-/**
- * Collects the writes of one event-loop turn, so requests that arrive together
- * share a commit; `send` commits a batch and settles each write.
- */
-const batching = (send: (ops: ReadonlyArray<WriteOp>, settle: (results: ReadonlyArray<Settled>) => void) => void) => {
-  let ops: Array<WriteOp> = []
-  let settles: Array<(result: Settled) => void> = []
-  const flush = () => {
-    const batch = ops
-    const waiting = settles
-    ops = []
-    settles = []
-    send(batch, (results) => results.forEach((result, i) => waiting[i]!(result)))
-  }
-  return (op: WriteOp) =>
-    new Promise<Settled>((resolve) => {
-      if (ops.length === 0) setImmediate(flush)
-      ops.push(op)
-      settles.push(resolve)
-    })
-}
-
 /** For `:memory:`: the writes run on this thread, on the one connection that also serves reads. */
 const inlineWriter = (db: Database): Writer => {
   const commit = prepareWrites(db)
-  return { submit: batching((ops, settle) => settle(commit(ops))), alive: () => true, close: async () => {} }
+  return { submit: answeredPerTurn(async (ops: ReadonlyArray<WriteOp>) => commit(ops)), alive: () => true, close: async () => {} }
 }
 
 /**
@@ -86,11 +65,14 @@ const workerWriter = (path: string): Promise<Writer> =>
       }
     }
     const writer: Writer = {
-      submit: batching((ops, settle) => {
-        if (dead) return settle(ops.map(() => ({ ok: false, error: dead! })))
-        inFlight.set(++seq, { count: ops.length, settle })
-        post({ _tag: "Batch", seq, ops })
-      }),
+      submit: answeredPerTurn(
+        (ops: ReadonlyArray<WriteOp>) =>
+          new Promise<ReadonlyArray<Settled>>((settle) => {
+            if (dead) return settle(ops.map(() => ({ ok: false, error: dead! })))
+            inFlight.set(++seq, { count: ops.length, settle })
+            post({ _tag: "Batch", seq, ops })
+          })
+      ),
       alive: () => dead === undefined,
       close: () =>
         new Promise<void>((done) => {
