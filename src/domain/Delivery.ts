@@ -1,3 +1,4 @@
+import { Schema } from "effect"
 import type { EventName } from "./Hook.ts"
 
 /** Where a call's events go: fixed when the room is pinned, so mid-call hook edits do not move a call. */
@@ -39,39 +40,45 @@ export interface Pin {
 }
 
 /** `expired`: the hook's `maxAge` passed before the event could be sent; it never will be (final, like `failed`). */
-export type DeliveryStatus = "pending" | "delivered" | "failed" | "expired"
+export const DeliveryStatus = Schema.Literal("pending", "delivered", "failed", "expired")
+export type DeliveryStatus = typeof DeliveryStatus.Type
+
+// Schemas, so the stores decode what they read instead of trusting it, and list a delivery's fields from one place.
 
 /** A forwarded event as written at acceptance time; the body is final, the signature is made per attempt. */
-export interface NewDelivery {
-  readonly eventId: string
-  readonly eventType: string
-  readonly tenant: string
-  readonly url: string
+export const NewDelivery = Schema.Struct({
+  eventId: Schema.String,
+  eventType: Schema.String,
+  tenant: Schema.String,
+  url: Schema.String,
   /** Deliveries of one room to one tenant go out in arrival order. */
-  readonly room: string | null
-  readonly domain: string | null
-  readonly body: string
+  room: Schema.NullOr(Schema.String),
+  domain: Schema.NullOr(Schema.String),
+  body: Schema.String,
   /** LiveKit's createdAt, for end-to-end latency; null when the event had none. */
-  readonly eventCreatedAt: number | null
+  eventCreatedAt: Schema.NullOr(Schema.Number),
   /** The destination's own secret as resolved (null: the default secret). */
-  readonly secret: string | null
+  secret: Schema.NullOr(Schema.String),
   /** The W3C `traceparent` of the webhook's span, so every attempt joins its trace, even after a restart; null when not traced. */
-  readonly trace: string | null
-}
+  trace: Schema.NullOr(Schema.String)
+})
+export interface NewDelivery extends Schema.Schema.Type<typeof NewDelivery> {}
 
-export interface Delivery extends NewDelivery {
-  readonly id: number
-  readonly status: DeliveryStatus
+export const Delivery = Schema.Struct({
+  id: Schema.Number,
+  ...NewDelivery.fields,
+  status: DeliveryStatus,
   /** Attempts since the delivery was (re)queued. */
-  readonly attempts: number
-  readonly lastStatus: number | null
-  readonly lastError: string | null
-  readonly nextAttemptAt: number
-  readonly createdAt: number
+  attempts: Schema.Number,
+  lastStatus: Schema.NullOr(Schema.Number),
+  lastError: Schema.NullOr(Schema.String),
+  nextAttemptAt: Schema.Number,
+  createdAt: Schema.Number,
   /** When it last became pending: at acceptance, or when an operator requeued it. */
-  readonly queuedAt: number
-  readonly updatedAt: number
-}
+  queuedAt: Schema.Number,
+  updatedAt: Schema.Number
+})
+export interface Delivery extends Schema.Schema.Type<typeof Delivery> {}
 
 /** One attempt as it happened, kept for the admin API's history. */
 export interface Attempt {

@@ -31,47 +31,7 @@
  * of memory, instead of failing it halfway through its writes.
  */
 
-import type { NewDelivery } from "../../domain/Delivery.ts"
-import type { QueuedDelivery } from "../Store.ts"
-
-/** Every key of a type, listed once: the compiler rejects a field added to the type but not here. */
-const fieldsOf = <K extends string>(all: Record<K, true>) => Object.keys(all) as Array<K>
-
-/** A new delivery's fields, in the order ACCEPT reads them. */
-export const NEW_FIELDS = fieldsOf<keyof NewDelivery>({
-  eventId: true,
-  eventType: true,
-  tenant: true,
-  url: true,
-  room: true,
-  domain: true,
-  body: true,
-  eventCreatedAt: true,
-  secret: true,
-  trace: true
-})
-
-/** What the queue reads return of a delivery: everything but the body, in this order. */
-export const QUEUED_FIELDS = fieldsOf<Exclude<keyof QueuedDelivery, "body">>({
-  id: true,
-  eventId: true,
-  eventType: true,
-  tenant: true,
-  url: true,
-  room: true,
-  domain: true,
-  eventCreatedAt: true,
-  secret: true,
-  trace: true,
-  status: true,
-  attempts: true,
-  lastStatus: true,
-  lastError: true,
-  nextAttemptAt: true,
-  createdAt: true,
-  queuedAt: true,
-  updatedAt: true
-})
+import { DELIVERY_FIELDS, NEW_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
 
 /** How many ARGV values one acceptance takes in ACCEPT (its delivery and its call event), and one attempt in RECORD_ATTEMPTS. */
 export const ACCEPT_WIDTH = 6 + 2 * NEW_FIELDS.length
@@ -93,6 +53,7 @@ local P, ME, LEASE = ARGV[1], ARGV[2], ARGV[3]
 local PENDING, FAILED, EXPIRED = '"pending"', '"failed"', '"expired"'
 local NEW_FIELDS = ${luaList(NEW_FIELDS)}
 local QUEUED_FIELDS = ${luaList(QUEUED_FIELDS)}
+local DELIVERY_FIELDS = ${luaList(DELIVERY_FIELDS)}
 local function dkey(id) return P .. 'd:' .. id end
 local function byStatus(tenant, status) return P .. 'ix:s:' .. status, P .. 'ix:ts:' .. tenant .. '|' .. status end
 -- Moves a delivery between the status indexes; finished ones are also indexed by age, for pruning.
@@ -137,6 +98,7 @@ local function serverTime()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function queued(id) return redis.call('HMGET', dkey(id), unpack(QUEUED_FIELDS)) end
+local function stored(id) return redis.call('HMGET', dkey(id), unpack(DELIVERY_FIELDS)) end
 local function requeue(id, now)
   local key = dkey(id)
   redis.call('HSET', key, 'status', PENDING, 'attempts', '0', 'nextAttemptAt', now, 'queuedAt', now, 'updatedAt', now)
@@ -264,7 +226,7 @@ end
 return 0
 `)
 
-/** ARGV[4]: id, ARGV[5]: now. Returns {0} not found, {1, encoded status} not failed, {2, fields} requeued, held by this consumer. */
+/** ARGV[4]: id, ARGV[5]: now. Returns {0} not found, {1, encoded status} not failed, {2, DELIVERY_FIELDS values} requeued, held by this consumer. */
 export const REQUEUE = script(`
 local id, now = ARGV[4], ARGV[5]
 local status = redis.call('HGET', dkey(id), 'status')
@@ -272,7 +234,7 @@ if not status then return {0} end
 if status ~= FAILED then return {1, status} end
 requeue(id, now)
 alive()
-return {2, redis.call('HGETALL', dkey(id))}
+return {2, stored(id)}
 `)
 
 /**

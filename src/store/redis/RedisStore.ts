@@ -1,13 +1,14 @@
 import { hostname } from "node:os"
 import { Effect, Exit, Option } from "effect"
-import type { Attempt, Delivery, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
+import type { Attempt, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
 import { answeredPerTurn } from "../../TurnBatch.ts"
 import { openRedis } from "./RedisConnection.ts"
 import * as Scripts from "./RedisScripts.ts"
+import { decodeDelivery, decodeQueued, DELIVERY_FIELDS, NEW_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
 import { decodeTenantHealth, encodeTenantHealth } from "../../domain/TenantHealth.ts"
-import { healthKey, justQueued, type Acceptance, type AcceptResult, type QueuedDelivery, type RecordedAttempt, type Store } from "../Store.ts"
+import { healthKey, justQueued, type Acceptance, type AcceptResult, type RecordedAttempt, type Store } from "../Store.ts"
 
 export interface RedisStoreOptions {
   readonly url: string
@@ -37,20 +38,23 @@ const entriesOf = (reply: unknown): Array<[string, string]> => {
   return pairs
 }
 
-/** Fields of a delivery hash that are the store's bookkeeping, raw, not part of a Delivery. */
-const BOOKKEEPING = new Set(["owner"])
+/**
+ * A delivery from its hash's values for `fields` (as HMGET returns them), each JSON; a field
+ * a hash from before traces were kept lacks reads as null. None when the hash is gone.
+ */
+const fromValues =
+  <A>(fields: ReadonlyArray<string>, decode: (row: unknown) => A) =>
+  (values: ReadonlyArray<string | null>): A | undefined =>
+    values.every((value) => value == null) ? undefined : decode(Object.fromEntries(fields.map((field, i) => [field, JSON.parse(values[i] ?? "null")])))
 
-/** Every other field is JSON; an empty hash is a missing delivery. A hash written before deliveries kept their trace has none. */
-const toDelivery = (reply: unknown): Delivery | undefined => {
-  const fields = entriesOf(reply).filter(([key]) => !BOOKKEEPING.has(key))
-  return fields.length === 0 ? undefined : ({ trace: null, ...Object.fromEntries(fields.map(([key, value]) => [key, JSON.parse(value)])) } as Delivery)
-}
-
-/** A script's QUEUED_FIELDS values for one delivery; a hash that vanished reads as all nulls. */
-const toQueued = (values: ReadonlyArray<string | null>): QueuedDelivery | undefined =>
-  values[0] == null ? undefined : (Object.fromEntries(Scripts.QUEUED_FIELDS.map((field, i) => [field, JSON.parse(values[i] ?? "null")])) as QueuedDelivery)
+const toDelivery = fromValues(DELIVERY_FIELDS, decodeDelivery)
+const toQueued = fromValues(QUEUED_FIELDS, decodeQueued)
 
 const queuedList = (reply: unknown) => (reply as Array<Array<string | null>>).flatMap((values) => toQueued(values) ?? [])
+
+/** A reply read by `f`; what does not decode is a store failure, as on SQLite, not a defect. */
+const decoding = <A>(reply: Effect.Effect<unknown, StoreUnavailable>, f: (reply: unknown) => A) =>
+  Effect.flatMap(reply, (r) => Effect.try({ try: () => f(r), catch: (cause) => new StoreUnavailable({ cause }) }))
 
 const members = (reply: unknown): Array<string> => (Array.isArray(reply) ? reply : [...((reply ?? []) as Iterable<string>)])
 
@@ -82,7 +86,7 @@ const grouping = <I, O>(run: (items: ReadonlyArray<I>) => Effect.Effect<Readonly
 /** One acceptance as ACCEPT reads it: ACCEPT_WIDTH values. */
 const acceptArgs = (a: Acceptance): Array<string> => {
   const change = a.pinChange
-  const fieldsOf = (d: NewDelivery | undefined) => Scripts.NEW_FIELDS.map((field) => (d ? enc(d[field] ?? null) : ""))
+  const fieldsOf = (d: NewDelivery | undefined) => NEW_FIELDS.map((field) => (d ? enc(d[field] ?? null) : ""))
   return [
     a.eventId,
     String(a.receivedAt),
@@ -172,9 +176,8 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
     )
 
     const load = (ids: ReadonlyArray<number | string>) =>
-      Effect.map(
-        Effect.forEach(ids, (id) => send("HGETALL", [key.delivery(id)]), { concurrency: "unbounded" }),
-        (replies) => replies.map(toDelivery).filter((d): d is Delivery => d !== undefined)
+      decoding(Effect.forEach(ids, (id) => send("HMGET", [key.delivery(id), ...DELIVERY_FIELDS]), { concurrency: "unbounded" }), (replies) =>
+        (replies as Array<Array<string | null>>).flatMap((values) => toDelivery(values) ?? [])
       )
 
     const prune = (target: string, before: number): Effect.Effect<number, StoreUnavailable> =>
@@ -202,8 +205,8 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
               return pins
             }),
       pendingTenants: Effect.map(send("SMEMBERS", [key.tenants]), (reply) => members(reply).map((t) => JSON.parse(t) as string).sort()),
-      pendingAfter: (tenant, afterId, limit) => (limit <= 0 ? Effect.succeed([]) : Effect.map(pendingAfter(enc(tenant), afterId, limit), queuedList)),
-      pendingInLane: (tenant, room, limit) => (limit <= 0 ? Effect.succeed([]) : Effect.map(pendingInLane(enc(tenant), enc(room), limit), queuedList)),
+      pendingAfter: (tenant, afterId, limit) => (limit <= 0 ? Effect.succeed([]) : decoding(pendingAfter(enc(tenant), afterId, limit), queuedList)),
+      pendingInLane: (tenant, room, limit) => (limit <= 0 ? Effect.succeed([]) : decoding(pendingInLane(enc(tenant), enc(room), limit), queuedList)),
       bodyOf: (id) =>
         Effect.map(send("HGET", [key.delivery(id), "body"]), (value) => (typeof value === "string" ? Option.some(JSON.parse(value) as string) : Option.none())),
       queueStats: Effect.map(queueStats(), (reply) => {
@@ -233,11 +236,11 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
           return Option.some({ ...delivery, history: history.map((h) => JSON.parse(h) as Attempt) })
         }),
       requeue: (id, now) =>
-        Effect.map(requeue(id, now), (reply) => {
+        decoding(requeue(id, now), (reply) => {
           const [tag, value] = reply as [number, unknown?]
           if (tag === 0) return { _tag: "NotFound" }
           if (tag === 1) return { _tag: "NotFailed", status: JSON.parse(value as string) as DeliveryStatus }
-          return { _tag: "Requeued", delivery: toDelivery(value)! }
+          return { _tag: "Requeued", delivery: toDelivery(value as Array<string | null>)! }
         }),
       requeueFailed: (tenant, since, now) =>
         Effect.gen(function* () {
@@ -287,7 +290,7 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
       apiChanges: redis.changes(`${P}api`),
       // One key, whatever this instance holds: while it exists, nobody takes over what this instance holds.
       renewLeases: Effect.asVoid(renew()),
-      claimStale: Effect.map(claim(CLAIM_PAGE, graceMs), (reply) => queuedList(reply).sort((a, b) => a.id - b.id))
+      claimStale: decoding(claim(CLAIM_PAGE, graceMs), (reply) => queuedList(reply).sort((a, b) => a.id - b.id))
     }
     return store
   })

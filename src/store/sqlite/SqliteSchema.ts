@@ -1,8 +1,7 @@
 import { Database } from "bun:sqlite"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import type { Delivery } from "../../domain/Delivery.ts"
-import type { QueuedDelivery } from "../Store.ts"
+import { DELIVERY_FIELDS, NEW_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
@@ -92,58 +91,16 @@ CREATE TABLE IF NOT EXISTS cache (
 ) WITHOUT ROWID;
 `
 
-export interface DeliveryRow {
-  id: number
-  event_id: string
-  event_type: string
-  tenant: string
-  url: string
-  room: string | null
-  domain: string | null
-  body: string
-  status: Delivery["status"]
-  attempts: number
-  last_status: number | null
-  last_error: string | null
-  next_attempt_at: number
-  event_created_at: number | null
-  secret: string | null
-  trace: string | null
-  created_at: number
-  queued_at: number
-  updated_at: number
-}
+/** A delivery field's column: its name in snake case. */
+const columnOf = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
-export const toDelivery = (row: DeliveryRow): Delivery => ({
-  id: row.id,
-  eventId: row.event_id,
-  eventType: row.event_type,
-  tenant: row.tenant,
-  url: row.url,
-  room: row.room,
-  domain: row.domain,
-  body: row.body,
-  status: row.status,
-  attempts: row.attempts,
-  lastStatus: row.last_status,
-  lastError: row.last_error,
-  nextAttemptAt: row.next_attempt_at,
-  eventCreatedAt: row.event_created_at,
-  secret: row.secret,
-  trace: row.trace,
-  createdAt: row.created_at,
-  queuedAt: row.queued_at,
-  updatedAt: row.updated_at
-})
+/** Reads the columns back under their fields' names, so a row decodes as it is. */
+const selecting = (fields: ReadonlyArray<string>) => fields.map((field) => `${columnOf(field)} AS ${field}`).join(", ")
 
-/** Every column but the body, which is read only when an attempt is due. */
-export const QUEUED_COLUMNS =
-  "id, event_id, event_type, tenant, url, room, domain, status, attempts, last_status, last_error, next_attempt_at, event_created_at, secret, trace, created_at, queued_at, updated_at"
-
-export const toQueued = (row: Omit<DeliveryRow, "body">): QueuedDelivery => {
-  const { body: _, ...queued } = toDelivery({ ...row, body: "" })
-  return queued
-}
+export const DELIVERY_COLUMNS = selecting(DELIVERY_FIELDS)
+export const QUEUED_COLUMNS = selecting(QUEUED_FIELDS)
+/** The columns acceptance writes, in NEW_FIELDS order. */
+export const NEW_COLUMNS = NEW_FIELDS.map(columnOf).join(", ")
 
 /**
  * Columns added by builds before numbered migrations, with the backfill each needs: a table

@@ -4,7 +4,8 @@ import { answeredPerTurn } from "../../TurnBatch.ts"
 import type { Pin, UnroutableEvent } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
-import { openDatabase, QUEUED_COLUMNS, toDelivery, toQueued, type DeliveryRow } from "./SqliteSchema.ts"
+import { decodeDelivery, decodeQueued } from "../DeliveryRecord.ts"
+import { DELIVERY_COLUMNS, openDatabase, QUEUED_COLUMNS } from "./SqliteSchema.ts"
 import { PRUNE_SLICE, prepareWrites, type PruneTarget, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
 import { decodeTenantHealth, encodeTenantHealth } from "../../domain/TenantHealth.ts"
 import { healthKey, justQueued, type AcceptResult, type Store } from "../Store.ts"
@@ -111,22 +112,22 @@ const prepareReads = (db: Database) => ({
        FROM t WHERE t.tenant IS NOT NULL
      ) SELECT tenant FROM t WHERE tenant IS NOT NULL`
   ),
-  selectPendingAfter: db.query<Omit<DeliveryRow, "body">, [string, number, number]>(
+  selectPendingAfter: db.query<unknown, [string, number, number]>(
     `SELECT ${QUEUED_COLUMNS} FROM deliveries WHERE tenant = ? AND status = 'pending' AND id > ? ORDER BY id LIMIT ?`
   ),
-  selectPendingInLane: db.query<Omit<DeliveryRow, "body">, [string, string, number]>(
+  selectPendingInLane: db.query<unknown, [string, string, number]>(
     `SELECT ${QUEUED_COLUMNS} FROM deliveries INDEXED BY pending_by_lane WHERE tenant = ? AND room = ? AND status = 'pending' ORDER BY id LIMIT ?`
   ),
   selectBody: db.query<{ body: string }, [number]>("SELECT body FROM deliveries WHERE id = ?"),
   selectQueueStats: db.query<{ pending: number; oldest: number | null }, []>(
     "SELECT pending, (SELECT MIN(queued_at) FROM deliveries INDEXED BY pending_by_age WHERE status = 'pending') AS oldest FROM queue_depth"
   ),
-  selectDeliveries: db.query<DeliveryRow, [string | null, string | null, number | null, number]>(
-    `SELECT * FROM deliveries
+  selectDeliveries: db.query<unknown, [string | null, string | null, number | null, number]>(
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries
      WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR tenant = ?2) AND (?3 IS NULL OR id < ?3)
      ORDER BY id DESC LIMIT ?4`
   ),
-  selectDelivery: db.query<DeliveryRow, [number]>("SELECT * FROM deliveries WHERE id = ?"),
+  selectDelivery: db.query<unknown, [number]>(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`),
   selectAttempts: db.query<{ attempt: number; at: number; status: number | null; error: string | null; latency_ms: number }, [number]>(
     "SELECT attempt, at, status, error, latency_ms FROM attempts WHERE delivery_id = ? ORDER BY rowid"
   ),
@@ -216,15 +217,15 @@ export const makeSqliteStore = (path: string) =>
                 )
             ),
       pendingTenants: read(() => sql.selectPendingTenants.all().map((row) => row.tenant)),
-      pendingAfter: (tenant, afterId, limit) => read(() => sql.selectPendingAfter.all(tenant, afterId, limit).map(toQueued)),
-      pendingInLane: (tenant, room, limit) => read(() => sql.selectPendingInLane.all(tenant, room, limit).map(toQueued)),
+      pendingAfter: (tenant, afterId, limit) => read(() => sql.selectPendingAfter.all(tenant, afterId, limit).map(decodeQueued)),
+      pendingInLane: (tenant, room, limit) => read(() => sql.selectPendingInLane.all(tenant, room, limit).map(decodeQueued)),
       bodyOf: (id) => read(() => Option.fromNullable(sql.selectBody.get(id)?.body)),
       queueStats: read(() => {
         const row = sql.selectQueueStats.get()
         return { depth: row?.pending ?? 0, oldestQueuedAt: row?.oldest ?? undefined }
       }),
       recordAttempts: (attempts) => write({ _tag: "RecordAttempts", attempts }),
-      deliveries: (q) => read(() => sql.selectDeliveries.all(q.status ?? null, q.tenant ?? null, q.before ?? null, q.limit).map(toDelivery)),
+      deliveries: (q) => read(() => sql.selectDeliveries.all(q.status ?? null, q.tenant ?? null, q.before ?? null, q.limit).map(decodeDelivery)),
       delivery: (id) =>
         read(() => {
           const row = sql.selectDelivery.get(id)
@@ -232,7 +233,7 @@ export const makeSqliteStore = (path: string) =>
           const history = sql.selectAttempts
             .all(id)
             .map((a) => ({ attempt: a.attempt, at: a.at, status: a.status, error: a.error, latencyMs: a.latency_ms }))
-          return Option.some({ ...toDelivery(row), history })
+          return Option.some({ ...decodeDelivery(row), history })
         }),
       requeue: (id, now) => write({ _tag: "Requeue", id, now }),
       requeueFailed: (tenant, since, now) => write({ _tag: "RequeueFailed", tenant, since, now }),

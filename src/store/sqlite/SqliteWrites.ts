@@ -1,7 +1,8 @@
 import type { Database } from "bun:sqlite"
 import type { Delivery, NewDelivery } from "../../domain/Delivery.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
-import { toDelivery, type DeliveryRow } from "./SqliteSchema.ts"
+import { decodeDelivery, NEW_FIELDS } from "../DeliveryRecord.ts"
+import { DELIVERY_COLUMNS, NEW_COLUMNS } from "./SqliteSchema.ts"
 import type { Acceptance, PinChange, RecordedAttempt, Requeued, RequeueResult } from "../Store.ts"
 
 /** What gets pruned, one slice at a time. */
@@ -61,13 +62,10 @@ export const prepareWrites = (db: Database) => {
       "UPDATE pins SET ended_at = ?, pinned_at = ? WHERE room = ? AND ended_at IS NULL"
     ),
     clearPin: db.query<{ open: number }, [string]>("DELETE FROM pins WHERE room = ? RETURNING ended_at IS NULL AS open"),
-    insertDelivery: db.query<
-      unknown,
-      [string, string, string, string, string | null, string | null, string, number | null, string | null, string | null, number]
-    >(
-      `INSERT INTO deliveries (event_id, event_type, tenant, url, room, domain, body, event_created_at, secret, trace,
-         next_attempt_at, created_at, queued_at, updated_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?11)`
+    // The new delivery's fields, then the time of acceptance as every timestamp.
+    insertDelivery: db.query<unknown, Array<string | number | null>>(
+      `INSERT INTO deliveries (${NEW_COLUMNS}, next_attempt_at, created_at, queued_at, updated_at)
+       VALUES (${NEW_FIELDS.map((_, i) => `?${i + 1}`).join(", ")}, ${Array(4).fill(`?${NEW_FIELDS.length + 1}`).join(", ")})`
     ),
     insertUnroutable: db.query<
       unknown,
@@ -89,9 +87,9 @@ export const prepareWrites = (db: Database) => {
        WHERE id = ? AND status = 'pending'`
     ),
     selectStatus: db.query<{ status: Delivery["status"] }, [number]>("SELECT status FROM deliveries WHERE id = ?"),
-    requeueOne: db.query<DeliveryRow, [number, number, number]>(
+    requeueOne: db.query<unknown, [number, number, number]>(
       `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
-       WHERE id = ?3 AND status = 'failed' RETURNING *`
+       WHERE id = ?3 AND status = 'failed' RETURNING ${DELIVERY_COLUMNS}`
     ),
     firstFailed: db.query<{ id: number | null }, [string, number]>(
       "SELECT MIN(id) AS id FROM deliveries WHERE tenant = ? AND status = 'failed' AND created_at >= ?"
@@ -143,8 +141,7 @@ export const prepareWrites = (db: Database) => {
     }
   }
 
-  const insertDelivery = (d: NewDelivery, at: number) =>
-    Number(q.insertDelivery.run(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, d.eventCreatedAt, d.secret, d.trace, at).lastInsertRowid)
+  const insertDelivery = (d: NewDelivery, at: number) => Number(q.insertDelivery.run(...NEW_FIELDS.map((field) => d[field]), at).lastInsertRowid)
 
   const accept = (a: Acceptance): AcceptOutcome => {
     if (q.insertEvent.run(a.eventId, a.receivedAt).changes === 0) return { _tag: "Duplicate" }
@@ -193,7 +190,7 @@ export const prepareWrites = (db: Database) => {
         return undefined
       case "Requeue": {
         const row = q.requeueOne.get(op.now, op.now, op.id)
-        if (row) return { _tag: "Requeued", delivery: toDelivery(row) } satisfies RequeueResult
+        if (row) return { _tag: "Requeued", delivery: decodeDelivery(row) } satisfies RequeueResult
         const existing = q.selectStatus.get(op.id)
         return (existing ? { _tag: "NotFailed", status: existing.status } : { _tag: "NotFound" }) satisfies RequeueResult
       }
