@@ -17,7 +17,7 @@ import { Tracing } from "./telemetry/Tracing.ts"
 import { Reclaimer } from "./delivery/Reclaimer.ts"
 import { Router } from "./ingest/Router.ts"
 import { SignatureVerifier } from "./ingest/SignatureVerifier.ts"
-import type { Store } from "./store/Store.ts"
+import type { StoreServices } from "./store/StoreLayer.ts"
 import { redisStore, sqliteStore } from "./Stores.ts"
 import { TenantGate } from "./delivery/TenantGate.ts"
 import { WebhookSender } from "./delivery/WebhookSender.ts"
@@ -28,7 +28,7 @@ export interface AppOptions {
 }
 
 /** SQLite unless the config names a Redis, whose TTLs come from the retention settings. */
-const storeLayer = ({ store, retention }: RouterConfig): Layer.Layer<Store, StoreUnavailable> =>
+const storeLayer = ({ store, retention }: RouterConfig): Layer.Layer<StoreServices, StoreUnavailable> =>
   store.redis === undefined
     ? sqliteStore(store.path)
     : redisStore({

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
 import type { StoreUnavailable } from "../src/domain/Errors.ts"
-import { Store } from "../src/store/Store.ts"
+import type { StoreServices } from "../src/store/StoreLayer.ts"
 import { memoryStore, sqliteStore } from "../src/Stores.ts"
-import { acceptance, acceptOne, attempt, deliver, finish, ids, newDelivery, pendingAll, pin, pinOne, query, recordOne, runOn, storeContract, unroutableEvent } from "./support/storeContract.ts"
+import { acceptance, acceptOne, attempt, deliver, finish, ids, newDelivery, pendingAll, pin, pinOne, query, recordOne, runOn, Store, storeContract, unroutableEvent } from "./support/storeContract.ts"
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -25,7 +25,7 @@ afterAll(() => {
 })
 
 /** Runs a program against a fresh store (in memory unless a layer is given); the scope closes the database. */
-const run = <A>(program: Effect.Effect<A, StoreUnavailable, Store>, layer: Layer.Layer<Store, StoreUnavailable> = memoryStore()) =>
+const run = <A>(program: Effect.Effect<A, StoreUnavailable, StoreServices>, layer: Layer.Layer<StoreServices, StoreUnavailable> = memoryStore()) =>
   runOn(layer)(program)
 
 storeContract(() => memoryStore())

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { RedisClient } from "bun"
-import { Context, Effect, Fiber, Layer, Option, Stream } from "effect"
+import { Effect, Fiber, Layer, Option, Stream } from "effect"
 import fc from "fast-check"
 import type { AttemptRecord, Delivery } from "../src/domain/Delivery.ts"
 import type { NumberMapping } from "../src/domain/Hook.ts"
 import { CLAIM_PAGE } from "../src/store/redis/RedisStore.ts"
-import { Store } from "../src/store/Store.ts"
+import type { StoreServices } from "../src/store/StoreLayer.ts"
 import { redisStore } from "../src/Stores.ts"
 import { redisAvailable, startRedis, type TestRedis } from "./support/redis.ts"
-import { acceptance, acceptOne, deliver, newDelivery, runOn, storeContract } from "./support/storeContract.ts"
+import { acceptance, acceptOne, deliver, newDelivery, provideStore, runOn, Store, storeContract } from "./support/storeContract.ts"
 
 const DAY = 86_400_000
 // The server CI started (REDIS_URL), or one of our own; the outage test always starts its own.
@@ -21,9 +21,9 @@ let seq = 0
 const layer = (options: { prefix?: string; leaseMs?: number } = {}) =>
   redisStore({ url, prefix: options.prefix ?? `t${run}-${++seq}:`, leaseMs: options.leaseMs ?? 10_000, dedupeMs: 2 * DAY, pinsMs: DAY })
 
-type Instance = Store["Type"]
+type Instance = Store
 
-const on = <A, E>(store: Instance, program: Effect.Effect<A, E, Store>) => Effect.provideService(program, Store, store)
+const on = <A, E>(store: Instance, program: Effect.Effect<A, E, StoreServices>) => provideStore(program, store)
 
 /** A retry (pending), or a final attempt. */
 const attemptAt = (at: number, over: Partial<AttemptRecord> = {}): AttemptRecord => ({
@@ -139,7 +139,7 @@ describe.skipIf(!redisAvailable())("the Redis store", () => {
   storeContract(() => layer())
 
   /** A store open until the enclosing scope closes. */
-  const open = (prefix: string, leaseMs: number) => Effect.map(Layer.build(layer({ prefix, leaseMs })), Context.get(Store))
+  const open = (prefix: string, leaseMs: number) => Effect.flatMap(Layer.build(layer({ prefix, leaseMs })), (context) => Effect.provide(Store, context))
   /** Instances on one prefix: each its own connection and consumer, as separate processes would have. */
   const instances = <A>(count: number, leaseMs: number, program: (stores: Array<Instance>, prefix: string) => Effect.Effect<A, unknown>) => {
     const prefix = `pair${run}-${++seq}:`

@@ -13,7 +13,10 @@ import { parseDurationMs } from "../domain/Duration.ts"
 import { parseRateLimit, type RateLimit } from "../domain/RateLimit.ts"
 import { isTenantFailure, retrySchedule } from "./Retry.ts"
 import { HEALTHY, type TenantHealth } from "../domain/TenantHealth.ts"
-import { Store, type Acceptance, type AcceptResult, type QueuedDelivery } from "../store/Store.ts"
+import { DeliveryQueue } from "../store/DeliveryQueue.ts"
+import { EventStore } from "../store/EventStore.ts"
+import { HealthStore } from "../store/HealthStore.ts"
+import type { Acceptance, AcceptResult, QueuedDelivery } from "../store/Store.ts"
 import { TenantGate, type Admitted } from "./TenantGate.ts"
 import { describeFailure, WebhookSender } from "./WebhookSender.ts"
 
@@ -139,7 +142,9 @@ const ageOf = (delivery: QueuedDelivery, now: number) => now - (delivery.eventCr
 export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
   scoped: Effect.gen(function* () {
     const config = yield* AppConfig
-    const store = yield* Store
+    const eventStore = yield* EventStore
+    const deliveryQueue = yield* DeliveryQueue
+    const healthStore = yield* HealthStore
     const hooks = yield* HookTable
     const gate = yield* TenantGate
     const sender = yield* WebhookSender
@@ -190,7 +195,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       if (!pending) {
         const version = healthVersions.get(tenant) ?? 0
         const quiet = (healthWriting.get(tenant) ?? 0) === 0
-        pending = read(store.tenantHealth(tenant), undefined as TenantHealth | undefined).then((found) => {
+        pending = read(healthStore.tenantHealth(tenant), undefined as TenantHealth | undefined).then((found) => {
           loading.delete(tenant)
           if (found !== undefined && quiet && (healthVersions.get(tenant) ?? 0) === version) health.set(tenant, found)
         })
@@ -211,7 +216,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       })
       writes.add(written)
     }
-    const setHealth = (tenant: string, next: TenantHealth) => changeHealth(tenant, next, () => store.setTenantHealth(tenant, next))
+    const setHealth = (tenant: string, next: TenantHealth) => changeHealth(tenant, next, () => healthStore.setTenantHealth(tenant, next))
     /** When each tenant last answered a 2xx here: a streak in the store that began before that is not this outage. */
     const lastSuccess = new Map<string, number>()
     /**
@@ -223,12 +228,12 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     const startStreak = (tenant: string, at: number, disabledAt: number | null) => {
       const fresh: TenantHealth = { failingSince: at, failingAlerted: false, disabledAt }
       changeHealth(tenant, fresh, (version) =>
-        Effect.flatMap(store.tenantHealth(tenant), (stored) =>
+        Effect.flatMap(healthStore.tenantHealth(tenant), (stored) =>
           stored.failingSince !== null && stored.failingSince > (lastSuccess.get(tenant) ?? -Infinity)
             ? Effect.sync(() => {
                 if (healthVersions.get(tenant) === version) health.set(tenant, stored)
               })
-            : store.setTenantHealth(tenant, fresh)
+            : healthStore.setTenantHealth(tenant, fresh)
         )
       )
     }
@@ -239,11 +244,11 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
      */
     const endStreak = (tenant: string, current: TenantHealth, at: number) =>
       changeHealth(tenant, { failingSince: null, failingAlerted: false, disabledAt: current.disabledAt }, () =>
-        Effect.flatMap(store.tenantHealth(tenant), (stored) => {
+        Effect.flatMap(healthStore.tenantHealth(tenant), (stored) => {
           const alerted = current.failingAlerted ? current : stored.failingAlerted ? stored : undefined
           const recovered = Effect.sync(() => alerted?.failingSince != null && raise(tenantRecovered(tenant, alerted.failingSince, at)))
           // The disable as the store has it: an operator may have enabled the tenant on any instance.
-          return Effect.zipRight(recovered, store.setTenantHealth(tenant, { failingSince: null, failingAlerted: false, disabledAt: stored.disabledAt }))
+          return Effect.zipRight(recovered, healthStore.setTenantHealth(tenant, { failingSince: null, failingAlerted: false, disabledAt: stored.disabledAt }))
         })
       )
     /**
@@ -283,7 +288,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
         return delivery === undefined ? [] : [alertAcceptance(delivery, alert.at)]
       })
       if (acceptances.length === 0) return Effect.void
-      return store.acceptAll(acceptances).pipe(
+      return eventStore.acceptAll(acceptances).pipe(
         Effect.flatMap(enqueueAlerts),
         // Raised again shortly: an outage of the store is when alerts matter most.
         Effect.catchTag("StoreUnavailable", (e) =>
@@ -498,7 +503,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
         }
       })
       return Effect.zipRight(
-        store
+        deliveryQueue
           .recordAttempts([...lines.map((l) => l.record), ...expiries.map((e) => e.record), ...disabled.map((d) => d.record)])
           .pipe(
             // Once recorded: an alert never tells of a failure the store does not show.
@@ -537,7 +542,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     /** The body, from the window if the delivery arrived with it, else read now that its attempt is due. */
     const bodyOf = async (delivery: QueuedDelivery): Promise<string | null | undefined> => {
       if (delivery.body !== undefined) return delivery.body
-      const found = await read(Effect.map(store.bodyOf(delivery.id), Option.getOrNull), undefined)
+      const found = await read(Effect.map(deliveryQueue.bodyOf(delivery.id), Option.getOrNull), undefined)
       return found
     }
 
@@ -673,7 +678,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     /** Reads the call's next deliveries into its empty lane; false when the store could not be read. */
     const fillLane = async (queue: TenantQueue, lane: Lane): Promise<boolean> => {
       const version = lane.version
-      const next = await read(store.pendingInLane(queue.tenant, lane.room!, perLane + 1), undefined)
+      const next = await read(deliveryQueue.pendingInLane(queue.tenant, lane.room!, perLane + 1), undefined)
       if (next === undefined) return false
       take(lane, next.slice(0, perLane))
       if (lane.version === version) lane.more = next.length > perLane
@@ -701,7 +706,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       try {
         for (;;) {
           const version = queue.version
-          const rows = await read(store.pendingAfter(queue.tenant, queue.scannedTo, SCAN_PAGE), undefined)
+          const rows = await read(deliveryQueue.pendingAfter(queue.tenant, queue.scannedTo, SCAN_PAGE), undefined)
           if (rows === undefined) return later(1_000, () => void scan(queue))
           for (const row of rows) {
             const lane = queue.lanes.get(laneKey(row))
@@ -802,7 +807,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       void scan(queue)
     }
 
-    const publishQueueGauges = store.queueStats.pipe(
+    const publishQueueGauges = deliveryQueue.queueStats.pipe(
       Effect.flatMap((stats) =>
         Effect.sync(() => {
           Metrics.set(Metrics.queueDepth, stats.depth)
@@ -825,7 +830,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
     )
 
     // Whatever a previous run left pending resumes now; only each tenant's window is read, in the background.
-    for (const tenant of yield* Effect.orElseSucceed(store.pendingTenants, () => [])) {
+    for (const tenant of yield* Effect.orElseSucceed(deliveryQueue.pendingTenants, () => [])) {
       const queue = queueOf(tenant)
       queue.unscanned = true
       void scan(queue)
@@ -846,7 +851,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       /** Re-queues one failed delivery with a fresh attempt budget. */
       retry: (id: number): Effect.Effect<Delivery, NotFound | Conflict | StoreUnavailable> =>
         Effect.gen(function* () {
-          const result = yield* store.requeue(id, yield* Clock.currentTimeMillis)
+          const result = yield* deliveryQueue.requeue(id, yield* Clock.currentTimeMillis)
           if (result._tag === "NotFound") return yield* new NotFound({ message: `no delivery ${id}` })
           if (result._tag === "NotFailed") return yield* new Conflict({ message: `delivery ${id} is ${result.status}, not failed` })
           resume(result.delivery.tenant, id)
@@ -855,21 +860,21 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
       /** Re-queues a tenant's failed deliveries created since `since`; returns how many. */
       recover: (tenant: string, since: number): Effect.Effect<number, StoreUnavailable> =>
         Effect.gen(function* () {
-          const requeued = yield* store.requeueFailed(tenant, since, yield* Clock.currentTimeMillis)
+          const requeued = yield* deliveryQueue.requeueFailed(tenant, since, yield* Clock.currentTimeMillis)
           if (requeued.firstId !== undefined) resume(tenant, requeued.firstId)
           return requeued.count
         }),
       /** Enables a disabled tenant and ends its failing streak; new deliveries flow, failed ones wait for recover. */
       enable: (tenant: string): Effect.Effect<void, StoreUnavailable> =>
         Effect.zipRight(
-          store.setTenantHealth(tenant, HEALTHY),
+          healthStore.setTenantHealth(tenant, HEALTHY),
           Effect.sync(() => {
             health.set(tenant, HEALTHY)
             healthVersions.set(tenant, (healthVersions.get(tenant) ?? 0) + 1)
           })
         ),
       /** The tenant's health as the store has it (shared by instances). */
-      healthOf: (tenant: string): Effect.Effect<TenantHealth, StoreUnavailable> => store.tenantHealth(tenant),
+      healthOf: (tenant: string): Effect.Effect<TenantHealth, StoreUnavailable> => healthStore.tenantHealth(tenant),
       /** Waits, up to `timeout`, for attempts in flight to finish; pending work stays in the store. */
       // Shutdown runs this in a finalizer, where nothing is interruptible: the wait must be, or the timeout could not end it.
       drain: (timeout: Duration.Duration) => Effect.timeoutOption(Effect.interruptible(gate.awaitIdle), timeout)

@@ -8,7 +8,8 @@ import { openRedis } from "./RedisConnection.ts"
 import * as Scripts from "./RedisScripts.ts"
 import { decodeDelivery, decodeQueued, DELIVERY_FIELDS, NEW_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
 import { decodeTenantHealth, encodeTenantHealth } from "../../domain/TenantHealth.ts"
-import { healthKey, justQueued, type Acceptance, type AcceptResult, type RecordedAttempt, type Store } from "../Store.ts"
+import { healthKey, justQueued, type Acceptance, type AcceptResult, type RecordedAttempt } from "../Store.ts"
+import type { StoreOperations } from "../StoreLayer.ts"
 
 export interface RedisStoreOptions {
   readonly url: string
@@ -188,7 +189,7 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
     const readHash = (hash: string) => Effect.map(send("HGETALL", [P + hash]), entriesOf)
     const removeApi = (hash: string, field: string) => Effect.map(apiChange("del", hash, field), (n) => Number(n) > 0)
 
-    const store: Store["Type"] = {
+    const store: StoreOperations = {
       acceptAll: acceptGrouped,
       ping: Effect.asVoid(send("PING", [])),
       pinsOf: (rooms) =>

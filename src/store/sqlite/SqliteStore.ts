@@ -8,7 +8,8 @@ import { decodeDelivery, decodeQueued } from "../DeliveryRecord.ts"
 import { DELIVERY_COLUMNS, openDatabase, QUEUED_COLUMNS } from "./SqliteSchema.ts"
 import { PRUNE_SLICE, prepareWrites, type PruneTarget, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
 import { decodeTenantHealth, encodeTenantHealth } from "../../domain/TenantHealth.ts"
-import { healthKey, justQueued, type AcceptResult, type Store } from "../Store.ts"
+import { healthKey, justQueued, type AcceptResult } from "../Store.ts"
+import type { StoreOperations } from "../StoreLayer.ts"
 import type { FromWriter, ToWriter } from "./StoreWorker.ts"
 
 /** Applies the writes of one event-loop turn together (requests that arrive together share a commit): one transaction, one fsync. */
@@ -179,7 +180,7 @@ export const makeSqliteStore = (path: string) =>
         body: ({ total }) => Effect.map(write({ _tag: "PruneSlice", target, before }), (n) => ({ total: total + n, last: n }))
       }).pipe(Effect.map(({ total }) => total))
 
-    const store: Store["Type"] = {
+    const store: StoreOperations = {
       acceptAll: (acceptances) =>
         Effect.map(write({ _tag: "Accept", acceptances }), (outcomes) =>
           outcomes.map((outcome, i): AcceptResult => {
