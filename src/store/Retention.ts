@@ -2,6 +2,9 @@ import { Context, type Effect } from "effect"
 import type { StoreUnavailable } from "../domain/Errors.ts"
 import type { Pruned, RetentionPolicy } from "./Store.ts"
 
+/** What pruning deletes, each in slices. */
+export type PruneTarget = "delivered" | "failed" | "expired" | "events" | "unroutable" | "pins"
+
 /** The Janitor's: deleting what retention no longer keeps, so the store does not grow without bound. */
 export class Retention extends Context.Tag("Retention")<
   Retention,

@@ -337,7 +337,7 @@ return {redis.call('ZCARD', P .. 'ix:s:' .. PENDING), oldest[2] or false}
 `)
 
 /** ARGV[4]: target, [5] cut-off (exclusive), [6] slice size. Returns how many records went. Pending deliveries are never indexed by age, so never pruned. */
-export const PRUNE_SLICE = script(`
+export const PRUNE = script(`
 local target, before, limit = ARGV[4], '(' .. ARGV[5], ARGV[6]
 local function expired(key) return redis.call('ZRANGEBYSCORE', key, '-inf', before, 'LIMIT', 0, limit) end
 local function drop(index, members, keyOf)

@@ -3,10 +3,9 @@ import type { Delivery, NewDelivery } from "../../domain/Delivery.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
 import { decodeDelivery, NEW_FIELDS } from "../DeliveryRecord.ts"
 import { DELIVERY_COLUMNS, NEW_COLUMNS } from "./SqliteSchema.ts"
+import type { PruneTarget } from "../Retention.ts"
 import type { Acceptance, PinChange, RecordedAttempt, Requeued, RequeueResult } from "../Store.ts"
-
-/** What gets pruned, one slice at a time. */
-export type PruneTarget = "delivered" | "failed" | "expired" | "events" | "unroutable" | "pins"
+import type { AcceptOutcome } from "../StoreBackend.ts"
 
 /**
  * Every change the SQLite store makes, as plain data: the writer may be another
@@ -17,17 +16,12 @@ export type WriteOp =
   | { readonly _tag: "RecordAttempts"; readonly attempts: ReadonlyArray<RecordedAttempt> }
   | { readonly _tag: "Requeue"; readonly id: number; readonly now: number }
   | { readonly _tag: "RequeueFailed"; readonly tenant: string; readonly since: number; readonly now: number }
-  | { readonly _tag: "PruneSlice"; readonly target: PruneTarget; readonly before: number }
+  | { readonly _tag: "PruneSlice"; readonly target: PruneTarget; readonly before: number; readonly limit: number }
   | { readonly _tag: "PutApiHook"; readonly hook: StoredHook }
   | { readonly _tag: "RemoveApiHook"; readonly host: string }
   | { readonly _tag: "PutApiNumber"; readonly mapping: NumberMapping }
   | { readonly _tag: "RemoveApiNumber"; readonly number: string }
   | { readonly _tag: "Cache"; readonly key: string; readonly value: string }
-
-/** An accepted event's outcome; the caller builds the Deliveries itself, so the bodies are not copied back. */
-export type AcceptOutcome =
-  | { readonly _tag: "Duplicate" }
-  | { readonly _tag: "Accepted"; readonly deliveryId: number | undefined; readonly callEventId: number | undefined }
 
 export interface WriteResults {
   Accept: ReadonlyArray<AcceptOutcome>
@@ -46,9 +40,6 @@ export type WriteResult<Op extends WriteOp> = WriteResults[Op["_tag"]]
 
 /** One write's outcome in a batch: a failing write is rolled back alone. */
 export type Settled = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: string }
-
-// Deletes run in slices so a large prune never holds the write lock for long.
-export const PRUNE_SLICE = 2000
 
 /** Prepares every write statement once and returns the function that applies a batch in one transaction. */
 export const prepareWrites = (db: Database) => {
@@ -103,18 +94,12 @@ export const prepareWrites = (db: Database) => {
     upsertNumber: db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO numbers (number, host, updated_at) VALUES (?, ?, ?)"),
     deleteNumber: db.query<unknown, [string]>("DELETE FROM numbers WHERE number = ?"),
     upsertCached: db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO cache (key, value, updated_at) VALUES (?, ?, ?)"),
-    expiredDeliveries: db.query<{ id: number }, [string, number]>(
-      `SELECT id FROM deliveries WHERE status = ? AND updated_at < ? LIMIT ${PRUNE_SLICE}`
-    ),
+    expiredDeliveries: db.query<{ id: number }, [string, number, number]>("SELECT id FROM deliveries WHERE status = ? AND updated_at < ? LIMIT ?"),
     deleteAttemptsOf: db.query<unknown, [string]>("DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?))"),
     deleteDeliveries: db.query<unknown, [string]>("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?))"),
-    pruneEvents: db.query<unknown, [number]>(
-      `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT ${PRUNE_SLICE})`
-    ),
-    pruneUnroutable: db.query<unknown, [number]>(
-      `DELETE FROM unroutable WHERE id IN (SELECT id FROM unroutable WHERE at < ? LIMIT ${PRUNE_SLICE})`
-    ),
-    prunePins: db.query<unknown, [number]>(`DELETE FROM pins WHERE room IN (SELECT room FROM pins WHERE pinned_at < ? LIMIT ${PRUNE_SLICE})`)
+    pruneEvents: db.query<unknown, [number, number]>("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT ?)"),
+    pruneUnroutable: db.query<unknown, [number, number]>("DELETE FROM unroutable WHERE id IN (SELECT id FROM unroutable WHERE at < ? LIMIT ?)"),
+    prunePins: db.query<unknown, [number, number]>("DELETE FROM pins WHERE room IN (SELECT room FROM pins WHERE pinned_at < ? LIMIT ?)")
   }
 
   /** Applies the change; true when it started the call (created the pin) or ended it (found it not yet ended). */
@@ -154,24 +139,25 @@ export const prepareWrites = (db: Database) => {
   }
 
   // A delivery's attempt history goes in the same slice as the delivery, found by its index.
-  const pruneDeliveries = (status: Delivery["status"], before: number) => {
-    const ids = JSON.stringify(q.expiredDeliveries.all(status, before).map((row) => row.id))
+  const pruneDeliveries = (status: Delivery["status"], before: number, limit: number) => {
+    const ids = JSON.stringify(q.expiredDeliveries.all(status, before, limit).map((row) => row.id))
     q.deleteAttemptsOf.run(ids)
     return q.deleteDeliveries.run(ids).changes
   }
 
-  const prune = (target: PruneTarget, before: number): number => {
+  // Slices are short, so the write lock is never held for long.
+  const pruneSlice = (target: PruneTarget, before: number, limit: number): number => {
     switch (target) {
       case "delivered":
       case "failed":
       case "expired":
-        return pruneDeliveries(target, before)
+        return pruneDeliveries(target, before, limit)
       case "events":
-        return q.pruneEvents.run(before).changes
+        return q.pruneEvents.run(before, limit).changes
       case "unroutable":
-        return q.pruneUnroutable.run(before).changes
+        return q.pruneUnroutable.run(before, limit).changes
       case "pins":
-        return q.prunePins.run(before).changes
+        return q.prunePins.run(before, limit).changes
     }
   }
 
@@ -200,7 +186,7 @@ export const prepareWrites = (db: Database) => {
         return { count: changes, firstId } satisfies Requeued
       }
       case "PruneSlice":
-        return prune(op.target, op.before)
+        return pruneSlice(op.target, op.before, op.limit)
       case "PutApiHook":
         q.upsertHook.run(op.hook.host, JSON.stringify(op.hook), Date.now())
         return undefined
