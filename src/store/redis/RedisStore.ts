@@ -29,13 +29,6 @@ const MAX_GROUP = 1_000
 
 const enc = JSON.stringify
 
-/** A hash as Redis returns it: a map, or flat field/value pairs from a script. */
-const entriesOf = (reply: unknown): Array<[string, string]> => {
-  if (!Array.isArray(reply)) return Object.entries((reply ?? {}) as Record<string, string>)
-  const pairs: Array<[string, string]> = []
-  for (let i = 0; i + 1 < reply.length; i += 2) pairs.push([reply[i], reply[i + 1]])
-  return pairs
-}
 
 /**
  * A delivery from its hash's values for `fields` (as HMGET returns them), each JSON; a field
@@ -172,7 +165,8 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
         (replies as Array<Array<string | null>>).flatMap((values) => toDelivery(values) ?? [])
       )
 
-    const readHash = (hash: string) => Effect.map(send("HGETALL", [P + hash]), entriesOf)
+    // The client speaks RESP3, so HGETALL answers a map.
+    const readHash = (hash: string) => Effect.map(send("HGETALL", [P + hash]), (reply) => Object.entries(reply as Record<string, string>))
     const removeApi = (hash: string, field: string) => Effect.map(apiChange("del", hash, field), (n) => Number(n) > 0)
 
     const backend: StoreBackend = {
