@@ -29,7 +29,6 @@ const MAX_GROUP = 1_000
 
 const enc = JSON.stringify
 
-
 /**
  * A delivery from its hash's values for `fields` (as HMGET returns them), each JSON; a field
  * a hash from before traces were kept lacks reads as null. None when the hash is gone.

@@ -122,7 +122,7 @@ const UNNUMBERED_COLUMNS: ReadonlyArray<readonly [table: string, definition: str
  * `PRAGMA user_version` records the last one applied. Append new ones; never edit one.
  */
 const MIGRATIONS: ReadonlyArray<(db: Database) => void> = [
-  // 1: the schema as it is today, from nothing or from any build before migrations were numbered (version 0).
+  // 1: the schema when numbering began, from nothing or from any build before it (version 0).
   (db) => {
     for (const [table, definition, backfill] of UNNUMBERED_COLUMNS) {
       const present = db.query<{ name: string }, []>(`SELECT name FROM pragma_table_info('${table}')`).all()
