@@ -22,8 +22,8 @@
  *    up for it; memory, restarts (SIGTERM, kill -9) to /readyz, the drain, and
  *    every acknowledged event accounted for. BENCH_BACKLOG=0 skips it.
  * Results go to bench/results.json and bench/results.md, and the tables into
- * the README between its bench markers; with BENCH_OUT=DIR the results go to
- * DIR instead and the README is left alone (for trial runs at small sizes).
+ * docs/performance.md between its bench markers; with BENCH_OUT=DIR the results
+ * go to DIR instead and the docs are left alone (for trial runs at small sizes).
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { cpus, tmpdir, totalmem } from "node:os"
@@ -353,10 +353,10 @@ if (OUT) mkdirSync(OUT, { recursive: true })
 await Bun.write(join(outDir, "results.json"), JSON.stringify(results, replacer, 2) + "\n")
 await Bun.write(join(outDir, "results.md"), markdown + "\n")
 if (!OUT) {
-  const readmePath = join(import.meta.dir, "..", "README.md")
-  const readme = await Bun.file(readmePath).text()
+  const docPath = join(import.meta.dir, "..", "docs", "performance.md")
+  const doc = await Bun.file(docPath).text()
   const marked = /(<!-- bench:start -->\n)[\s\S]*?(<!-- bench:end -->)/
-  if (marked.test(readme)) await Bun.write(readmePath, readme.replace(marked, `$1${markdown}\n$2`))
+  if (marked.test(doc)) await Bun.write(docPath, doc.replace(marked, `$1${markdown}\n$2`))
 }
 console.log(markdown)
 

@@ -4,7 +4,9 @@ import type { RouterConfig } from "./domain/Config.ts"
 import type { StoreUnavailable } from "./domain/Errors.ts"
 import { FileHooks } from "./hooks/FileHookSource.ts"
 import { countEffectSteps } from "./telemetry/EffectSteps.ts"
-import { Forwarder } from "./delivery/Forwarder.ts"
+import { EngineClock } from "./delivery/EngineClock.ts"
+import { DeliveryEngine, Forwarder } from "./delivery/Forwarder.ts"
+import { QueueGauges } from "./delivery/QueueGauges.ts"
 import { HookTable } from "./hooks/HookTable.ts"
 import { serverLayer } from "./http/Server.ts"
 import { RemoteHooks } from "./hooks/HttpHookSource.ts"
@@ -19,7 +21,6 @@ import { Router } from "./ingest/Router.ts"
 import { SignatureVerifier } from "./ingest/SignatureVerifier.ts"
 import type { StoreServices } from "./store/StoreLayer.ts"
 import { redisStore, sqliteStore } from "./Stores.ts"
-import { TenantGate } from "./delivery/TenantGate.ts"
 import { WebhookSender } from "./delivery/WebhookSender.ts"
 
 export interface AppOptions {
@@ -44,14 +45,15 @@ export const servicesLayer = (config: RouterConfig, options: AppOptions = {}) =>
   Ingest.Default.pipe(
     // Only a shared store has leases to renew and other instances' deliveries to take over.
     Layer.provideMerge(config.store.redis === undefined ? Layer.empty : Reclaimer),
-    Layer.provideMerge(Layer.mergeAll(SignatureVerifier.Default, Router.Default, Forwarder.Default)),
-    Layer.provideMerge(Layer.mergeAll(HookTable.Default, WebhookSender.Default, TenantGate.Default, Janitor)),
+    Layer.provideMerge(Layer.mergeAll(SignatureVerifier.Default, Router.Default, QueueGauges)),
+    Layer.provideMerge(DeliveryEngine),
+    Layer.provideMerge(Layer.mergeAll(HookTable.Default, WebhookSender.Default, Janitor)),
     Layer.provideMerge(
       Layer.mergeAll(options.configFile ? FileHooks.watch(options.configFile.path, config, options.configFile.text) : FileHooks.fixed(config), RemoteHooks.layer)
     ),
     Layer.provideMerge(
       // Below every service that makes spans: built before them and released after, so their last spans are flushed too.
-      Layer.mergeAll(storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config), Tracing.layer(config))
+      Layer.mergeAll(storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config), Tracing.layer(config), EngineClock.Default)
     )
   )
 

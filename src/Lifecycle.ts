@@ -10,7 +10,7 @@ export class Lifecycle extends Effect.Service<Lifecycle>()("Lifecycle", {
     let draining = false
     return {
       isDraining: Effect.sync(() => draining),
-      /** The same, for checks on the hot path that need no Effect of their own. */
+      /** The same, as a plain read for the hot path. */
       draining: () => draining,
       beginDrain: Effect.sync(() => {
         draining = true

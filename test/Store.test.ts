@@ -7,7 +7,8 @@ import { Cause, Effect, Exit, Layer, Option } from "effect"
 import type { StoreUnavailable } from "../src/domain/Errors.ts"
 import type { StoreServices } from "../src/store/StoreLayer.ts"
 import { memoryStore, sqliteStore } from "../src/Stores.ts"
-import { acceptance, acceptOne, attempt, deliver, finish, ids, newDelivery, pendingAll, pin, pinOne, query, recordOne, runOn, Store, storeContract, unroutableEvent } from "./support/storeContract.ts"
+import { acceptance, acceptOne, attempt, deliver, finish, ids, newDelivery, pendingAll, pin, pinOne, query, recordOne, runOn, storeContract, unroutableEvent } from "./support/storeContract.ts"
+import { Store } from "./support/store.ts"
 
 // ---------------------------------------------------------------------------
 // Helpers

@@ -224,7 +224,7 @@ describe.skipIf(!redisAvailable())("call events on two instances sharing Redis",
       const types = typesFor(tenant, call.room)
       expect(types.filter((t) => t === "call.started")).toHaveLength(1)
       expect(types.filter((t) => t === "call.ended")).toHaveLength(1)
-      // Each instance keeps its own part of the call in order (see Ordering in the README): the start follows the join.
+      // Each instance keeps its own part of the call in order (see Ordering in docs/scale-out.md): the start follows the join.
       expect(types.indexOf("call.started")).toBeGreaterThan(types.indexOf("participant_joined"))
       expect(types.filter((t) => !t.startsWith("call.")).sort()).toEqual(["participant_joined", "participant_left", "room_finished", "track_published"].sort())
     }

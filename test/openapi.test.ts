@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { Validator } from "@seriousme/openapi-schema-validator"
 import { ADMIN_TOKEN, startRouter, type RunningRouter } from "./support/router.ts"
 
-/** Every admin endpoint, as README's Admin API section lists them. */
+/** Every admin endpoint, as docs/admin-api.md lists them. */
 const ENDPOINTS = [
   "GET /v1/hooks",
   "GET /v1/hooks/{host}",

@@ -8,7 +8,8 @@ import { CLAIM_PAGE } from "../src/store/redis/RedisStore.ts"
 import type { StoreServices } from "../src/store/StoreLayer.ts"
 import { redisStore } from "../src/Stores.ts"
 import { redisAvailable, startRedis, type TestRedis } from "./support/redis.ts"
-import { acceptance, acceptOne, deliver, newDelivery, provideStore, runOn, Store, storeContract } from "./support/storeContract.ts"
+import { provideStore, Store } from "./support/store.ts"
+import { acceptance, acceptOne, deliver, newDelivery, runOn, storeContract } from "./support/storeContract.ts"
 
 const DAY = 86_400_000
 // The server CI started (REDIS_URL), or one of our own; the outage test always starts its own.

@@ -1,7 +1,7 @@
 import { Duration, Effect, Layer, Schedule } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import type { StoreUnavailable } from "../domain/Errors.ts"
-import { Forwarder } from "./Forwarder.ts"
+import { LaneWindow } from "./LaneWindow.ts"
 import { Leases } from "../store/Leases.ts"
 
 /**
@@ -15,7 +15,7 @@ export const Reclaimer = Layer.scopedDiscard(
   Effect.gen(function* () {
     const config = yield* AppConfig
     const leases = yield* Leases
-    const forwarder = yield* Forwarder
+    const window = yield* LaneWindow
     const lease = config.store.lease
     const every = (times: number, task: Effect.Effect<void, StoreUnavailable>, what: string) =>
       task.pipe(
@@ -28,7 +28,7 @@ export const Reclaimer = Layer.scopedDiscard(
       const claimed = yield* leases.claimStale
       if (claimed.length === 0) return
       yield* Effect.log("took over deliveries").pipe(Effect.annotateLogs({ count: claimed.length }))
-      yield* forwarder.resumeClaimed(claimed)
+      window.resumeClaimed(claimed)
       yield* Effect.yieldNow()
       yield* takeOver
     })

@@ -2,6 +2,7 @@ import { Duration, Effect } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import * as Breaker from "./CircuitBreaker.ts"
 import { Lifecycle } from "../Lifecycle.ts"
+import { EngineClock } from "./EngineClock.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
 import { fullBucket, takeToken, type Bucket, type RateLimit } from "../domain/RateLimit.ts"
 
@@ -22,13 +23,13 @@ export interface Admitted {
  * then its rate limit (the Forwarder's workers cap its concurrency). Each
  * tenant has its own, so one tenant's trouble never delays another's
  * deliveries. Waiting here costs no attempt. While the router drains, nothing
- * new passes. Plain code over the pure breaker and bucket: it runs on every
- * attempt, so it costs no Effect steps.
+ * new passes. It runs the pure breaker and bucket on the engine's monotonic clock.
  */
 export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const lifecycle = yield* Lifecycle
+    const clock = yield* EngineClock
     const policy: Breaker.BreakerPolicy = {
       failureThreshold: config.delivery.circuitBreaker.failureThreshold,
       cooldownMs: Duration.toMillis(config.delivery.circuitBreaker.cooldown),
@@ -55,14 +56,14 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
       for (const wake of waiting) wake()
     }
 
-    const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+    const sleep = (ms: number) => new Promise<void>((resolve) => clock.after(ms, resolve))
 
     /** Until the breaker changes, or `ms` passes when given. */
     const changeOf = (state: TenantState, ms: number | undefined) =>
       new Promise<void>((resolve) => {
-        const timer = ms === undefined ? undefined : setTimeout(done, ms)
+        const timer = ms === undefined ? undefined : clock.after(ms, done)
         function done() {
-          clearTimeout(timer)
+          timer?.cancel()
           state.waiting.delete(done)
           resolve()
         }
@@ -78,7 +79,7 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
       let probe = false
       for (;;) {
         if (lifecycle.draining()) return undefined
-        const { admission, breaker } = Breaker.admit(state.breaker, Date.now())
+        const { admission, breaker } = Breaker.admit(state.breaker, clock.monoMs())
         setBreaker(tenant, state, breaker)
         if (admission._tag !== "Wait") {
           probe = admission._tag === "Probe"
@@ -87,13 +88,13 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
         await changeOf(state, admission.waitMs)
       }
       while (limit !== undefined) {
-        const now = Date.now()
+        const now = clock.monoMs()
         const taken = takeToken(limit, state.bucket ?? fullBucket(limit, now), now)
         state.bucket = taken.bucket
         if (taken.waitMs === 0) break
         await sleep(taken.waitMs)
         if (lifecycle.draining()) {
-          if (probe) setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, Date.now()))
+          if (probe) setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, clock.monoMs()))
           return undefined
         }
       }
@@ -110,8 +111,8 @@ export class TenantGate extends Effect.Service<TenantGate>()("TenantGate", {
       const state = stateOf(tenant)
       const wasOpen = Breaker.isOpen(state.breaker)
       if (failed === undefined) {
-        if (admitted.probe) setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, Date.now()))
-      } else setBreaker(tenant, state, failed ? Breaker.onFailure(state.breaker, Date.now(), policy) : Breaker.onSuccess(state.breaker))
+        if (admitted.probe) setBreaker(tenant, state, Breaker.onProbeAbandoned(state.breaker, clock.monoMs()))
+      } else setBreaker(tenant, state, failed ? Breaker.onFailure(state.breaker, clock.monoMs(), policy) : Breaker.onSuccess(state.breaker))
       if (--inFlight === 0) {
         const waiting = idle
         idle = []

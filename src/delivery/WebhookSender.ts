@@ -7,6 +7,7 @@ import { classifyAddress } from "../domain/TargetAddress.ts"
 import { parseRetryAfter } from "./Retry.ts"
 import { signWebhook } from "../domain/Signing.ts"
 import { Tracing, type AttemptSpan } from "../telemetry/Tracing.ts"
+import { EngineClock } from "./EngineClock.ts"
 
 export interface Outgoing {
   readonly url: string
@@ -97,12 +98,12 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const tracing = yield* Tracing
+    const clock = yield* EngineClock
     const timeoutMs = Duration.toMillis(config.delivery.timeout)
 
     /**
-     * The attempt as one promise, so it costs one Effect step: resolve and check
-     * the target, then the signed request to the checked address under the URL's
-     * own name. One abort signal is both the timeout and the fiber's interruption.
+     * The attempt as one promise: resolve and check the target, then the signed request to the checked address under
+     * the URL's own name. One abort signal is both the timeout and the fiber's interruption.
      */
     const post = async (outgoing: Outgoing, traceparent: string, startedAt: number, interrupted: AbortSignal): Promise<Either.Either<number, TenantRejected>> => {
       // Unsigned, the tenant could not trust it: final, like any target the router must not send to.
@@ -138,7 +139,7 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
       // Free the connection; the tenant's body is not needed.
       await response.body?.cancel()
       if (response.status >= 200 && response.status < 300) return Either.right(response.status)
-      return Either.left(new TenantRejected({ status: response.status, retryAfterMs: parseRetryAfter(response.headers.get("retry-after"), Date.now()) }))
+      return Either.left(new TenantRejected({ status: response.status, retryAfterMs: parseRetryAfter(response.headers.get("retry-after"), clock.wallMs()) }))
     }
 
     const classify = (error: unknown): DeliveryError =>
@@ -149,7 +150,7 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
           : new TenantUnreachable({ message: (error as Error).message ?? String(error) })
 
     /** One attempt as a plain promise, for the delivery engine's hot path, ending `span` with its outcome; `signal` aborts it (shutdown). */
-    const attempt = (outgoing: Outgoing, span: AttemptSpan, signal: AbortSignal, startedAt = Date.now()): Promise<Either.Either<number, DeliveryError>> =>
+    const attempt = (outgoing: Outgoing, span: AttemptSpan, signal: AbortSignal, startedAt = clock.wallMs()): Promise<Either.Either<number, DeliveryError>> =>
       post(outgoing, span.traceparent, startedAt, signal).then(
         (outcome) => {
           span.end(Either.isRight(outcome) ? { status: outcome.right, error: null, result: String(outcome.right) } : describeFailure(outcome.left))

@@ -19,14 +19,22 @@ export const AlertType = Schema.Literal("tenant.failing", "tenant.recovered", "t
 })
 export type AlertType = typeof AlertType.Type
 
+// Each key's `description` is its line in the configuration reference (scripts/config-reference.ts).
 export const AlertsConfig = Schema.Struct({
-  url: TargetUrl,
-  /** Signs the alerts; without it, `signing.secret` does. */
-  secret: Schema.optional(WebhookSecret),
-  /** The types sent; default: all. */
-  events: Schema.optional(Schema.Array(AlertType)),
-  /** One `domain.unroutable` per domain and reason per window. */
-  unroutableWindow: Schema.optionalWith(DurationString, { default: () => Duration.hours(1), exact: true })
+  url: Schema.propertySignature(TargetUrl).annotations({
+    description: "where the router sends its operational alerts; checked like a hook URL (see [Safe targets](operations.md#safe-targets))"
+  }),
+  secret: Schema.optional(WebhookSecret).annotations({
+    description: "`whsec_…` secret the alerts are signed with; without it `signing.secret` signs them, and is then required"
+  }),
+  events: Schema.optional(Schema.Array(AlertType)).annotations({
+    description:
+      "the alert types sent (`tenant.failing`, `tenant.recovered`, `tenant.disabled`, `delivery.failed`, `domain.unroutable`); without it, all of them"
+  }),
+  unroutableWindow: Schema.optionalWith(DurationString, { default: () => Duration.hours(1), exact: true }).annotations({
+    description:
+      "at most one `domain.unroutable` per domain and reason in each window of this length (above zero, and no longer than `retention.dedupe`, for which alert ids are remembered)"
+  })
 })
 export type AlertsConfig = typeof AlertsConfig.Type
 
@@ -60,7 +68,7 @@ export interface LastSeen {
   readonly error: string | null
 }
 
-// The alerts and their `data`, as the README's table lists them.
+// The alerts and their `data`, as the table in docs/alerts.md lists them.
 
 /** A tenant's circuit opened; `since` is its failing streak's start. */
 export const tenantFailing = (tenant: string, since: number, at: number, last: LastSeen): Alert => ({

@@ -23,47 +23,80 @@ const Positive = Schema.Int.pipe(Schema.positive())
 const withDefault = <S extends Schema.Schema.Any>(schema: S, value: () => Schema.Schema.Type<S>) =>
   Schema.optionalWith(schema, { default: value as never, exact: true })
 
+// Each key's meaning is a `description` on its property signature (a required key is wrapped in
+// `Schema.propertySignature` to carry one), not on its schema: the configuration reference is
+// generated from these (scripts/config-reference.ts), and a schema's own description would
+// replace the "Expected ..." part of its decoding errors.
+
 const Server = Schema.Struct({
-  host: withDefault(Schema.String, () => "0.0.0.0"),
-  port: withDefault(Port, () => 8080),
-  maxBodyBytes: withDefault(Positive, () => 1_048_576),
-  drainTimeout: withDefault(DurationString, () => Duration.seconds(10))
+  host: withDefault(Schema.String, () => "0.0.0.0").annotations({ description: "listen address" }),
+  port: withDefault(Port, () => 8080).annotations({ description: "listen port (`0` picks a free one; the `listening` log line says which)" }),
+  maxBodyBytes: withDefault(Positive, () => 1_048_576).annotations({
+    description: "larger webhook or admin bodies get 413, whatever their size (no more than this is ever read)"
+  }),
+  drainTimeout: withDefault(DurationString, () => Duration.seconds(10)).annotations({
+    description: "on SIGTERM/SIGINT, how long attempts in flight may finish before the process stops"
+  })
 })
 
 const LiveKit = Schema.Struct({
-  apiKey: Schema.String.pipe(Schema.minLength(1)),
-  apiSecret: Schema.String.pipe(Schema.minLength(1))
+  apiKey: Schema.propertySignature(Schema.String.pipe(Schema.minLength(1))).annotations({
+    description: "the key LiveKit signs webhooks with (`webhook.api_key` in LiveKit's config). Env `LIVEKIT_API_KEY` overrides"
+  }),
+  apiSecret: Schema.propertySignature(Schema.String.pipe(Schema.minLength(1))).annotations({
+    description: "that key's secret. Env `LIVEKIT_API_SECRET` overrides"
+  })
 })
 
 const Token = Schema.String.pipe(Schema.minLength(16, { message: () => "admin tokens must be at least 16 characters" }))
 
+const TenantToken = Schema.Struct({
+  token: Schema.propertySignature(Token).annotations({ description: "the bearer token (16+ chars)" }),
+  hosts: Schema.propertySignature(Schema.Array(HostPattern).pipe(Schema.minItems(1))).annotations({
+    description: "the hosts and wildcards it may see and change (at least one)"
+  })
+})
+
 const Admin = Schema.Struct({
-  /** Operator tokens: every host. */
-  tokens: withDefault(Schema.Array(Token), () => []),
-  /** Tenant tokens: only the listed hosts (and, for a wildcard, the hosts under it). */
-  tenantTokens: withDefault(Schema.Array(Schema.Struct({ token: Token, hosts: Schema.Array(HostPattern).pipe(Schema.minItems(1)) })), () => []),
-  /** GET /openapi.json and /docs, served without a token: they describe the API, never its data. */
-  docs: withDefault(Schema.Boolean, () => true)
+  tokens: withDefault(Schema.Array(Token), () => []).annotations({
+    description: "operator bearer tokens for the admin API (16+ chars): every host. Env `ROUTER_ADMIN_TOKEN` adds one. No token: the admin API answers 401"
+  }),
+  tenantTokens: withDefault(Schema.Array(TenantToken), () => []).annotations({
+    description:
+      "tenant tokens: each confined to its hosts and whatever lies under its wildcards (see [Tokens](admin-api.md#tokens))"
+  }),
+  docs: withDefault(Schema.Boolean, () => true).annotations({
+    description:
+      "serve the admin API's OpenAPI document (`/openapi.json`) and its reference (`/docs`) without a token (they describe the API, never its data); `false`: both 404"
+  })
 })
 
 const Signing = Schema.Struct({
-  /** For hooks without a secret of their own; `decodeConfig` requires it only while some file hook has none. */
-  secret: Schema.optional(WebhookSecret),
-  /** After a rotation, how long deliveries also carry a signature with the old secret. */
-  rotationOverlap: withDefault(DurationString, () => Duration.hours(24))
+  // `decodeConfig` requires it only while some file hook has none.
+  secret: Schema.optional(WebhookSecret).annotations({
+    description:
+      "`whsec_…` secret for hooks without their own. Required only while some hook in the file has none (a table from the HTTP source with such a hook is refused while it is unset); API hooks always get their own"
+  }),
+  rotationOverlap: withDefault(DurationString, () => Duration.hours(24)).annotations({
+    description: "after a secret rotation, how long deliveries also carry a signature with the old secret"
+  })
 })
 
-/** An HTTP endpoint serving `{hooks, numbers}` as JSON, polled with If-None-Match. */
 const RemoteHooks = Schema.Struct({
-  url: TargetUrl,
-  interval: withDefault(DurationString, () => Duration.seconds(30)),
-  /** Sent as a bearer token, if the endpoint wants one. */
-  token: Schema.optional(Schema.String.pipe(Schema.minLength(1)))
+  url: Schema.propertySignature(TargetUrl).annotations({
+    description: 'the source\'s URL (http or https, without credentials), answering `{"hooks": [...], "numbers": [...]}`'
+  }),
+  interval: withDefault(DurationString, () => Duration.seconds(30)).annotations({ description: "how often it is polled (with `If-None-Match`)" }),
+  token: Schema.optional(Schema.String.pipe(Schema.minLength(1))).annotations({ description: "sent as `Authorization: Bearer …`" })
 })
 
 const CircuitBreaker = Schema.Struct({
-  failureThreshold: withDefault(Positive, () => 5),
-  cooldown: withDefault(DurationString, () => Duration.seconds(30))
+  failureThreshold: withDefault(Positive, () => 5).annotations({
+    description: "consecutive failures (timeouts, network errors, 408, 5xx) that open a tenant's circuit"
+  }),
+  cooldown: withDefault(DurationString, () => Duration.seconds(30)).annotations({
+    description: "how long an open circuit waits before one probe; doubles after a failed probe, up to `delivery.maxBackoff` (or the cooldown itself, if longer)"
+  })
 })
 
 /**
@@ -72,8 +105,13 @@ const CircuitBreaker = Schema.Struct({
  * backlog costs disk, not memory.
  */
 const Window = Schema.Struct({
-  lanes: withDefault(Positive, () => 64),
-  perLane: withDefault(Positive, () => 4)
+  lanes: withDefault(Positive, () => 64).annotations({
+    description:
+      "per tenant, how many calls the delivery engine holds in memory; the others wait in the store (see [Delivery engine](operations.md#delivery-engine))"
+  }),
+  perLane: withDefault(Positive, () => 4).annotations({
+    description: "per call in memory, how many of its next deliveries are held; the rest are read from the store as these go"
+  })
 })
 
 /** A duration, or `0` (number or text) for off. */
@@ -83,26 +121,38 @@ const OffOrDuration = Schema.Union(
 )
 
 const Delivery = Schema.Struct({
-  timeout: withDefault(DurationString, () => Duration.seconds(5)),
-  maxAttempts: withDefault(Positive, () => 8),
-  initialBackoff: withDefault(DurationString, () => Duration.millis(500)),
-  maxBackoff: withDefault(DurationString, () => Duration.minutes(5)),
-  concurrencyPerTenant: withDefault(Positive, () => 4),
+  timeout: withDefault(DurationString, () => Duration.seconds(5)).annotations({ description: "per attempt" }),
+  maxAttempts: withDefault(Positive, () => 8).annotations({ description: "including the first" }),
+  initialBackoff: withDefault(DurationString, () => Duration.millis(500)).annotations({ description: "first retry delay; doubles each retry, ±jitter" }),
+  maxBackoff: withDefault(DurationString, () => Duration.minutes(5)).annotations({
+    description: "cap on any retry delay, including a tenant's `Retry-After`; not shorter than `delivery.initialBackoff`"
+  }),
+  concurrencyPerTenant: withDefault(Positive, () => 4).annotations({ description: "requests in flight to one tenant" }),
   circuitBreaker: withDefault(CircuitBreaker, () => Schema.decodeSync(CircuitBreaker)({})),
   window: withDefault(Window, () => Schema.decodeSync(Window)({})),
-  /** A tenant whose attempts have all failed for this long is disabled until enabled again; zero: never. */
-  disableAfter: withDefault(OffOrDuration, () => Duration.days(5))
+  disableAfter: withDefault(OffOrDuration, () => Duration.days(5)).annotations({
+    description:
+      "a tenant (hook host) whose attempts have all failed for this long (no 2xx since the first failure of the streak) is disabled: nothing more is sent, its deliveries end `failed` with `lastError` `disabled` until `POST /v1/hooks/{host}/enable` (see [Auto-disable](operations.md#auto-disable)); `0` never disables"
+  })
 })
 
 const DAY = Duration.days(1)
 
 const Retention = Schema.Struct({
-  delivered: withDefault(DurationString, () => DAY),
-  failed: withDefault(DurationString, () => Duration.days(7)),
-  dedupe: withDefault(DurationString, () => Duration.days(2)),
-  unroutable: withDefault(DurationString, () => Duration.days(7)),
-  pins: withDefault(DurationString, () => DAY),
-  interval: withDefault(DurationString, () => Duration.minutes(10))
+  delivered: withDefault(DurationString, () => DAY).annotations({
+    description: "how long delivered deliveries (and their attempt history) are kept"
+  }),
+  failed: withDefault(DurationString, () => Duration.days(7)).annotations({
+    description: "how long failed deliveries are kept for inspection and replay, and expired ones (see [Freshness](#freshness-maxage)) for inspection"
+  }),
+  dedupe: withDefault(DurationString, () => Duration.days(2)).annotations({
+    description: "how long LiveKit event ids are remembered for deduplication (at least `24h`)"
+  }),
+  unroutable: withDefault(DurationString, () => Duration.days(7)).annotations({ description: "how long unroutable SIP events are listed" }),
+  pins: withDefault(DurationString, () => DAY).annotations({
+    description: "a room pin with no event for this long is dropped (`room_finished` drops it at once)"
+  }),
+  interval: withDefault(DurationString, () => Duration.minutes(10)).annotations({ description: "how often the pruning runs (also once at start)" })
 })
 
 /** `redis://host:port/db` (or `rediss://` for TLS): a database number, if given, is the path. */
@@ -118,12 +168,20 @@ const RedisUrl = Schema.String.pipe(
 
 /** Either the embedded SQLite file (`path`) or a shared Redis (`redis`); `decodeConfig` refuses both at once. */
 const Store = Schema.Struct({
-  path: withDefault(Schema.String, () => "./data/router.db"),
-  redis: Schema.optional(RedisUrl),
-  /** How long a delivery held by an instance that stopped renewing it waits before another instance takes it over. */
-  lease: withDefault(DurationString, () => Duration.seconds(10)),
-  /** Prefix of every key and channel, so several deployments can share one Redis database. */
-  prefix: withDefault(Schema.String.pipe(Schema.minLength(1)), () => "sip-tenant-router:")
+  path: withDefault(Schema.String, () => "./data/router.db").annotations({
+    description: "SQLite database (WAL); created with its directory. `:memory:` keeps nothing across restarts (benchmarks only)"
+  }),
+  redis: Schema.optional(RedisUrl).annotations({
+    description:
+      "`redis://host:port/db` (or `rediss://`): use a shared Redis instead of SQLite, for several instances (see [Scale-out on Redis](scale-out.md)). Not together with `store.path`"
+  }),
+  lease: withDefault(DurationString, () => Duration.seconds(10)).annotations({
+    description:
+      "Redis only: how long deliveries held by an instance that stopped renewing them (it died) wait before another instance takes them over; at least `1s`"
+  }),
+  prefix: withDefault(Schema.String.pipe(Schema.minLength(1)), () => "sip-tenant-router:").annotations({
+    description: "Redis only: prefix of every key and channel, so deployments can share a database"
+  })
 })
 
 /** An OTLP/HTTP collector's base URL; the signals' paths (`/v1/traces`, `/v1/metrics`) are appended. */
@@ -136,15 +194,22 @@ const OtlpEndpoint = Schema.String.pipe(
 
 /** OpenTelemetry export. Without an endpoint nothing is exported, and the tracing SDK is never loaded. */
 const Telemetry = Schema.Struct({
-  serviceName: withDefault(Schema.String.pipe(Schema.minLength(1)), () => "sip-tenant-router"),
-  /** The share of traces recorded, decided by trace id, so an event's spans are all kept or all dropped. */
-  sampleRatio: withDefault(Schema.Number.pipe(Schema.between(0, 1)), () => 1),
+  serviceName: withDefault(Schema.String.pipe(Schema.minLength(1)), () => "sip-tenant-router").annotations({
+    description: "the `service.name` of everything exported. Env `OTEL_SERVICE_NAME` overrides"
+  }),
+  sampleRatio: withDefault(Schema.Number.pipe(Schema.between(0, 1)), () => 1).annotations({
+    description: "the share of traces recorded, from 0 to 1, decided by trace id: an event's spans are all kept or all dropped"
+  }),
   otlp: withDefault(
     Schema.Struct({
-      endpoint: Schema.optional(OtlpEndpoint),
-      protocol: withDefault(Schema.Literal("http/protobuf", "http/json"), () => "http/protobuf" as const),
-      /** How often metrics are exported. */
-      interval: withDefault(DurationString, () => Duration.seconds(10))
+      endpoint: Schema.optional(OtlpEndpoint).annotations({
+        description:
+          "an OTLP/HTTP collector's base URL (`http://127.0.0.1:4318`): spans go to `/v1/traces`, metrics to `/v1/metrics` (see [Telemetry](metrics-and-logs.md#telemetry)). Without it nothing is exported, and neither the tracing SDK nor the exporters are loaded. Env `OTEL_EXPORTER_OTLP_ENDPOINT` overrides"
+      }),
+      protocol: withDefault(Schema.Literal("http/protobuf", "http/json"), () => "http/protobuf" as const).annotations({
+        description: "or `http/json`. Env `OTEL_EXPORTER_OTLP_PROTOCOL` overrides"
+      }),
+      interval: withDefault(DurationString, () => Duration.seconds(10)).annotations({ description: "how often metrics are exported" })
     }),
     () => ({ protocol: "http/protobuf" as const, interval: Duration.seconds(10) })
   )
@@ -156,22 +221,43 @@ export const RouterConfig = Schema.Struct({
   admin: withDefault(Admin, () => Schema.decodeSync(Admin)({})),
   signing: withDefault(Signing, () => Schema.decodeSync(Signing)({})),
   store: withDefault(Store, () => Schema.decodeSync(Store)({})),
-  security: withDefault(Schema.Struct({ allowPrivateTargets: withDefault(Schema.Boolean, () => false) }), () => ({
-    allowPrivateTargets: false
-  })),
+  security: withDefault(
+    Schema.Struct({
+      allowPrivateTargets: withDefault(Schema.Boolean, () => false).annotations({
+        description:
+          "allow hook URLs that are or resolve to loopback, private, link-local, CGNAT, multicast or unspecified addresses (see [Safe targets](operations.md#safe-targets))"
+      })
+    }),
+    () => ({ allowPrivateTargets: false })
+  ),
   delivery: withDefault(Delivery, () => Schema.decodeSync(Delivery)({})),
   retention: withDefault(Retention, () => Schema.decodeSync(Retention)({})),
-  /** How often the config file is checked for hook and number edits (it is also watched). */
-  reload: withDefault(Schema.Struct({ interval: withDefault(DurationString, () => Duration.seconds(2)) }), () => ({
-    interval: Duration.seconds(2)
-  })),
-  remoteHooks: Schema.optional(RemoteHooks),
-  /** Operational alerts (tenant.failing, delivery.failed, ...), sent signed to one endpoint; none without it. */
-  alerts: Schema.optional(AlertsConfig),
+  reload: withDefault(
+    Schema.Struct({
+      interval: withDefault(DurationString, () => Duration.seconds(2)).annotations({
+        description: "how often the config file is checked for edits to `hooks` and `numbers` (it is also watched)"
+      })
+    }),
+    () => ({ interval: Duration.seconds(2) })
+  ),
+  remoteHooks: Schema.optional(RemoteHooks).annotations({
+    description: "an HTTP source of hooks and numbers, for platforms whose tenant list lives elsewhere (see [The hook table](#the-hook-table))"
+  }),
+  alerts: Schema.optional(AlertsConfig).annotations({
+    description:
+      "operational alerts (`tenant.failing`, `delivery.failed`, ...), sent signed to one endpoint (see [Operational alerts](alerts.md)). Without it no alert is made"
+  }),
   telemetry: withDefault(Telemetry, () => Schema.decodeSync(Telemetry)({})),
-  sharedDomains: withDefault(Schema.Array(HostPattern), () => []),
-  numbers: withDefault(Schema.Array(NumberMapping), () => []),
-  hooks: withDefault(Schema.Array(Hook), () => [])
+  sharedDomains: withDefault(Schema.Array(HostPattern), () => []).annotations({
+    description:
+      "domains that identify no tenant: route those calls by dialled number (read at start: a change needs a restart; see [Shared domains](carrier-setup.md#shared-domains))"
+  }),
+  numbers: withDefault(Schema.Array(NumberMapping), () => []).annotations({
+    description: "dialled number → hook host, for shared domains; reloaded like `hooks`"
+  }),
+  hooks: withDefault(Schema.Array(Hook), () => []).annotations({
+    description: "the tenants' webhooks (see [Hooks](#hooks)); reloaded while the router runs"
+  })
 })
 export type RouterConfig = typeof RouterConfig.Type
 

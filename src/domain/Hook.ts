@@ -122,20 +122,39 @@ export const MaxAgeText = Schema.String.pipe(
   })
 )
 
-/** What a hook holds besides its host. */
+/**
+ * What a hook holds besides its host. The descriptions serve both the config
+ * reference (scripts/config-reference.ts) and the API's OpenAPI document.
+ */
 export const HookFields = Schema.Struct({
-  url: TargetUrl,
-  secret: Schema.optional(WebhookSecret),
-  events: Schema.optional(Schema.Array(EventName)),
-  rateLimit: Schema.optional(RateLimitText),
-  maxAge: Schema.optional(MaxAgeText),
-  /** Added to every delivery and test send; write-only (see HookHeaders.ts). */
-  headers: Schema.optional(HookHeaders),
-  /** Sent as `Authorization` on every delivery and test send; write-only. */
-  auth: Schema.optional(HookAuth)
+  url: Schema.propertySignature(TargetUrl).annotations({ description: "where the tenant's events are sent: http or https, without credentials" }),
+  secret: Schema.optional(WebhookSecret).annotations({
+    description:
+      "`whsec_…` secret its deliveries are signed with. Without it, a hook from the config file or the HTTP source is signed with `signing.secret`; an API hook keeps its secret, or a new one gets a generated secret"
+  }),
+  events: Schema.optional(Schema.Array(EventName)).annotations({
+    description:
+      "what is forwarded: LiveKit event names, `*` (every LiveKit event), and the call events `call.started` and `call.ended`, sent only when listed. Without it: every LiveKit event and no call event"
+  }),
+  rateLimit: Schema.optional(RateLimitText).annotations({ description: "`50/s`, `600/m` or `1000/h`: the most requests sent to the tenant per unit of time" }),
+  maxAge: Schema.optional(MaxAgeText).annotations({
+    description:
+      "`30s`, `10m`, any duration above zero: an event older than that when its attempt comes due is not sent, and its delivery ends `expired`. Without it nothing expires"
+  }),
+  headers: Schema.optional(HookHeaders).annotations({
+    description: "`{X-Api-Key: \"…\"}`: headers added to every delivery and test send (at most 32); write-only"
+  }),
+  auth: Schema.optional(HookAuth).annotations({
+    description: "`{basic: {username, password}}` or `{bearer: TOKEN}`, sent as `Authorization` on every delivery and test send; write-only"
+  })
 })
 
-export const Hook = Schema.Struct({ host: HostPattern, ...HookFields.fields })
+export const Hook = Schema.Struct({
+  host: Schema.propertySignature(HostPattern).annotations({
+    description: "an exact host (`calls.drsmith.com`) or a wildcard (`*.citydental.com`: any deeper subdomain, not the apex); unique"
+  }),
+  ...HookFields.fields
+})
 export type Hook = typeof Hook.Type
 
 /** A dialled number in E.164 (`+15557654321`), however it was written. */
@@ -151,7 +170,10 @@ export const E164 = Schema.transformOrFail(Schema.String, Schema.String, {
 export type E164 = typeof E164.Type
 
 /** Shared domains identify no tenant: the dialled number does, through these. */
-export const NumberMapping = Schema.Struct({ number: E164, host: HostPattern })
+export const NumberMapping = Schema.Struct({
+  number: Schema.propertySignature(E164).annotations({ description: "the dialled number (`sip.trunkPhoneNumber`) in any common spelling, kept in E.164" }),
+  host: Schema.propertySignature(HostPattern).annotations({ description: "the hook host its calls go to" })
+})
 export type NumberMapping = typeof NumberMapping.Type
 
 /** What one source (the config file, the HTTP source) contributes to the table. */

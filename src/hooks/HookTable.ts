@@ -168,7 +168,7 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
       )
 
     return {
-      /** The table in force now, for lookups on every event: reading it needs no Effect step. */
+      /** The table in force now, for lookups on every event. */
       inForce: (): Table => inForce,
       get: (host: string) => Effect.sync(() => entryFor(inForce, host)),
       list: Effect.sync(() => allHooks(inForce)),

@@ -1,6 +1,6 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
-import { Forwarder } from "../delivery/Forwarder.ts"
+import { DeliveryAdmin } from "../delivery/DeliveryAdmin.ts"
 import { Forbidden } from "../domain/ApiErrors.ts"
 import type { Attempt, Delivery } from "../domain/Delivery.ts"
 import type { DeliveryView } from "../domain/DeliveryViews.ts"
@@ -31,7 +31,7 @@ const attemptView = (a: Attempt) => ({ attempt: a.attempt, at: iso(a.at), status
 export const DeliveriesHandlers = HttpApiBuilder.group(AdminApi, "deliveries", (handlers) =>
   Effect.gen(function* () {
     const history = yield* DeliveryHistory
-    const forwarder = yield* Forwarder
+    const admin = yield* DeliveryAdmin
 
     /** The delivery the path names; another tenant's is reported as absent, not as forbidden. */
     const addressed = (id: number) =>
@@ -62,7 +62,7 @@ export const DeliveriesHandlers = HttpApiBuilder.group(AdminApi, "deliveries", (
       .handle("retry", ({ path }) =>
         Effect.gen(function* () {
           const { id } = yield* addressed(path.id)
-          return deliveryView(yield* forwarder.retry(id))
+          return deliveryView(yield* admin.retry(id))
         })
       )
   })

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto"
 import { HttpApiBuilder } from "@effect/platform"
 import { Clock, Duration, Effect, Either } from "effect"
 import { AppConfig } from "../AppConfig.ts"
-import { Forwarder } from "../delivery/Forwarder.ts"
+import { DeliveryAdmin } from "../delivery/DeliveryAdmin.ts"
 import { HEALTHY, type TenantHealth } from "../domain/TenantHealth.ts"
 import { describeFailure, WebhookSender } from "../delivery/WebhookSender.ts"
 import { envelope } from "../domain/Envelope.ts"
@@ -34,9 +34,9 @@ export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) 
     const config = yield* AppConfig
     const hooks = yield* HookTable
     const sender = yield* WebhookSender
-    const forwarder = yield* Forwarder
+    const admin = yield* DeliveryAdmin
     /** The hook's view with its tenant's health (auto-disable) from the store. */
-    const viewOf = (hook: ActiveHook) => Effect.map(forwarder.healthOf(hook.host), (health) => publicView(hook, health))
+    const viewOf = (hook: ActiveHook) => Effect.map(admin.healthOf(hook.host), (health) => publicView(hook, health))
 
     /** The caller may act on the host (403 otherwise). */
     const allowed = (host: HostPattern) => Effect.flatMap(CurrentPrincipal, (principal) => requireAccess(principal, host))
@@ -104,7 +104,7 @@ export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) 
       .handle("enable", ({ path }) =>
         Effect.gen(function* () {
           const hook = yield* addressed(path.host)
-          yield* forwarder.enable(hook.host)
+          yield* admin.enable(hook.host)
           return publicView(hook)
         })
       )

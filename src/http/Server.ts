@@ -1,15 +1,11 @@
 import { HttpApp, HttpLayerRouter, HttpServerRequest } from "@effect/platform"
-import { Cause, Effect, Layer, Runtime } from "effect"
-import type { servicesLayer } from "../App.ts"
+import { Cause, Effect, Layer, Runtime, type Scope } from "effect"
 import type { RouterConfig } from "../domain/Config.ts"
 import { Ingest } from "../ingest/Ingest.ts"
 import { adminRoutes } from "./AdminRoutes.ts"
 import { OpsRoutes } from "./Ops.ts"
 import { errorResponse, INTERNAL_ERROR } from "./Responses.ts"
 import { webhookHandler } from "./Webhook.ts"
-
-/** What the routes need: every service of the router. */
-type Services = Layer.Layer.Success<ReturnType<typeof servicesLayer>>
 
 /** Host names run to 253 characters; the schemas, not the router, decide what is too long (a 400 naming the field). */
 const routerConfig = Layer.succeed(HttpLayerRouter.RouterConfig, { maxParamLength: Number.MAX_SAFE_INTEGER })
@@ -32,9 +28,9 @@ const logInternal = (method: string, url: string, cause: Cause.Cause<unknown>) =
   Effect.logError("internal error", cause).pipe(Effect.annotateLogs({ method, path: new URL(url, "http://router").pathname }))
 
 /**
- * One Bun server. LiveKit's webhook, the hot path, is a native Bun route that
- * runs one Effect per request; the admin and operations API go through
- * Effect's router, whose per-request cost only the hot path would notice.
+ * One Bun server. LiveKit's webhook, the hot path, is a native Bun route
+ * whose requests are stored a turn at a time (Webhook.ts); the admin and
+ * operations API go through Effect's router.
  * Every answer is the router's own: an unknown route is a JSON 404, and an
  * unexpected failure anywhere a JSON 500 with no internals, its cause logged.
  * Released before the services, so nothing is answered by a half-stopped router.
@@ -42,7 +38,6 @@ const logInternal = (method: string, url: string, cause: Cause.Cause<unknown>) =
 export const serverLayer = (config: RouterConfig) =>
   Layer.scopedDiscard(
     Effect.gen(function* () {
-      const runtime = yield* Effect.runtime<Services>()
       const routes = yield* HttpLayerRouter.toHttpEffect(Layer.merge(adminRoutes(config), OpsRoutes)).pipe(Effect.provide(routerConfig))
       const app = routes.pipe(
         Effect.catchTag("RouteNotFound", () => Effect.succeed(errorResponse(404, "not_found", "no such endpoint"))),
@@ -52,6 +47,8 @@ export const serverLayer = (config: RouterConfig) =>
           )
         )
       )
+      // What the routes need, less the request each one is given.
+      const runtime = yield* Effect.runtime<Exclude<Effect.Effect.Context<typeof app>, HttpServerRequest.HttpServerRequest | Scope.Scope>>()
       const api = HttpApp.toWebHandlerRuntime(runtime)(app)
       const webhook = webhookHandler(Runtime.runPromise(runtime), yield* Ingest, config.server.maxBodyBytes)
       /** For what escapes the handlers above (it should be nothing). */

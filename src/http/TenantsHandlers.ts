@@ -1,16 +1,16 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
-import { Forwarder } from "../delivery/Forwarder.ts"
+import { DeliveryAdmin } from "../delivery/DeliveryAdmin.ts"
 import { AdminApi, CurrentPrincipal } from "./Api.ts"
 import { requireAccess } from "./Authorization.ts"
 
 export const TenantsHandlers = HttpApiBuilder.group(AdminApi, "tenants", (handlers) =>
   Effect.gen(function* () {
-    const forwarder = yield* Forwarder
+    const admin = yield* DeliveryAdmin
     return handlers.handle("recover", ({ path: { host }, urlParams: { since } }) =>
       Effect.gen(function* () {
         yield* requireAccess(yield* CurrentPrincipal, host)
-        const requeued = yield* forwarder.recover(host, since.getTime())
+        const requeued = yield* admin.recover(host, since.getTime())
         return { tenant: host, since: since.toISOString(), requeued }
       })
     )

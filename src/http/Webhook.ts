@@ -5,6 +5,7 @@ import * as Metrics from "../telemetry/Metrics.ts"
 import type { WebhookSpan } from "../telemetry/Tracing.ts"
 import { readBodyWithin } from "./Body.ts"
 import { INTERNAL_ERROR } from "./Responses.ts"
+import { TurnBatch } from "../TurnBatch.ts"
 
 const json = (status: number, body: string) => new Response(body, { status, headers: { "content-type": "application/json" } })
 const error = (status: number, code: string, message: string) => json(status, JSON.stringify({ error: { code, message } }))
@@ -41,13 +42,10 @@ interface Waiting {
  * POST /livekit/webhook, as a native Bun route. LiveKit retries 5xx and treats
  * 4xx as final, so only a store failure or shutdown answers 5xx; routing
  * problems are acknowledged (fail open). Each request is read and checked on
- * its own (plain code); the requests that pass in one event-loop turn are
- * resolved, stored and queued together, by one Effect, and answered once that
- * batch is durable. A client that hangs up does not undo its event.
+ * its own; the requests that pass in one event-loop turn are resolved, stored
+ * and queued together, and answered once that batch is durable. A client that hangs up does not undo its event.
  */
 export const webhookHandler = (run: (effect: Effect.Effect<void>) => Promise<void>, ingest: Ingest, maxBodyBytes: number) => {
-  let batch: Array<Waiting> = []
-
   const answerAll = (waiting: ReadonlyArray<Waiting>): Effect.Effect<void> =>
     ingest.receiveAll(waiting.map((w) => w.verified)).pipe(
       Effect.match({
@@ -66,9 +64,7 @@ export const webhookHandler = (run: (effect: Effect.Effect<void>) => Promise<voi
       })
     )
 
-  const flush = () => {
-    const waiting = batch
-    batch = []
+  const batch = new TurnBatch<Waiting>((waiting) =>
     void run(
       answerAll(waiting).pipe(
         // Unexpected: every request of the batch gets the last-resort answer, and the cause is logged.
@@ -85,7 +81,7 @@ export const webhookHandler = (run: (effect: Effect.Effect<void>) => Promise<voi
         )
       )
     )
-  }
+  )
 
   return async (request: Request): Promise<Response> => {
     const span = ingest.begin()
@@ -93,9 +89,6 @@ export const webhookHandler = (run: (effect: Effect.Effect<void>) => Promise<voi
     if (body instanceof PayloadTooLarge) return refused(body, span)
     const checked = ingest.check(request.headers.get("authorization") ?? undefined, body, Date.now(), span)
     if (Either.isLeft(checked)) return refused(checked.left, span)
-    return new Promise<Response>((answer) => {
-      if (batch.length === 0) setImmediate(flush)
-      batch.push({ verified: checked.right, answer })
-    })
+    return new Promise<Response>((answer) => batch.add({ verified: checked.right, answer }))
   }
 }

@@ -6,7 +6,8 @@ import { callEventId, eventTime } from "../domain/CallEvents.ts"
 import { envelope } from "../domain/Envelope.ts"
 import { ShuttingDown, type InvalidEvent, type StoreUnavailable, type Unauthorized, type Unroutable } from "../domain/Errors.ts"
 import { parseLiveKitEvent, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
-import { alertAcceptance, Forwarder } from "../delivery/Forwarder.ts"
+import { alertAcceptance, AlertQueue } from "../delivery/AlertQueue.ts"
+import { LaneWindow } from "../delivery/LaneWindow.ts"
 import { Lifecycle } from "../Lifecycle.ts"
 import { logWarningWith } from "../telemetry/Logging.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
@@ -73,8 +74,7 @@ type Warning = { readonly message: string; readonly fields: Record<string, unkno
 
 /**
  * Makes what reaches no tenant visible: a count for every event, a warning for
- * SIP events and for fields read as absent because of their shape. Plain code,
- * run over a batch in one step.
+ * SIP events and for fields read as absent because of their shape.
  */
 const report = ({ event, span }: Verified, routing: Routing, warnings: Array<Warning>) => {
   if (event.ignored.length > 0) {
@@ -104,9 +104,9 @@ const report = ({ event, span }: Verified, routing: Routing, warnings: Array<War
 
 /**
  * The inbound pipeline, in the one direction data flows: verify → parse →
- * resolve → store → enqueue. The checks before the store are plain functions
- * run per request; what follows runs once per batch (the requests of one
- * event-loop turn), so the Effect runtime is paid per batch, not per event.
+ * resolve → store → enqueue. The checks before the store run per request;
+ * what follows runs once per batch, the requests of one event-loop turn (see
+ * docs/architecture.md, the hot-path rule).
  * It answers as soon as the batch is durable; tenants are reached in the background.
  */
 export class Ingest extends Effect.Service<Ingest>()("Ingest", {
@@ -114,7 +114,8 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
     const verifier = yield* SignatureVerifier
     const router = yield* Router
     const store = yield* EventStore
-    const forwarder = yield* Forwarder
+    const window = yield* LaneWindow
+    const alertQueue = yield* AlertQueue
     const lifecycle = yield* Lifecycle
     const tracing = yield* Tracing
     const unroutable = unroutableAlerts((yield* AppConfig).alerts)
@@ -142,7 +143,7 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
       })
     }
 
-    // The phases of a batch's webhooks, in plain code, and not even a loop when not traced.
+    // The phases of a batch's webhooks: not even a loop when not traced.
     const resolving = (batch: ReadonlyArray<Verified>) => {
       if (tracing.enabled) for (const { span } of batch) span.phase("resolve")
     }
@@ -165,7 +166,8 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
       if (alerts.length === 0) return store.acceptAll(acceptances)
       return Effect.flatMap(store.acceptAll([...acceptances, ...alerts.map((alert) => alertAcceptance(alert.delivery, alert.at))]), (results) => {
         unroutable.stored(alerts)
-        return Effect.as(forwarder.enqueueAlerts(results.slice(acceptances.length)), results.slice(0, acceptances.length))
+        alertQueue.enqueueAccepted(results.slice(acceptances.length))
+        return Effect.succeed(results.slice(0, acceptances.length))
       })
     }
 
@@ -201,7 +203,8 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
                 return "accepted"
               })
               const logged = warnings.length === 0 ? Effect.void : Effect.forEach(warnings, (w) => logWarningWith(w.message, w.fields), { discard: true })
-              return Effect.as(Effect.zipRight(forwarder.enqueueAll(queued), logged), outcomes)
+              window.enqueueAll(queued)
+              return Effect.as(logged, outcomes)
             }
           )
         )

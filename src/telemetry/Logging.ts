@@ -1,26 +1,19 @@
 import { Cause, Context, Effect, FiberRef, FiberRefs, HashMap, Logger, Tracer } from "effect"
+import { TurnBatch } from "../TurnBatch.ts"
 
 const plain = (value: unknown): unknown => (value instanceof Error ? value.message : value)
 
 // Lines written in one event-loop turn go out in one write: under load that is one syscall, not one per line.
-let buffered = ""
-const flush = () => {
-  const lines = buffered
-  buffered = ""
-  process.stdout.write(lines)
-}
-const writeLine = (line: string) => {
-  if (buffered === "") setImmediate(flush)
-  buffered += line
-}
-process.on("exit", () => buffered !== "" && flush())
+const lines = new TurnBatch<string>((batch) => void process.stdout.write(batch.join("")))
+const writeLine = (line: string) => lines.add(line)
+process.on("exit", lines.flush)
 
 /** A log line's fields passed with its message: cheaper than annotations where every event logs. */
 class LogFields {
   constructor(readonly fields: Readonly<Record<string, unknown>>) {}
 }
 
-/** Lines of one message, one per set of fields, logged in one Effect step (a turn's delivery attempts). */
+/** Lines of one message, one per set of fields, logged together (a turn's delivery attempts). */
 class LogLines {
   constructor(
     readonly message: string,

@@ -1,6 +1,6 @@
 import { Effect, Metric, MetricBoundaries, MetricKey, MetricKeyType, MetricLabel } from "effect"
 
-// The metric names and labels are part of the operator contract (see README).
+// The metric names and labels are part of the operator contract (see docs/metrics-and-logs.md).
 
 const counter = (name: string, description: string) => MetricKey.counter(name, { description, incremental: true })
 
@@ -60,13 +60,13 @@ const metricOf = <In>(key: Key<In>, labels: Record<string, string>): Metric.Metr
 
 const NO_EXTRA_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 const apply = <In>(key: Key<In>, value: In, labels: Record<string, string> = {}) => metricOf(key, labels).unsafeUpdate(value, NO_EXTRA_TAGS)
-/** Adds one to a counter under the given labels, in plain code: for loops over a batch that run in one Effect step. */
+/** Adds one to a counter under the given labels. */
 export const count = (key: Key<number>, labels: Record<string, string>) => apply(key, 1, labels)
 
-/** Sets a gauge under the given labels, in plain code. */
+/** Sets a gauge under the given labels. */
 export const set = (key: Key<number>, value: number, labels: Record<string, string> = {}) => apply(key, value, labels)
 
-/** Everything one delivery attempt counts, in plain code. */
+/** Everything one delivery attempt counts. */
 export const countAttempt = (attempt: {
   readonly tenant: string
   /** HTTP status, `timeout`, `network` or `refused`. */

@@ -52,7 +52,7 @@ export interface AttemptSpan {
 }
 
 export interface Spans {
-  /** False without an endpoint: then spans cost nothing but these no-op calls, and no Effect step. */
+  /** False without an endpoint: then spans cost nothing but these no-op calls. */
   readonly enabled: boolean
   readonly webhook: () => WebhookSpan
   readonly attempt: (target: AttemptTarget) => AttemptSpan
@@ -96,7 +96,7 @@ const OFF: Spans = {
 }
 
 /**
- * Spans for the hot path, made in plain code (no Effect step), from the same
+ * Spans for the hot path (see docs/architecture.md, the hot-path rule), from the same
  * OpenTelemetry tracer provider as the Effect spans. Without
  * `telemetry.otlp.endpoint` it is a set of no-ops and the tracing SDK is
  * never loaded; with one, the SDK is imported then, and every span and metric

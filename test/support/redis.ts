@@ -5,7 +5,7 @@ import type { Subprocess } from "bun"
 
 /**
  * A real redis-server for tests, on a free loopback port in a temp dir, with
- * the persistence the README requires (appendonly, fsync on every write), so a
+ * the persistence docs/scale-out.md requires (appendonly, fsync on every write), so a
  * restart keeps every acknowledged event.
  */
 export interface TestRedis {

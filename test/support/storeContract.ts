@@ -4,46 +4,14 @@ import fc from "fast-check"
 import type { AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../src/domain/Delivery.ts"
 import type { StoreUnavailable } from "../../src/domain/Errors.ts"
 import { HEALTHY } from "../../src/domain/TenantHealth.ts"
-import { DeliveryHistory } from "../../src/store/DeliveryHistory.ts"
-import { DeliveryQueue } from "../../src/store/DeliveryQueue.ts"
-import { EventStore } from "../../src/store/EventStore.ts"
-import { HealthStore } from "../../src/store/HealthStore.ts"
-import { HookStore } from "../../src/store/HookStore.ts"
-import { Leases } from "../../src/store/Leases.ts"
-import { Retention } from "../../src/store/Retention.ts"
 import type { Acceptance, AcceptResult, PinChange, RetentionPolicy } from "../../src/store/Store.ts"
 import type { StoreServices } from "../../src/store/StoreLayer.ts"
+import { Store } from "./store.ts"
 
 /**
  * What every store must do, whatever keeps the data: the SQLite store and
  * the Redis store both run these cases.
  */
-
-/** Every store tag's operations in one object (no two tags share a name), so the cases read as against one store. */
-export type Store = EventStore["Type"] &
-  DeliveryQueue["Type"] &
-  Leases["Type"] &
-  HealthStore["Type"] &
-  DeliveryHistory["Type"] &
-  HookStore["Type"] &
-  Retention["Type"]
-
-export const Store: Effect.Effect<Store, never, StoreServices> = Effect.map(
-  Effect.all([EventStore, DeliveryQueue, Leases, HealthStore, DeliveryHistory, HookStore, Retention]),
-  (services): Store => Object.assign({}, ...services)
-)
-
-/** Runs `program` on a store gathered as above: each tag gets its part of it. */
-export const provideStore = <A, E>(program: Effect.Effect<A, E, StoreServices>, store: Store) =>
-  program.pipe(
-    Effect.provideService(EventStore, store),
-    Effect.provideService(DeliveryQueue, store),
-    Effect.provideService(Leases, store),
-    Effect.provideService(HealthStore, store),
-    Effect.provideService(DeliveryHistory, store),
-    Effect.provideService(HookStore, store),
-    Effect.provideService(Retention, store)
-  )
 
 /** Runs a program against a store from `layer`; the scope closes it. */
 export const runOn = (layer: Layer.Layer<StoreServices, StoreUnavailable>) => <A>(program: Effect.Effect<A, StoreUnavailable, StoreServices>) =>

@@ -1,0 +1,140 @@
+import { Effect, Either, Runtime } from "effect"
+import { AppConfig } from "../AppConfig.ts"
+import { ALERTS_TENANT, deliveryFailed, type Alert } from "../domain/Alert.ts"
+import type { AttemptRecord } from "../domain/Delivery.ts"
+import type { DeliveryError } from "../domain/Errors.ts"
+import { logEach } from "../telemetry/Logging.ts"
+import * as Metrics from "../telemetry/Metrics.ts"
+import { Tracing, type AttemptSpan } from "../telemetry/Tracing.ts"
+import { TurnBatch } from "../TurnBatch.ts"
+import { DeliveryQueue } from "../store/DeliveryQueue.ts"
+import type { QueuedDelivery, RecordedAttempt } from "../store/Store.ts"
+import { AlertQueue } from "./AlertQueue.ts"
+import { InFlight } from "./InFlight.ts"
+import { describeFailure } from "./WebhookSender.ts"
+
+/** How a delivery's turn at the head of its lane ended, waiting to be recorded with the others of the same event-loop turn. */
+export type Finished = Attempted | Expired | Disabled
+
+/** An attempt was made. Times are wall times, as recorded. */
+export interface Attempted {
+  readonly _tag: "Attempt"
+  readonly delivery: QueuedDelivery
+  readonly attempt: number
+  readonly at: number
+  readonly latencyMs: number
+  readonly outcome: Either.Either<number, DeliveryError>
+  /** When the next attempt is due; undefined when this one was final. */
+  readonly retryAt: number | undefined
+  readonly span: AttemptSpan
+}
+
+/** The event grew older than its hook's `maxAge` before it could be sent: it ends unsent. */
+export interface Expired {
+  readonly _tag: "Expired"
+  readonly delivery: QueuedDelivery
+  /** Attempts made so far; the expiry adds none. */
+  readonly attempts: number
+  readonly at: number
+  readonly ageMs: number
+  readonly maxAgeMs: number
+}
+
+/** The tenant is disabled: the delivery ends `failed` unsent, with lastError "disabled", so recover replays it. */
+export interface Disabled {
+  readonly _tag: "Disabled"
+  readonly delivery: QueuedDelivery
+  readonly attempts: number
+  readonly at: number
+}
+
+/** What the log lines say of every delivery. */
+const about = (d: QueuedDelivery) => ({ eventId: d.eventId, type: d.eventType, domain: d.domain, tenant: d.tenant, url: d.url })
+
+/** An expiry or a disable finishes a delivery without an attempt (see AttemptRecord). */
+const unsent = ({ delivery, attempts, at }: Expired | Disabled, error: string, final: "expired" | "failed"): RecordedAttempt => ({
+  id: delivery.id,
+  record: { attempt: attempts, at, status: null, error, latencyMs: 0, final, nextAttemptAt: at }
+})
+
+/**
+ * Turns the outcomes that finish in one event-loop turn into one store write,
+ * their metrics and their log lines (one per attempt, as the source article
+ * asks), and the `delivery.failed` alerts of deliveries that ran out of
+ * attempts, queued once the write shows them failed.
+ */
+export class AttemptRecorder extends Effect.Service<AttemptRecorder>()("AttemptRecorder", {
+  effect: Effect.gen(function* () {
+    const config = yield* AppConfig
+    const store = yield* DeliveryQueue
+    const tracing = yield* Tracing
+    const alerts = yield* AlertQueue
+    const run = Runtime.runPromise(yield* Effect.runtime<never>())
+    const alerting = config.alerts !== undefined
+    const writes = new InFlight()
+
+    const recordAll = (all: ReadonlyArray<Finished>) => {
+      const records: Array<RecordedAttempt> = []
+      const attempts: Array<Record<string, unknown>> = []
+      const expiries: Array<Record<string, unknown>> = []
+      const disables: Array<Record<string, unknown>> = []
+      // The alerts endpoint's own failures are not alerted about: that is where they would go.
+      const failed: Array<Alert> = []
+      for (const finished of all) {
+        switch (finished._tag) {
+          case "Attempt": {
+            const { delivery, attempt, at, latencyMs, outcome, retryAt, span } = finished
+            const final: AttemptRecord["final"] = Either.isRight(outcome) ? "delivered" : retryAt === undefined ? "failed" : undefined
+            const seen = Either.isRight(outcome) ? { status: outcome.right, error: null, result: String(outcome.right) } : describeFailure(outcome.left)
+            if (alerting && final === "failed" && delivery.tenant !== ALERTS_TENANT) failed.push(deliveryFailed(delivery, attempt, seen, at))
+            Metrics.countAttempt({
+              tenant: delivery.tenant,
+              result: seen.result,
+              seconds: latencyMs / 1000,
+              final,
+              retried: retryAt !== undefined,
+              endToEndSeconds: final === "delivered" && delivery.eventCreatedAt !== null ? Math.max(0, at - delivery.eventCreatedAt) / 1000 : undefined
+            })
+            records.push({ id: delivery.id, record: { attempt, at, status: seen.status, error: seen.error, latencyMs, final, nextAttemptAt: retryAt ?? at } })
+            attempts.push({ ...about(delivery), status: seen.status, error: seen.error, attempt, latencyMs, ...span.ids })
+            break
+          }
+          case "Expired":
+            Metrics.countExpired(finished.delivery.tenant)
+            records.push(unsent(finished, "expired", "expired"))
+            expiries.push({ ...about(finished.delivery), attempts: finished.attempts, ageMs: finished.ageMs, maxAgeMs: finished.maxAgeMs })
+            break
+          case "Disabled":
+            Metrics.countDisabled(finished.delivery.tenant)
+            records.push(unsent(finished, "disabled", "failed"))
+            disables.push({ ...about(finished.delivery), attempts: finished.attempts })
+            break
+        }
+      }
+      const recorded = store.recordAttempts(records).pipe(
+        // Once recorded: an alert never tells of a failure the store does not show.
+        (recording) => (failed.length === 0 ? recording : Effect.zipRight(recording, alerts.storeAll(failed))),
+        Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded", e.cause))
+      )
+      const logged = Effect.zipRight(
+        logEach("delivery attempt", attempts),
+        Effect.zipRight(logEach("delivery expired", expiries), logEach("delivery not sent: tenant disabled", disables))
+      )
+      return Effect.zipRight(recorded, logged).pipe(
+        tracing.batch("record delivery attempts", all, (f) => (f._tag === "Attempt" ? f.span.traceparent : f.delivery.trace))
+      )
+    }
+
+    const turn = new TurnBatch<{ readonly finished: Finished; readonly recorded: () => void }>((batch) => {
+      void writes.track(run(recordAll(batch.map((b) => b.finished))).finally(() => batch.forEach((b) => b.recorded())))
+    })
+
+    return {
+      /** Resolves once the outcome is on record, written with the others that finished in this turn. */
+      recorded: (finished: Finished) => new Promise<void>((recorded) => turn.add({ finished, recorded })),
+      /** Writes what finished in this turn now. */
+      flush: turn.flush,
+      writes
+    }
+  })
+}) {}
