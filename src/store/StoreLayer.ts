@@ -73,7 +73,9 @@ const PRUNE_SLICE = 2_000
 const retention = ({ pruneSlice }: StoreBackend): Retention["Type"] => {
   /** Slices until one comes back short: then nothing older is left. */
   const pruneAll = (target: PruneTarget, before: number): Effect.Effect<number, StoreUnavailable> =>
-    Effect.flatMap(pruneSlice(target, before, PRUNE_SLICE), (n) => (n < PRUNE_SLICE ? Effect.succeed(n) : Effect.map(pruneAll(target, before), (rest) => n + rest)))
+    Effect.flatMap(pruneSlice(target, before, PRUNE_SLICE), (n) =>
+      n < PRUNE_SLICE ? Effect.succeed(n) : Effect.map(pruneAll(target, before), (rest) => n + rest)
+    )
   return {
     prune: (now, policy) =>
       Effect.all({
