@@ -19,18 +19,17 @@ import { tracingLayer } from "./telemetry/TracingLayer.ts"
 import { Reclaimer } from "./delivery/Reclaimer.ts"
 import { Router } from "./ingest/Router.ts"
 import { SignatureVerifier } from "./ingest/SignatureVerifier.ts"
-import type { Store } from "./store/Store.ts"
+import type { StoreServices } from "./store/StoreLayer.ts"
 import { redisStore, sqliteStore } from "./Stores.ts"
 import { WebhookSender } from "./delivery/WebhookSender.ts"
 
 export interface AppOptions {
   /** The config file to watch for hook edits; without it the config's hooks are fixed. */
   readonly configFile?: { readonly path: string; readonly text: string } | undefined
-  readonly store?: Layer.Layer<Store, StoreUnavailable> | undefined
 }
 
 /** SQLite unless the config names a Redis, whose TTLs come from the retention settings. */
-const storeLayer = ({ store, retention }: RouterConfig): Layer.Layer<Store, StoreUnavailable> =>
+const storeLayer = ({ store, retention }: RouterConfig): Layer.Layer<StoreServices, StoreUnavailable> =>
   store.redis === undefined
     ? sqliteStore(store.path)
     : redisStore({
@@ -54,7 +53,7 @@ export const servicesLayer = (config: RouterConfig, options: AppOptions = {}) =>
     ),
     Layer.provideMerge(
       // Below every service that makes spans: built before them and released after, so their last spans are flushed too.
-      Layer.mergeAll(options.store ?? storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config), tracingLayer(config), EngineClock.Default)
+      Layer.mergeAll(storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config), tracingLayer(config), EngineClock.Default)
     )
   )
 

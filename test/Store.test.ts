@@ -5,9 +5,10 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
 import type { StoreUnavailable } from "../src/domain/Errors.ts"
-import { Store } from "../src/store/Store.ts"
+import type { StoreServices } from "../src/store/StoreLayer.ts"
 import { memoryStore, sqliteStore } from "../src/Stores.ts"
 import { acceptance, acceptOne, attempt, deliver, finish, ids, newDelivery, pendingAll, pin, pinOne, query, recordOne, runOn, storeContract, unroutableEvent } from "./support/storeContract.ts"
+import { Store } from "./support/store.ts"
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -25,7 +26,7 @@ afterAll(() => {
 })
 
 /** Runs a program against a fresh store (in memory unless a layer is given); the scope closes the database. */
-const run = <A>(program: Effect.Effect<A, StoreUnavailable, Store>, layer: Layer.Layer<Store, StoreUnavailable> = memoryStore()) =>
+const run = <A>(program: Effect.Effect<A, StoreUnavailable, StoreServices>, layer: Layer.Layer<StoreServices, StoreUnavailable> = memoryStore()) =>
   runOn(layer)(program)
 
 storeContract(() => memoryStore())
@@ -119,12 +120,14 @@ describe("persistence", () => {
   })
 
   // `CREATE TABLE IF NOT EXISTS` leaves an existing table as it is, so a column added to
-  // the schema (queued_at) is missing from a data file written by the previous release.
+  // the schema (queued_at) is missing from a data file written by the previous release,
+  // a build before numbered migrations: its user_version is 0.
   test("a data file written before deliveries had queued_at still opens, keeps its pending row and accepts new ones", async () => {
     const path = tempDbPath()
     await run(Effect.void, sqliteStore(path)) // creates the directory and the other tables
     const db = new Database(path)
-    db.exec(`DROP TABLE deliveries;
+    db.exec(`PRAGMA user_version = 0;
+      DROP TABLE deliveries;
       CREATE TABLE deliveries (
         id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, event_type TEXT NOT NULL, tenant TEXT NOT NULL,
         url TEXT NOT NULL, room TEXT, domain TEXT, body TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
@@ -147,12 +150,30 @@ describe("persistence", () => {
     expect(exit.value.fresh.queuedAt).toBe(2_000)
   })
 
+  test("a new data file is at the last migration's version, and stays there, its queue intact, across a restart", async () => {
+    const path = tempDbPath()
+    const version = () => {
+      const db = new Database(path, { readonly: true })
+      try {
+        return db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version
+      } finally {
+        db.close()
+      }
+    }
+    await run(Effect.asVoid(deliver(1_000)), sqliteStore(path))
+    expect(version()).toBe(1)
+    const depth = await run(Effect.flatMap(Store, (store) => Effect.map(store.queueStats, (s) => s.depth)), sqliteStore(path))
+    expect(depth).toBe(1)
+    expect(version()).toBe(1)
+  })
+
   test("a data file written before call events still opens: its pins read without a start (so their calls end nothing), and new calls start and end", async () => {
     const path = tempDbPath()
     await run(Effect.void, sqliteStore(path))
     const db = new Database(path)
     const old = pin("old-call")
-    db.exec(`DROP TABLE pins;
+    db.exec(`PRAGMA user_version = 0;
+      DROP TABLE pins;
       CREATE TABLE pins (room TEXT PRIMARY KEY, destination TEXT NOT NULL, call TEXT NOT NULL, pinned_at INTEGER NOT NULL) WITHOUT ROWID;`)
     db.query("INSERT INTO pins (room, destination, call, pinned_at) VALUES (?, ?, ?, ?)").run(old.room, JSON.stringify(old.destination), JSON.stringify(old.call), 1_000)
     db.close()

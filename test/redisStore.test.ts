@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { RedisClient } from "bun"
-import { Context, Effect, Fiber, Layer, Option, Stream } from "effect"
+import { Effect, Fiber, Layer, Option, Stream } from "effect"
 import fc from "fast-check"
 import type { AttemptRecord, Delivery } from "../src/domain/Delivery.ts"
 import type { NumberMapping } from "../src/domain/Hook.ts"
 import { CLAIM_PAGE } from "../src/store/redis/RedisStore.ts"
-import { Store } from "../src/store/Store.ts"
+import type { StoreServices } from "../src/store/StoreLayer.ts"
 import { redisStore } from "../src/Stores.ts"
 import { redisAvailable, startRedis, type TestRedis } from "./support/redis.ts"
+import { provideStore, Store } from "./support/store.ts"
 import { acceptance, acceptOne, deliver, newDelivery, runOn, storeContract } from "./support/storeContract.ts"
 
 const DAY = 86_400_000
@@ -21,9 +22,9 @@ let seq = 0
 const layer = (options: { prefix?: string; leaseMs?: number } = {}) =>
   redisStore({ url, prefix: options.prefix ?? `t${run}-${++seq}:`, leaseMs: options.leaseMs ?? 10_000, dedupeMs: 2 * DAY, pinsMs: DAY })
 
-type Instance = Store["Type"]
+type Instance = Store
 
-const on = <A, E>(store: Instance, program: Effect.Effect<A, E, Store>) => Effect.provideService(program, Store, store)
+const on = <A, E>(store: Instance, program: Effect.Effect<A, E, StoreServices>) => provideStore(program, store)
 
 /** A retry (pending), or a final attempt. */
 const attemptAt = (at: number, over: Partial<AttemptRecord> = {}): AttemptRecord => ({
@@ -139,7 +140,7 @@ describe.skipIf(!redisAvailable())("the Redis store", () => {
   storeContract(() => layer())
 
   /** A store open until the enclosing scope closes. */
-  const open = (prefix: string, leaseMs: number) => Effect.map(Layer.build(layer({ prefix, leaseMs })), Context.get(Store))
+  const open = (prefix: string, leaseMs: number) => Effect.flatMap(Layer.build(layer({ prefix, leaseMs })), (context) => Effect.provide(Store, context))
   /** Instances on one prefix: each its own connection and consumer, as separate processes would have. */
   const instances = <A>(count: number, leaseMs: number, program: (stores: Array<Instance>, prefix: string) => Effect.Effect<A, unknown>) => {
     const prefix = `pair${run}-${++seq}:`
@@ -274,56 +275,6 @@ describe.skipIf(!redisAvailable())("the Redis store", () => {
           yield* b.recordAttempts([{ id: e.id, record: delivered(3_100) }])
           expect(yield* heldBy(a)).toEqual([])
           yield* Effect.promise(() => checkIndexes(prefix))
-        })
-      ))
-
-    test("deliveries left in the stream by an earlier build are adopted once their holder's lease ran out, and a live holder's are not", () =>
-      instances(1, 300, ([store], prefix) =>
-        Effect.gen(function* () {
-          const send = (command: string, ...args: Array<string | number>) => Effect.promise(() => raw.send(command, args.map(String)))
-          const tenant = JSON.stringify("legacy.example")
-          const legacy = (id: number, consumer: string) =>
-            Effect.gen(function* () {
-              const d: Delivery = {
-                ...newDelivery({ tenant: "legacy.example", room: "legacy-room" }),
-                id,
-                status: "pending",
-                attempts: 3,
-                lastStatus: 503,
-                lastError: "HTTP 503",
-                nextAttemptAt: 50_000,
-                createdAt: 1_000,
-                queuedAt: 1_000,
-                updatedAt: 4_000
-              }
-              const sid = (yield* send("XADD", `${prefix}stream`, "*", "id", id)) as string
-              yield* send("XREADGROUP", "GROUP", "forwarders", consumer, "STREAMS", `${prefix}stream`, ">")
-              yield* send("HSET", `${prefix}d:${id}`, ...Object.entries(d).flatMap(([k, v]) => [k, JSON.stringify(v)]), "sid", sid)
-              for (const index of ["ix", `ix:t:${tenant}`, `ix:s:"pending"`, `ix:ts:${tenant}|"pending"`]) yield* send("ZADD", `${prefix}${index}`, id, id)
-              return d
-            })
-          yield* send("XGROUP", "CREATE", `${prefix}stream`, "forwarders", "0", "MKSTREAM")
-          yield* send("SET", `${prefix}seq`, 2)
-          const orphan = yield* legacy(1, "old-dead")
-          yield* legacy(2, "old-alive")
-          yield* Effect.sleep("400 millis")
-          // The live old instance renews its entry (resets its idle time), as old builds did.
-          const pel = (yield* send("XPENDING", `${prefix}stream`, "forwarders", "-", "+", 10, "old-alive")) as Array<[string]>
-          yield* send("XCLAIM", `${prefix}stream`, "forwarders", "old-alive", 0, pel[0]![0], "JUSTID")
-
-          const claimed = yield* store!.claimStale
-          const { body: _, ...queued } = orphan
-          expect(claimed).toEqual([queued])
-          expect(yield* heldBy(store!)).toEqual([1])
-          expect(Number(yield* send("XLEN", `${prefix}stream`))).toBe(1)
-          expect(yield* send("HGET", `${prefix}d:1`, "sid")).toBeNull()
-          expect(Option.getOrThrow(yield* store!.bodyOf(1))).toBe(orphan.body)
-          expect((yield* store!.queueStats).depth).toBe(2)
-          expect(yield* store!.claimStale).toEqual([])
-          // New deliveries carry on the old sequence, and finishing the adopted one works as for any other.
-          expect((yield* on(store!, deliver(60_000))).id).toBe(3)
-          yield* store!.recordAttempts([{ id: 1, record: delivered(61_000) }])
-          expect(yield* heldBy(store!)).toEqual([3])
         })
       ))
   })

@@ -4,7 +4,8 @@ import { alertDelivery, type Alert } from "../domain/Alert.ts"
 import type { NewDelivery } from "../domain/Delivery.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
 import { TurnBatch } from "../TurnBatch.ts"
-import { Store, type Acceptance, type AcceptResult } from "../store/Store.ts"
+import { EventStore } from "../store/EventStore.ts"
+import type { Acceptance, AcceptResult } from "../store/Store.ts"
 import { EngineClock, type Timer } from "./EngineClock.ts"
 import { InFlight } from "./InFlight.ts"
 import { LaneWindow } from "./LaneWindow.ts"
@@ -32,7 +33,7 @@ export const alertAcceptance = (delivery: NewDelivery, at: number): Acceptance =
 export class AlertQueue extends Effect.Service<AlertQueue>()("AlertQueue", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
-    const store = yield* Store
+    const store = yield* EventStore
     const window = yield* LaneWindow
     const clock = yield* EngineClock
     const run = Runtime.runPromise(yield* Effect.runtime<never>())

@@ -7,7 +7,8 @@ import { logEach } from "../telemetry/Logging.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
 import { Tracing, type AttemptSpan } from "../telemetry/Tracing.ts"
 import { TurnBatch } from "../TurnBatch.ts"
-import { Store, type QueuedDelivery, type RecordedAttempt } from "../store/Store.ts"
+import { DeliveryQueue } from "../store/DeliveryQueue.ts"
+import type { QueuedDelivery, RecordedAttempt } from "../store/Store.ts"
 import { AlertQueue } from "./AlertQueue.ts"
 import { InFlight } from "./InFlight.ts"
 import { describeFailure } from "./WebhookSender.ts"
@@ -65,7 +66,7 @@ const unsent = ({ delivery, attempts, at }: Expired | Disabled, error: string, f
 export class AttemptRecorder extends Effect.Service<AttemptRecorder>()("AttemptRecorder", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
-    const store = yield* Store
+    const store = yield* DeliveryQueue
     const tracing = yield* Tracing
     const alerts = yield* AlertQueue
     const run = Runtime.runPromise(yield* Effect.runtime<never>())

@@ -2,7 +2,7 @@ import { Effect } from "effect"
 import type { Delivery } from "../domain/Delivery.ts"
 import { Conflict, NotFound, type StoreUnavailable } from "../domain/Errors.ts"
 import type { TenantHealth } from "../domain/TenantHealth.ts"
-import { Store } from "../store/Store.ts"
+import { DeliveryQueue } from "../store/DeliveryQueue.ts"
 import { EngineClock } from "./EngineClock.ts"
 import { LaneWindow } from "./LaneWindow.ts"
 import { TenantHealthTracker } from "./TenantHealthTracker.ts"
@@ -10,7 +10,7 @@ import { TenantHealthTracker } from "./TenantHealthTracker.ts"
 /** What operators do to deliveries through the admin API: replay them, and enable a disabled tenant. */
 export class DeliveryAdmin extends Effect.Service<DeliveryAdmin>()("DeliveryAdmin", {
   effect: Effect.gen(function* () {
-    const store = yield* Store
+    const store = yield* DeliveryQueue
     const window = yield* LaneWindow
     const health = yield* TenantHealthTracker
     const clock = yield* EngineClock

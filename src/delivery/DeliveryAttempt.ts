@@ -7,7 +7,8 @@ import { authorizationOf } from "../domain/HookHeaders.ts"
 import { parseRateLimit, type RateLimit } from "../domain/RateLimit.ts"
 import { entryFor, HookTable } from "../hooks/HookTable.ts"
 import { Tracing } from "../telemetry/Tracing.ts"
-import { Store, type QueuedDelivery } from "../store/Store.ts"
+import { DeliveryQueue } from "../store/DeliveryQueue.ts"
+import type { QueuedDelivery } from "../store/Store.ts"
 import { AttemptRecorder } from "./AttemptRecorder.ts"
 import { EngineClock, toWall, type Timer } from "./EngineClock.ts"
 import { BACKOFF_MS, FINISHED, LaneWindow, type Held, type Next } from "./LaneWindow.ts"
@@ -36,7 +37,7 @@ const memo = <A>(parse: (text: string) => A) => {
 export class DeliveryAttempt extends Effect.Service<DeliveryAttempt>()("DeliveryAttempt", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
-    const store = yield* Store
+    const store = yield* DeliveryQueue
     const hooks = yield* HookTable
     const gate = yield* TenantGate
     const sender = yield* WebhookSender

@@ -1,7 +1,8 @@
 import { Effect, Runtime } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import type { DeliveryError, StoreUnavailable } from "../domain/Errors.ts"
-import { Store, type QueuedDelivery } from "../store/Store.ts"
+import { DeliveryQueue } from "../store/DeliveryQueue.ts"
+import type { QueuedDelivery } from "../store/Store.ts"
 import { EngineClock, nextTurn, toMono, type Timer } from "./EngineClock.ts"
 
 /**
@@ -84,7 +85,7 @@ export const BACKOFF_MS = 1_000
 export class LaneWindow extends Effect.Service<LaneWindow>()("LaneWindow", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
-    const store = yield* Store
+    const store = yield* DeliveryQueue
     const clock = yield* EngineClock
     const run = Runtime.runPromise(yield* Effect.runtime<never>())
     const { lanes: maxLanes, perLane } = config.delivery.window

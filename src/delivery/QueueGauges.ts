@@ -1,12 +1,12 @@
 import { Effect, Layer, Schedule } from "effect"
 import * as Metrics from "../telemetry/Metrics.ts"
-import { Store } from "../store/Store.ts"
+import { DeliveryQueue } from "../store/DeliveryQueue.ts"
 import { EngineClock } from "./EngineClock.ts"
 
 /** The queue's depth and the age of its oldest pending delivery, as gauges, read from the store every second. */
 export const QueueGauges = Layer.scopedDiscard(
   Effect.gen(function* () {
-    const store = yield* Store
+    const store = yield* DeliveryQueue
     const clock = yield* EngineClock
     const publish = store.queueStats.pipe(
       Effect.map((stats) => {

@@ -2,7 +2,7 @@ import { Duration, Effect, Layer, Schedule } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import type { StoreUnavailable } from "../domain/Errors.ts"
 import { LaneWindow } from "./LaneWindow.ts"
-import { Store } from "../store/Store.ts"
+import { Leases } from "../store/Leases.ts"
 
 /**
  * For a shared store: renews this instance's lease three times per lease (one
@@ -14,7 +14,7 @@ import { Store } from "../store/Store.ts"
 export const Reclaimer = Layer.scopedDiscard(
   Effect.gen(function* () {
     const config = yield* AppConfig
-    const store = yield* Store
+    const leases = yield* Leases
     const window = yield* LaneWindow
     const lease = config.store.lease
     const every = (times: number, task: Effect.Effect<void, StoreUnavailable>, what: string) =>
@@ -25,14 +25,14 @@ export const Reclaimer = Layer.scopedDiscard(
       )
     /** One page; the next follows at once while pages come, so a large take-over is not spread over many leases. */
     const takeOver: Effect.Effect<void, StoreUnavailable> = Effect.gen(function* () {
-      const claimed = yield* store.claimStale
+      const claimed = yield* leases.claimStale
       if (claimed.length === 0) return
       yield* Effect.log("took over deliveries").pipe(Effect.annotateLogs({ count: claimed.length }))
       window.resumeClaimed(claimed)
       yield* Effect.yieldNow()
       yield* takeOver
     })
-    yield* every(3, store.renewLeases, "lease renewal")
+    yield* every(3, leases.renewLeases, "lease renewal")
     yield* every(2, takeOver, "claiming stale deliveries")
   })
 )

@@ -3,7 +3,7 @@ import { AppConfig } from "../AppConfig.ts"
 import { ALERTS_TENANT, tenantDisabled, tenantFailing, tenantRecovered, type LastSeen } from "../domain/Alert.ts"
 import type { StoreUnavailable } from "../domain/Errors.ts"
 import { afterOutcome, alertedStreak, endedStreak, failingToTell, HEALTHY, streakToKeep, type TenantHealth } from "../domain/TenantHealth.ts"
-import { Store } from "../store/Store.ts"
+import { HealthStore } from "../store/HealthStore.ts"
 import { AlertQueue } from "./AlertQueue.ts"
 import { InFlight } from "./InFlight.ts"
 
@@ -18,7 +18,7 @@ import { InFlight } from "./InFlight.ts"
 export class TenantHealthTracker extends Effect.Service<TenantHealthTracker>()("TenantHealthTracker", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
-    const store = yield* Store
+    const store = yield* HealthStore
     const alerts = yield* AlertQueue
     const run = Runtime.runPromise(yield* Effect.runtime<never>())
     const disableAfterMs = Duration.toMillis(config.delivery.disableAfter)

@@ -43,37 +43,42 @@ export interface Pin {
 export const DeliveryStatus = Schema.Literal("pending", "failed", "delivered", "expired")
 export type DeliveryStatus = typeof DeliveryStatus.Type
 
-/** A forwarded event as written at acceptance time; the body is final, the signature is made per attempt. */
-export interface NewDelivery {
-  readonly eventId: string
-  readonly eventType: string
-  readonly tenant: string
-  readonly url: string
-  /** Deliveries of one room to one tenant go out in arrival order. */
-  readonly room: string | null
-  readonly domain: string | null
-  readonly body: string
-  /** LiveKit's createdAt, for end-to-end latency; null when the event had none. */
-  readonly eventCreatedAt: number | null
-  /** The destination's own secret as resolved (null: the default secret). */
-  readonly secret: string | null
-  /** The W3C `traceparent` of the webhook's span, so every attempt joins its trace, even after a restart; null when not traced. */
-  readonly trace: string | null
-}
+// Schemas, so the stores decode what they read instead of trusting it, and list a delivery's fields from one place.
 
-export interface Delivery extends NewDelivery {
-  readonly id: number
-  readonly status: DeliveryStatus
+/** A forwarded event as written at acceptance time; the body is final, the signature is made per attempt. */
+export const NewDelivery = Schema.Struct({
+  eventId: Schema.String,
+  eventType: Schema.String,
+  tenant: Schema.String,
+  url: Schema.String,
+  /** Deliveries of one room to one tenant go out in arrival order. */
+  room: Schema.NullOr(Schema.String),
+  domain: Schema.NullOr(Schema.String),
+  body: Schema.String,
+  /** LiveKit's createdAt, for end-to-end latency; null when the event had none. */
+  eventCreatedAt: Schema.NullOr(Schema.Number),
+  /** The destination's own secret as resolved (null: the default secret). */
+  secret: Schema.NullOr(Schema.String),
+  /** The W3C `traceparent` of the webhook's span, so every attempt joins its trace, even after a restart; null when not traced. */
+  trace: Schema.NullOr(Schema.String)
+})
+export interface NewDelivery extends Schema.Schema.Type<typeof NewDelivery> {}
+
+export const Delivery = Schema.Struct({
+  id: Schema.Number,
+  ...NewDelivery.fields,
+  status: DeliveryStatus,
   /** Attempts since the delivery was (re)queued. */
-  readonly attempts: number
-  readonly lastStatus: number | null
-  readonly lastError: string | null
-  readonly nextAttemptAt: number
-  readonly createdAt: number
+  attempts: Schema.Number,
+  lastStatus: Schema.NullOr(Schema.Number),
+  lastError: Schema.NullOr(Schema.String),
+  nextAttemptAt: Schema.Number,
+  createdAt: Schema.Number,
   /** When it last became pending: at acceptance, or when an operator requeued it. */
-  readonly queuedAt: number
-  readonly updatedAt: number
-}
+  queuedAt: Schema.Number,
+  updatedAt: Schema.Number
+})
+export interface Delivery extends Schema.Schema.Type<typeof Delivery> {}
 
 /** One attempt as it happened, kept for the admin API's history. */
 export interface Attempt {

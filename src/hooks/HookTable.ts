@@ -15,7 +15,7 @@ import {
 import { FileHooks } from "./FileHookSource.ts"
 import { RemoteHooks } from "./HttpHookSource.ts"
 import { generateSecret } from "../domain/Signing.ts"
-import { Store } from "../store/Store.ts"
+import { HookStore } from "../store/HookStore.ts"
 
 /** An immutable, compiled hook table. Built once per change, read on every event. */
 export interface Table {
@@ -100,14 +100,14 @@ const owned = (what: string, source: HookOrigin) =>
 
 /**
  * The hook table in force, merged from the config file (reloaded on edit),
- * the optional HTTP source and the admin API (persisted in the Store), and
+ * the optional HTTP source and the admin API (persisted in the HookStore), and
  * swapped atomically whenever one of them changes. Calls already pinned keep
  * their destination; the table only decides new calls.
  */
 export class HookTable extends Effect.Service<HookTable>()("HookTable", {
   scoped: Effect.gen(function* () {
     const config = yield* AppConfig
-    const store = yield* Store
+    const store = yield* HookStore
     const fileHooks = yield* FileHooks
     const remoteHooks = yield* RemoteHooks
     const apiHooks = new Map<string, StoredHook>((yield* store.apiHooks).map((hook) => [hook.host, hook]))

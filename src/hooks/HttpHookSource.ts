@@ -4,7 +4,7 @@ import { AppConfig } from "../AppConfig.ts"
 import { firstProblem } from "../domain/Errors.ts"
 import { emptyHookSet, HookSet, hookSetProblem, hookWithoutSecret } from "../domain/Hook.ts"
 import { parseJsonWithin } from "../domain/Untrusted.ts"
-import { Store } from "../store/Store.ts"
+import { HookStore } from "../store/HookStore.ts"
 
 const CACHE_KEY = "remoteHooks"
 const FETCH_TIMEOUT = Duration.seconds(10)
@@ -21,7 +21,7 @@ const NoRedirectFetch = FetchHttpClient.layer.pipe(Layer.provide(Layer.succeed(F
  * "numbers": [...]}`), for platforms whose tenant list lives elsewhere. Polled
  * every `remoteHooks.interval` with If-None-Match; a bad answer is logged and
  * the last good table stays in force. The last good table is kept in the
- * Store, so a restart while the endpoint is down still routes.
+ * store (HookStore's cache), so a restart while the endpoint is down still routes.
  */
 export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, SubscriptionRef.SubscriptionRef<HookSet>>() {
   /** No HTTP source configured. */
@@ -31,7 +31,7 @@ export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, Subscri
     RemoteHooks,
     Effect.gen(function* () {
       const config = yield* AppConfig
-      const store = yield* Store
+      const store = yield* HookStore
       const source = config.remoteHooks
       if (source === undefined) return yield* SubscriptionRef.make(emptyHookSet)
       // Not traced: a poll is no one's request, and the endpoint is not told our trace ids.

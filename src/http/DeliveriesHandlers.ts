@@ -4,7 +4,7 @@ import { DeliveryAdmin } from "../delivery/DeliveryAdmin.ts"
 import type { Attempt, Delivery } from "../domain/Delivery.ts"
 import type { DeliveryView } from "../domain/DeliveryViews.ts"
 import { Forbidden, NotFound } from "../domain/Errors.ts"
-import { Store } from "../store/Store.ts"
+import { DeliveryHistory } from "../store/DeliveryHistory.ts"
 import { AdminApi, CurrentPrincipal } from "./Api.ts"
 import { mayAccess, requireAccess } from "./Authorization.ts"
 import { iso } from "./Responses.ts"
@@ -29,14 +29,14 @@ const attemptView = (a: Attempt) => ({ attempt: a.attempt, at: iso(a.at), status
 
 export const DeliveriesHandlers = HttpApiBuilder.group(AdminApi, "deliveries", (handlers) =>
   Effect.gen(function* () {
-    const store = yield* Store
+    const history = yield* DeliveryHistory
     const admin = yield* DeliveryAdmin
 
     /** The delivery the path names; another tenant's is reported as absent, not as forbidden. */
     const addressed = (id: number) =>
       Effect.gen(function* () {
         const principal = yield* CurrentPrincipal
-        const found = yield* store.delivery(id)
+        const found = yield* history.delivery(id)
         if (found._tag === "None" || !mayAccess(principal, found.value.tenant)) return yield* new NotFound({ message: `no delivery ${id}` })
         return found.value
       })
@@ -52,7 +52,7 @@ export const DeliveriesHandlers = HttpApiBuilder.group(AdminApi, "deliveries", (
           if (query.tenant !== undefined) yield* requireAccess(principal, query.tenant)
           const limit = query.limit ?? 100
           // One more than asked says whether another page exists. Pages run newest first; the cursor is the last id shown.
-          const found = yield* store.deliveries({ status: query.status, tenant: query.tenant, limit: limit + 1, before: query.cursor })
+          const found = yield* history.deliveries({ status: query.status, tenant: query.tenant, limit: limit + 1, before: query.cursor })
           const items = found.slice(0, limit)
           return { items: items.map(deliveryView), nextCursor: found.length > limit ? String(items[items.length - 1]!.id) : null }
         })

@@ -2,7 +2,7 @@ import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import { Lifecycle } from "../Lifecycle.ts"
 import { Metrics } from "../telemetry/Metrics.ts"
-import { Store } from "../store/Store.ts"
+import { EventStore } from "../store/EventStore.ts"
 import { errorResponse } from "./Responses.ts"
 
 const MetricsRoute = HttpLayerRouter.add(
@@ -22,7 +22,7 @@ const ReadyRoute = HttpLayerRouter.add(
   "/readyz",
   Effect.gen(function* () {
     if (yield* (yield* Lifecycle).isDraining) return errorResponse(503, "not_ready", "shutting down")
-    yield* (yield* Store).ping
+    yield* (yield* EventStore).ping
     return HttpServerResponse.unsafeJson({ status: "ready" })
   }).pipe(Effect.catchTag("StoreUnavailable", () => Effect.succeed(errorResponse(503, "not_ready", "store unavailable"))))
 )

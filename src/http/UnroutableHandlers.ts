@@ -2,7 +2,7 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
 import type { UnroutableEvent } from "../domain/Delivery.ts"
 import type { UnroutableView } from "../domain/DeliveryViews.ts"
-import { Store } from "../store/Store.ts"
+import { DeliveryHistory } from "../store/DeliveryHistory.ts"
 import { AdminApi, CurrentPrincipal } from "./Api.ts"
 import { requireOperator } from "./Authorization.ts"
 import { iso } from "./Responses.ts"
@@ -20,11 +20,11 @@ const view = (u: UnroutableEvent): UnroutableView => ({
 /** Operators only: an unroutable event belongs to no tenant, so no tenant token may read it. */
 export const UnroutableHandlers = HttpApiBuilder.group(AdminApi, "unroutable", (handlers) =>
   Effect.gen(function* () {
-    const store = yield* Store
+    const history = yield* DeliveryHistory
     return handlers.handle("list", ({ urlParams: { limit } }) =>
       Effect.gen(function* () {
         yield* requireOperator(yield* CurrentPrincipal)
-        return { items: (yield* store.unroutable(limit ?? 100)).map(view) }
+        return { items: (yield* history.unroutable(limit ?? 100)).map(view) }
       })
     )
   })

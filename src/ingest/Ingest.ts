@@ -14,7 +14,8 @@ import * as Metrics from "../telemetry/Metrics.ts"
 import { Tracing, type WebhookSpan } from "../telemetry/Tracing.ts"
 import { Router, type Routed, type Routing } from "./Router.ts"
 import { SignatureVerifier } from "./SignatureVerifier.ts"
-import { Store, type Acceptance } from "../store/Store.ts"
+import { EventStore } from "../store/EventStore.ts"
+import type { Acceptance } from "../store/Store.ts"
 
 export type IngestOutcome = "accepted" | "duplicate"
 
@@ -112,7 +113,7 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
   effect: Effect.gen(function* () {
     const verifier = yield* SignatureVerifier
     const router = yield* Router
-    const store = yield* Store
+    const store = yield* EventStore
     const window = yield* LaneWindow
     const alertQueue = yield* AlertQueue
     const lifecycle = yield* Lifecycle

@@ -7,7 +7,8 @@ import { isUnderWildcard, wantsEvent, type ActiveHook } from "../domain/Hook.ts"
 import { sipAttributesOf, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
 import { DomainExtractor } from "./DomainExtractor.ts"
 import { HookTable, matchHost, matchNumber, type Table } from "../hooks/HookTable.ts"
-import { Store, type PinChange } from "../store/Store.ts"
+import { EventStore } from "../store/EventStore.ts"
+import type { PinChange } from "../store/Store.ts"
 
 /** The event belongs to a tenant. `forward` is false when the hook's event filter excludes it. */
 export interface Routed {
@@ -95,7 +96,7 @@ export class Router extends Effect.Service<Router>()("Router", {
     const config = yield* AppConfig
     const extractor = yield* DomainExtractor
     const hooks = yield* HookTable
-    const store = yield* Store
+    const store = yield* EventStore
     const isShared = sharedDomainMatcher(config.sharedDomains)
 
     const byNumber = (table: Table, attributes: Readonly<Record<string, string>>) =>

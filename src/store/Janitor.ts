@@ -1,6 +1,7 @@
 import { Clock, Duration, Effect, Layer, Schedule } from "effect"
 import { AppConfig } from "../AppConfig.ts"
-import { Store, type RetentionPolicy } from "./Store.ts"
+import { Retention } from "./Retention.ts"
+import type { RetentionPolicy } from "./Store.ts"
 
 /**
  * Prunes what retention no longer keeps (finished deliveries, old dedupe ids,
@@ -10,7 +11,7 @@ import { Store, type RetentionPolicy } from "./Store.ts"
 export const Janitor = Layer.scopedDiscard(
   Effect.gen(function* () {
     const config = yield* AppConfig
-    const store = yield* Store
+    const store = yield* Retention
     const { retention } = config
     const policy: RetentionPolicy = {
       delivered: Duration.toMillis(retention.delivered),

@@ -20,7 +20,7 @@ import { HookTable } from "../../src/hooks/HookTable.ts"
 import { RemoteHooks } from "../../src/hooks/HttpHookSource.ts"
 import { Lifecycle } from "../../src/Lifecycle.ts"
 import { memoryStore } from "../../src/Stores.ts"
-import { Store } from "../../src/store/Store.ts"
+import { Store } from "./store.ts"
 import { tracingOff } from "../../src/telemetry/TracingLayer.ts"
 import { DEFAULT_SECRET } from "./router.ts"
 
@@ -103,7 +103,7 @@ export const startEngine = async (options: EngineOptions = {}) => {
   const scope = Effect.runSync(Scope.make())
   const context = await Effect.runPromise(Layer.buildWithScope(layer, scope))
   const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<typeof layer>>) => Effect.runPromise(Effect.provide(effect, context))
-  const store = Context.get(context, Store)
+  const store = Effect.runSync(Effect.provide(Store, context))
   const window = Context.get(context, LaneWindow)
   let seq = 0
 

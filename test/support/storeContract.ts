@@ -4,15 +4,17 @@ import fc from "fast-check"
 import type { AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../src/domain/Delivery.ts"
 import type { StoreUnavailable } from "../../src/domain/Errors.ts"
 import { HEALTHY } from "../../src/domain/TenantHealth.ts"
-import { Store, type Acceptance, type AcceptResult, type PinChange, type RetentionPolicy } from "../../src/store/Store.ts"
+import type { Acceptance, AcceptResult, PinChange, RetentionPolicy } from "../../src/store/Store.ts"
+import type { StoreServices } from "../../src/store/StoreLayer.ts"
+import { Store } from "./store.ts"
 
 /**
- * What every Store implementation must do, whatever keeps the data: the
- * SQLite store and the Redis store both run these cases.
+ * What every store must do, whatever keeps the data: the SQLite store and
+ * the Redis store both run these cases.
  */
 
 /** Runs a program against a store from `layer`; the scope closes it. */
-export const runOn = (layer: Layer.Layer<Store, StoreUnavailable>) => <A>(program: Effect.Effect<A, StoreUnavailable, Store>) =>
+export const runOn = (layer: Layer.Layer<StoreServices, StoreUnavailable>) => <A>(program: Effect.Effect<A, StoreUnavailable, StoreServices>) =>
   Effect.runPromise(program.pipe(Effect.provide(layer), Effect.scoped))
 
 let eventSeq = 0
@@ -52,14 +54,14 @@ export const acceptance = (a: {
 })
 
 /** One event through `acceptAll`. */
-export const acceptOne = (store: Store["Type"], a: Acceptance) => Effect.map(store.acceptAll([a]), (results) => results[0]!)
+export const acceptOne = (store: Store, a: Acceptance) => Effect.map(store.acceptAll([a]), (results) => results[0]!)
 
-export const pinOne = (store: Store["Type"], room: string) => Effect.map(store.pinsOf([room]), (pins) => Option.fromNullable(pins.get(room)))
+export const pinOne = (store: Store, room: string) => Effect.map(store.pinsOf([room]), (pins) => Option.fromNullable(pins.get(room)))
 
-export const recordOne = (store: Store["Type"], id: number, record: AttemptRecord) => store.recordAttempts([{ id, record }])
+export const recordOne = (store: Store, id: number, record: AttemptRecord) => store.recordAttempts([{ id, record }])
 
 /** Every pending delivery, read the way the engine reads the queue (tenant by tenant, by id), with its body, in id order. */
-export const pendingAll = (store: Store["Type"]) =>
+export const pendingAll = (store: Store) =>
   Effect.gen(function* () {
     const all: Array<Delivery> = []
     for (const tenant of yield* store.pendingTenants) {
@@ -141,8 +143,8 @@ export const ids = (ds: ReadonlyArray<{ readonly id: number }>) => ds.map((d) =>
 
 
 /** Registers every case; `fresh` gives an empty store for each run. */
-export const storeContract = (fresh: () => Layer.Layer<Store, StoreUnavailable>) => {
-  const run = <A>(program: Effect.Effect<A, StoreUnavailable, Store>) => runOn(fresh())(program)
+export const storeContract = (fresh: () => Layer.Layer<StoreServices, StoreUnavailable>) => {
+  const run = <A>(program: Effect.Effect<A, StoreUnavailable, StoreServices>) => runOn(fresh())(program)
   // ---------------------------------------------------------------------------
   // accept
   // ---------------------------------------------------------------------------

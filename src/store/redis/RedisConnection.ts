@@ -22,30 +22,20 @@ const clientFor = (url: string) =>
   // Reconnection is ours (on demand): Bun's own gives up after maxRetries and queued commands would hide an outage.
   new RedisClient(url, { autoReconnect: false, enableOfflineQueue: false, connectionTimeout: CONNECT_TIMEOUT_MS })
 
-/**
- * Opens the connection; `onConnect`, if given, runs on every (re)connection
- * before any other command, e.g. to recreate what a Redis without persistence lost.
- */
-export const openRedis = (
-  url: string,
-  onConnect: (send: (command: string, args: Array<string>) => Promise<unknown>) => Promise<void> = async () => {}
-) =>
+/** Opens the connection, connecting again on demand after it is lost. */
+export const openRedis = (url: string) =>
   Effect.gen(function* () {
     const client = yield* Effect.acquireRelease(Effect.sync(() => clientFor(url)), (c) => Effect.sync(() => c.close()))
     let connecting: Promise<void> | undefined
-    const raw = (command: string, args: Array<string>) => client.send(command, args) as Promise<unknown>
     const connected = () => {
       if (client.connected) return Promise.resolve()
-      connecting ??= client
-        .connect()
-        .then(() => onConnect(raw))
-        .finally(() => {
-          connecting = undefined
-        })
+      connecting ??= client.connect().finally(() => {
+        connecting = undefined
+      })
       return connecting
     }
     const send: RedisConnection["send"] = (command, args) =>
-      Effect.tryPromise({ try: () => connected().then(() => raw(command, [...args])), catch: unavailable }).pipe(
+      Effect.tryPromise({ try: () => connected().then(() => client.send(command, [...args]) as Promise<unknown>), catch: unavailable }).pipe(
         Effect.timeoutFail({ duration: COMMAND_TIMEOUT, onTimeout: () => unavailable(`redis did not answer ${command} in ${COMMAND_TIMEOUT}`) })
       )
     const script: RedisConnection["script"] = (source) => {

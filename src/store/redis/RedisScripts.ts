@@ -7,9 +7,8 @@
  *
  * Delivery hashes `d:<id>` hold JSON-encoded field values written by the
  * caller, so the scripts compare and copy them without decoding; index keys
- * embed the same encodings (e.g. `ix:s:"pending"`). Two fields are raw and not
- * part of a Delivery: `owner` (the consumer holding a pending delivery) and,
- * in data from builds that queued deliveries in a stream, `sid`.
+ * embed the same encodings (e.g. `ix:s:"pending"`). One field is raw and not
+ * part of a Delivery: `owner`, the consumer holding a pending delivery.
  *
  * Keys, after the prefix:
  *   d:<id>  h:<id>                       a delivery and its attempt history (a list)
@@ -32,47 +31,7 @@
  * of memory, instead of failing it halfway through its writes.
  */
 
-import type { NewDelivery } from "../../domain/Delivery.ts"
-import type { QueuedDelivery } from "../Store.ts"
-
-/** Every key of a type, listed once: the compiler rejects a field added to the type but not here. */
-const fieldsOf = <K extends string>(all: Record<K, true>) => Object.keys(all) as Array<K>
-
-/** A new delivery's fields, in the order ACCEPT reads them. */
-export const NEW_FIELDS = fieldsOf<keyof NewDelivery>({
-  eventId: true,
-  eventType: true,
-  tenant: true,
-  url: true,
-  room: true,
-  domain: true,
-  body: true,
-  eventCreatedAt: true,
-  secret: true,
-  trace: true
-})
-
-/** What the queue reads return of a delivery: everything but the body, in this order. */
-export const QUEUED_FIELDS = fieldsOf<Exclude<keyof QueuedDelivery, "body">>({
-  id: true,
-  eventId: true,
-  eventType: true,
-  tenant: true,
-  url: true,
-  room: true,
-  domain: true,
-  eventCreatedAt: true,
-  secret: true,
-  trace: true,
-  status: true,
-  attempts: true,
-  lastStatus: true,
-  lastError: true,
-  nextAttemptAt: true,
-  createdAt: true,
-  queuedAt: true,
-  updatedAt: true
-})
+import { DELIVERY_FIELDS, NEW_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
 
 /** How many ARGV values one acceptance takes in ACCEPT (its delivery and its call event), and one attempt in RECORD_ATTEMPTS. */
 export const ACCEPT_WIDTH = 6 + 2 * NEW_FIELDS.length
@@ -91,10 +50,10 @@ const luaList = (names: ReadonlyArray<string>) => `{${names.map((n) => `'${n}'`)
 
 const LIB = `
 local P, ME, LEASE = ARGV[1], ARGV[2], ARGV[3]
-local STREAM, GROUP = P .. 'stream', 'forwarders'
 local PENDING, FAILED, EXPIRED = '"pending"', '"failed"', '"expired"'
 local NEW_FIELDS = ${luaList(NEW_FIELDS)}
 local QUEUED_FIELDS = ${luaList(QUEUED_FIELDS)}
+local DELIVERY_FIELDS = ${luaList(DELIVERY_FIELDS)}
 local function dkey(id) return P .. 'd:' .. id end
 local function byStatus(tenant, status) return P .. 'ix:s:' .. status, P .. 'ix:ts:' .. tenant .. '|' .. status end
 -- Moves a delivery between the status indexes; finished ones are also indexed by age, for pruning.
@@ -139,6 +98,7 @@ local function serverTime()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function queued(id) return redis.call('HMGET', dkey(id), unpack(QUEUED_FIELDS)) end
+local function stored(id) return redis.call('HMGET', dkey(id), unpack(DELIVERY_FIELDS)) end
 local function requeue(id, now)
   local key = dkey(id)
   redis.call('HSET', key, 'status', PENDING, 'attempts', '0', 'nextAttemptAt', now, 'queuedAt', now, 'updatedAt', now)
@@ -266,7 +226,7 @@ end
 return 0
 `)
 
-/** ARGV[4]: id, ARGV[5]: now. Returns {0} not found, {1, encoded status} not failed, {2, fields} requeued, held by this consumer. */
+/** ARGV[4]: id, ARGV[5]: now. Returns {0} not found, {1, encoded status} not failed, {2, DELIVERY_FIELDS values} requeued, held by this consumer. */
 export const REQUEUE = script(`
 local id, now = ARGV[4], ARGV[5]
 local status = redis.call('HGET', dkey(id), 'status')
@@ -274,7 +234,7 @@ if not status then return {0} end
 if status ~= FAILED then return {1, status} end
 requeue(id, now)
 alive()
-return {2, redis.call('HGETALL', dkey(id))}
+return {2, stored(id)}
 `)
 
 /**
@@ -314,10 +274,6 @@ return 0
  * consumer is first marked a suspect, and taken over only if it is still silent after the grace,
  * time enough for a live one to renew (which clears the mark). A consumer that stopped cleanly
  * marks itself long suspected, so it is taken over at once.
- *
- * Builds before this layout kept pending deliveries in a stream with one consumer group, each
- * entry renewed by its holder; what a dead one held (idle longer than the lease) is adopted the
- * same way, a page at a time from a cursor kept in `legacy:cursor`, and leaves the stream.
  * Returns each taken delivery's QUEUED_FIELDS.
  */
 export const CLAIM = script(`
@@ -331,10 +287,6 @@ local function dead(c)
   if not since then redis.call('HSET', P .. 'suspects', c, t); return false end
   return t - tonumber(since) >= grace
 end
-local function adopt(id, tenant, room)
-  hold(ME, id, tenant, room)
-  out[#out + 1] = queued(id)
-end
 for _, c in ipairs(redis.call('SMEMBERS', P .. 'consumers')) do
   if budget <= 0 then break end
   if dead(c) then
@@ -342,32 +294,14 @@ for _, c in ipairs(redis.call('SMEMBERS', P .. 'consumers')) do
     for _, id in ipairs(ids) do
       local f = redis.call('HMGET', dkey(id), 'status', 'tenant', 'room')
       if f[2] then release(c, id, f[2], f[3]) else redis.call('ZREM', owned(c), id) end
-      if f[1] == PENDING then adopt(id, f[2], f[3]) end
+      if f[1] == PENDING then
+        hold(ME, id, f[2], f[3])
+        out[#out + 1] = queued(id)
+      end
     end
     budget = budget - #ids
     if redis.call('EXISTS', owned(c)) == 0 then
       redis.call('DEL', tenantsOf(c)); redis.call('SREM', P .. 'consumers', c); redis.call('HDEL', P .. 'suspects', c)
-    end
-  end
-end
-if budget > 0 and redis.call('EXISTS', STREAM) == 1 then
-  local start = redis.call('GET', P .. 'legacy:cursor') or '0-0'
-  local reply = redis.pcall('XAUTOCLAIM', STREAM, GROUP, ME, LEASE, start, 'COUNT', budget)
-  -- No group (nothing was ever queued there): nothing to adopt.
-  if not reply.err then
-    redis.call('SET', P .. 'legacy:cursor', reply[1])
-    for _, entry in ipairs(reply[2]) do
-      -- Entries are {sid, {'id', <delivery id>}}; older servers return false for a deleted entry.
-      if entry then
-        local sid, id = entry[1], entry[2][2]
-        redis.call('XACK', STREAM, GROUP, sid); redis.call('XDEL', STREAM, sid)
-        local f = redis.call('HMGET', dkey(id or 0), 'status', 'tenant', 'room', 'queuedAt')
-        if f[1] == PENDING then
-          redis.call('HDEL', dkey(id), 'sid')
-          redis.call('ZADD', P .. 'queued', f[4] or 0, id)
-          adopt(id, f[2], f[3])
-        end
-      end
     end
   end
 end
@@ -403,7 +337,7 @@ return {redis.call('ZCARD', P .. 'ix:s:' .. PENDING), oldest[2] or false}
 `)
 
 /** ARGV[4]: target, [5] cut-off (exclusive), [6] slice size. Returns how many records went. Pending deliveries are never indexed by age, so never pruned. */
-export const PRUNE_SLICE = script(`
+export const PRUNE = script(`
 local target, before, limit = ARGV[4], '(' .. ARGV[5], ARGV[6]
 local function expired(key) return redis.call('ZRANGEBYSCORE', key, '-inf', before, 'LIMIT', 0, limit) end
 local function drop(index, members, keyOf)

@@ -1,12 +1,14 @@
 import { hostname } from "node:os"
 import { Effect, Exit, Option } from "effect"
-import type { Attempt, Delivery, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
+import type { Attempt, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
+import { answeredPerTurn } from "../../TurnBatch.ts"
 import { openRedis } from "./RedisConnection.ts"
 import * as Scripts from "./RedisScripts.ts"
-import { decodeTenantHealth, encodeTenantHealth } from "../../domain/TenantHealth.ts"
-import { healthKey, justQueued, type Acceptance, type AcceptResult, type QueuedDelivery, type RecordedAttempt, type Store } from "../Store.ts"
+import { decodeDelivery, decodeQueued, DELIVERY_FIELDS, NEW_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
+import type { Acceptance, RecordedAttempt } from "../Store.ts"
+import type { AcceptOutcome, StoreBackend } from "../StoreBackend.ts"
 
 export interface RedisStoreOptions {
   readonly url: string
@@ -18,7 +20,6 @@ export interface RedisStoreOptions {
   readonly pinsMs: number
 }
 
-const PRUNE_SLICE = 2_000
 /** One take-over pass moves at most this many deliveries; the Reclaimer asks again while passes come back full. */
 export const CLAIM_PAGE = 200
 /** Failed deliveries looked at per requeueFailed script call, so a huge requeue never blocks Redis for long. */
@@ -28,28 +29,23 @@ const MAX_GROUP = 1_000
 
 const enc = JSON.stringify
 
-/** A hash as Redis returns it: a map, or flat field/value pairs from a script. */
-const entriesOf = (reply: unknown): Array<[string, string]> => {
-  if (!Array.isArray(reply)) return Object.entries((reply ?? {}) as Record<string, string>)
-  const pairs: Array<[string, string]> = []
-  for (let i = 0; i + 1 < reply.length; i += 2) pairs.push([reply[i], reply[i + 1]])
-  return pairs
-}
+/**
+ * A delivery from its hash's values for `fields` (as HMGET returns them), each JSON; a field
+ * a hash from before traces were kept lacks reads as null. None when the hash is gone.
+ */
+const fromValues =
+  <A>(fields: ReadonlyArray<string>, decode: (row: unknown) => A) =>
+  (values: ReadonlyArray<string | null>): A | undefined =>
+    values.every((value) => value == null) ? undefined : decode(Object.fromEntries(fields.map((field, i) => [field, JSON.parse(values[i] ?? "null")])))
 
-/** Fields of a delivery hash that are the store's bookkeeping, raw, not part of a Delivery. */
-const BOOKKEEPING = new Set(["owner", "sid"])
-
-/** Every other field is JSON; an empty hash is a missing delivery. A hash written before deliveries kept their trace has none. */
-const toDelivery = (reply: unknown): Delivery | undefined => {
-  const fields = entriesOf(reply).filter(([key]) => !BOOKKEEPING.has(key))
-  return fields.length === 0 ? undefined : ({ trace: null, ...Object.fromEntries(fields.map(([key, value]) => [key, JSON.parse(value)])) } as Delivery)
-}
-
-/** A script's QUEUED_FIELDS values for one delivery; a hash that vanished reads as all nulls. */
-const toQueued = (values: ReadonlyArray<string | null>): QueuedDelivery | undefined =>
-  values[0] == null ? undefined : (Object.fromEntries(Scripts.QUEUED_FIELDS.map((field, i) => [field, JSON.parse(values[i] ?? "null")])) as QueuedDelivery)
+const toDelivery = fromValues(DELIVERY_FIELDS, decodeDelivery)
+const toQueued = fromValues(QUEUED_FIELDS, decodeQueued)
 
 const queuedList = (reply: unknown) => (reply as Array<Array<string | null>>).flatMap((values) => toQueued(values) ?? [])
+
+/** A reply read by `f`; what does not decode is a store failure, as on SQLite, not a defect. */
+const decoding = <A>(reply: Effect.Effect<unknown, StoreUnavailable>, f: (reply: unknown) => A) =>
+  Effect.flatMap(reply, (r) => Effect.try({ try: () => f(r), catch: (cause) => new StoreUnavailable({ cause }) }))
 
 const members = (reply: unknown): Array<string> => (Array.isArray(reply) ? reply : [...((reply ?? []) as Iterable<string>)])
 
@@ -57,39 +53,31 @@ const byText = <A>(key: (a: A) => string) => (a: A, b: A) => (key(a) < key(b) ? 
 
 /**
  * Groups the calls made in one event-loop turn into one script call, as the
- * SQLite store groups writes into one commit: `flush` gets every call's items
+ * SQLite store groups writes into one commit: `run` gets every call's items
  * in call order and answers one result per item; each call gets its slice. A
  * failed script call fails every call in its group.
  */
-const grouping = <I, O>(flush: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<O>, StoreUnavailable>) => {
-  type Waiting = { readonly from: number; readonly to: number; readonly resume: (result: Effect.Effect<ReadonlyArray<O>, StoreUnavailable>) => void }
-  let items: Array<I> = []
-  let waiting: Array<Waiting> = []
-  const send = () => {
-    if (items.length === 0) return
-    const batch = items
-    const calls = waiting
-    items = []
-    waiting = []
-    void Effect.runPromiseExit(flush(batch)).then((exit) => {
-      for (const call of calls) call.resume(Exit.map(exit, (results) => results.slice(call.from, call.to)))
-    })
-  }
-  return (call: ReadonlyArray<I>): Effect.Effect<ReadonlyArray<O>, StoreUnavailable> =>
-    call.length === 0
-      ? Effect.succeed([])
-      : Effect.async((resume) => {
-          if (items.length > 0 && items.length + call.length > MAX_GROUP) send()
-          if (items.length === 0) setImmediate(send)
-          waiting.push({ from: items.length, to: items.length + call.length, resume })
-          for (const item of call) items.push(item)
+const grouping = <I, O>(run: (items: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<O>, StoreUnavailable>) => {
+  const submit = answeredPerTurn(
+    (calls: ReadonlyArray<ReadonlyArray<I>>) =>
+      Effect.runPromiseExit(run(calls.flat())).then((exit) => {
+        let from = 0
+        return calls.map((call) => {
+          const start = from
+          const end = (from += call.length)
+          return Exit.map(exit, (results) => results.slice(start, end))
         })
+      }),
+    { maxSize: MAX_GROUP, sizeOf: (call) => call.length }
+  )
+  return (call: ReadonlyArray<I>): Effect.Effect<ReadonlyArray<O>, StoreUnavailable> =>
+    call.length === 0 ? Effect.succeed([]) : Effect.flatten(Effect.promise(() => submit(call)))
 }
 
 /** One acceptance as ACCEPT reads it: ACCEPT_WIDTH values. */
 const acceptArgs = (a: Acceptance): Array<string> => {
   const change = a.pinChange
-  const fieldsOf = (d: NewDelivery | undefined) => Scripts.NEW_FIELDS.map((field) => (d ? enc(d[field] ?? null) : ""))
+  const fieldsOf = (d: NewDelivery | undefined) => NEW_FIELDS.map((field) => (d ? enc(d[field] ?? null) : ""))
   return [
     a.eventId,
     String(a.receivedAt),
@@ -147,7 +135,7 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
     const pendingAfter = run(Scripts.PENDING_AFTER)
     const pendingInLane = run(Scripts.PENDING_IN_LANE)
     const queueStats = run(Scripts.QUEUE_STATS)
-    const pruneSlice = run(Scripts.PRUNE_SLICE)
+    const prune = run(Scripts.PRUNE)
     const apiChange = run(Scripts.API_CHANGE)
     const renew = run(Scripts.RENEW)
     const retire = run(Scripts.RETIRE)
@@ -159,18 +147,11 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
     yield* Effect.addFinalizer(() => Effect.ignore(retire()))
 
     const acceptGrouped = grouping((acceptances: ReadonlyArray<Acceptance>) =>
-      Effect.map(
-        accept(options.dedupeMs, options.pinsMs, ...acceptances.flatMap(acceptArgs)),
-        (reply): ReadonlyArray<AcceptResult> =>
-          (reply as Array<[number, number]>).map(([id, callId], i) => {
-            if (id === 0) return { _tag: "Duplicate" }
-            const { delivery, callEvent, receivedAt: at } = acceptances[i]!
-            return {
-              _tag: "Accepted",
-              delivery: delivery && id > 0 ? justQueued(delivery, id, at) : undefined,
-              callEvent: callEvent && callId > 0 ? justQueued(callEvent, callId, at) : undefined
-            }
-          })
+      Effect.map(accept(options.dedupeMs, options.pinsMs, ...acceptances.flatMap(acceptArgs)), (reply) =>
+        (reply as Array<[number, number]>).map(
+          ([id, callId]): AcceptOutcome =>
+            id === 0 ? { _tag: "Duplicate" } : { _tag: "Accepted", deliveryId: id > 0 ? id : undefined, callEventId: callId > 0 ? callId : undefined }
+        )
       )
     )
 
@@ -179,122 +160,109 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
     )
 
     const load = (ids: ReadonlyArray<number | string>) =>
-      Effect.map(
-        Effect.forEach(ids, (id) => send("HGETALL", [key.delivery(id)]), { concurrency: "unbounded" }),
-        (replies) => replies.map(toDelivery).filter((d): d is Delivery => d !== undefined)
+      decoding(Effect.forEach(ids, (id) => send("HMGET", [key.delivery(id), ...DELIVERY_FIELDS]), { concurrency: "unbounded" }), (replies) =>
+        (replies as Array<Array<string | null>>).flatMap((values) => toDelivery(values) ?? [])
       )
 
-    const prune = (target: string, before: number): Effect.Effect<number, StoreUnavailable> =>
-      Effect.flatMap(pruneSlice(target, before, PRUNE_SLICE), (n) =>
-        Number(n) < PRUNE_SLICE ? Effect.succeed(Number(n)) : Effect.map(prune(target, before), (rest) => Number(n) + rest)
-      )
-
-    const readHash = (hash: string) => Effect.map(send("HGETALL", [P + hash]), entriesOf)
+    // The client speaks RESP3, so HGETALL answers a map.
+    const readHash = (hash: string) => Effect.map(send("HGETALL", [P + hash]), (reply) => Object.entries(reply as Record<string, string>))
     const removeApi = (hash: string, field: string) => Effect.map(apiChange("del", hash, field), (n) => Number(n) > 0)
 
-    const store: Store["Type"] = {
-      acceptAll: acceptGrouped,
-      ping: Effect.asVoid(send("PING", [])),
+    const backend: StoreBackend = {
+      accept: acceptGrouped,
       pinsOf: (rooms) =>
-        rooms.length === 0
-          ? Effect.succeed(new Map())
-          : Effect.map(send("MGET", [...rooms.map(key.pin), ...rooms.map(key.ended)]), (values) => {
-              const pins = new Map<string, Pin>()
-              const found = values as Array<string | null>
-              rooms.forEach((room, i) => {
-                const value = found[i]
-                const ended = found[rooms.length + i]
-                if (typeof value === "string") pins.set(room, { room, ...JSON.parse(value), endedAt: typeof ended === "string" ? Number(ended) : undefined })
-              })
-              return pins
-            }),
-      pendingTenants: Effect.map(send("SMEMBERS", [key.tenants]), (reply) => members(reply).map((t) => JSON.parse(t) as string).sort()),
-      pendingAfter: (tenant, afterId, limit) => (limit <= 0 ? Effect.succeed([]) : Effect.map(pendingAfter(enc(tenant), afterId, limit), queuedList)),
-      pendingInLane: (tenant, room, limit) => (limit <= 0 ? Effect.succeed([]) : Effect.map(pendingInLane(enc(tenant), enc(room), limit), queuedList)),
-      bodyOf: (id) =>
-        Effect.map(send("HGET", [key.delivery(id), "body"]), (value) => (typeof value === "string" ? Option.some(JSON.parse(value) as string) : Option.none())),
-      queueStats: Effect.map(queueStats(), (reply) => {
-        const [depth, oldest] = reply as [number, string | null]
-        return { depth: Number(depth), oldestQueuedAt: oldest == null ? undefined : Number(oldest) }
-      }),
-      recordAttempts: (attempts) => Effect.asVoid(recordGrouped(attempts)),
-      deliveries: (q) =>
-        Effect.gen(function* () {
-          const index =
-            q.tenant !== undefined && q.status !== undefined
-              ? `ix:ts:${enc(q.tenant)}|${enc(q.status)}`
-              : q.tenant !== undefined
-                ? `ix:t:${enc(q.tenant)}`
-                : q.status !== undefined
-                  ? `ix:s:${enc(q.status)}`
-                  : "ix"
-          if (q.limit <= 0) return []
-          const ids = (yield* send("ZREVRANGEBYSCORE", [P + index, q.before === undefined ? "+inf" : `(${q.before}`, "-inf", "LIMIT", "0", String(q.limit)])) as Array<string>
-          return yield* load(ids)
+        Effect.map(send("MGET", [...rooms.map(key.pin), ...rooms.map(key.ended)]), (values) => {
+          const pins = new Map<string, Pin>()
+          const found = values as Array<string | null>
+          rooms.forEach((room, i) => {
+            const value = found[i]
+            const ended = found[rooms.length + i]
+            if (typeof value === "string") pins.set(room, { room, ...JSON.parse(value), endedAt: typeof ended === "string" ? Number(ended) : undefined })
+          })
+          return pins
         }),
-      delivery: (id) =>
-        Effect.gen(function* () {
-          const [delivery] = yield* load([id])
-          if (!delivery) return Option.none()
-          const history = (yield* send("LRANGE", [key.history(id), "0", "-1"])) as Array<string>
-          return Option.some({ ...delivery, history: history.map((h) => JSON.parse(h) as Attempt) })
+      ping: Effect.asVoid(send("PING", [])),
+      queue: {
+        pendingTenants: Effect.map(send("SMEMBERS", [key.tenants]), (reply) => members(reply).map((t) => JSON.parse(t) as string).sort()),
+        pendingAfter: (tenant, afterId, limit) => decoding(pendingAfter(enc(tenant), afterId, limit), queuedList),
+        pendingInLane: (tenant, room, limit) => decoding(pendingInLane(enc(tenant), enc(room), limit), queuedList),
+        bodyOf: (id) =>
+          Effect.map(send("HGET", [key.delivery(id), "body"]), (value) => (typeof value === "string" ? Option.some(JSON.parse(value) as string) : Option.none())),
+        recordAttempts: (attempts) => Effect.asVoid(recordGrouped(attempts)),
+        queueStats: Effect.map(queueStats(), (reply) => {
+          const [depth, oldest] = reply as [number, string | null]
+          return { depth: Number(depth), oldestQueuedAt: oldest == null ? undefined : Number(oldest) }
         }),
-      requeue: (id, now) =>
-        Effect.map(requeue(id, now), (reply) => {
-          const [tag, value] = reply as [number, unknown?]
-          if (tag === 0) return { _tag: "NotFound" }
-          if (tag === 1) return { _tag: "NotFailed", status: JSON.parse(value as string) as DeliveryStatus }
-          return { _tag: "Requeued", delivery: toDelivery(value)! }
-        }),
-      requeueFailed: (tenant, since, now) =>
-        Effect.gen(function* () {
-          let cursor = "0"
-          let count = 0
-          let firstId: number | undefined
-          for (;;) {
-            const [n, first, next, seen] = (yield* requeueFailedPage(enc(tenant), since, now, cursor, REQUEUE_PAGE)) as [number, number, string | number, number]
-            count += n
-            // Pages run in id order, so the first page that requeued anything has the lowest id.
-            if (firstId === undefined && first > 0) firstId = first
-            cursor = String(next)
-            if (seen < REQUEUE_PAGE) return { count, firstId }
-          }
-        }),
-      unroutable: (limit) =>
-        Effect.gen(function* () {
-          if (limit <= 0) return []
-          const ns = (yield* send("ZREVRANGE", [`${P}ur`, "0", String(limit - 1)])) as Array<string>
-          if (ns.length === 0) return []
-          const values = (yield* send("MGET", ns.map((n) => `${P}u:${n}`))) as Array<string | null>
-          return values.flatMap((v) => (v === null ? [] : [JSON.parse(v) as UnroutableEvent]))
-        }),
-      prune: (now, policy) =>
-        Effect.all({
-          // Expired deliveries are kept as long as failed ones: both are events the tenant never got.
-          deliveries: Effect.map(
-            Effect.all([prune("delivered", now - policy.delivered), prune("failed", now - policy.failed), prune("expired", now - policy.failed)]),
-            ([a, b, c]) => a + b + c
-          ),
-          events: prune("events", now - policy.dedupe),
-          unroutable: prune("unroutable", now - policy.unroutable),
-          pins: prune("pins", now - policy.pins)
-        }),
-      apiHooks: Effect.map(readHash("hooks"), (entries) => entries.map(([, hook]) => JSON.parse(hook) as StoredHook).sort(byText((h) => h.host))),
-      putApiHook: (hook) => Effect.asVoid(apiChange("put", "hooks", hook.host, enc(hook))),
-      removeApiHook: (host) => removeApi("hooks", host),
-      apiNumbers: Effect.map(readHash("numbers"), (entries) =>
-        entries.map(([number, host]) => ({ number, host }) as NumberMapping).sort(byText((m) => m.number))
-      ),
-      putApiNumber: (mapping) => Effect.asVoid(apiChange("put", "numbers", mapping.number, mapping.host)),
-      removeApiNumber: (number) => removeApi("numbers", number),
-      cached: (key) => Effect.map(send("HGET", [`${P}cache`, key]), (value) => Option.fromNullable(value as string | null)),
-      cache: (key, value) => Effect.asVoid(send("HSET", [`${P}cache`, key, value])),
-      tenantHealth: (tenant) => Effect.map(send("HGET", [`${P}cache`, healthKey(tenant)]), (value) => decodeTenantHealth((value as string | null) ?? undefined)),
-      setTenantHealth: (tenant, health) => Effect.asVoid(send("HSET", [`${P}cache`, healthKey(tenant), encodeTenantHealth(health)])),
-      apiChanges: redis.changes(`${P}api`),
-      // One key, whatever this instance holds: while it exists, nobody takes over what this instance holds.
-      renewLeases: Effect.asVoid(renew()),
-      claimStale: Effect.map(claim(CLAIM_PAGE, graceMs), (reply) => queuedList(reply).sort((a, b) => a.id - b.id))
+        requeue: (id, now) =>
+          decoding(requeue(id, now), (reply) => {
+            const [tag, value] = reply as [number, unknown?]
+            if (tag === 0) return { _tag: "NotFound" }
+            if (tag === 1) return { _tag: "NotFailed", status: JSON.parse(value as string) as DeliveryStatus }
+            return { _tag: "Requeued", delivery: toDelivery(value as Array<string | null>)! }
+          }),
+        requeueFailed: (tenant, since, now) =>
+          Effect.gen(function* () {
+            let cursor = "0"
+            let count = 0
+            let firstId: number | undefined
+            for (;;) {
+              const [n, first, next, seen] = (yield* requeueFailedPage(enc(tenant), since, now, cursor, REQUEUE_PAGE)) as [number, number, string | number, number]
+              count += n
+              // Pages run in id order, so the first page that requeued anything has the lowest id.
+              if (firstId === undefined && first > 0) firstId = first
+              cursor = String(next)
+              if (seen < REQUEUE_PAGE) return { count, firstId }
+            }
+          })
+      },
+      history: {
+        deliveries: (q) =>
+          Effect.gen(function* () {
+            const index =
+              q.tenant !== undefined && q.status !== undefined
+                ? `ix:ts:${enc(q.tenant)}|${enc(q.status)}`
+                : q.tenant !== undefined
+                  ? `ix:t:${enc(q.tenant)}`
+                  : q.status !== undefined
+                    ? `ix:s:${enc(q.status)}`
+                    : "ix"
+            const ids = (yield* send("ZREVRANGEBYSCORE", [P + index, q.before === undefined ? "+inf" : `(${q.before}`, "-inf", "LIMIT", "0", String(q.limit)])) as Array<string>
+            return yield* load(ids)
+          }),
+        delivery: (id) =>
+          Effect.gen(function* () {
+            const [delivery] = yield* load([id])
+            if (!delivery) return Option.none()
+            const history = (yield* send("LRANGE", [key.history(id), "0", "-1"])) as Array<string>
+            return Option.some({ ...delivery, history: history.map((h) => JSON.parse(h) as Attempt) })
+          }),
+        unroutable: (limit) =>
+          Effect.gen(function* () {
+            const ns = (yield* send("ZREVRANGE", [`${P}ur`, "0", String(limit - 1)])) as Array<string>
+            if (ns.length === 0) return []
+            const values = (yield* send("MGET", ns.map((n) => `${P}u:${n}`))) as Array<string | null>
+            return values.flatMap((v) => (v === null ? [] : [JSON.parse(v) as UnroutableEvent]))
+          })
+      },
+      hooks: {
+        apiHooks: Effect.map(readHash("hooks"), (entries) => entries.map(([, hook]) => JSON.parse(hook) as StoredHook).sort(byText((h) => h.host))),
+        putApiHook: (hook) => Effect.asVoid(apiChange("put", "hooks", hook.host, enc(hook))),
+        removeApiHook: (host) => removeApi("hooks", host),
+        apiNumbers: Effect.map(readHash("numbers"), (entries) =>
+          entries.map(([number, host]) => ({ number, host }) as NumberMapping).sort(byText((m) => m.number))
+        ),
+        putApiNumber: (mapping) => Effect.asVoid(apiChange("put", "numbers", mapping.number, mapping.host)),
+        removeApiNumber: (number) => removeApi("numbers", number),
+        apiChanges: redis.changes(`${P}api`),
+        cached: (key) => Effect.map(send("HGET", [`${P}cache`, key]), (value) => Option.fromNullable(value as string | null)),
+        cache: (key, value) => Effect.asVoid(send("HSET", [`${P}cache`, key, value]))
+      },
+      leases: {
+        // One key, whatever this instance holds: while it exists, nobody takes over what this instance holds.
+        renewLeases: Effect.asVoid(renew()),
+        claimStale: decoding(claim(CLAIM_PAGE, graceMs), (reply) => queuedList(reply).sort((a, b) => a.id - b.id))
+      },
+      pruneSlice: (target, before, limit) => Effect.map(prune(target, before, limit), Number)
     }
-    return store
+    return backend
   })

@@ -1,8 +1,7 @@
 import { Database } from "bun:sqlite"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import type { Delivery } from "../../domain/Delivery.ts"
-import type { QueuedDelivery } from "../Store.ts"
+import { DELIVERY_FIELDS, NEW_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
@@ -92,89 +91,62 @@ CREATE TABLE IF NOT EXISTS cache (
 ) WITHOUT ROWID;
 `
 
-export interface DeliveryRow {
-  id: number
-  event_id: string
-  event_type: string
-  tenant: string
-  url: string
-  room: string | null
-  domain: string | null
-  body: string
-  status: Delivery["status"]
-  attempts: number
-  last_status: number | null
-  last_error: string | null
-  next_attempt_at: number
-  event_created_at: number | null
-  secret: string | null
-  trace: string | null
-  created_at: number
-  queued_at: number
-  updated_at: number
-}
+/** A delivery field's column: its name in snake case. */
+const columnOf = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
-export const toDelivery = (row: DeliveryRow): Delivery => ({
-  id: row.id,
-  eventId: row.event_id,
-  eventType: row.event_type,
-  tenant: row.tenant,
-  url: row.url,
-  room: row.room,
-  domain: row.domain,
-  body: row.body,
-  status: row.status,
-  attempts: row.attempts,
-  lastStatus: row.last_status,
-  lastError: row.last_error,
-  nextAttemptAt: row.next_attempt_at,
-  eventCreatedAt: row.event_created_at,
-  secret: row.secret,
-  trace: row.trace,
-  createdAt: row.created_at,
-  queuedAt: row.queued_at,
-  updatedAt: row.updated_at
-})
+/** Reads the columns back under their fields' names, so a row decodes as it is. */
+const selecting = (fields: ReadonlyArray<string>) => fields.map((field) => `${columnOf(field)} AS ${field}`).join(", ")
 
-/** Every column but the body, which is read only when an attempt is due. */
-export const QUEUED_COLUMNS =
-  "id, event_id, event_type, tenant, url, room, domain, status, attempts, last_status, last_error, next_attempt_at, event_created_at, secret, trace, created_at, queued_at, updated_at"
-
-export const toQueued = (row: Omit<DeliveryRow, "body">): QueuedDelivery => {
-  const { body: _, ...queued } = toDelivery({ ...row, body: "" })
-  return queued
-}
+export const DELIVERY_COLUMNS = selecting(DELIVERY_FIELDS)
+export const QUEUED_COLUMNS = selecting(QUEUED_FIELDS)
+/** The columns acceptance writes, in NEW_FIELDS order. */
+export const NEW_COLUMNS = NEW_FIELDS.map(columnOf).join(", ")
 
 /**
- * Columns added since the first layout. CREATE TABLE IF NOT EXISTS leaves an
- * existing table alone, so a database from an earlier build gets them here.
+ * Columns added by builds before numbered migrations, with the backfill each needs: a table
+ * such a build created may lack them, and CREATE TABLE IF NOT EXISTS leaves it as it is.
  */
-/** Columns added since the first release, by table, each with the backfill it needs, if any. */
-const ADDED_COLUMNS = {
-  deliveries: [
-    ["room", "room TEXT", undefined],
-    ["event_created_at", "event_created_at INTEGER", undefined],
-    ["queued_at", "queued_at INTEGER NOT NULL DEFAULT 0", "UPDATE deliveries SET queued_at = created_at"],
-    ["secret", "secret TEXT", undefined],
-    ["trace", "trace TEXT", undefined]
-  ],
+const UNNUMBERED_COLUMNS: ReadonlyArray<readonly [table: string, definition: string, backfill?: string]> = [
+  ["deliveries", "room TEXT"],
+  ["deliveries", "event_created_at INTEGER"],
+  ["deliveries", "queued_at INTEGER NOT NULL DEFAULT 0", "UPDATE deliveries SET queued_at = created_at"],
+  ["deliveries", "secret TEXT"],
+  ["deliveries", "trace TEXT"],
   // A pin from before call events has no start: its call gets no call.ended.
-  pins: [
-    ["start", "start TEXT", undefined],
-    ["ended_at", "ended_at INTEGER", undefined]
-  ]
-} as const
+  ["pins", "start TEXT"],
+  ["pins", "ended_at INTEGER"]
+]
 
-const upgradeSchema = (db: Database) => {
-  for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
-    const present = new Set(db.query<{ name: string }, []>(`SELECT name FROM pragma_table_info('${table}')`).all().map((c) => c.name))
-    if (present.size === 0) continue
-    for (const [name, definition, backfill] of columns) {
-      if (present.has(name)) continue
+/**
+ * The schema's history: migration n brings a database at version n - 1 to n, and
+ * `PRAGMA user_version` records the last one applied. Append new ones; never edit one.
+ */
+const MIGRATIONS: ReadonlyArray<(db: Database) => void> = [
+  // 1: the schema when numbering began, from nothing or from any build before it (version 0).
+  (db) => {
+    for (const [table, definition, backfill] of UNNUMBERED_COLUMNS) {
+      const present = db.query<{ name: string }, []>(`SELECT name FROM pragma_table_info('${table}')`).all()
+      if (present.length === 0 || present.some((column) => definition.startsWith(`${column.name} `))) continue
       db.exec(`ALTER TABLE ${table} ADD COLUMN ${definition}`)
       if (backfill) db.exec(backfill)
     }
+    db.exec(SCHEMA)
+    // The queue's depth from here on is kept by the triggers; count what is pending once, to start from.
+    db.exec("INSERT OR REPLACE INTO queue_depth (id, pending) SELECT 0, COUNT(*) FROM deliveries WHERE status = 'pending'")
   }
+]
+
+/** Applies the migrations the database has not had, each in its own transaction with the version it reaches. */
+const migrate = (db: Database) => {
+  const from = db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? 0
+  MIGRATIONS.slice(from).forEach((migration, i) =>
+    db
+      .transaction(() => {
+        migration(db)
+        db.exec(`PRAGMA user_version = ${from + i + 1}`)
+      })
+      .immediate()
+  )
 }
 
 /** Opens (creating it and its folder if needed) and upgrades the database. Throws on failure. */
@@ -186,11 +158,6 @@ export const openDatabase = (path: string): Database => {
   db.exec("PRAGMA synchronous = FULL")
   // Wait briefly for a competing writer, then report the store unavailable (→ 503).
   db.exec("PRAGMA busy_timeout = 1000")
-  upgradeSchema(db)
-  db.exec(SCHEMA)
-  // Once, for a new database or one from a build without the counter: count what is pending now.
-  db.exec(
-    "INSERT INTO queue_depth (id, pending) SELECT 0, (SELECT COUNT(*) FROM deliveries WHERE status = 'pending') WHERE NOT EXISTS (SELECT 1 FROM queue_depth)"
-  )
+  migrate(db)
   return db
 }

@@ -1,47 +1,26 @@
 import { Database } from "bun:sqlite"
 import { Effect, Option, Stream } from "effect"
+import { answeredPerTurn } from "../../TurnBatch.ts"
 import type { Pin, UnroutableEvent } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
-import { openDatabase, QUEUED_COLUMNS, toDelivery, toQueued, type DeliveryRow } from "./SqliteSchema.ts"
-import { PRUNE_SLICE, prepareWrites, type PruneTarget, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
-import { decodeTenantHealth, encodeTenantHealth } from "../../domain/TenantHealth.ts"
-import { healthKey, justQueued, type AcceptResult, type Store } from "../Store.ts"
+import { decodeDelivery, decodeQueued } from "../DeliveryRecord.ts"
+import { DELIVERY_COLUMNS, openDatabase, QUEUED_COLUMNS } from "./SqliteSchema.ts"
+import { prepareWrites, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
+import type { StoreBackend } from "../StoreBackend.ts"
 import type { FromWriter, ToWriter } from "./StoreWorker.ts"
 
-/** Applies writes in batches: one transaction, one fsync, per batch. */
+/** Applies the writes of one event-loop turn together (requests that arrive together share a commit): one transaction, one fsync. */
 interface Writer {
   readonly submit: (op: WriteOp) => Promise<Settled>
   readonly alive: () => boolean
   readonly close: () => Promise<void>
 }
 
-/**
- * Collects the writes of one event-loop turn, so requests that arrive together
- * share a commit; `send` commits a batch and settles each write.
- */
-const batching = (send: (ops: ReadonlyArray<WriteOp>, settle: (results: ReadonlyArray<Settled>) => void) => void) => {
-  let ops: Array<WriteOp> = []
-  let settles: Array<(result: Settled) => void> = []
-  const flush = () => {
-    const batch = ops
-    const waiting = settles
-    ops = []
-    settles = []
-    send(batch, (results) => results.forEach((result, i) => waiting[i]!(result)))
-  }
-  return (op: WriteOp) =>
-    new Promise<Settled>((resolve) => {
-      if (ops.length === 0) setImmediate(flush)
-      ops.push(op)
-      settles.push(resolve)
-    })
-}
-
 /** For `:memory:`: the writes run on this thread, on the one connection that also serves reads. */
 const inlineWriter = (db: Database): Writer => {
   const commit = prepareWrites(db)
-  return { submit: batching((ops, settle) => settle(commit(ops))), alive: () => true, close: async () => {} }
+  return { submit: answeredPerTurn(async (ops: ReadonlyArray<WriteOp>) => commit(ops)), alive: () => true, close: async () => {} }
 }
 
 /**
@@ -86,11 +65,14 @@ const workerWriter = (path: string): Promise<Writer> =>
       }
     }
     const writer: Writer = {
-      submit: batching((ops, settle) => {
-        if (dead) return settle(ops.map(() => ({ ok: false, error: dead! })))
-        inFlight.set(++seq, { count: ops.length, settle })
-        post({ _tag: "Batch", seq, ops })
-      }),
+      submit: answeredPerTurn(
+        (ops: ReadonlyArray<WriteOp>) =>
+          new Promise<ReadonlyArray<Settled>>((settle) => {
+            if (dead) return settle(ops.map(() => ({ ok: false, error: dead! })))
+            inFlight.set(++seq, { count: ops.length, settle })
+            post({ _tag: "Batch", seq, ops })
+          })
+      ),
       alive: () => dead === undefined,
       close: () =>
         new Promise<void>((done) => {
@@ -129,22 +111,22 @@ const prepareReads = (db: Database) => ({
        FROM t WHERE t.tenant IS NOT NULL
      ) SELECT tenant FROM t WHERE tenant IS NOT NULL`
   ),
-  selectPendingAfter: db.query<Omit<DeliveryRow, "body">, [string, number, number]>(
+  selectPendingAfter: db.query<unknown, [string, number, number]>(
     `SELECT ${QUEUED_COLUMNS} FROM deliveries WHERE tenant = ? AND status = 'pending' AND id > ? ORDER BY id LIMIT ?`
   ),
-  selectPendingInLane: db.query<Omit<DeliveryRow, "body">, [string, string, number]>(
+  selectPendingInLane: db.query<unknown, [string, string, number]>(
     `SELECT ${QUEUED_COLUMNS} FROM deliveries INDEXED BY pending_by_lane WHERE tenant = ? AND room = ? AND status = 'pending' ORDER BY id LIMIT ?`
   ),
   selectBody: db.query<{ body: string }, [number]>("SELECT body FROM deliveries WHERE id = ?"),
   selectQueueStats: db.query<{ pending: number; oldest: number | null }, []>(
     "SELECT pending, (SELECT MIN(queued_at) FROM deliveries INDEXED BY pending_by_age WHERE status = 'pending') AS oldest FROM queue_depth"
   ),
-  selectDeliveries: db.query<DeliveryRow, [string | null, string | null, number | null, number]>(
-    `SELECT * FROM deliveries
+  selectDeliveries: db.query<unknown, [string | null, string | null, number | null, number]>(
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries
      WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR tenant = ?2) AND (?3 IS NULL OR id < ?3)
      ORDER BY id DESC LIMIT ?4`
   ),
-  selectDelivery: db.query<DeliveryRow, [number]>("SELECT * FROM deliveries WHERE id = ?"),
+  selectDelivery: db.query<unknown, [number]>(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`),
   selectAttempts: db.query<{ attempt: number; at: number; status: number | null; error: string | null; latency_ms: number }, [number]>(
     "SELECT attempt, at, status, error, latency_ms FROM attempts WHERE delivery_id = ? ORDER BY rowid"
   ),
@@ -183,115 +165,86 @@ export const makeSqliteStore = (path: string) =>
     const sql = yield* Effect.try({ try: () => prepareReads(db), catch: unavailable })
     const read = <A>(f: () => A) => Effect.try({ try: f, catch: unavailable })
     const write = <Op extends WriteOp>(op: Op): Effect.Effect<WriteResult<Op>, StoreUnavailable> =>
-      Effect.async((resume) => {
-        void writer.submit(op).then((settled) =>
-          resume(settled.ok ? Effect.succeed(settled.value as WriteResult<Op>) : Effect.fail(unavailable(settled.error)))
-        )
-      })
+      Effect.flatMap(Effect.promise(() => writer.submit(op)), (settled) =>
+        settled.ok ? Effect.succeed(settled.value as WriteResult<Op>) : Effect.fail(unavailable(settled.error))
+      )
 
-    // Each slice is its own write, so events keep being accepted between slices.
-    const pruneAll = (target: PruneTarget, before: number) =>
-      Effect.iterate({ total: 0, last: PRUNE_SLICE }, {
-        while: ({ last }) => last >= PRUNE_SLICE,
-        body: ({ total }) => Effect.map(write({ _tag: "PruneSlice", target, before }), (n) => ({ total: total + n, last: n }))
-      }).pipe(Effect.map(({ total }) => total))
-
-    const store: Store["Type"] = {
-      acceptAll: (acceptances) =>
-        Effect.map(write({ _tag: "Accept", acceptances }), (outcomes) =>
-          outcomes.map((outcome, i): AcceptResult => {
-            if (outcome._tag === "Duplicate") return outcome
-            const { delivery, callEvent, receivedAt: at } = acceptances[i]!
-            return {
-              _tag: "Accepted",
-              delivery: delivery && outcome.deliveryId !== undefined ? justQueued(delivery, outcome.deliveryId, at) : undefined,
-              callEvent: callEvent && outcome.callEventId !== undefined ? justQueued(callEvent, outcome.callEventId, at) : undefined
-            }
-          })
+    const backend: StoreBackend = {
+      accept: (acceptances) => write({ _tag: "Accept", acceptances }),
+      pinsOf: (rooms) =>
+        read(
+          () =>
+            new Map(
+              sql.selectPins
+                .all(JSON.stringify(rooms))
+                .map((row): [string, Pin] => [
+                  row.room,
+                  {
+                    room: row.room,
+                    destination: JSON.parse(row.destination),
+                    call: JSON.parse(row.call),
+                    start: row.start === null ? undefined : JSON.parse(row.start),
+                    endedAt: row.ended_at ?? undefined
+                  }
+                ])
+            )
         ),
       ping: Effect.flatMap(
         read(() => sql.ping.get()),
         () => (writer.alive() ? Effect.void : Effect.fail(unavailable("store writer stopped")))
       ),
-      pinsOf: (rooms) =>
-        rooms.length === 0
-          ? Effect.succeed(new Map())
-          : read(
-              () =>
-                new Map(
-                  sql.selectPins
-                    .all(JSON.stringify(rooms))
-                    .map((row): [string, Pin] => [
-                      row.room,
-                      {
-                        room: row.room,
-                        destination: JSON.parse(row.destination),
-                        call: JSON.parse(row.call),
-                        start: row.start === null ? undefined : JSON.parse(row.start),
-                        endedAt: row.ended_at ?? undefined
-                      }
-                    ])
-                )
-            ),
-      pendingTenants: read(() => sql.selectPendingTenants.all().map((row) => row.tenant)),
-      pendingAfter: (tenant, afterId, limit) => read(() => sql.selectPendingAfter.all(tenant, afterId, limit).map(toQueued)),
-      pendingInLane: (tenant, room, limit) => read(() => sql.selectPendingInLane.all(tenant, room, limit).map(toQueued)),
-      bodyOf: (id) => read(() => Option.fromNullable(sql.selectBody.get(id)?.body)),
-      queueStats: read(() => {
-        const row = sql.selectQueueStats.get()
-        return { depth: row?.pending ?? 0, oldestQueuedAt: row?.oldest ?? undefined }
-      }),
-      recordAttempts: (attempts) => write({ _tag: "RecordAttempts", attempts }),
-      deliveries: (q) => read(() => sql.selectDeliveries.all(q.status ?? null, q.tenant ?? null, q.before ?? null, q.limit).map(toDelivery)),
-      delivery: (id) =>
-        read(() => {
-          const row = sql.selectDelivery.get(id)
-          if (!row) return Option.none()
-          const history = sql.selectAttempts
-            .all(id)
-            .map((a) => ({ attempt: a.attempt, at: a.at, status: a.status, error: a.error, latencyMs: a.latency_ms }))
-          return Option.some({ ...toDelivery(row), history })
+      queue: {
+        pendingTenants: read(() => sql.selectPendingTenants.all().map((row) => row.tenant)),
+        pendingAfter: (tenant, afterId, limit) => read(() => sql.selectPendingAfter.all(tenant, afterId, limit).map(decodeQueued)),
+        pendingInLane: (tenant, room, limit) => read(() => sql.selectPendingInLane.all(tenant, room, limit).map(decodeQueued)),
+        bodyOf: (id) => read(() => Option.fromNullable(sql.selectBody.get(id)?.body)),
+        recordAttempts: (attempts) => write({ _tag: "RecordAttempts", attempts }),
+        queueStats: read(() => {
+          const row = sql.selectQueueStats.get()
+          return { depth: row?.pending ?? 0, oldestQueuedAt: row?.oldest ?? undefined }
         }),
-      requeue: (id, now) => write({ _tag: "Requeue", id, now }),
-      requeueFailed: (tenant, since, now) => write({ _tag: "RequeueFailed", tenant, since, now }),
-      unroutable: (limit) =>
-        read(() =>
-          sql.selectUnroutable.all(limit).map((row) => ({
-            at: row.at,
-            eventId: row.event_id,
-            eventType: row.event_type,
-            room: row.room,
-            headers: { xToIp: row.x_to_ip, to: row.to_header, dialled: row.dialled },
-            domain: row.domain,
-            reason: row.reason
-          }))
-        ),
-      prune: (now, policy) =>
-        Effect.gen(function* () {
-          // Expired deliveries are kept as long as failed ones: both are events the tenant never got.
-          const deliveries =
-            (yield* pruneAll("delivered", now - policy.delivered)) +
-            (yield* pruneAll("failed", now - policy.failed)) +
-            (yield* pruneAll("expired", now - policy.failed))
-          const events = yield* pruneAll("events", now - policy.dedupe)
-          const unroutable = yield* pruneAll("unroutable", now - policy.unroutable)
-          const pins = yield* pruneAll("pins", now - policy.pins)
-          return { deliveries, events, unroutable, pins }
-        }),
-      apiHooks: read(() => sql.selectHooks.all().map((row) => JSON.parse(row.hook) as StoredHook)),
-      putApiHook: (hook) => write({ _tag: "PutApiHook", hook }),
-      removeApiHook: (host) => write({ _tag: "RemoveApiHook", host }),
-      apiNumbers: read(() => sql.selectNumbers.all()),
-      putApiNumber: (mapping) => write({ _tag: "PutApiNumber", mapping }),
-      removeApiNumber: (number) => write({ _tag: "RemoveApiNumber", number }),
-      cached: (key) => read(() => Option.fromNullable(sql.selectCached.get(key)?.value)),
-      cache: (key, value) => write({ _tag: "Cache", key, value }),
-      tenantHealth: (tenant) => read(() => decodeTenantHealth(sql.selectCached.get(healthKey(tenant))?.value)),
-      setTenantHealth: (tenant, health) => write({ _tag: "Cache", key: healthKey(tenant), value: encodeTenantHealth(health) }),
-      // One process owns the file: nobody else changes the API entries or holds deliveries.
-      apiChanges: Stream.never,
-      renewLeases: Effect.void,
-      claimStale: Effect.succeed([])
+        requeue: (id, now) => write({ _tag: "Requeue", id, now }),
+        requeueFailed: (tenant, since, now) => write({ _tag: "RequeueFailed", tenant, since, now })
+      },
+      history: {
+        deliveries: (q) => read(() => sql.selectDeliveries.all(q.status ?? null, q.tenant ?? null, q.before ?? null, q.limit).map(decodeDelivery)),
+        delivery: (id) =>
+          read(() => {
+            const row = sql.selectDelivery.get(id)
+            if (!row) return Option.none()
+            const history = sql.selectAttempts
+              .all(id)
+              .map((a) => ({ attempt: a.attempt, at: a.at, status: a.status, error: a.error, latencyMs: a.latency_ms }))
+            return Option.some({ ...decodeDelivery(row), history })
+          }),
+        unroutable: (limit) =>
+          read(() =>
+            sql.selectUnroutable.all(limit).map((row) => ({
+              at: row.at,
+              eventId: row.event_id,
+              eventType: row.event_type,
+              room: row.room,
+              headers: { xToIp: row.x_to_ip, to: row.to_header, dialled: row.dialled },
+              domain: row.domain,
+              reason: row.reason
+            }))
+          )
+      },
+      hooks: {
+        apiHooks: read(() => sql.selectHooks.all().map((row) => JSON.parse(row.hook) as StoredHook)),
+        putApiHook: (hook) => write({ _tag: "PutApiHook", hook }),
+        removeApiHook: (host) => write({ _tag: "RemoveApiHook", host }),
+        apiNumbers: read(() => sql.selectNumbers.all()),
+        putApiNumber: (mapping) => write({ _tag: "PutApiNumber", mapping }),
+        removeApiNumber: (number) => write({ _tag: "RemoveApiNumber", number }),
+        // One process owns the file: nobody else changes the API entries.
+        apiChanges: Stream.never,
+        cached: (key) => read(() => Option.fromNullable(sql.selectCached.get(key)?.value)),
+        cache: (key, value) => write({ _tag: "Cache", key, value })
+      },
+      // Nor does anybody else hold deliveries.
+      leases: { renewLeases: Effect.void, claimStale: Effect.succeed([]) },
+      pruneSlice: (target, before, limit) => write({ _tag: "PruneSlice", target, before, limit })
     }
-    return store
+    return backend
   })

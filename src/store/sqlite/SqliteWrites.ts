@@ -1,11 +1,11 @@
 import type { Database } from "bun:sqlite"
 import type { Delivery, NewDelivery } from "../../domain/Delivery.ts"
 import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
-import { toDelivery, type DeliveryRow } from "./SqliteSchema.ts"
+import { decodeDelivery, NEW_FIELDS } from "../DeliveryRecord.ts"
+import { DELIVERY_COLUMNS, NEW_COLUMNS } from "./SqliteSchema.ts"
+import type { PruneTarget } from "../Retention.ts"
 import type { Acceptance, PinChange, RecordedAttempt, Requeued, RequeueResult } from "../Store.ts"
-
-/** What gets pruned, one slice at a time. */
-export type PruneTarget = "delivered" | "failed" | "expired" | "events" | "unroutable" | "pins"
+import type { AcceptOutcome } from "../StoreBackend.ts"
 
 /**
  * Every change the SQLite store makes, as plain data: the writer may be another
@@ -16,17 +16,12 @@ export type WriteOp =
   | { readonly _tag: "RecordAttempts"; readonly attempts: ReadonlyArray<RecordedAttempt> }
   | { readonly _tag: "Requeue"; readonly id: number; readonly now: number }
   | { readonly _tag: "RequeueFailed"; readonly tenant: string; readonly since: number; readonly now: number }
-  | { readonly _tag: "PruneSlice"; readonly target: PruneTarget; readonly before: number }
+  | { readonly _tag: "PruneSlice"; readonly target: PruneTarget; readonly before: number; readonly limit: number }
   | { readonly _tag: "PutApiHook"; readonly hook: StoredHook }
   | { readonly _tag: "RemoveApiHook"; readonly host: string }
   | { readonly _tag: "PutApiNumber"; readonly mapping: NumberMapping }
   | { readonly _tag: "RemoveApiNumber"; readonly number: string }
   | { readonly _tag: "Cache"; readonly key: string; readonly value: string }
-
-/** An accepted event's outcome; the caller builds the Deliveries itself, so the bodies are not copied back. */
-export type AcceptOutcome =
-  | { readonly _tag: "Duplicate" }
-  | { readonly _tag: "Accepted"; readonly deliveryId: number | undefined; readonly callEventId: number | undefined }
 
 export interface WriteResults {
   Accept: ReadonlyArray<AcceptOutcome>
@@ -46,9 +41,6 @@ export type WriteResult<Op extends WriteOp> = WriteResults[Op["_tag"]]
 /** One write's outcome in a batch: a failing write is rolled back alone. */
 export type Settled = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: string }
 
-// Deletes run in slices so a large prune never holds the write lock for long.
-export const PRUNE_SLICE = 2000
-
 /** Prepares every write statement once and returns the function that applies a batch in one transaction. */
 export const prepareWrites = (db: Database) => {
   const q = {
@@ -61,13 +53,10 @@ export const prepareWrites = (db: Database) => {
       "UPDATE pins SET ended_at = ?, pinned_at = ? WHERE room = ? AND ended_at IS NULL"
     ),
     clearPin: db.query<{ open: number }, [string]>("DELETE FROM pins WHERE room = ? RETURNING ended_at IS NULL AS open"),
-    insertDelivery: db.query<
-      unknown,
-      [string, string, string, string, string | null, string | null, string, number | null, string | null, string | null, number]
-    >(
-      `INSERT INTO deliveries (event_id, event_type, tenant, url, room, domain, body, event_created_at, secret, trace,
-         next_attempt_at, created_at, queued_at, updated_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?11)`
+    // The new delivery's fields, then the time of acceptance as every timestamp.
+    insertDelivery: db.query<unknown, Array<string | number | null>>(
+      `INSERT INTO deliveries (${NEW_COLUMNS}, next_attempt_at, created_at, queued_at, updated_at)
+       VALUES (${NEW_FIELDS.map((_, i) => `?${i + 1}`).join(", ")}, ${Array(4).fill(`?${NEW_FIELDS.length + 1}`).join(", ")})`
     ),
     insertUnroutable: db.query<
       unknown,
@@ -89,9 +78,9 @@ export const prepareWrites = (db: Database) => {
        WHERE id = ? AND status = 'pending'`
     ),
     selectStatus: db.query<{ status: Delivery["status"] }, [number]>("SELECT status FROM deliveries WHERE id = ?"),
-    requeueOne: db.query<DeliveryRow, [number, number, number]>(
+    requeueOne: db.query<unknown, [number, number, number]>(
       `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
-       WHERE id = ?3 AND status = 'failed' RETURNING *`
+       WHERE id = ?3 AND status = 'failed' RETURNING ${DELIVERY_COLUMNS}`
     ),
     firstFailed: db.query<{ id: number | null }, [string, number]>(
       "SELECT MIN(id) AS id FROM deliveries WHERE tenant = ? AND status = 'failed' AND created_at >= ?"
@@ -105,18 +94,12 @@ export const prepareWrites = (db: Database) => {
     upsertNumber: db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO numbers (number, host, updated_at) VALUES (?, ?, ?)"),
     deleteNumber: db.query<unknown, [string]>("DELETE FROM numbers WHERE number = ?"),
     upsertCached: db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO cache (key, value, updated_at) VALUES (?, ?, ?)"),
-    expiredDeliveries: db.query<{ id: number }, [string, number]>(
-      `SELECT id FROM deliveries WHERE status = ? AND updated_at < ? LIMIT ${PRUNE_SLICE}`
-    ),
+    expiredDeliveries: db.query<{ id: number }, [string, number, number]>("SELECT id FROM deliveries WHERE status = ? AND updated_at < ? LIMIT ?"),
     deleteAttemptsOf: db.query<unknown, [string]>("DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?))"),
     deleteDeliveries: db.query<unknown, [string]>("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?))"),
-    pruneEvents: db.query<unknown, [number]>(
-      `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT ${PRUNE_SLICE})`
-    ),
-    pruneUnroutable: db.query<unknown, [number]>(
-      `DELETE FROM unroutable WHERE id IN (SELECT id FROM unroutable WHERE at < ? LIMIT ${PRUNE_SLICE})`
-    ),
-    prunePins: db.query<unknown, [number]>(`DELETE FROM pins WHERE room IN (SELECT room FROM pins WHERE pinned_at < ? LIMIT ${PRUNE_SLICE})`)
+    pruneEvents: db.query<unknown, [number, number]>("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT ?)"),
+    pruneUnroutable: db.query<unknown, [number, number]>("DELETE FROM unroutable WHERE id IN (SELECT id FROM unroutable WHERE at < ? LIMIT ?)"),
+    prunePins: db.query<unknown, [number, number]>("DELETE FROM pins WHERE room IN (SELECT room FROM pins WHERE pinned_at < ? LIMIT ?)")
   }
 
   /** Applies the change; true when it started the call (created the pin) or ended it (found it not yet ended). */
@@ -143,8 +126,7 @@ export const prepareWrites = (db: Database) => {
     }
   }
 
-  const insertDelivery = (d: NewDelivery, at: number) =>
-    Number(q.insertDelivery.run(d.eventId, d.eventType, d.tenant, d.url, d.room, d.domain, d.body, d.eventCreatedAt, d.secret, d.trace, at).lastInsertRowid)
+  const insertDelivery = (d: NewDelivery, at: number) => Number(q.insertDelivery.run(...NEW_FIELDS.map((field) => d[field]), at).lastInsertRowid)
 
   const accept = (a: Acceptance): AcceptOutcome => {
     if (q.insertEvent.run(a.eventId, a.receivedAt).changes === 0) return { _tag: "Duplicate" }
@@ -157,24 +139,25 @@ export const prepareWrites = (db: Database) => {
   }
 
   // A delivery's attempt history goes in the same slice as the delivery, found by its index.
-  const pruneDeliveries = (status: Delivery["status"], before: number) => {
-    const ids = JSON.stringify(q.expiredDeliveries.all(status, before).map((row) => row.id))
+  const pruneDeliveries = (status: Delivery["status"], before: number, limit: number) => {
+    const ids = JSON.stringify(q.expiredDeliveries.all(status, before, limit).map((row) => row.id))
     q.deleteAttemptsOf.run(ids)
     return q.deleteDeliveries.run(ids).changes
   }
 
-  const prune = (target: PruneTarget, before: number): number => {
+  // Slices are short, so the write lock is never held for long.
+  const pruneSlice = (target: PruneTarget, before: number, limit: number): number => {
     switch (target) {
       case "delivered":
       case "failed":
       case "expired":
-        return pruneDeliveries(target, before)
+        return pruneDeliveries(target, before, limit)
       case "events":
-        return q.pruneEvents.run(before).changes
+        return q.pruneEvents.run(before, limit).changes
       case "unroutable":
-        return q.pruneUnroutable.run(before).changes
+        return q.pruneUnroutable.run(before, limit).changes
       case "pins":
-        return q.prunePins.run(before).changes
+        return q.prunePins.run(before, limit).changes
     }
   }
 
@@ -193,7 +176,7 @@ export const prepareWrites = (db: Database) => {
         return undefined
       case "Requeue": {
         const row = q.requeueOne.get(op.now, op.now, op.id)
-        if (row) return { _tag: "Requeued", delivery: toDelivery(row) } satisfies RequeueResult
+        if (row) return { _tag: "Requeued", delivery: decodeDelivery(row) } satisfies RequeueResult
         const existing = q.selectStatus.get(op.id)
         return (existing ? { _tag: "NotFailed", status: existing.status } : { _tag: "NotFound" }) satisfies RequeueResult
       }
@@ -203,7 +186,7 @@ export const prepareWrites = (db: Database) => {
         return { count: changes, firstId } satisfies Requeued
       }
       case "PruneSlice":
-        return prune(op.target, op.before)
+        return pruneSlice(op.target, op.before, op.limit)
       case "PutApiHook":
         q.upsertHook.run(op.hook.host, JSON.stringify(op.hook), Date.now())
         return undefined

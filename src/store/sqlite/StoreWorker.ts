@@ -4,6 +4,7 @@
  * while a commit runs are grouped into the next one.
  */
 import type { Database } from "bun:sqlite"
+import { TurnBatch } from "../../TurnBatch.ts"
 import { openDatabase } from "./SqliteSchema.ts"
 import { prepareWrites, type Settled, type WriteOp } from "./SqliteWrites.ts"
 
@@ -24,21 +25,17 @@ const reply = (message: FromWriter) => self.postMessage(message)
 
 let db: Database | undefined
 let commit: ((batch: ReadonlyArray<WriteOp>) => Array<Settled>) | undefined
-let waiting: Array<{ seq: number; ops: ReadonlyArray<WriteOp> }> = []
-let scheduled = false
 
-const flush = () => {
-  scheduled = false
-  const batches = waiting
-  waiting = []
-  if (batches.length === 0 || !commit) return
-  const results = commit(batches.flatMap((b) => b.ops))
+// Messages already queued are handled before a turn ends, so the batches that arrive while a commit runs join the next one.
+const batches = new TurnBatch<{ readonly seq: number; readonly ops: ReadonlyArray<WriteOp> }>((waiting) => {
+  if (!commit) return
+  const results = commit(waiting.flatMap((b) => b.ops))
   let offset = 0
-  for (const { seq, ops } of batches) {
+  for (const { seq, ops } of waiting) {
     reply({ _tag: "Committed", seq, results: results.slice(offset, offset + ops.length) })
     offset += ops.length
   }
-}
+})
 
 self.onmessage = (event: MessageEvent<ToWriter>) => {
   const message = event.data
@@ -53,12 +50,10 @@ self.onmessage = (event: MessageEvent<ToWriter>) => {
       }
       return
     case "Batch":
-      waiting.push(message)
-      // Messages already queued are handled before this runs, so they join the same commit.
-      if (!scheduled) (scheduled = true), setImmediate(flush)
+      batches.add(message)
       return
     case "Close":
-      flush()
+      batches.flush()
       db?.close()
       reply({ _tag: "Closed" })
       return

@@ -1,0 +1,92 @@
+import { Context, Effect, Layer, Option, type Scope } from "effect"
+import type { StoreUnavailable } from "../domain/Errors.ts"
+import { decodeTenantHealth, encodeTenantHealth } from "../domain/TenantHealth.ts"
+import { DeliveryHistory } from "./DeliveryHistory.ts"
+import { DeliveryQueue } from "./DeliveryQueue.ts"
+import { EventStore } from "./EventStore.ts"
+import { HealthStore } from "./HealthStore.ts"
+import { HookStore } from "./HookStore.ts"
+import { Leases } from "./Leases.ts"
+import { Retention, type PruneTarget } from "./Retention.ts"
+import { healthKey, justQueued, type Acceptance, type AcceptResult } from "./Store.ts"
+import type { AcceptOutcome, StoreBackend } from "./StoreBackend.ts"
+
+/** Every tag a store provides. */
+export type StoreServices = EventStore | DeliveryQueue | Leases | HealthStore | DeliveryHistory | HookStore | Retention
+
+/** Every store tag over one backend, opened once and shared: what the stores have in common, written once. */
+export const storeLayer = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Scope>): Layer.Layer<StoreServices, StoreUnavailable> =>
+  Layer.scopedContext(
+    Effect.map(open, (backend) =>
+      Context.make(EventStore, events(backend)).pipe(
+        Context.add(DeliveryQueue, queue(backend)),
+        Context.add(Leases, backend.leases),
+        Context.add(HealthStore, health(backend)),
+        Context.add(DeliveryHistory, history(backend)),
+        Context.add(HookStore, backend.hooks),
+        Context.add(Retention, retention(backend))
+      )
+    )
+  )
+
+/** A read of at most `limit` records: asked for none, it reads nothing. */
+const upTo = <A>(limit: number, read: () => Effect.Effect<ReadonlyArray<A>, StoreUnavailable>): Effect.Effect<ReadonlyArray<A>, StoreUnavailable> =>
+  limit <= 0 ? Effect.succeed([]) : read()
+
+/** What acceptance answers: the deliveries as written, built here so the store need not read them back. */
+const accepted = ({ delivery, callEvent, receivedAt }: Acceptance, outcome: AcceptOutcome): AcceptResult =>
+  outcome._tag === "Duplicate"
+    ? outcome
+    : {
+        _tag: "Accepted",
+        delivery: delivery && outcome.deliveryId !== undefined ? justQueued(delivery, outcome.deliveryId, receivedAt) : undefined,
+        callEvent: callEvent && outcome.callEventId !== undefined ? justQueued(callEvent, outcome.callEventId, receivedAt) : undefined
+      }
+
+const events = (backend: StoreBackend): EventStore["Type"] => ({
+  acceptAll: (acceptances) => Effect.map(backend.accept(acceptances), (outcomes) => outcomes.map((outcome, i) => accepted(acceptances[i]!, outcome))),
+  pinsOf: (rooms) => (rooms.length === 0 ? Effect.succeed(new Map()) : backend.pinsOf(rooms)),
+  ping: backend.ping
+})
+
+const queue = ({ queue }: StoreBackend): DeliveryQueue["Type"] => ({
+  ...queue,
+  pendingAfter: (tenant, afterId, limit) => upTo(limit, () => queue.pendingAfter(tenant, afterId, limit)),
+  pendingInLane: (tenant, room, limit) => upTo(limit, () => queue.pendingInLane(tenant, room, limit))
+})
+
+const history = ({ history }: StoreBackend): DeliveryHistory["Type"] => ({
+  ...history,
+  deliveries: (query) => upTo(query.limit, () => history.deliveries(query)),
+  unroutable: (limit) => upTo(limit, () => history.unroutable(limit))
+})
+
+/** A tenant's health is one small value in the cache; none, or one that does not decode, is healthy. */
+const health = ({ hooks }: StoreBackend): HealthStore["Type"] => ({
+  tenantHealth: (tenant) => Effect.map(hooks.cached(healthKey(tenant)), (value) => decodeTenantHealth(Option.getOrUndefined(value))),
+  setTenantHealth: (tenant, health) => hooks.cache(healthKey(tenant), encodeTenantHealth(health))
+})
+
+/** Deletes go a slice at a time, each its own write, so events keep being accepted while a large prune runs. */
+const PRUNE_SLICE = 2_000
+
+const retention = ({ pruneSlice }: StoreBackend): Retention["Type"] => {
+  /** Slices until one comes back short: then nothing older is left. */
+  const pruneAll = (target: PruneTarget, before: number): Effect.Effect<number, StoreUnavailable> =>
+    Effect.flatMap(pruneSlice(target, before, PRUNE_SLICE), (n) =>
+      n < PRUNE_SLICE ? Effect.succeed(n) : Effect.map(pruneAll(target, before), (rest) => n + rest)
+    )
+  return {
+    prune: (now, policy) =>
+      Effect.all({
+        // Expired deliveries are kept as long as failed ones: both are events the tenant never got.
+        deliveries: Effect.map(
+          Effect.all([pruneAll("delivered", now - policy.delivered), pruneAll("failed", now - policy.failed), pruneAll("expired", now - policy.failed)]),
+          ([delivered, failed, expired]) => delivered + failed + expired
+        ),
+        events: pruneAll("events", now - policy.dedupe),
+        unroutable: pruneAll("unroutable", now - policy.unroutable),
+        pins: pruneAll("pins", now - policy.pins)
+      })
+  }
+}
