@@ -7,7 +7,7 @@
  *   bun run demo [--router http://127.0.0.1:8080] [--config config/router.yaml]
  */
 import { createHash } from "node:crypto"
-import { Either } from "effect"
+import { Either, Redacted } from "effect"
 import { AccessToken } from "livekit-server-sdk"
 import { Webhook } from "standardwebhooks"
 import { parseConfigText } from "../src/domain/Config.ts"
@@ -29,7 +29,7 @@ const tenant = Bun.serve({
   async fetch(request) {
     const body = await request.text()
     try {
-      delivered.resolve(new Webhook(hook.secret ?? config.signing.secret ?? "").verify(body, Object.fromEntries(request.headers)))
+      delivered.resolve(new Webhook(Redacted.value(hook.secret ?? config.signing.secret ?? Redacted.make(""))).verify(body, Object.fromEntries(request.headers)))
       return new Response(null, { status: 204 })
     } catch (error) {
       delivered.reject(error)
@@ -56,7 +56,7 @@ const body = JSON.stringify({
     }
   }
 })
-const token = new AccessToken(config.livekit.apiKey, config.livekit.apiSecret, { ttl: "5m" })
+const token = new AccessToken(config.livekit.apiKey, Redacted.value(config.livekit.apiSecret), { ttl: "5m" })
 token.sha256 = createHash("sha256").update(body).digest("base64")
 const response = await fetch(`${routerUrl}/livekit/webhook`, {
   method: "POST",

@@ -1,10 +1,14 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import fc from "fast-check"
 import { callEnded, callStarted, isCallParticipant } from "../src/domain/CallEvents.ts"
 import { CALL_EVENTS, LIVEKIT_EVENTS, wantsEvent, type EventName } from "../src/domain/Hook.ts"
 import type { Pin } from "../src/domain/Delivery.ts"
 import type { LiveKitEvent } from "../src/domain/LiveKitEvent.ts"
 import { onPinnedCall } from "../src/ingest/Router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const filterName = fc.constantFrom<EventName>(...LIVEKIT_EVENTS, ...CALL_EVENTS, "*")
 const anyEvent = fc.constantFrom<string>(...LIVEKIT_EVENTS, ...CALL_EVENTS)

@@ -1,4 +1,5 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import fc from "fast-check"
 import {
   admit,
@@ -10,6 +11,9 @@ import {
   type Breaker,
   type BreakerPolicy
 } from "../src/delivery/CircuitBreaker.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const POLICY: BreakerPolicy = { failureThreshold: 3, cooldownMs: 1_000, maxCooldownMs: 5_000 }
 const T0 = 1_000_000

@@ -1,9 +1,13 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { Effect, Either, Option } from "effect"
 import fc from "fast-check"
 import { MalformedHeader, MissingHeader } from "../src/domain/Errors.ts"
 import { normaliseE164 } from "../src/domain/PhoneNumber.ts"
 import { DomainExtractor, domainFromAttributes, parseSipHost } from "../src/ingest/DomainExtractor.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const some = (s: string) => Option.some(s)
 const none = Option.none()

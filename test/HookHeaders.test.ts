@@ -1,7 +1,11 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import fc from "fast-check"
-import { Either, Schema } from "effect"
+import { Either, Schema, Redacted } from "effect"
 import { authorizationOf, headerNameProblem, headersProblem, headerValueProblem, HookHeaders, MAX_HEADERS, MAX_HEADER_VALUE } from "../src/domain/HookHeaders.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".split("")
 const RESERVED = ["host", "content-type", "content-length", "authorization", "traceparent", "tracestate", "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"]
@@ -62,12 +66,12 @@ describe("hook header validation", () => {
   test("auth: Basic is base64 of username:password in UTF-8; bearer is sent as given", () => {
     fc.assert(
       fc.property(fc.string().filter((s) => !s.includes(":")), fc.string(), (username, password) => {
-        const header = authorizationOf({ basic: { username, password } })!
+        const header = authorizationOf({ basic: { username, password: Redacted.make(password) } })!
         expect(header.startsWith("Basic ")).toBe(true)
         expect(Buffer.from(header.slice(6), "base64").toString("utf8")).toBe(`${username}:${password}`)
       })
     )
-    expect(authorizationOf({ bearer: "abc.def" })).toBe("Bearer abc.def")
+    expect(authorizationOf({ bearer: Redacted.make("abc.def") })).toBe("Bearer abc.def")
     expect(authorizationOf(undefined)).toBeUndefined()
   })
 })

@@ -1,7 +1,11 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import fc from "fast-check"
 import type { ActiveHook } from "../src/domain/Hook.ts"
 import { allHooks, compileTable, entryFor, matchHost, mergeSources, type Table } from "../src/hooks/HookTable.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 // Hooks reach the table through HostPattern, which lower-cases them, so generated hosts are lower-case.
 const hook = (host: string, tag = host, source: ActiveHook["source"] = "file"): ActiveHook =>

@@ -1,7 +1,11 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { Either } from "effect"
 import fc from "fast-check"
 import { parseLiveKitEvent, sipAttributesOf } from "../src/domain/LiveKitEvent.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const anyJson = fc.jsonValue({ maxDepth: 3 })
 /** Whatever a sender might put where the router reads: the right shape, or anything else. */

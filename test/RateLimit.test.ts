@@ -1,6 +1,10 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import fc from "fast-check"
 import { fullBucket, parseRateLimit, takeToken, type Bucket, type RateLimit } from "../src/domain/RateLimit.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const PER_MS = { s: 1_000, m: 60_000, h: 3_600_000 } as const
 type Unit = keyof typeof PER_MS

@@ -1,6 +1,10 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import fc from "fast-check"
 import { classifyAddress, refusedTargetHost } from "../src/domain/TargetAddress.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const ipv4Cases: ReadonlyArray<readonly [string, string | undefined]> = [
   ["0.0.0.0", "unspecified"],

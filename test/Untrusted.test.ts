@@ -1,7 +1,11 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { Either } from "effect"
 import fc from "fast-check"
 import { excerpt, MAX_JSON_DEPTH, nestsDeeperThan, parseJsonWithin } from "../src/domain/Untrusted.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 /** The nesting depth of a parsed value, counted the obvious (recursive) way. */
 const depthOf = (value: unknown): number =>

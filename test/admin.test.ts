@@ -3,7 +3,8 @@
  * auth, input validation, the hook lifecycle as seen by new calls, wildcards,
  * persistence across a restart, and secrets that never come back out.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -11,6 +12,9 @@ import { join } from "node:path"
 import { startCapture, verifies } from "./support/capture.ts"
 import { sipParticipantEvent } from "./support/livekit.ts"
 import { ADMIN_TOKEN, DEFAULT_SECRET, eventually, startRouter, type RunningRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 // ---------------------------------------------------------------- helpers
 

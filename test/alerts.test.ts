@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -7,6 +8,9 @@ import { sipParticipantEvent } from "./support/livekit.ts"
 import { startReceiver, startScriptedEndpoint, type Receiver, type ScriptedHit } from "./support/receiver.ts"
 import { redisAvailable, startRedis } from "./support/redis.ts"
 import { DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 /**
  * Operational alerts (`alerts`), through the real router process: real

@@ -1,8 +1,12 @@
-import { expect, test } from "bun:test"
+import { expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { buildBinary } from "./support/binary.ts"
 import { ADMIN_TOKEN, testConfig } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 test("the single binary is also the command line: --help, completions, and admin commands against itself serving", async () => {
   const { dir, binary } = buildBinary("binary-cli")

@@ -1,9 +1,13 @@
-import { expect, test } from "bun:test"
+import { expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { protojsonish, roomEvent, signAsLiveKit } from "./support/livekit.ts"
 import { buildBinary } from "./support/binary.ts"
 import { testConfig } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 test("bun build --compile makes a single binary that runs the router without Bun or the sources", async () => {
   const { dir, binary } = buildBinary("binary")

@@ -4,13 +4,17 @@
  * list them, each exactly once: across retries, one batch, a kill -9 and two
  * instances sharing Redis. Tenants verify every request with standardwebhooks.
  */
-import { afterEach, describe, expect, test } from "bun:test"
+import { afterEach, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { rmSync } from "node:fs"
 import { eventId, roomEvent, sipParticipantEvent, trackEvent } from "./support/livekit.ts"
 import { startReceiver, type Receiver } from "./support/receiver.ts"
 import { redisAvailable } from "./support/redis.ts"
 import { startRedisCluster } from "./support/redisCluster.ts"
 import { DEFAULT_SECRET, startRouter, type RunningRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {

@@ -2,7 +2,8 @@
  * The CLI (src/cli/Cli.ts): its formatters directly, then the real
  * `bun run src/main.ts ...` process against one real router and a real tenant.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -13,6 +14,9 @@ import { HookCreated } from "../src/domain/HookViews.ts"
 import { sipParticipantEvent } from "./support/livekit.ts"
 import { startReceiver, type Receiver } from "./support/receiver.ts"
 import { ADMIN_TOKEN, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const MAIN = join(import.meta.dir, "..", "src", "main.ts")
 const WRONG_TOKEN = "not-the-admin-token-0123456789"

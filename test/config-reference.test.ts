@@ -3,11 +3,15 @@
  * config schema (scripts/config-reference.ts): it must be the one the schema
  * generates now, list every key once, and show the defaults a config decodes to.
  */
-import { expect, test } from "bun:test"
+import { expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { Duration, Either } from "effect"
 import { decodeConfig } from "../src/domain/Config.ts"
 import { configKeys, REFERENCE_PATH, referenceIn, renderReference, renderValue } from "../scripts/config-reference.ts"
 import { DEFAULT_SECRET } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const committed = referenceIn(await Bun.file(REFERENCE_PATH).text()) ?? ""
 

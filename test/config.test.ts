@@ -1,12 +1,16 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Duration, Either, Schema } from "effect"
+import { Duration, Either, Schema, Redacted } from "effect"
 import fc from "fast-check"
 import { decodeConfig, parseConfigText, RouterConfig } from "../src/domain/Config.ts"
 import { parseDurationMs } from "../src/domain/Duration.ts"
 import { ADMIN_TOKEN, DEFAULT_SECRET, startRouter, testConfig } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const ROOT = join(import.meta.dir, "..")
 const minimal = { livekit: { apiKey: "APIk", apiSecret: "s" }, signing: { secret: DEFAULT_SECRET } }
@@ -120,8 +124,8 @@ describe("decoding", () => {
         { LIVEKIT_API_KEY: "APIenv", LIVEKIT_API_SECRET: "env-secret", ROUTER_ADMIN_TOKEN: "token-from-env-0123456789" }
       )
     )
-    expect(config.livekit).toEqual({ apiKey: "APIenv", apiSecret: "env-secret" })
-    expect(config.admin.tokens).toEqual([ADMIN_TOKEN, "token-from-env-0123456789"])
+    expect({ ...config.livekit, apiSecret: Redacted.value(config.livekit.apiSecret) }).toEqual({ apiKey: "APIenv", apiSecret: "env-secret" })
+    expect(config.admin.tokens.map(Redacted.value)).toEqual([ADMIN_TOKEN, "token-from-env-0123456789"])
   })
 
   test("env supplies credentials the file leaves out", () => {
@@ -181,14 +185,19 @@ describe("decoding", () => {
     const defaults = Either.getOrThrow(decodeConfig({ ...minimal, alerts: { url: "https://ops.example/alerts" } }))
     expect(defaults.alerts).toEqual({ url: "https://ops.example/alerts", unroutableWindow: Duration.hours(1) })
     const own = Either.getOrThrow(decodeConfig({ livekit: minimal.livekit, alerts: { url: "https://ops.example/alerts", secret: DEFAULT_SECRET, events: ["delivery.failed"], unroutableWindow: "10m" } }))
-    expect(own.alerts).toEqual({ url: "https://ops.example/alerts", secret: DEFAULT_SECRET as never, events: ["delivery.failed"], unroutableWindow: Duration.minutes(10) })
+    expect({ ...own.alerts, secret: own.alerts?.secret && (Redacted.value(own.alerts.secret) as string) }).toEqual({
+      url: "https://ops.example/alerts",
+      secret: DEFAULT_SECRET,
+      events: ["delivery.failed"],
+      unroutableWindow: Duration.minutes(10)
+    })
     expect(Either.isRight(decodeConfig({ ...minimal, security: { allowPrivateTargets: true }, alerts: { url: "http://127.0.0.1:9000/alerts" } }))).toBe(true)
     expect(Either.getOrThrow(decodeConfig(minimal)).alerts).toBeUndefined()
   })
 
-  test("a hook's maxAge is kept as written", () => {
+  test("a hook's maxAge is kept as written, and read once", () => {
     const decoded = decodeConfig({ ...minimal, hooks: [{ host: "a.example", url: "https://x.example", maxAge: "30s" }] })
-    expect(Either.isRight(decoded) && decoded.right.hooks[0]!.maxAge).toBe("30s")
+    expect(Either.isRight(decoded) && decoded.right.hooks[0]!.maxAge).toEqual({ text: "30s", ms: 30_000 })
   })
 
   test("signing.secret may be left out when every hook has a secret of its own, or there are no hooks", () => {
@@ -250,5 +259,39 @@ describe("starting the process", () => {
     const router = await startRouter()
     expect((await fetch(`${router.url}/healthz`)).status).toBe(200)
     expect(await router.stop("SIGTERM")).toBe(0)
+  })
+})
+
+describe("secrets are Redacted once decoded", () => {
+  test("no secret of the config, its hooks or their credentials shows when the decoded config is printed or serialised", () => {
+    const secrets = {
+      apiSecret: "livekit-api-secret-value",
+      token: "operator-token-0123456789",
+      tenantToken: "tenant-token-0123456789",
+      signing: DEFAULT_SECRET,
+      hookSecret: "whsec_" + Buffer.alloc(32, 9).toString("base64"),
+      alertSecret: "whsec_" + Buffer.alloc(32, 5).toString("base64"),
+      remoteToken: "remote-source-token",
+      header: "x-api-key-value",
+      password: "basic-password-value",
+      bearer: "bearer-token-value"
+    }
+    const config = Either.getOrThrow(
+      decodeConfig({
+        livekit: { apiKey: "APIk", apiSecret: secrets.apiSecret },
+        admin: { tokens: [secrets.token], tenantTokens: [{ token: secrets.tenantToken, hosts: ["a.example"] }] },
+        signing: { secret: secrets.signing },
+        remoteHooks: { url: "https://hooks.example/table", token: secrets.remoteToken },
+        alerts: { url: "https://ops.example/alerts", secret: secrets.alertSecret },
+        hooks: [
+          { host: "a.example", url: "https://a.example/voice", secret: secrets.hookSecret, headers: { "X-Api-Key": secrets.header } },
+          { host: "b.example", url: "https://b.example/voice", auth: { basic: { username: "router", password: secrets.password } } },
+          { host: "c.example", url: "https://c.example/voice", auth: { bearer: secrets.bearer } }
+        ]
+      })
+    )
+    const printed = [JSON.stringify(config), String(config.hooks[0]!.secret), Bun.inspect(config, { depth: 10 })].join("\n")
+    for (const secret of Object.values(secrets)) expect(printed).not.toContain(secret)
+    expect(Redacted.value(config.hooks[0]!.secret!) as string).toBe(secrets.hookSecret)
   })
 })

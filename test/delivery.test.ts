@@ -1,8 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { Webhook } from "standardwebhooks"
 import { API_SECRET, protojsonish, sipParticipantEvent } from "./support/livekit.ts"
 import { startReceiver, type Receiver, type Reply } from "./support/receiver.ts"
 import { ADMIN_TOKEN, DEFAULT_SECRET, eventually, startRouter, type RunningRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const HOOK_SECRET = "whsec_" + Buffer.alloc(32, 42).toString("base64")
 const SECRETS = [DEFAULT_SECRET, HOOK_SECRET, API_SECRET, ADMIN_TOKEN]

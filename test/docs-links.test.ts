@@ -3,9 +3,13 @@
  * for a `#anchor`, a heading of the target renders to it (GitHub's slugs).
  * External links are not fetched.
  */
-import { expect, test } from "bun:test"
+import { expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { existsSync, readFileSync } from "node:fs"
 import { dirname, join, relative } from "node:path"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const ROOT = join(import.meta.dir, "..")
 const DOCS = ["README.md", ...Array.from(new Bun.Glob("docs/**/*.md").scanSync(ROOT)).sort()]

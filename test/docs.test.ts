@@ -3,12 +3,16 @@
  * router alone: the hooks operations are on the page, and no request the page
  * makes leaves 127.0.0.1.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test"
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { chromium, type BrowserContext } from "playwright-core"
 import { startRouter, type RunningRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const CHROMIUM = "/usr/bin/chromium"
 // Without Chromium a local run skips this; under CI=true it fails instead (.ci/run installs it).

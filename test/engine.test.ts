@@ -4,8 +4,12 @@
  * auto-disable, expiry, and the wall clock stepping while retries wait. Each
  * case moves a manual clock, so nothing here sleeps.
  */
-import { afterEach, describe, expect, test } from "bun:test"
+import { afterEach, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { startEngine, type Engine, type EngineOptions } from "./support/engine.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const A = "http://a.example/voice"
 const B = "http://b.example/voice"

@@ -1,8 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { sipParticipantEvent, trackEvent } from "./support/livekit.ts"
 import { startScriptedEndpoint } from "./support/receiver.ts"
 import { redisAvailable, startRedis } from "./support/redis.ts"
 import { DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 /**
  * Freshness (a hook's `maxAge`), through the real router process and real

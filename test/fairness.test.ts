@@ -3,10 +3,14 @@
  * gates (concurrency cap, circuit breaker, rate limit) and per-call lanes,
  * observed from real tenants behind the real router process.
  */
-import { afterEach, describe, expect, test } from "bun:test"
+import { afterEach, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { sipParticipantEvent, trackEvent } from "./support/livekit.ts"
 import { startReceiver } from "./support/receiver.ts"
 import { DEFAULT_SECRET, eventually, startRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {

@@ -5,7 +5,8 @@
  * quotes a secret value); that no answer and no log line shows a value; and
  * tenant tokens setting them on their own hosts only.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -13,6 +14,9 @@ import { join } from "node:path"
 import { sipParticipantEvent } from "./support/livekit.ts"
 import { startReceiver, type Receiver, type Received } from "./support/receiver.ts"
 import { eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const ROOT = join(import.meta.dir, "..")
 const WAIT = 20_000

@@ -191,6 +191,29 @@ describe("config file edits while running (default reload interval)", () => {
     await callReaches(router, { xToIp: "alpha.example.org" }, R, "/alpha-v1", "alpha.example.org")
   })
 
+  test("a secret changed in the file, and nothing else: new deliveries are signed with the new secret", async () => {
+    const [first, second] = [newSecret(), newSecret()]
+    const before = startReceiver(first)
+    doc.hooks = [...doc.hooks, { host: "epsilon.example.org", url: `${before.url}/epsilon`, secret: first }]
+    writeInPlace(router, doc)
+    await takesEffect("epsilon.example.org in the table", async () => (await hookOf(router, "epsilon.example.org")) !== undefined)
+    await callReaches(router, { xToIp: "epsilon.example.org" }, before, "/epsilon", "epsilon.example.org")
+    // The same endpoint, now verifying with the second secret only.
+    const port = Number(new URL(before.url).port)
+    before.stop()
+    const after = startReceiver(second, [{ status: 200 }], port)
+    try {
+      const mark = router.logs.length
+      doc.hooks = doc.hooks.map((h: Doc) => (h.host === "epsilon.example.org" ? { ...h, secret: second } : h))
+      writeInPlace(router, doc)
+      await logAfter(router, mark, (l) => l.msg === "hooks reloaded", "hooks reloaded")
+      await callReaches(router, { xToIp: "epsilon.example.org" }, after, "/epsilon", "epsilon.example.org")
+      expect(after.rejected).toEqual([])
+    } finally {
+      after.stop()
+    }
+  })
+
   test("a URL changed in the file: new calls go to the new URL, a call in progress keeps the old one", async () => {
     const callRoom = room("inprogress")
     const joined = sipParticipantEvent("participant_joined", { room: callRoom, xToIp: "alpha.example.org" })

@@ -6,7 +6,8 @@
  * own name, including TLS). test/admin.test.ts covers auth, basic validation,
  * the hook lifecycle, wildcards and persistence of API hooks.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { randomBytes } from "node:crypto"
 import { promises as dns } from "node:dns"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -15,6 +16,9 @@ import { join } from "node:path"
 import { startCapture, verifies, type Capture, type Captured } from "./support/capture.ts"
 import { sipParticipantEvent } from "./support/livekit.ts"
 import { DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const ROOT = join(import.meta.dir, "..")
 

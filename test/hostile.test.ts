@@ -16,7 +16,8 @@
  * so a shrunk counterexample stays readable. `FC_SEED` (and `FC_PATH`) replay
  * a failure; fast-check prints both.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -61,6 +62,9 @@ import {
   type Param,
   type Val
 } from "./support/hostile.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 // ---------------------------------------------------------------- the cast
 

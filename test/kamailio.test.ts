@@ -7,12 +7,16 @@
  * Everything runs on 127.0.0.1 with ports picked at run time. The compose
  * stack's files are checked in test/stack.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Subprocess } from "bun";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { eventually } from "./support/router.ts";
+import { TEST_TIMEOUT_MS } from "./support/setup.ts";
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS);
 
 const ROOT = resolve(import.meta.dir, "..");
 const CFG = join(ROOT, "kamailio/kamailio.cfg");

@@ -3,9 +3,13 @@
  * OpenAPI 3.1, complete, and true to the routes (every documented operation
  * is served by the running router and answers with a documented status).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { Validator } from "@seriousme/openapi-schema-validator"
 import { ADMIN_TOKEN, startRouter, type RunningRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 /** Every admin endpoint, as docs/admin-api.md lists them. */
 const ENDPOINTS = [

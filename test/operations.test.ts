@@ -4,10 +4,14 @@
  * unroutable events, and the queue metrics that go with them. One router
  * serves the whole file; its tenants are scripted receivers on loopback.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { API_SECRET, roomEvent, sipParticipantEvent, trackEvent } from "./support/livekit.ts"
 import { startReceiver, type Receiver } from "./support/receiver.ts"
 import { ADMIN_TOKEN, DEFAULT_SECRET, eventually, startRouter, type RunningRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 // ---------------------------------------------------------------- helpers
 

@@ -4,12 +4,16 @@
  * and every acknowledged event reaches its tenant even when an instance is
  * killed or Redis restarts.
  */
-import { afterEach, describe, expect, test } from "bun:test"
+import { afterEach, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { sipParticipantEvent } from "./support/livekit.ts"
 import { startReceiver, type Receiver } from "./support/receiver.ts"
 import { redisAvailable } from "./support/redis.ts"
 import { startRedisCluster } from "./support/redisCluster.ts"
 import { DEFAULT_SECRET, eventually, type RunningRouter } from "./support/router.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {

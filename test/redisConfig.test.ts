@@ -1,6 +1,10 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { Duration, Either } from "effect"
 import { decodeConfig } from "../src/domain/Config.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const base = {
   livekit: { apiKey: "k", apiSecret: "s" },

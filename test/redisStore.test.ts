@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { RedisClient } from "bun"
 import { Effect, Fiber, Layer, Option, Stream } from "effect"
 import fc from "fast-check"
@@ -10,6 +11,9 @@ import { redisStore } from "../src/Stores.ts"
 import { redisAvailable, startRedis, type TestRedis } from "./support/redis.ts"
 import { provideStore, Store } from "./support/store.ts"
 import { acceptance, acceptOne, deliver, newDelivery, runOn, storeContract } from "./support/storeContract.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const DAY = 86_400_000
 // The server CI started (REDIS_URL), or one of our own; the outage test always starts its own.

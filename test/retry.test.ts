@@ -1,9 +1,13 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, test, setDefaultTimeout } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { Clock, Duration, Effect, Either, Fiber, TestClock, TestContext } from "effect"
 import fc from "fast-check"
 import type { RouterConfig } from "../src/domain/Config.ts"
 import { TenantRejected, TenantTimeout, TenantUnreachable, type DeliveryError } from "../src/domain/Errors.ts"
 import { isRetryable, parseRetryAfter, retrySchedule } from "../src/delivery/Retry.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const NOW = Date.parse("2030-01-01T00:00:00Z")
 

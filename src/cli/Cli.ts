@@ -11,7 +11,7 @@ import { loadConfigFile, readConfigFile } from "../AppConfig.ts"
 import { DeliveryStatus } from "../domain/Delivery.ts"
 import { DeliveryId, DeliveryTenant, Limit } from "../domain/DeliveryViews.ts"
 import { firstProblem, isAnswered } from "../domain/Errors.ts"
-import { E164, EventName, HostPattern, MaxAgeText, RateLimitText, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
+import { E164, EventName, HostPattern, MaxAge, RateLimitSetting, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
 import { IsoTime } from "../domain/IsoTime.ts"
 import { NumberCreated } from "../domain/HookViews.ts"
 import { AdminApi } from "../http/Api.ts"
@@ -162,8 +162,8 @@ const hooks = group("hooks").pipe(
         url: option("url", TargetUrl).pipe(Options.withDescription("where the hook's events are posted (http or https)")),
         secret: option("secret", WebhookSecret).pipe(Options.optional, Options.withDescription("whsec_… (without: kept, or generated for a new hook)")),
         events: option("events", EventList).pipe(Options.optional, Options.withDescription("only these events, e.g. participant_joined,room_finished")),
-        rateLimit: option("rate-limit", RateLimitText).pipe(Options.optional, Options.withDescription("e.g. 50/s, 600/m, 1000/h")),
-        maxAge: option("max-age", MaxAgeText).pipe(Options.optional, Options.withDescription("e.g. 30s, 10m: older events are not sent (they expire)"))
+        rateLimit: option("rate-limit", RateLimitSetting).pipe(Options.optional, Options.withDescription("e.g. 50/s, 600/m, 1000/h")),
+        maxAge: option("max-age", MaxAge).pipe(Options.optional, Options.withDescription("e.g. 30s, 10m: older events are not sent (they expire)"))
       },
       withClient((client, input) =>
         Effect.flatMap(

@@ -1,10 +1,9 @@
 import { Effect, Either, Option, Runtime, ScheduleDecision, ScheduleIntervals } from "effect"
 import { AppConfig } from "../AppConfig.ts"
-import { parseDurationMs } from "../domain/Duration.ts"
 import type { DeliveryError } from "../domain/Errors.ts"
 import { ownOrDefault, signingSecrets } from "../domain/Hook.ts"
 import { authorizationOf } from "../domain/HookHeaders.ts"
-import { parseRateLimit, type RateLimit } from "../domain/RateLimit.ts"
+import type { RateLimit } from "../domain/RateLimit.ts"
 import { entryFor, HookTable } from "../hooks/HookTable.ts"
 import { Tracing } from "../telemetry/Tracing.ts"
 import { DeliveryQueue } from "../store/DeliveryQueue.ts"
@@ -16,15 +15,6 @@ import { isTenantFailure, retrySchedule } from "./Retry.ts"
 import { TenantGate, type Admitted } from "./TenantGate.ts"
 import { TenantHealthTracker } from "./TenantHealthTracker.ts"
 import { describeFailure, WebhookSender } from "./WebhookSender.ts"
-
-/** Text from the hook table parsed once per distinct value: the table keeps what the config said. */
-const memo = <A>(parse: (text: string) => A) => {
-  const seen = new Map<string, A>()
-  return (text: string) => {
-    if (!seen.has(text)) seen.set(text, parse(text))
-    return seen.get(text)!
-  }
-}
 
 /**
  * One attempt at the delivery at the head of a lane: it expires unsent if its
@@ -52,8 +42,6 @@ export class DeliveryAttempt extends Effect.Service<DeliveryAttempt>()("Delivery
     /** Aborts the attempts still in flight when the service stops (after the drain). */
     const stopping = new AbortController()
     const timers = new Set<Timer>()
-    const rateLimitOf = memo(parseRateLimit)
-    const maxAgeOf = memo(parseDurationMs)
 
     /**
      * While the hook still points where the delivery goes, its current secrets,
@@ -69,14 +57,14 @@ export class DeliveryAttempt extends Effect.Service<DeliveryAttempt>()("Delivery
             secrets: signingSecrets(hook, config.signing.secret, clock.wallMs()),
             headers: hook.headers,
             authorization: authorizationOf(hook.auth),
-            rateLimit: hook.rateLimit === undefined ? undefined : rateLimitOf(hook.rateLimit)
+            rateLimit: hook.rateLimit
           }
     }
 
     /** The hook's maxAge, if it has one; like the secrets, only while the hook still points where the delivery goes. */
     const maxAgeFor = (delivery: QueuedDelivery): number | undefined => {
       const hook = entryFor(hooks.inForce(), delivery.tenant)
-      return hook?.url !== delivery.url || hook.maxAge === undefined ? undefined : maxAgeOf(hook.maxAge)
+      return hook?.url !== delivery.url || hook.maxAge === undefined ? undefined : hook.maxAge.ms
     }
     /** When the event outgrows the hook's maxAge (monotonic), if it has one. */
     const expiresAt = (held: Held): number | undefined => {

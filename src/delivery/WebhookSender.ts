@@ -1,6 +1,6 @@
 import { lookup } from "node:dns/promises"
 import { isIP } from "node:net"
-import { Clock, Duration, Effect, Either, Option } from "effect"
+import { Clock, Duration, Effect, Either, Option, Redacted } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { TargetRefused, TenantRejected, TenantTimeout, TenantUnreachable, type DeliveryError } from "../domain/Errors.ts"
 import { classifyAddress } from "../domain/TargetAddress.ts"
@@ -16,9 +16,9 @@ export interface Outgoing {
   readonly eventId: string
   readonly body: string
   /** The hook's secret, then the one it replaced while a rotation overlaps. */
-  readonly secrets: ReadonlyArray<string>
+  readonly secrets: ReadonlyArray<Redacted.Redacted>
   /** The hook's own headers (validated: none the router sets itself). */
-  readonly headers?: Readonly<Record<string, string>> | undefined
+  readonly headers?: Readonly<Record<string, Redacted.Redacted>> | undefined
   /** The hook's `auth`, as the `Authorization` value. */
   readonly authorization?: string | undefined
   /** The hook's host, for the attempt's span. */
@@ -46,9 +46,9 @@ export const describeFailure = (error: DeliveryError) => {
  */
 export const webhookId = (eventId: string) => encodeURIComponent(eventId)
 
-const lowerCased = (headers: Readonly<Record<string, string>>) => {
+const lowerCased = (headers: Readonly<Record<string, Redacted.Redacted>>) => {
   const lower: Record<string, string> = {}
-  for (const name in headers) lower[name.toLowerCase()] = headers[name]!
+  for (const name in headers) lower[name.toLowerCase()] = Redacted.value(headers[name]!) as string
   return lower
 }
 

@@ -43,12 +43,12 @@ const LiveKit = Schema.Struct({
   apiKey: Schema.propertySignature(Schema.String.pipe(Schema.minLength(1))).annotations({
     description: "the key LiveKit signs webhooks with (`webhook.api_key` in LiveKit's config). Env `LIVEKIT_API_KEY` overrides"
   }),
-  apiSecret: Schema.propertySignature(Schema.String.pipe(Schema.minLength(1))).annotations({
+  apiSecret: Schema.propertySignature(Schema.Redacted(Schema.String.pipe(Schema.minLength(1)))).annotations({
     description: "that key's secret. Env `LIVEKIT_API_SECRET` overrides"
   })
 })
 
-const Token = Schema.String.pipe(Schema.minLength(16, { message: () => "admin tokens must be at least 16 characters" }))
+const Token = Schema.Redacted(Schema.String.pipe(Schema.minLength(16, { message: () => "admin tokens must be at least 16 characters" })))
 
 const TenantToken = Schema.Struct({
   token: Schema.propertySignature(Token).annotations({ description: "the bearer token (16+ chars)" }),
@@ -87,7 +87,7 @@ const RemoteHooks = Schema.Struct({
     description: 'the source\'s URL (http or https, without credentials), answering `{"hooks": [...], "numbers": [...]}`'
   }),
   interval: withDefault(DurationString, () => Duration.seconds(30)).annotations({ description: "how often it is polled (with `If-None-Match`)" }),
-  token: Schema.optional(Schema.String.pipe(Schema.minLength(1))).annotations({ description: "sent as `Authorization: Bearer …`" })
+  token: Schema.optional(Schema.Redacted(Schema.String.pipe(Schema.minLength(1)))).annotations({ description: "sent as `Authorization: Bearer …`" })
 })
 
 const CircuitBreaker = Schema.Struct({

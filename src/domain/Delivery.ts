@@ -1,49 +1,53 @@
 import { Schema } from "effect"
-import type { EventName } from "./Hook.ts"
+import { EventName, StoredSecret } from "./Hook.ts"
+
+// Schemas, so the stores decode what they read instead of trusting it, and keep secrets redacted.
 
 /** Where a call's events go: fixed when the room is pinned, so mid-call hook edits do not move a call. */
-export interface Destination {
+export const Destination = Schema.Struct({
   /** The hook's host pattern, which is also the tenant's name in logs and metrics. */
-  readonly tenant: string
-  readonly url: string
+  tenant: Schema.String,
+  url: Schema.String,
   /** Event filter in force when the room was pinned; undefined means all events. */
-  readonly events?: ReadonlyArray<EventName> | undefined
+  events: Schema.optional(Schema.Array(EventName)),
   /** The hook's own secret when the room was pinned, for signing if the hook is later removed or moved. */
-  readonly secret?: string | undefined
-}
+  secret: Schema.optional(StoredSecret)
+})
+export interface Destination extends Schema.Schema.Type<typeof Destination> {}
 
 /** What the tenant is told about the call, in every forwarded event. */
-export interface CallInfo {
-  readonly room: string | null
-  readonly sipCallId: string | null
-  readonly from: string | null
-  readonly to: string | null
-  readonly domain: string | null
-}
+export const CallInfo = Schema.Struct({
+  room: Schema.NullOr(Schema.String),
+  sipCallId: Schema.NullOr(Schema.String),
+  from: Schema.NullOr(Schema.String),
+  to: Schema.NullOr(Schema.String),
+  domain: Schema.NullOr(Schema.String)
+})
+export interface CallInfo extends Schema.Schema.Type<typeof CallInfo> {}
 
 /** The call's SIP participant as the event that pinned the room saw it: what call.started and call.ended report. */
-export interface CallStart {
+export const CallStart = Schema.Struct({
   /** LiveKit's createdAt of the pinning event (else when the router received it), in ms. */
-  readonly at: number
-  readonly identity: string | null
-  readonly sid: string | null
-}
+  at: Schema.Number,
+  identity: Schema.NullOr(Schema.String),
+  sid: Schema.NullOr(Schema.String)
+})
+export interface CallStart extends Schema.Schema.Type<typeof CallStart> {}
 
-export interface Pin {
-  readonly room: string
-  readonly destination: Destination
-  readonly call: CallInfo
+export const Pin = Schema.Struct({
+  room: Schema.String,
+  destination: Destination,
+  call: CallInfo,
   /** Absent on pins written before call events existed: such a call gets no call.ended. */
-  readonly start?: CallStart | undefined
+  start: Schema.optional(CallStart),
   /** When the call's SIP participant left (ms): the call has ended, and the pin stays so the room's later events still route. */
-  readonly endedAt?: number | undefined
-}
+  endedAt: Schema.optional(Schema.Number)
+})
+export interface Pin extends Schema.Schema.Type<typeof Pin> {}
 
 /** `expired`: the hook's `maxAge` passed before the event could be sent; it never will be (final, like `failed`). */
 export const DeliveryStatus = Schema.Literal("pending", "failed", "delivered", "expired")
 export type DeliveryStatus = typeof DeliveryStatus.Type
-
-// Schemas, so the stores decode what they read instead of trusting it, and list a delivery's fields from one place.
 
 /** A forwarded event as written at acceptance time; the body is final, the signature is made per attempt. */
 export const NewDelivery = Schema.Struct({
@@ -58,7 +62,7 @@ export const NewDelivery = Schema.Struct({
   /** LiveKit's createdAt, for end-to-end latency; null when the event had none. */
   eventCreatedAt: Schema.NullOr(Schema.Number),
   /** The destination's own secret as resolved (null: the default secret). */
-  secret: Schema.NullOr(Schema.String),
+  secret: Schema.NullOr(StoredSecret),
   /** The W3C `traceparent` of the webhook's span, so every attempt joins its trace, even after a restart; null when not traced. */
   trace: Schema.NullOr(Schema.String)
 })

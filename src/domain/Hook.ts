@@ -1,8 +1,8 @@
-import { Option, ParseResult, Schema } from "effect"
+import { Option, ParseResult, Redacted, Schema } from "effect"
 import { HookAuth, HookHeaders } from "./HookHeaders.ts"
 import { normaliseE164 } from "./PhoneNumber.ts"
 import { parseDurationMs } from "./Duration.ts"
-import { parseRateLimit } from "./RateLimit.ts"
+import { parseRateLimit, type RateLimit } from "./RateLimit.ts"
 import { refusedTargetHost } from "./TargetAddress.ts"
 import { excerpt } from "./Untrusted.ts"
 
@@ -81,7 +81,7 @@ export const HostPattern = Schema.transform(Schema.String, Schema.String, {
 export type HostPattern = typeof HostPattern.Type
 
 /** `whsec_` followed by base64 of 24–64 key bytes (Standard Webhooks). */
-export const WebhookSecret = Schema.String.pipe(
+const WebhookSecretText = Schema.String.pipe(
   Schema.filter((s) => {
     if (!s.startsWith("whsec_")) return `expected a secret starting with "whsec_"`
     const body = s.slice("whsec_".length)
@@ -91,7 +91,13 @@ export const WebhookSecret = Schema.String.pipe(
   }),
   Schema.brand("WebhookSecret")
 )
+
+/** A webhook secret, Redacted once decoded: it shows as `<redacted>` in any log line or JSON it ends up in. */
+export const WebhookSecret = Schema.Redacted(WebhookSecretText)
 export type WebhookSecret = typeof WebhookSecret.Type
+
+/** A secret as it was stored: checked when it was written, so only redacted when read back. */
+export const StoredSecret = Schema.Redacted(Schema.String)
 
 /** Why a text is not an http(s) URL without credentials; undefined when it is one. */
 export const targetUrlProblem = (s: string): string | undefined => {
@@ -109,18 +115,27 @@ export const targetUrlProblem = (s: string): string | undefined => {
 /** An http(s) URL without credentials. */
 export const TargetUrl = Schema.String.pipe(Schema.filter((s) => targetUrlProblem(s) ?? true))
 
+/** A setting written as text, parsed once when decoded, and shown as it was written. */
+const parsedText = <A extends object>(parse: (text: string) => A | undefined, expected: string) =>
+  Schema.transformOrFail(Schema.String, Schema.Any as Schema.Schema<A & { readonly text: string }>, {
+    strict: true,
+    decode: (text, _, ast) => {
+      const parsed = parse(text)
+      return parsed === undefined ? ParseResult.fail(new ParseResult.Type(ast, text, `expected ${expected}, got ${excerpt(text)}`)) : ParseResult.succeed({ ...parsed, text })
+    },
+    encode: (setting) => ParseResult.succeed(setting.text)
+  })
+
 /** `50/s`, `600/m`, `1000/h`: requests a tenant accepts per unit of time. */
-export const RateLimitText = Schema.String.pipe(
-  Schema.filter((s) => parseRateLimit(s) !== undefined || `expected a rate like "50/s", "600/m" or "1000/h", got ${excerpt(s)}`)
-)
+export const RateLimitSetting = parsedText(parseRateLimit, 'a rate like "50/s", "600/m" or "1000/h"')
+export type RateLimitSetting = RateLimit & { readonly text: string }
 
 /** `30s`, `10m`, `1h`: how old an event may be when its attempt comes due; older ones expire unsent. */
-export const MaxAgeText = Schema.String.pipe(
-  Schema.filter((s) => {
-    const ms = parseDurationMs(s)
-    return (ms !== undefined && ms > 0) || `expected a duration like "30s", "10m" or "1h", got ${excerpt(s)}`
-  })
-)
+export const MaxAge = parsedText((text) => {
+  const ms = parseDurationMs(text)
+  return ms !== undefined && ms > 0 ? { ms } : undefined
+}, 'a duration like "30s", "10m" or "1h"')
+export type MaxAge = { readonly ms: number; readonly text: string }
 
 /**
  * What a hook holds besides its host. The descriptions serve both the config
@@ -136,8 +151,8 @@ export const HookFields = Schema.Struct({
     description:
       "what is forwarded: LiveKit event names, `*` (every LiveKit event), and the call events `call.started` and `call.ended`, sent only when listed. Without it: every LiveKit event and no call event"
   }),
-  rateLimit: Schema.optional(RateLimitText).annotations({ description: "`50/s`, `600/m` or `1000/h`: the most requests sent to the tenant per unit of time" }),
-  maxAge: Schema.optional(MaxAgeText).annotations({
+  rateLimit: Schema.optional(RateLimitSetting).annotations({ description: "`50/s`, `600/m` or `1000/h`: the most requests sent to the tenant per unit of time" }),
+  maxAge: Schema.optional(MaxAge).annotations({
     description:
       "`30s`, `10m`, any duration above zero: an event older than that when its attempt comes due is not sent, and its delivery ends `expired`. Without it nothing expires"
   }),
@@ -193,11 +208,16 @@ export const emptyHookSet: HookSet = { hooks: [], numbers: [] }
 export type HookOrigin = "file" | "http" | "api"
 
 /** An API hook as stored, with the secret it replaced while tenants roll over. */
-export interface StoredHook extends Hook {
-  readonly previousSecret?: WebhookSecret | undefined
+export const StoredHook = Schema.Struct({
+  ...Hook.fields,
+  previousSecret: Schema.optional(WebhookSecret),
   /** Until when (ms) deliveries carry a signature with `previousSecret` too. */
-  readonly previousSecretUntil?: number | undefined
-}
+  previousSecretUntil: Schema.optional(Schema.Number)
+})
+export interface StoredHook extends Schema.Schema.Type<typeof StoredHook> {}
+
+/** A stored hook as the stores keep it: JSON, secrets and all, decoded and encoded by the schema. */
+export const StoredHookJson = Schema.parseJson(StoredHook)
 
 export interface ActiveHook extends StoredHook {
   readonly source: HookOrigin
@@ -208,13 +228,17 @@ export interface ActiveHook extends StoredHook {
  * the one it replaced while the rotation overlaps. Empty only for a delivery
  * stored under a default secret the config no longer has.
  */
-export const signingSecrets = (hook: StoredHook | undefined, defaultSecret: string | undefined, now: number): ReadonlyArray<string> => [
+export const signingSecrets = (
+  hook: StoredHook | undefined,
+  defaultSecret: Redacted.Redacted | undefined,
+  now: number
+): ReadonlyArray<Redacted.Redacted> => [
   ...ownOrDefault(hook?.secret, defaultSecret),
   ...(hook?.previousSecret !== undefined && (hook.previousSecretUntil ?? 0) > now ? [hook.previousSecret] : [])
 ]
 
 /** A secret of its own, else the default, if there is one. */
-export const ownOrDefault = (own: string | null | undefined, defaultSecret: string | undefined): ReadonlyArray<string> => {
+export const ownOrDefault = (own: Redacted.Redacted | null | undefined, defaultSecret: Redacted.Redacted | undefined): ReadonlyArray<Redacted.Redacted> => {
   const secret = own ?? defaultSecret
   return secret === undefined ? [] : [secret]
 }

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import { Redacted, Schema } from "effect"
 import { excerpt } from "./Untrusted.ts"
 
 /**
@@ -73,6 +73,9 @@ const hiddenText = (what: string) => Schema.String.annotations({ message: () => 
 // Refused here, as a key: an object would take `__proto__` as its prototype, silently dropping the header.
 const HeaderKey = Schema.String.pipe(Schema.filter((name) => name !== "__proto__" || "expected a header name, got \"__proto__\""))
 
+/** Once decoded, the values are Redacted: they show as `<redacted>` wherever a hook is logged or printed. */
+const redactedValues = Schema.Record({ key: Schema.String, value: Schema.Redacted(Schema.String) })
+
 /** `{Name: value}`: headers added to every request to the hook. */
 export const HookHeaders = Schema.Record({ key: HeaderKey, value: hiddenText("a header value") })
   .annotations({ message: () => ({ message: "expected an object of header names to values", override: false }) })
@@ -86,7 +89,8 @@ export const HookHeaders = Schema.Record({ key: HeaderKey, value: hiddenText("a 
       description:
         "Headers added to every delivery and test send; never shown back. Not Host, Content-Type, Content-Length, Authorization (use auth), traceparent, tracestate, webhook-*, or hop-by-hop headers.",
       jsonSchema: { maxProperties: MAX_HEADERS, propertyNames: { pattern: TOKEN.source, maxLength: MAX_HEADER_NAME } }
-    })
+    }),
+    Schema.compose(redactedValues)
   )
 export type HookHeaders = typeof HookHeaders.Type
 
@@ -110,6 +114,12 @@ const BearerToken = hiddenText("a token").pipe(
   )
 )
 
+/** Once decoded, the password and the token are Redacted. */
+const redactedAuth = Schema.Struct({
+  basic: Schema.optional(Schema.Struct({ username: Schema.String, password: Schema.Redacted(Schema.String) })),
+  bearer: Schema.optional(Schema.Redacted(Schema.String))
+})
+
 /** `{basic: {username, password}}` or `{bearer: TOKEN}`: sent as `Authorization` on every request to the hook. */
 export const HookAuth = Schema.Struct({ basic: Schema.optional(BasicAuth), bearer: Schema.optional(BearerToken) })
   .annotations({ message: () => ({ message: "expected {basic: {username, password}} or {bearer: TOKEN} (the value is not shown)", override: false }) })
@@ -119,7 +129,8 @@ export const HookAuth = Schema.Struct({ basic: Schema.optional(BasicAuth), beare
       identifier: "HookAuth",
       description: "Exactly one of basic or bearer, sent as Authorization on every delivery and test send; never shown back.",
       jsonSchema: { minProperties: 1, maxProperties: 1 }
-    })
+    }),
+    Schema.compose(redactedAuth)
   )
 export type HookAuth = typeof HookAuth.Type
 
@@ -131,8 +142,8 @@ export const authorizationOf = (auth: HookAuth | undefined): string | undefined 
   let value = authorizations.get(auth)
   if (value === undefined) {
     value = auth.basic
-      ? `Basic ${Buffer.from(`${auth.basic.username}:${auth.basic.password}`, "utf8").toString("base64")}`
-      : `Bearer ${auth.bearer}`
+      ? `Basic ${Buffer.from(`${auth.basic.username}:${Redacted.value(auth.basic.password)}`, "utf8").toString("base64")}`
+      : `Bearer ${Redacted.value(auth.bearer!)}`
     authorizations.set(auth, value)
   }
   return value

@@ -1,16 +1,20 @@
 import { watch } from "node:fs"
 import { stat } from "node:fs/promises"
 import { basename, dirname } from "node:path"
-import { Context, Duration, Effect, Either, Layer, Queue, Schedule, Stream, SubscriptionRef } from "effect"
-import { parseConfigText, type RouterConfig } from "../domain/Config.ts"
-import type { HookSet } from "../domain/Hook.ts"
+import { Context, Duration, Effect, Either, Layer, Queue, Schedule, Schema, Stream, SubscriptionRef } from "effect"
+import { parseConfigText, RouterConfig } from "../domain/Config.ts"
+import { HookSet } from "../domain/Hook.ts"
 
 const hookSetOf = (config: RouterConfig): HookSet => ({ hooks: config.hooks, numbers: config.numbers })
 
 const STABLE_AFTER = Duration.millis(100)
 
-const isSection = (u: unknown): u is Record<string, unknown> =>
-  typeof u === "object" && u !== null && !Array.isArray(u) && !Duration.isDuration(u)
+// Compared as encoded: decoded, secrets are Redacted and print alike whatever they hold.
+const encodeConfig = Schema.encodeSync(RouterConfig)
+const encodeHookSet = Schema.encodeSync(HookSet)
+const sameHooks = (a: HookSet, b: HookSet) => JSON.stringify(encodeHookSet(a)) === JSON.stringify(encodeHookSet(b))
+
+const isSection = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** The dotted keys whose values differ, down to the leaves (a duration or a list is one value). */
 const changedKeys = (before: unknown, after: unknown, path = ""): ReadonlyArray<string> => {
@@ -23,7 +27,7 @@ const changedKeys = (before: unknown, after: unknown, path = ""): ReadonlyArray<
 
 /** Keys whose edits only a restart applies; the reload says so rather than ignoring them silently. */
 const needsRestart = (running: RouterConfig, edited: RouterConfig): ReadonlyArray<string> =>
-  changedKeys(running, edited).filter((key) => key !== "hooks" && key !== "numbers")
+  changedKeys(encodeConfig(running), encodeConfig(edited)).filter((key) => key !== "hooks" && key !== "numbers")
 
 /**
  * The hooks and numbers of the config file, kept current while the router
@@ -69,7 +73,7 @@ export class FileHooks extends Context.Tag("FileHooks")<FileHooks, SubscriptionR
           if (restart.length > 0) yield* Effect.logWarning("config edit needs a restart").pipe(Effect.annotateLogs({ path, keys: restart.join(", ") }))
           const next = hookSetOf(decoded.right)
           // Comments and other keys change the text, not the table.
-          if (JSON.stringify(next) === JSON.stringify(yield* SubscriptionRef.get(current))) return
+          if (sameHooks(next, yield* SubscriptionRef.get(current))) return
           yield* SubscriptionRef.set(current, next)
           yield* Effect.log("hooks reloaded").pipe(Effect.annotateLogs({ path, hooks: next.hooks.length, numbers: next.numbers.length }))
         }).pipe(Effect.catchAll((error) => Effect.logWarning("config file unreadable; keeping the hook table", error)))

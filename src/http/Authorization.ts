@@ -1,5 +1,5 @@
 import { HttpServerRequest } from "@effect/platform"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { Forbidden, Unauthorized } from "../domain/Errors.ts"
 import { isUnderWildcard } from "../domain/Hook.ts"
@@ -32,9 +32,9 @@ export const AuthorizationLive = Layer.effect(
         Effect.gen(function* () {
           const request = yield* HttpServerRequest.HttpServerRequest
           const presented = /^Bearer\s+(.+)$/i.exec(request.headers["authorization"] ?? "")?.[1]?.trim() ?? ""
-          const operator = config.admin.tokens.reduce((found, token) => constantTimeEqual(token, presented) || found, false)
+          const operator = config.admin.tokens.reduce((found, token) => constantTimeEqual(Redacted.value(token), presented) || found, false)
           const tenant = config.admin.tenantTokens.reduce<ReadonlyArray<string> | undefined>(
-            (found, entry) => (constantTimeEqual(entry.token, presented) ? entry.hosts : found),
+            (found, entry) => (constantTimeEqual(Redacted.value(entry.token), presented) ? entry.hosts : found),
             undefined
           )
           if (presented && operator) return { _tag: "Operator" } satisfies Principal

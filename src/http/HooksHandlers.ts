@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto"
 import { HttpApiBuilder } from "@effect/platform"
-import { Clock, Duration, Effect, Either } from "effect"
+import { Clock, Duration, Effect, Either, Redacted } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { DeliveryAdmin } from "../delivery/DeliveryAdmin.ts"
 import { HEALTHY, type TenantHealth } from "../domain/TenantHealth.ts"
@@ -19,8 +19,8 @@ const publicView = (hook: ActiveHook, health: TenantHealth = HEALTHY): HookView 
   host: hook.host,
   url: hook.url,
   events: hook.events ?? null,
-  rateLimit: hook.rateLimit ?? null,
-  maxAge: hook.maxAge ?? null,
+  rateLimit: hook.rateLimit?.text ?? null,
+  maxAge: hook.maxAge?.text ?? null,
   source: hook.source,
   hasOwnSecret: hook.secret !== undefined,
   headers: Object.keys(hook.headers ?? {}),
@@ -88,7 +88,7 @@ export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) 
         Effect.gen(function* () {
           yield* allowed(path.host)
           const { outcome, generatedSecret } = yield* hooks.put({ host: path.host, ...payload })
-          const saved = { ...(yield* viewOf(yield* addressed(path.host))), ...(generatedSecret ? { secret: generatedSecret } : {}) }
+          const saved = { ...(yield* viewOf(yield* addressed(path.host))), ...(generatedSecret ? { secret: Redacted.value(generatedSecret) } : {}) }
           return outcome === "created" ? new HookCreated(saved) : saved
         })
       )
@@ -97,7 +97,8 @@ export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) 
         Effect.gen(function* () {
           yield* allowed(path.host)
           const { secret, previousUntil } = yield* hooks.rotateSecret(path.host)
-          return { host: path.host, secret, previousSecretExpiresAt: iso(previousUntil) }
+          // The one answer that shows a secret: the new one, once.
+          return { host: path.host, secret: Redacted.value(secret), previousSecretExpiresAt: iso(previousUntil) }
         })
       )
       .handle("test", ({ path }) => Effect.flatMap(addressed(path.host), sendTest))

@@ -1,5 +1,5 @@
 import { createHash, createHmac } from "node:crypto"
-import { Effect, Either } from "effect"
+import { Effect, Either, Redacted } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { InvalidSignature } from "../domain/Errors.ts"
 import { constantTimeEqual } from "../domain/Signing.ts"
@@ -62,7 +62,7 @@ export const verifyLiveKitWebhook = (input: VerifyInput): Either.Either<void, In
 export class SignatureVerifier extends Effect.Service<SignatureVerifier>()("SignatureVerifier", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
-    const keys = new Map([[config.livekit.apiKey, config.livekit.apiSecret]])
+    const keys = new Map([[config.livekit.apiKey, Redacted.value(config.livekit.apiSecret)]])
     return {
       verify: (authorization: string | undefined, body: Uint8Array, nowMs: number) =>
         verifyLiveKitWebhook({ authorization, body, keys, nowSeconds: Math.floor(nowMs / 1000) })

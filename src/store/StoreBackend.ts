@@ -1,17 +1,34 @@
 import type { Effect } from "effect"
-import type { Pin } from "../domain/Delivery.ts"
+import type { NewDelivery, Pin } from "../domain/Delivery.ts"
 import type { StoreUnavailable } from "../domain/Errors.ts"
 import type { DeliveryHistory } from "./DeliveryHistory.ts"
 import type { DeliveryQueue } from "./DeliveryQueue.ts"
 import type { HookStore } from "./HookStore.ts"
 import type { Leases } from "./Leases.ts"
 import type { PruneTarget } from "./Retention.ts"
-import type { Acceptance } from "./Store.ts"
+import type { Acceptance, PinChange } from "./Store.ts"
 
 /** What acceptance wrote for one event: the ids of what it queued, so the bodies need not be copied back. */
 export type AcceptOutcome =
   | { readonly _tag: "Duplicate" }
   | { readonly _tag: "Accepted"; readonly deliveryId: number | undefined; readonly callEventId: number | undefined }
+
+/**
+ * An acceptance as a backend writes it: its deliveries and pin encoded by their schemas (secrets
+ * in the clear, for the store alone), so nothing the backend writes depends on how a value prints,
+ * and it crosses to SQLite's writer thread as plain data.
+ */
+export interface EncodedAcceptance extends Omit<Acceptance, "delivery" | "callEvent" | "pinChange"> {
+  readonly delivery: typeof NewDelivery.Encoded | undefined
+  readonly callEvent?: typeof NewDelivery.Encoded | undefined
+  readonly pinChange: Exclude<PinChange, { readonly _tag: "Set" }> | { readonly _tag: "Set"; readonly pin: typeof Pin.Encoded } | undefined
+}
+
+/** The API hooks as a backend keeps them: each the JSON its schema encodes, by host. */
+export interface BackendHooks extends Omit<HookStore["Type"], "apiHooks" | "putApiHook"> {
+  readonly apiHooks: Effect.Effect<ReadonlyArray<string>, StoreUnavailable>
+  readonly putApiHook: (host: string, json: string) => Effect.Effect<void, StoreUnavailable>
+}
 
 /**
  * What keeps the data (SQLite's tables, Redis's keys), as the operations each
@@ -21,15 +38,15 @@ export type AcceptOutcome =
  */
 export interface StoreBackend {
   /** Writes each acceptance as EventStore.acceptAll says: atomically, in order, a repeated id writing nothing. */
-  readonly accept: (acceptances: ReadonlyArray<Acceptance>) => Effect.Effect<ReadonlyArray<AcceptOutcome>, StoreUnavailable>
-  /** The pins of these rooms (at least one), in one read. */
-  readonly pinsOf: (rooms: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, Pin>, StoreUnavailable>
+  readonly accept: (acceptances: ReadonlyArray<EncodedAcceptance>) => Effect.Effect<ReadonlyArray<AcceptOutcome>, StoreUnavailable>
+  /** The pins of these rooms (at least one), in one read, as stored. */
+  readonly pinsOf: (rooms: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, typeof Pin.Encoded>, StoreUnavailable>
   readonly ping: Effect.Effect<void, StoreUnavailable>
   /** Its reads are asked for at least one delivery. */
   readonly queue: DeliveryQueue["Type"]
   /** Its reads are asked for at least one record. */
   readonly history: DeliveryHistory["Type"]
-  readonly hooks: HookStore["Type"]
+  readonly hooks: BackendHooks
   readonly leases: Leases["Type"]
   /** Deletes at most `limit` of the target's records last changed before `before` (never a pending delivery): how many went. */
   readonly pruneSlice: (target: PruneTarget, before: number, limit: number) => Effect.Effect<number, StoreUnavailable>

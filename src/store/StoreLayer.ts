@@ -1,5 +1,7 @@
-import { Context, Effect, Layer, Option, type Scope } from "effect"
-import type { StoreUnavailable } from "../domain/Errors.ts"
+import { Context, Effect, Layer, Option, ParseResult, Schema, type Scope } from "effect"
+import { NewDelivery, Pin } from "../domain/Delivery.ts"
+import { StoreUnavailable } from "../domain/Errors.ts"
+import { StoredHookJson } from "../domain/Hook.ts"
 import { decodeTenantHealth, encodeTenantHealth } from "../domain/TenantHealth.ts"
 import { DeliveryHistory } from "./DeliveryHistory.ts"
 import { DeliveryQueue } from "./DeliveryQueue.ts"
@@ -9,7 +11,7 @@ import { HookStore } from "./HookStore.ts"
 import { Leases } from "./Leases.ts"
 import { Retention, type PruneTarget } from "./Retention.ts"
 import { healthKey, justQueued, type Acceptance, type AcceptResult } from "./Store.ts"
-import type { AcceptOutcome, StoreBackend } from "./StoreBackend.ts"
+import type { AcceptOutcome, EncodedAcceptance, StoreBackend } from "./StoreBackend.ts"
 
 /** Every tag a store provides. */
 export type StoreServices = EventStore | DeliveryQueue | Leases | HealthStore | DeliveryHistory | HookStore | Retention
@@ -23,7 +25,7 @@ export const storeLayer = (open: Effect.Effect<StoreBackend, StoreUnavailable, S
         Context.add(Leases, backend.leases),
         Context.add(HealthStore, health(backend)),
         Context.add(DeliveryHistory, history(backend)),
-        Context.add(HookStore, backend.hooks),
+        Context.add(HookStore, hooks(backend)),
         Context.add(Retention, retention(backend))
       )
     )
@@ -43,10 +45,33 @@ const accepted = ({ delivery, callEvent, receivedAt }: Acceptance, outcome: Acce
         callEvent: callEvent && outcome.callEventId !== undefined ? justQueued(callEvent, outcome.callEventId, receivedAt) : undefined
       }
 
+const encodeDelivery = Schema.encodeSync(NewDelivery)
+const encodePin = Schema.encodeSync(Pin)
+const decodePins = Schema.decodeUnknown(Schema.ReadonlyMapFromSelf({ key: Schema.String, value: Pin }))
+const decodeHooks = Schema.decodeUnknown(Schema.Array(StoredHookJson))
+const encodeHook = Schema.encodeSync(StoredHookJson)
+
+/** What a backend read that does not decode means to callers: the store cannot be read. */
+const unreadable = (error: ParseResult.ParseError) => new StoreUnavailable({ cause: error.message })
+
+const encoded = (a: Acceptance): EncodedAcceptance => ({
+  ...a,
+  delivery: a.delivery && encodeDelivery(a.delivery),
+  callEvent: a.callEvent && encodeDelivery(a.callEvent),
+  pinChange: a.pinChange?._tag === "Set" ? { _tag: "Set", pin: encodePin(a.pinChange.pin) } : a.pinChange
+})
+
 const events = (backend: StoreBackend): EventStore["Type"] => ({
-  acceptAll: (acceptances) => Effect.map(backend.accept(acceptances), (outcomes) => outcomes.map((outcome, i) => accepted(acceptances[i]!, outcome))),
-  pinsOf: (rooms) => (rooms.length === 0 ? Effect.succeed(new Map()) : backend.pinsOf(rooms)),
+  acceptAll: (acceptances) =>
+    Effect.map(backend.accept(acceptances.map(encoded)), (outcomes) => outcomes.map((outcome, i) => accepted(acceptances[i]!, outcome))),
+  pinsOf: (rooms) => (rooms.length === 0 ? Effect.succeed(new Map()) : Effect.flatMap(backend.pinsOf(rooms), (pins) => Effect.mapError(decodePins(pins), unreadable))),
   ping: backend.ping
+})
+
+const hooks = ({ hooks }: StoreBackend): HookStore["Type"] => ({
+  ...hooks,
+  apiHooks: Effect.flatMap(hooks.apiHooks, (stored) => Effect.mapError(decodeHooks(stored), unreadable)),
+  putApiHook: (hook) => hooks.putApiHook(hook.host, encodeHook(hook))
 })
 
 const queue = ({ queue }: StoreBackend): DeliveryQueue["Type"] => ({

@@ -2,13 +2,13 @@ import { hostname } from "node:os"
 import { Effect, Exit, Option } from "effect"
 import type { Attempt, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
-import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
+import type { NumberMapping } from "../../domain/Hook.ts"
 import { answeredPerTurn } from "../../TurnBatch.ts"
 import { openRedis } from "./RedisConnection.ts"
 import * as Scripts from "./RedisScripts.ts"
 import { decodeDelivery, decodeQueued, DELIVERY_FIELDS, NEW_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
-import type { Acceptance, RecordedAttempt } from "../Store.ts"
-import type { AcceptOutcome, StoreBackend } from "../StoreBackend.ts"
+import type { RecordedAttempt } from "../Store.ts"
+import type { AcceptOutcome, EncodedAcceptance, StoreBackend } from "../StoreBackend.ts"
 
 export interface RedisStoreOptions {
   readonly url: string
@@ -75,9 +75,9 @@ const grouping = <I, O>(run: (items: ReadonlyArray<I>) => Effect.Effect<Readonly
 }
 
 /** One acceptance as ACCEPT reads it: ACCEPT_WIDTH values. */
-const acceptArgs = (a: Acceptance): Array<string> => {
+const acceptArgs = (a: EncodedAcceptance): Array<string> => {
   const change = a.pinChange
-  const fieldsOf = (d: NewDelivery | undefined) => NEW_FIELDS.map((field) => (d ? enc(d[field] ?? null) : ""))
+  const fieldsOf = (d: typeof NewDelivery.Encoded | undefined) => NEW_FIELDS.map((field) => (d ? enc(d[field] ?? null) : ""))
   return [
     a.eventId,
     String(a.receivedAt),
@@ -146,7 +146,7 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
     // stopped first), so the others may take over at once instead of waiting out the lease.
     yield* Effect.addFinalizer(() => Effect.ignore(retire()))
 
-    const acceptGrouped = grouping((acceptances: ReadonlyArray<Acceptance>) =>
+    const acceptGrouped = grouping((acceptances: ReadonlyArray<EncodedAcceptance>) =>
       Effect.map(accept(options.dedupeMs, options.pinsMs, ...acceptances.flatMap(acceptArgs)), (reply) =>
         (reply as Array<[number, number]>).map(
           ([id, callId]): AcceptOutcome =>
@@ -172,7 +172,7 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
       accept: acceptGrouped,
       pinsOf: (rooms) =>
         Effect.map(send("MGET", [...rooms.map(key.pin), ...rooms.map(key.ended)]), (values) => {
-          const pins = new Map<string, Pin>()
+          const pins = new Map<string, typeof Pin.Encoded>()
           const found = values as Array<string | null>
           rooms.forEach((room, i) => {
             const value = found[i]
@@ -245,8 +245,8 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
           })
       },
       hooks: {
-        apiHooks: Effect.map(readHash("hooks"), (entries) => entries.map(([, hook]) => JSON.parse(hook) as StoredHook).sort(byText((h) => h.host))),
-        putApiHook: (hook) => Effect.asVoid(apiChange("put", "hooks", hook.host, enc(hook))),
+        apiHooks: Effect.map(readHash("hooks"), (entries) => entries.sort(byText(([host]) => host)).map(([, json]) => json)),
+        putApiHook: (host, json) => Effect.asVoid(apiChange("put", "hooks", host, json)),
         removeApiHook: (host) => removeApi("hooks", host),
         apiNumbers: Effect.map(readHash("numbers"), (entries) =>
           entries.map(([number, host]) => ({ number, host }) as NumberMapping).sort(byText((m) => m.number))

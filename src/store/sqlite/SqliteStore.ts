@@ -3,7 +3,7 @@ import { Effect, Option, Stream } from "effect"
 import { answeredPerTurn } from "../../TurnBatch.ts"
 import type { Pin, UnroutableEvent } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
-import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
+import type { NumberMapping } from "../../domain/Hook.ts"
 import { decodeDelivery, decodeQueued } from "../DeliveryRecord.ts"
 import { DELIVERY_COLUMNS, openDatabase, QUEUED_COLUMNS } from "./SqliteSchema.ts"
 import { prepareWrites, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
@@ -177,7 +177,7 @@ export const makeSqliteStore = (path: string) =>
             new Map(
               sql.selectPins
                 .all(JSON.stringify(rooms))
-                .map((row): [string, Pin] => [
+                .map((row): [string, typeof Pin.Encoded] => [
                   row.room,
                   {
                     room: row.room,
@@ -203,7 +203,8 @@ export const makeSqliteStore = (path: string) =>
           const row = sql.selectQueueStats.get()
           return { depth: row?.pending ?? 0, oldestQueuedAt: row?.oldest ?? undefined }
         }),
-        requeue: (id, now) => write({ _tag: "Requeue", id, now }),
+        requeue: (id, now) =>
+          Effect.map(write({ _tag: "Requeue", id, now }), (outcome) => (outcome._tag === "Requeued" ? { _tag: "Requeued", delivery: decodeDelivery(outcome.row) } : outcome)),
         requeueFailed: (tenant, since, now) => write({ _tag: "RequeueFailed", tenant, since, now })
       },
       history: {
@@ -231,8 +232,8 @@ export const makeSqliteStore = (path: string) =>
           )
       },
       hooks: {
-        apiHooks: read(() => sql.selectHooks.all().map((row) => JSON.parse(row.hook) as StoredHook)),
-        putApiHook: (hook) => write({ _tag: "PutApiHook", hook }),
+        apiHooks: read(() => sql.selectHooks.all().map((row) => row.hook)),
+        putApiHook: (host, json) => write({ _tag: "PutApiHook", host, json }),
         removeApiHook: (host) => write({ _tag: "RemoveApiHook", host }),
         apiNumbers: read(() => sql.selectNumbers.all()),
         putApiNumber: (mapping) => write({ _tag: "PutApiNumber", mapping }),

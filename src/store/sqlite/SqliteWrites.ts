@@ -1,23 +1,24 @@
 import type { Database } from "bun:sqlite"
 import type { Delivery, NewDelivery } from "../../domain/Delivery.ts"
-import type { NumberMapping, StoredHook } from "../../domain/Hook.ts"
-import { decodeDelivery, NEW_FIELDS } from "../DeliveryRecord.ts"
+import type { DeliveryStatus } from "../../domain/Delivery.ts"
+import type { NumberMapping } from "../../domain/Hook.ts"
+import { NEW_FIELDS } from "../DeliveryRecord.ts"
 import { DELIVERY_COLUMNS, NEW_COLUMNS } from "./SqliteSchema.ts"
 import type { PruneTarget } from "../Retention.ts"
-import type { Acceptance, PinChange, RecordedAttempt, Requeued, RequeueResult } from "../Store.ts"
-import type { AcceptOutcome } from "../StoreBackend.ts"
+import type { RecordedAttempt, Requeued } from "../Store.ts"
+import type { AcceptOutcome, EncodedAcceptance } from "../StoreBackend.ts"
 
 /**
  * Every change the SQLite store makes, as plain data: the writer may be another
  * thread, so a write is a message, not a closure.
  */
 export type WriteOp =
-  | { readonly _tag: "Accept"; readonly acceptances: ReadonlyArray<Acceptance> }
+  | { readonly _tag: "Accept"; readonly acceptances: ReadonlyArray<EncodedAcceptance> }
   | { readonly _tag: "RecordAttempts"; readonly attempts: ReadonlyArray<RecordedAttempt> }
   | { readonly _tag: "Requeue"; readonly id: number; readonly now: number }
   | { readonly _tag: "RequeueFailed"; readonly tenant: string; readonly since: number; readonly now: number }
   | { readonly _tag: "PruneSlice"; readonly target: PruneTarget; readonly before: number; readonly limit: number }
-  | { readonly _tag: "PutApiHook"; readonly hook: StoredHook }
+  | { readonly _tag: "PutApiHook"; readonly host: string; readonly json: string }
   | { readonly _tag: "RemoveApiHook"; readonly host: string }
   | { readonly _tag: "PutApiNumber"; readonly mapping: NumberMapping }
   | { readonly _tag: "RemoveApiNumber"; readonly number: string }
@@ -26,7 +27,7 @@ export type WriteOp =
 export interface WriteResults {
   Accept: ReadonlyArray<AcceptOutcome>
   RecordAttempts: void
-  Requeue: RequeueResult
+  Requeue: RequeueOutcome
   RequeueFailed: Requeued
   PruneSlice: number
   PutApiHook: void
@@ -37,6 +38,12 @@ export interface WriteResults {
 }
 
 export type WriteResult<Op extends WriteOp> = WriteResults[Op["_tag"]]
+
+/** A requeue as the writer answers it: the row undecoded (see Requeue below). */
+export type RequeueOutcome =
+  | { readonly _tag: "Requeued"; readonly row: unknown }
+  | { readonly _tag: "NotFound" }
+  | { readonly _tag: "NotFailed"; readonly status: DeliveryStatus }
 
 /** One write's outcome in a batch: a failing write is rolled back alone. */
 export type Settled = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: string }
@@ -103,7 +110,7 @@ export const prepareWrites = (db: Database) => {
   }
 
   /** Applies the change; true when it started the call (created the pin) or ended it (found it not yet ended). */
-  const applyPinChange = (change: PinChange | undefined, at: number): boolean => {
+  const applyPinChange = (change: EncodedAcceptance["pinChange"], at: number): boolean => {
     switch (change?._tag) {
       case undefined:
         return false
@@ -126,9 +133,9 @@ export const prepareWrites = (db: Database) => {
     }
   }
 
-  const insertDelivery = (d: NewDelivery, at: number) => Number(q.insertDelivery.run(...NEW_FIELDS.map((field) => d[field]), at).lastInsertRowid)
+  const insertDelivery = (d: typeof NewDelivery.Encoded, at: number) => Number(q.insertDelivery.run(...NEW_FIELDS.map((field) => d[field]), at).lastInsertRowid)
 
-  const accept = (a: Acceptance): AcceptOutcome => {
+  const accept = (a: EncodedAcceptance): AcceptOutcome => {
     if (q.insertEvent.run(a.eventId, a.receivedAt).changes === 0) return { _tag: "Duplicate" }
     const callChanged = applyPinChange(a.pinChange, a.receivedAt)
     const u = a.unroutable
@@ -176,9 +183,10 @@ export const prepareWrites = (db: Database) => {
         return undefined
       case "Requeue": {
         const row = q.requeueOne.get(op.now, op.now, op.id)
-        if (row) return { _tag: "Requeued", delivery: decodeDelivery(row) } satisfies RequeueResult
+        // The row goes back as it is: decoded where it is used, since a decoded secret does not survive the trip between threads.
+        if (row) return { _tag: "Requeued", row } satisfies RequeueOutcome
         const existing = q.selectStatus.get(op.id)
-        return (existing ? { _tag: "NotFailed", status: existing.status } : { _tag: "NotFound" }) satisfies RequeueResult
+        return (existing ? { _tag: "NotFailed", status: existing.status } : { _tag: "NotFound" }) satisfies RequeueOutcome
       }
       case "RequeueFailed": {
         const firstId = q.firstFailed.get(op.tenant, op.since)?.id ?? undefined
@@ -188,7 +196,7 @@ export const prepareWrites = (db: Database) => {
       case "PruneSlice":
         return pruneSlice(op.target, op.before, op.limit)
       case "PutApiHook":
-        q.upsertHook.run(op.hook.host, JSON.stringify(op.hook), Date.now())
+        q.upsertHook.run(op.host, op.json, Date.now())
         return undefined
       case "RemoveApiHook":
         return q.deleteHook.run(op.host).changes > 0
