@@ -3,24 +3,24 @@ import { AppConfig } from "./AppConfig.ts"
 import type { RouterConfig } from "./domain/Config.ts"
 import type { StoreUnavailable } from "./domain/Errors.ts"
 import { FileHooks } from "./hooks/FileHookSource.ts"
-import { countEffectSteps } from "./telemetry/EffectSteps.ts"
+import { EffectStepsLive } from "./telemetry/EffectSteps.ts"
 import { EngineClock } from "./delivery/EngineClock.ts"
-import { DeliveryEngine, Forwarder } from "./delivery/Forwarder.ts"
-import { QueueGauges } from "./delivery/QueueGauges.ts"
+import { DeliveryEngineLive, Forwarder } from "./delivery/Forwarder.ts"
+import { QueueGaugesLive } from "./delivery/QueueGauges.ts"
 import { HookTable } from "./hooks/HookTable.ts"
-import { serverLayer } from "./http/Server.ts"
+import { ServerLive } from "./http/Server.ts"
 import { RemoteHooks } from "./hooks/HttpHookSource.ts"
 import { Ingest } from "./ingest/Ingest.ts"
-import { Janitor } from "./store/Janitor.ts"
+import { JanitorLive } from "./store/Janitor.ts"
 import { Lifecycle } from "./Lifecycle.ts"
-import { JsonLogging } from "./telemetry/Logging.ts"
+import { JsonLoggingLive } from "./telemetry/Logging.ts"
 import { Metrics } from "./telemetry/Metrics.ts"
-import { tracingLayer } from "./telemetry/TracingLayer.ts"
-import { Reclaimer } from "./delivery/Reclaimer.ts"
+import { TracingLive } from "./telemetry/TracingLive.ts"
+import { ReclaimerLive } from "./delivery/Reclaimer.ts"
 import { Router } from "./ingest/Router.ts"
 import { SignatureVerifier } from "./ingest/SignatureVerifier.ts"
-import type { StoreServices } from "./store/StoreLayer.ts"
-import { redisStore, sqliteStore } from "./Stores.ts"
+import type { StoreServices } from "./store/StoreLive.ts"
+import { StoreLive } from "./store/StoreLive.ts"
 import { WebhookSender } from "./delivery/WebhookSender.ts"
 
 export interface AppOptions {
@@ -31,8 +31,8 @@ export interface AppOptions {
 /** SQLite unless the config names a Redis, whose TTLs come from the retention settings. */
 const storeLayer = ({ store, retention }: RouterConfig): Layer.Layer<StoreServices, StoreUnavailable> =>
   store.redis === undefined
-    ? sqliteStore(store.path)
-    : redisStore({
+    ? StoreLive.sqlite(store.path)
+    : StoreLive.redis({
         url: store.redis,
         prefix: store.prefix,
         leaseMs: Duration.toMillis(store.lease),
@@ -41,25 +41,25 @@ const storeLayer = ({ store, retention }: RouterConfig): Layer.Layer<StoreServic
       })
 
 /** Every service, wired in the direction data flows: verify → resolve → store → deliver. */
-export const servicesLayer = (config: RouterConfig, options: AppOptions = {}) =>
+export const ServicesLive = (config: RouterConfig, options: AppOptions = {}) =>
   Ingest.Default.pipe(
     // Only a shared store has leases to renew and other instances' deliveries to take over.
-    Layer.provideMerge(config.store.redis === undefined ? Layer.empty : Reclaimer),
-    Layer.provideMerge(Layer.mergeAll(SignatureVerifier.Default, Router.Default, QueueGauges)),
-    Layer.provideMerge(DeliveryEngine),
-    Layer.provideMerge(Layer.mergeAll(HookTable.Default, WebhookSender.Default, Janitor)),
+    Layer.provideMerge(config.store.redis === undefined ? Layer.empty : ReclaimerLive),
+    Layer.provideMerge(Layer.mergeAll(SignatureVerifier.Default, Router.Default, QueueGaugesLive)),
+    Layer.provideMerge(DeliveryEngineLive),
+    Layer.provideMerge(Layer.mergeAll(HookTable.Default, WebhookSender.Default, JanitorLive)),
     Layer.provideMerge(
-      Layer.mergeAll(options.configFile ? FileHooks.watch(options.configFile.path, config, options.configFile.text) : FileHooks.fixed(config), RemoteHooks.layer)
+      Layer.mergeAll(FileHooks.layer(config, options.configFile), RemoteHooks.Default)
     ),
     Layer.provideMerge(
       // Below every service that makes spans: built before them and released after, so their last spans are flushed too.
-      Layer.mergeAll(storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config), tracingLayer(config), EngineClock.Default)
+      Layer.mergeAll(storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config), TracingLive(config), EngineClock.Default)
     )
   )
 
 /** The whole router: HTTP server, routes and services. */
-export const appLayer = (config: RouterConfig, options: AppOptions = {}) =>
-  serverLayer(config).pipe(Layer.provideMerge(servicesLayer(config, options)), Layer.provide(JsonLogging))
+export const AppLive = (config: RouterConfig, options: AppOptions = {}) =>
+  ServerLive(config).pipe(Layer.provideMerge(ServicesLive(config, options)), Layer.provide(JsonLoggingLive))
 
 /**
  * Graceful shutdown: refuse new webhooks (503) and report not ready, let
@@ -79,10 +79,10 @@ export const runApp = (config: RouterConfig, options: AppOptions = {}) =>
   Effect.scoped(
     Effect.gen(function* () {
       // Built first and released last, so its count covers the whole run, drain included.
-      yield* Layer.build(countEffectSteps(process.env.ROUTER_COUNT_EFFECT_STEPS === "1").pipe(Layer.provide(JsonLogging)))
-      const context = yield* Layer.build(appLayer(config, options))
+      yield* Layer.build(EffectStepsLive(process.env.ROUTER_COUNT_EFFECT_STEPS === "1").pipe(Layer.provide(JsonLoggingLive)))
+      const context = yield* Layer.build(AppLive(config, options))
       // Added after the layers, so it runs before any of them is released.
-      yield* Effect.addFinalizer(() => drain(config).pipe(Effect.provide(context), Effect.provide(JsonLogging)))
+      yield* Effect.addFinalizer(() => drain(config).pipe(Effect.provide(context), Effect.provide(JsonLoggingLive)))
       return yield* Effect.never
     })
   )

@@ -6,8 +6,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
 import type { StoreUnavailable } from "../src/domain/Errors.ts"
-import type { StoreServices } from "../src/store/StoreLayer.ts"
-import { memoryStore, sqliteStore } from "../src/Stores.ts"
+import type { StoreServices } from "../src/store/StoreLive.ts"
+import { StoreLive } from "../src/store/StoreLive.ts"
 import { acceptance, acceptOne, attempt, deliver, finish, ids, newDelivery, pendingAll, pin, pinOne, query, recordOne, runOn, storeContract, unroutableEvent } from "./support/storeContract.ts"
 import { Store } from "./support/store.ts"
 
@@ -30,15 +30,15 @@ afterAll(() => {
 })
 
 /** Runs a program against a fresh store (in memory unless a layer is given); the scope closes the database. */
-const run = <A>(program: Effect.Effect<A, StoreUnavailable, StoreServices>, layer: Layer.Layer<StoreServices, StoreUnavailable> = memoryStore()) =>
+const run = <A>(program: Effect.Effect<A, StoreUnavailable, StoreServices>, layer: Layer.Layer<StoreServices, StoreUnavailable> = StoreLive.memory()) =>
   runOn(layer)(program)
 
-storeContract(() => memoryStore())
+storeContract(() => StoreLive.memory())
 
 describe("prune, SQLite", () => {
   test("works past the 2000-row slice: 4500 delivered rows, their attempts and events, 2100 pins and unroutable records all go", async () => {
     const path = tempDbPath()
-    const layer = sqliteStore(path)
+    const layer = StoreLive.sqlite(path)
     const pruned = await run(
       Effect.gen(function* () {
         const store = yield* Store
@@ -100,7 +100,7 @@ describe("persistence", () => {
         yield* acceptOne(store, acceptance({ eventId: "u-1", receivedAt: 1_400, unroutable: unroutableEvent("u-1", 1_400) }))
         return { pending: yield* pendingAll(store), detailA: yield* store.delivery(a.id), all: yield* store.deliveries(query()), maxId: Math.max(a.id, b.id, c.id) }
       }),
-      sqliteStore(path)
+      StoreLive.sqlite(path)
     )
     expect(ids(before.pending)).toHaveLength(2)
 
@@ -119,7 +119,7 @@ describe("persistence", () => {
         // Ids keep increasing after a restart.
         expect((yield* deliver(3_000)).id).toBeGreaterThan(before.maxId)
       }),
-      sqliteStore(path)
+      StoreLive.sqlite(path)
     )
   })
 
@@ -128,7 +128,7 @@ describe("persistence", () => {
   // a build before numbered migrations: its user_version is 0.
   test("a data file written before deliveries had queued_at still opens, keeps its pending row and accepts new ones", async () => {
     const path = tempDbPath()
-    await run(Effect.void, sqliteStore(path)) // creates the directory and the other tables
+    await run(Effect.void, StoreLive.sqlite(path)) // creates the directory and the other tables
     const db = new Database(path)
     db.exec(`PRAGMA user_version = 0;
       DROP TABLE deliveries;
@@ -147,7 +147,7 @@ describe("persistence", () => {
         const pending = yield* pendingAll(store)
         const fresh = yield* deliver(2_000)
         return { pending, fresh }
-      }).pipe(Effect.provide(sqliteStore(path)), Effect.scoped)
+      }).pipe(Effect.provide(StoreLive.sqlite(path)), Effect.scoped)
     )
     if (Exit.isFailure(exit)) throw new Error(`the store did not open the older file: ${Cause.pretty(exit.cause)}`)
     expect(exit.value.pending.map((d) => [d.eventId, d.createdAt])).toEqual([["old-1", 1_000]])
@@ -164,16 +164,16 @@ describe("persistence", () => {
         db.close()
       }
     }
-    await run(Effect.asVoid(deliver(1_000)), sqliteStore(path))
+    await run(Effect.asVoid(deliver(1_000)), StoreLive.sqlite(path))
     expect(version()).toBe(1)
-    const depth = await run(Effect.flatMap(Store, (store) => Effect.map(store.queueStats, (s) => s.depth)), sqliteStore(path))
+    const depth = await run(Effect.flatMap(Store, (store) => Effect.map(store.queueStats, (s) => s.depth)), StoreLive.sqlite(path))
     expect(depth).toBe(1)
     expect(version()).toBe(1)
   })
 
   test("a data file written before call events still opens: its pins read without a start (so their calls end nothing), and new calls start and end", async () => {
     const path = tempDbPath()
-    await run(Effect.void, sqliteStore(path))
+    await run(Effect.void, StoreLive.sqlite(path))
     const db = new Database(path)
     const old = pin("old-call")
     db.exec(`PRAGMA user_version = 0;
@@ -191,7 +191,7 @@ describe("persistence", () => {
         const started = yield* acceptOne(store, acceptance({ eventId: "n1", receivedAt: 2_000, pinChange: { _tag: "Set", pin: fresh }, callEvent: callEvent("new-call", "call.started") }))
         const ended = yield* acceptOne(store, acceptance({ eventId: "n2", receivedAt: 3_000, pinChange: { _tag: "End", room: "new-call", at: 3_000 }, callEvent: callEvent("new-call", "call.ended") }))
         return { oldPin, started, ended, newPin: yield* pinOne(store, "new-call") }
-      }).pipe(Effect.provide(sqliteStore(path)), Effect.scoped)
+      }).pipe(Effect.provide(StoreLive.sqlite(path)), Effect.scoped)
     )
     if (Exit.isFailure(exit)) throw new Error(`the store did not open the older file: ${Cause.pretty(exit.cause)}`)
     expect(exit.value.oldPin).toEqual(Option.some(old))

@@ -6,8 +6,8 @@ import fc from "fast-check"
 import type { AttemptRecord, Delivery } from "../src/domain/Delivery.ts"
 import type { NumberMapping } from "../src/domain/Hook.ts"
 import { CLAIM_PAGE } from "../src/store/redis/RedisStore.ts"
-import type { StoreServices } from "../src/store/StoreLayer.ts"
-import { redisStore } from "../src/Stores.ts"
+import type { StoreServices } from "../src/store/StoreLive.ts"
+import { StoreLive } from "../src/store/StoreLive.ts"
 import { redisAvailable, startRedis, type TestRedis } from "./support/redis.ts"
 import { provideStore, Store } from "./support/store.ts"
 import { acceptance, acceptOne, deliver, newDelivery, runOn, storeContract } from "./support/storeContract.ts"
@@ -24,7 +24,7 @@ const run = crypto.randomUUID().slice(0, 8)
 let seq = 0
 /** A fresh key prefix per store, so cases share one server but no data. */
 const layer = (options: { prefix?: string; leaseMs?: number } = {}) =>
-  redisStore({ url, prefix: options.prefix ?? `t${run}-${++seq}:`, leaseMs: options.leaseMs ?? 10_000, dedupeMs: 2 * DAY, pinsMs: DAY })
+  StoreLive.redis({ url, prefix: options.prefix ?? `t${run}-${++seq}:`, leaseMs: options.leaseMs ?? 10_000, dedupeMs: 2 * DAY, pinsMs: DAY })
 
 type Instance = Store
 
@@ -529,7 +529,7 @@ describe.skipIf(!redisAvailable())("the Redis store", () => {
   test("Redis down: every call fails fast with StoreUnavailable; back up: the same store works again, data intact", async () => {
     const own = await startRedis()
     try {
-      await runOn(redisStore({ url: own.url(2), prefix: "outage:", leaseMs: 10_000, dedupeMs: DAY, pinsMs: DAY }))(
+      await runOn(StoreLive.redis({ url: own.url(2), prefix: "outage:", leaseMs: 10_000, dedupeMs: DAY, pinsMs: DAY }))(
         Effect.gen(function* () {
           const store = yield* Store
           const d = yield* deliver(1_000)

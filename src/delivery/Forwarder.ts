@@ -52,7 +52,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
 }) {}
 
 /** The engine with all its parts, over what it is given: the store, the hook table, the sender, the clock, tracing and the lifecycle. */
-export const DeliveryEngine = Layer.mergeAll(Forwarder.Default, DeliveryAdmin.Default).pipe(
+export const DeliveryEngineLive = Layer.mergeAll(Forwarder.Default, DeliveryAdmin.Default).pipe(
   Layer.provideMerge(DeliveryAttempt.Default),
   Layer.provideMerge(Layer.mergeAll(AttemptRecorder.Default, TenantHealthTracker.Default)),
   Layer.provideMerge(AlertQueue.Default),

@@ -4,7 +4,7 @@ import { DeliveryQueue } from "../store/DeliveryQueue.ts"
 import { EngineClock } from "./EngineClock.ts"
 
 /** The queue's depth and the age of its oldest pending delivery, as gauges, read from the store every second. */
-export const QueueGauges = Layer.scopedDiscard(
+export const QueueGaugesLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const store = yield* DeliveryQueue
     const clock = yield* EngineClock

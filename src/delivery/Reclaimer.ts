@@ -11,7 +11,7 @@ import { Leases } from "../store/Leases.ts"
  * held, a page at a time until nothing is left, telling the Forwarder, which
  * resumes each delivery at its recorded attempt count and retry time.
  */
-export const Reclaimer = Layer.scopedDiscard(
+export const ReclaimerLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const config = yield* AppConfig
     const leases = yield* Leases

@@ -85,13 +85,14 @@ export const Delivery = Schema.Struct({
 export interface Delivery extends Schema.Schema.Type<typeof Delivery> {}
 
 /** One attempt as it happened, kept for the admin API's history. */
-export interface Attempt {
-  readonly attempt: number
-  readonly at: number
-  readonly status: number | null
-  readonly error: string | null
-  readonly latencyMs: number
-}
+export const Attempt = Schema.Struct({
+  attempt: Schema.Number,
+  at: Schema.Number,
+  status: Schema.NullOr(Schema.Number),
+  error: Schema.NullOr(Schema.String),
+  latencyMs: Schema.Number
+})
+export interface Attempt extends Schema.Schema.Type<typeof Attempt> {}
 
 /** The outcome of one attempt, recorded together with the delivery's new state. */
 export interface AttemptRecord extends Attempt {
@@ -118,13 +119,14 @@ export interface DeliveryQuery {
 }
 
 /** A SIP event that reached no tenant, kept so operators can see what arrived. */
-export interface UnroutableEvent {
-  readonly at: number
-  readonly eventId: string
-  readonly eventType: string
-  readonly room: string | null
+export const UnroutableEvent = Schema.Struct({
+  at: Schema.Number,
+  eventId: Schema.String,
+  eventType: Schema.String,
+  room: Schema.NullOr(Schema.String),
   /** The raw header values the router saw (x-to-ip, to) and the dialled number. */
-  readonly headers: { readonly xToIp: string | null; readonly to: string | null; readonly dialled: string | null }
-  readonly domain: string | null
-  readonly reason: "missing_header" | "malformed_header" | "unknown_domain"
-}
+  headers: Schema.Struct({ xToIp: Schema.NullOr(Schema.String), to: Schema.NullOr(Schema.String), dialled: Schema.NullOr(Schema.String) }),
+  domain: Schema.NullOr(Schema.String),
+  reason: Schema.Literal("missing_header", "malformed_header", "unknown_domain")
+})
+export interface UnroutableEvent extends Schema.Schema.Type<typeof UnroutableEvent> {}

@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { ALERTS_TENANT } from "./Alert.ts"
-import { DeliveryStatus } from "./Delivery.ts"
+import { DeliveryStatus, UnroutableEvent } from "./Delivery.ts"
 import { HostPattern } from "./Hook.ts"
 import { strict } from "./HookViews.ts"
 import { IsoTime } from "./IsoTime.ts"
@@ -49,9 +49,9 @@ export const UnroutableView = Schema.Struct({
   eventId: Schema.String,
   type: Schema.String,
   room: Schema.NullOr(Schema.String),
-  headers: Schema.Struct({ xToIp: Schema.NullOr(Schema.String), to: Schema.NullOr(Schema.String), dialled: Schema.NullOr(Schema.String) }),
+  headers: UnroutableEvent.fields.headers,
   domain: Schema.NullOr(Schema.String),
-  reason: Schema.Literal("missing_header", "malformed_header", "unknown_domain")
+  reason: UnroutableEvent.fields.reason
 }).annotations({ identifier: "UnroutableEvent" })
 export type UnroutableView = typeof UnroutableView.Type
 

@@ -37,11 +37,14 @@ const needsRestart = (running: RouterConfig, edited: RouterConfig): ReadonlyArra
  * the last good table stays in force.
  */
 export class FileHooks extends Context.Tag("FileHooks")<FileHooks, SubscriptionRef.SubscriptionRef<HookSet>>() {
-  /** The hooks the process started with, never reloaded: for tests and configs given in code. */
-  static readonly fixed = (config: RouterConfig) => Layer.effect(FileHooks, SubscriptionRef.make(hookSetOf(config)))
+  /**
+   * The hooks of `config`, kept current from `file` when it is given (`text`: what `config` was
+   * decoded from, so an unchanged file is not decoded again); without one, fixed (tests, configs given in code).
+   */
+  static readonly layer = (config: RouterConfig, file?: { readonly path: string; readonly text: string }) =>
+    file === undefined ? Layer.effect(FileHooks, SubscriptionRef.make(hookSetOf(config))) : FileHooks.watch(file.path, config, file.text)
 
-  /** `startedWith` is the text `config` was decoded from, so an unchanged file is not decoded again. */
-  static readonly watch = (path: string, config: RouterConfig, startedWith: string) =>
+  private static readonly watch = (path: string, config: RouterConfig, startedWith: string) =>
     Layer.scoped(
       FileHooks,
       Effect.gen(function* () {

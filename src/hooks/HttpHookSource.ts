@@ -24,10 +24,7 @@ const NoRedirectFetch = FetchHttpClient.layer.pipe(Layer.provide(Layer.succeed(F
  * store (HookStore's cache), so a restart while the endpoint is down still routes.
  */
 export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, SubscriptionRef.SubscriptionRef<HookSet>>() {
-  /** No HTTP source configured. */
-  static readonly none = Layer.effect(RemoteHooks, SubscriptionRef.make(emptyHookSet))
-
-  static readonly layer = Layer.scoped(
+  static readonly Default = Layer.scoped(
     RemoteHooks,
     Effect.gen(function* () {
       const config = yield* AppConfig

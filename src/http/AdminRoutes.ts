@@ -5,12 +5,12 @@ import type { RouterConfig } from "../domain/Config.ts"
 import { BadRequest, firstIssue } from "../domain/Errors.ts"
 import { AdminApi } from "./Api.ts"
 import { AuthorizationLive } from "./Authorization.ts"
-import { DeliveriesHandlers } from "./DeliveriesHandlers.ts"
-import { HooksHandlers } from "./HooksHandlers.ts"
+import { DeliveriesLive } from "./DeliveriesHandlers.ts"
+import { HooksLive } from "./HooksHandlers.ts"
 import { JsonBodyLive } from "./JsonBody.ts"
-import { NumbersHandlers } from "./NumbersHandlers.ts"
-import { TenantsHandlers } from "./TenantsHandlers.ts"
-import { UnroutableHandlers } from "./UnroutableHandlers.ts"
+import { NumbersLive } from "./NumbersHandlers.ts"
+import { TenantsLive } from "./TenantsHandlers.ts"
+import { UnroutableLive } from "./UnroutableHandlers.ts"
 
 /** A path, query or payload HttpApi could not decode: the documented 400, naming the field (the body, when the whole of it is wrong). */
 const badRequest = (error: HttpApiDecodeError) => {
@@ -45,7 +45,7 @@ const Endpoints = HttpApiBuilder.Router.unwrap(
     )
   }, Layer.effectDiscard)
 ).pipe(
-  Layer.provide([HooksHandlers, NumbersHandlers, DeliveriesHandlers, TenantsHandlers, UnroutableHandlers]),
+  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive]),
   Layer.provide([AuthorizationLive, JsonBodyLive])
 )
 

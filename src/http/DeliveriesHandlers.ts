@@ -27,7 +27,7 @@ const deliveryView = (d: Delivery): DeliveryView => ({
 
 const attemptView = (a: Attempt) => ({ attempt: a.attempt, at: iso(a.at), status: a.status, error: a.error, latencyMs: a.latencyMs })
 
-export const DeliveriesHandlers = HttpApiBuilder.group(AdminApi, "deliveries", (handlers) =>
+export const DeliveriesLive = HttpApiBuilder.group(AdminApi, "deliveries", (handlers) =>
   Effect.gen(function* () {
     const history = yield* DeliveryHistory
     const admin = yield* DeliveryAdmin

@@ -29,7 +29,7 @@ const publicView = (hook: ActiveHook, health: TenantHealth = HEALTHY): HookView 
   disabledAt: health.disabledAt === null ? null : new Date(health.disabledAt).toISOString()
 })
 
-export const HooksHandlers = HttpApiBuilder.group(AdminApi, "hooks", (handlers) =>
+export const HooksLive = HttpApiBuilder.group(AdminApi, "hooks", (handlers) =>
   Effect.gen(function* () {
     const config = yield* AppConfig
     const hooks = yield* HookTable

@@ -9,7 +9,7 @@ import { mayAccess, requireAccess } from "./Authorization.ts"
 
 const view = (entry: ActiveNumber): NumberView => ({ number: entry.number, host: entry.host, source: entry.source })
 
-export const NumbersHandlers = HttpApiBuilder.group(AdminApi, "numbers", (handlers) =>
+export const NumbersLive = HttpApiBuilder.group(AdminApi, "numbers", (handlers) =>
   Effect.gen(function* () {
     const hooks = yield* HookTable
 

@@ -27,4 +27,4 @@ const ReadyRoute = HttpLayerRouter.add(
   }).pipe(Effect.catchTag("StoreUnavailable", () => Effect.succeed(errorResponse(503, "not_ready", "store unavailable"))))
 )
 
-export const OpsRoutes = Layer.mergeAll(MetricsRoute, HealthRoute, ReadyRoute)
+export const OpsLive = Layer.mergeAll(MetricsRoute, HealthRoute, ReadyRoute)

@@ -3,7 +3,7 @@ import { Cause, Effect, Layer, Runtime, type Scope } from "effect"
 import type { RouterConfig } from "../domain/Config.ts"
 import { Ingest } from "../ingest/Ingest.ts"
 import { adminRoutes } from "./AdminRoutes.ts"
-import { OpsRoutes } from "./Ops.ts"
+import { OpsLive } from "./Ops.ts"
 import { errorResponse, INTERNAL_ERROR } from "./Responses.ts"
 import { webhookHandler } from "./Webhook.ts"
 
@@ -35,10 +35,10 @@ const logInternal = (method: string, url: string, cause: Cause.Cause<unknown>) =
  * unexpected failure anywhere a JSON 500 with no internals, its cause logged.
  * Released before the services, so nothing is answered by a half-stopped router.
  */
-export const serverLayer = (config: RouterConfig) =>
+export const ServerLive = (config: RouterConfig) =>
   Layer.scopedDiscard(
     Effect.gen(function* () {
-      const routes = yield* HttpLayerRouter.toHttpEffect(Layer.merge(adminRoutes(config), OpsRoutes)).pipe(Effect.provide(routerConfig))
+      const routes = yield* HttpLayerRouter.toHttpEffect(Layer.merge(adminRoutes(config), OpsLive)).pipe(Effect.provide(routerConfig))
       const app = routes.pipe(
         Effect.catchTag("RouteNotFound", () => Effect.succeed(errorResponse(404, "not_found", "no such endpoint"))),
         Effect.catchAllCause((cause) =>

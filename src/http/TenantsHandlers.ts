@@ -4,7 +4,7 @@ import { DeliveryAdmin } from "../delivery/DeliveryAdmin.ts"
 import { AdminApi, CurrentPrincipal } from "./Api.ts"
 import { requireAccess } from "./Authorization.ts"
 
-export const TenantsHandlers = HttpApiBuilder.group(AdminApi, "tenants", (handlers) =>
+export const TenantsLive = HttpApiBuilder.group(AdminApi, "tenants", (handlers) =>
   Effect.gen(function* () {
     const admin = yield* DeliveryAdmin
     return handlers.handle("recover", ({ path: { host }, urlParams: { since } }) =>

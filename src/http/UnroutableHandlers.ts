@@ -18,7 +18,7 @@ const view = (u: UnroutableEvent): UnroutableView => ({
 })
 
 /** Operators only: an unroutable event belongs to no tenant, so no tenant token may read it. */
-export const UnroutableHandlers = HttpApiBuilder.group(AdminApi, "unroutable", (handlers) =>
+export const UnroutableLive = HttpApiBuilder.group(AdminApi, "unroutable", (handlers) =>
   Effect.gen(function* () {
     const history = yield* DeliveryHistory
     return handlers.handle("list", ({ urlParams: { limit } }) =>

@@ -8,7 +8,7 @@ import type { RetentionPolicy } from "./Store.ts"
  * unroutable records, stale pins) at start and every `retention.interval`, so
  * the store does not grow without bound. Pending deliveries are never pruned.
  */
-export const Janitor = Layer.scopedDiscard(
+export const JanitorLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const config = yield* AppConfig
     const store = yield* Retention

@@ -33,7 +33,7 @@ export interface BackendHooks extends Omit<HookStore["Type"], "apiHooks" | "putA
 /**
  * What keeps the data (SQLite's tables, Redis's keys), as the operations each
  * does in its own SQL or Lua. What the stores have in common is written once
- * over this, in StoreLayer.ts: what acceptance answers, health kept in the
+ * over this, in StoreLive.ts: what acceptance answers, health kept in the
  * cache, how pruning proceeds, and the reads that need not reach the store.
  */
 export interface StoreBackend {

@@ -15,7 +15,7 @@ class StepCounter extends Supervisor.AbstractSupervisor<number> {
   }
 }
 
-export const countEffectSteps = (enabled: boolean): Layer.Layer<never> => {
+export const EffectStepsLive = (enabled: boolean): Layer.Layer<never> => {
   if (!enabled) return Layer.empty
   const counter = new StepCounter()
   return Layer.mergeAll(

@@ -54,5 +54,5 @@ export const jsonLogger = Logger.make(({ logLevel, message, annotations, date, c
   writeLine(JSON.stringify(record) + "\n")
 })
 
-export const JsonLogging = Logger.replace(Logger.defaultLogger, jsonLogger)
+export const JsonLoggingLive = Logger.replace(Logger.defaultLogger, jsonLogger)
 

@@ -172,7 +172,7 @@ const providerLayer = (config: TelemetryConfig, exporter: SpanExporter) =>
     )
   )
 
-export const layer = (config: TelemetryConfig, endpoint: string): Layer.Layer<Tracing> =>
+export const OtelLive = (config: TelemetryConfig, endpoint: string): Layer.Layer<Tracing> =>
   Layer.unwrapEffect(
     Effect.map(
       Effect.promise(() => exporters(config, endpoint)),

@@ -66,6 +66,6 @@ export interface Spans {
 /**
  * Spans for the hot path (see docs/architecture.md, the hot-path rule), from the same
  * OpenTelemetry tracer provider as the Effect spans; no-ops when tracing is
- * off. TracingLayer.ts chooses which.
+ * off. TracingLive.ts chooses which.
  */
 export class Tracing extends Context.Tag("Tracing")<Tracing, Spans>() {}

@@ -9,7 +9,7 @@ import { AppConfig } from "../../src/AppConfig.ts"
 import { AlertQueue } from "../../src/delivery/AlertQueue.ts"
 import { DeliveryAdmin } from "../../src/delivery/DeliveryAdmin.ts"
 import { manualClock } from "../../src/delivery/EngineClock.ts"
-import { DeliveryEngine } from "../../src/delivery/Forwarder.ts"
+import { DeliveryEngineLive } from "../../src/delivery/Forwarder.ts"
 import { LaneWindow } from "../../src/delivery/LaneWindow.ts"
 import { WebhookSender, type Outgoing } from "../../src/delivery/WebhookSender.ts"
 import { decodeConfig } from "../../src/domain/Config.ts"
@@ -19,9 +19,9 @@ import { FileHooks } from "../../src/hooks/FileHookSource.ts"
 import { HookTable } from "../../src/hooks/HookTable.ts"
 import { RemoteHooks } from "../../src/hooks/HttpHookSource.ts"
 import { Lifecycle } from "../../src/Lifecycle.ts"
-import { memoryStore } from "../../src/Stores.ts"
+import { StoreLive } from "../../src/store/StoreLive.ts"
 import { Store } from "./store.ts"
-import { tracingOff } from "../../src/telemetry/TracingLayer.ts"
+import { TracingLive } from "../../src/telemetry/TracingLive.ts"
 import { DEFAULT_SECRET } from "./router.ts"
 
 /** What a scripted tenant answers: a status (2xx delivers), a network failure, a 429/503 with Retry-After seconds. */
@@ -93,10 +93,10 @@ export const startEngine = async (options: EngineOptions = {}) => {
   }
   const sender = Layer.succeed(WebhookSender, WebhookSender.make({ attempt, send: () => Effect.die("no test sends here") }))
 
-  const layer = DeliveryEngine.pipe(
+  const layer = DeliveryEngineLive.pipe(
     Layer.provideMerge(Layer.mergeAll(HookTable.Default, sender)),
-    Layer.provideMerge(Layer.mergeAll(FileHooks.fixed(config), RemoteHooks.layer)),
-    Layer.provideMerge(Layer.mergeAll(memoryStore(), Lifecycle.Default, AppConfig.layer(config), tracingOff, clock.layer)),
+    Layer.provideMerge(Layer.mergeAll(FileHooks.layer(config), RemoteHooks.Default)),
+    Layer.provideMerge(Layer.mergeAll(StoreLive.memory(), Lifecycle.Default, AppConfig.layer(config), TracingLive(config), clock.layer)),
     // Seeded, so the retry schedule's jitter is the same in every run.
     Layer.provide(Layer.mergeAll(Layer.setRandom(Random.make(options.seed ?? "engine")), Logger.replace(Logger.defaultLogger, Logger.none)))
   )

@@ -6,7 +6,7 @@ import { HealthStore } from "../../src/store/HealthStore.ts"
 import { HookStore } from "../../src/store/HookStore.ts"
 import { Leases } from "../../src/store/Leases.ts"
 import { Retention } from "../../src/store/Retention.ts"
-import type { StoreServices } from "../../src/store/StoreLayer.ts"
+import type { StoreServices } from "../../src/store/StoreLive.ts"
 
 /** Every store tag's operations in one object (no two tags share a name), so the cases read as against one store. */
 export type Store = EventStore["Type"] &

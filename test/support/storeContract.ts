@@ -5,7 +5,7 @@ import type { AttemptRecord, Delivery, DeliveryQuery, DeliveryStatus, NewDeliver
 import type { StoreUnavailable } from "../../src/domain/Errors.ts"
 import { HEALTHY } from "../../src/domain/TenantHealth.ts"
 import type { Acceptance, AcceptResult, PinChange, RetentionPolicy } from "../../src/store/Store.ts"
-import type { StoreServices } from "../../src/store/StoreLayer.ts"
+import type { StoreServices } from "../../src/store/StoreLive.ts"
 import { Store } from "./store.ts"
 
 /**

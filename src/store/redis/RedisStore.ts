@@ -1,6 +1,6 @@
 import { hostname } from "node:os"
-import { Effect, Exit, Option } from "effect"
-import type { Attempt, DeliveryStatus, NewDelivery, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
+import { Effect, Exit, Option, Schema } from "effect"
+import { Attempt, UnroutableEvent, type DeliveryStatus, type NewDelivery, type Pin } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping } from "../../domain/Hook.ts"
 import { answeredPerTurn } from "../../TurnBatch.ts"
@@ -46,6 +46,10 @@ const queuedList = (reply: unknown) => (reply as Array<Array<string | null>>).fl
 /** A reply read by `f`; what does not decode is a store failure, as on SQLite, not a defect. */
 const decoding = <A>(reply: Effect.Effect<unknown, StoreUnavailable>, f: (reply: unknown) => A) =>
   Effect.flatMap(reply, (r) => Effect.try({ try: () => f(r), catch: (cause) => new StoreUnavailable({ cause }) }))
+
+// Attempts and unroutable events are kept as JSON, decoded as they are read.
+const decodeAttempt = Schema.decodeSync(Schema.parseJson(Attempt))
+const decodeUnroutable = Schema.decodeSync(Schema.parseJson(UnroutableEvent))
 
 const members = (reply: unknown): Array<string> => (Array.isArray(reply) ? reply : [...((reply ?? []) as Iterable<string>)])
 
@@ -233,15 +237,16 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
           Effect.gen(function* () {
             const [delivery] = yield* load([id])
             if (!delivery) return Option.none()
-            const history = (yield* send("LRANGE", [key.history(id), "0", "-1"])) as Array<string>
-            return Option.some({ ...delivery, history: history.map((h) => JSON.parse(h) as Attempt) })
+            const history = yield* decoding(send("LRANGE", [key.history(id), "0", "-1"]), (reply) => (reply as Array<string>).map((h) => decodeAttempt(h)))
+            return Option.some({ ...delivery, history })
           }),
         unroutable: (limit) =>
           Effect.gen(function* () {
             const ns = (yield* send("ZREVRANGE", [`${P}ur`, "0", String(limit - 1)])) as Array<string>
             if (ns.length === 0) return []
-            const values = (yield* send("MGET", ns.map((n) => `${P}u:${n}`))) as Array<string | null>
-            return values.flatMap((v) => (v === null ? [] : [JSON.parse(v) as UnroutableEvent]))
+            return yield* decoding(send("MGET", ns.map((n) => `${P}u:${n}`)), (reply) =>
+              (reply as Array<string | null>).flatMap((v) => (v === null ? [] : [decodeUnroutable(v)]))
+            )
           })
       },
       hooks: {

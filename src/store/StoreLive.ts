@@ -12,12 +12,14 @@ import { Leases } from "./Leases.ts"
 import { Retention, type PruneTarget } from "./Retention.ts"
 import { healthKey, justQueued, type Acceptance, type AcceptResult } from "./Store.ts"
 import type { AcceptOutcome, EncodedAcceptance, StoreBackend } from "./StoreBackend.ts"
+import { makeRedisStore, type RedisStoreOptions } from "./redis/RedisStore.ts"
+import { makeSqliteStore } from "./sqlite/SqliteStore.ts"
 
 /** Every tag a store provides. */
 export type StoreServices = EventStore | DeliveryQueue | Leases | HealthStore | DeliveryHistory | HookStore | Retention
 
 /** Every store tag over one backend, opened once and shared: what the stores have in common, written once. */
-export const storeLayer = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Scope>): Layer.Layer<StoreServices, StoreUnavailable> =>
+const storeOver = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Scope>): Layer.Layer<StoreServices, StoreUnavailable> =>
   Layer.scopedContext(
     Effect.map(open, (backend) =>
       Context.make(EventStore, events(backend)).pipe(
@@ -114,4 +116,17 @@ const retention = ({ pruneSlice }: StoreBackend): Retention["Type"] => {
         pins: pruneAll("pins", now - policy.pins)
       })
   }
+}
+
+/**
+ * The stores to choose from; each opens its backend once and provides every
+ * store tag over it. The tags themselves know none of them.
+ */
+export const StoreLive = {
+  /** The embedded default: SQLite in WAL mode, a file per deployment, committed by a writer thread. */
+  sqlite: (path: string): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeSqliteStore(path)),
+  /** Shared by every instance behind a load balancer: Redis with appendonly persistence. */
+  redis: (options: RedisStoreOptions): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeRedisStore(options)),
+  /** Same code over a fresh in-memory database (a new one per call): nothing survives the process. */
+  memory: (): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeSqliteStore(":memory:"))
 }

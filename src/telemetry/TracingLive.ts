@@ -23,14 +23,14 @@ const OFF: Spans = {
 }
 
 /** No spans: nothing is recorded, and every attempt still carries a fresh traceparent. */
-export const tracingOff = Layer.succeed(Tracing, OFF)
+const off = Layer.succeed(Tracing, OFF)
 
 /**
  * Without `telemetry.otlp.endpoint`, no-op spans, and the tracing SDK is never
  * loaded; with one, the SDK is imported then (Otel.ts), and every span and
  * metric is exported by OTLP.
  */
-export const tracingLayer = (config: RouterConfig): Layer.Layer<Tracing> =>
+export const TracingLive = (config: RouterConfig): Layer.Layer<Tracing> =>
   config.telemetry.otlp.endpoint === undefined
-    ? tracingOff
-    : Layer.unwrapEffect(Effect.promise(() => import("./Otel.ts")).pipe(Effect.map((otel) => otel.layer(config.telemetry, config.telemetry.otlp.endpoint!))))
+    ? off
+    : Layer.unwrapEffect(Effect.promise(() => import("./Otel.ts")).pipe(Effect.map((otel) => otel.OtelLive(config.telemetry, config.telemetry.otlp.endpoint!))))
