@@ -1,10 +1,10 @@
 import { describe, expect, test, setDefaultTimeout } from "bun:test"
 import { TEST_TIMEOUT_MS } from "./support/setup.ts"
-import { Effect, Either, Option } from "effect"
+import { Either, Option } from "effect"
 import fc from "fast-check"
 import { MalformedHeader, MissingHeader } from "../src/domain/Errors.ts"
 import { normaliseE164 } from "../src/domain/PhoneNumber.ts"
-import { DomainExtractor, domainFromAttributes, parseSipHost } from "../src/ingest/DomainExtractor.ts"
+import { domainFromAttributes, parseSipHost } from "../src/ingest/DomainExtractor.ts"
 
 // Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
 setDefaultTimeout(TEST_TIMEOUT_MS)
@@ -328,24 +328,6 @@ describe("normaliseE164", () => {
     ["+1555７654321"] // full-width digit
   ])("%p -> none", (input) => {
     expect(normaliseE164(input)).toEqual(none)
-  })
-})
-
-describe("DomainExtractor service", () => {
-  test("the Default layer provides the pure functions", async () => {
-    const program = Effect.gen(function* () {
-      const extractor = yield* DomainExtractor
-      return [
-        extractor.parseHost("sip:a@B.example"),
-        extractor.fromAttributes({ "sip.h.to": "<sip:a@c.example>" }),
-        extractor.normaliseE164("+1 555 765 4321")
-      ] as const
-    })
-    expect(await Effect.runPromise(Effect.provide(program, DomainExtractor.Default))).toEqual([
-      some("b.example"),
-      Either.right("c.example"),
-      some("+15557654321")
-    ])
   })
 })
 

@@ -7,7 +7,7 @@ import { eventId, roomEvent, sipParticipantEvent, trackEvent, type SipCall } fro
 import { startReceiver, type Receiver, type Received } from "./support/receiver.ts"
 import { startRouter, testConfig, type RunningRouter } from "./support/router.ts"
 import fc from "fast-check"
-import { sharedDomainMatcher } from "../src/ingest/Router.ts"
+import { sharedDomainMatcher } from "../src/ingest/SipDecision.ts"
 
 setDefaultTimeout(20_000)
 

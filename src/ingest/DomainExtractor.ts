@@ -1,6 +1,5 @@
-import { Effect, Either, Option } from "effect"
+import { Either, Option } from "effect"
 import { MalformedHeader, MissingHeader } from "../domain/Errors.ts"
-import { normaliseE164 } from "../domain/PhoneNumber.ts"
 
 // ---------------------------------------------------------------------------
 // Host validation. Hosts decide which tenant gets a call, so anything that is
@@ -144,27 +143,46 @@ const HEADERS = [
   { header: "to", attribute: "sip.h.to" }
 ] as const
 
+export type HeaderAttribute = (typeof HEADERS)[number]["attribute"]
+
 const MAX_REPORTED_VALUE = 256
 
+/** What one header gave: not sent (or blank), sent without a host in it, a host, or not read because an earlier one gave a host. */
+export interface HeaderReading {
+  readonly attribute: HeaderAttribute
+  readonly value: string | undefined
+  readonly outcome: "absent" | "unparseable" | "host" | "skipped"
+}
+
 /**
- * The tenant domain from LiveKit participant attributes. Absent and blank
- * headers count as missing; a present but unparsable header is reported so an
- * operator can see what the SIP edge actually sent.
+ * The headers in order, until one gives a host: that host is the tenant domain.
+ * Absent and blank headers count as missing; the first present but unparsable
+ * one is reported, so an operator can see what the SIP edge actually sent.
  */
-export const domainFromAttributes = (
-  attributes: Readonly<Record<string, string>> | undefined
-): Either.Either<string, MissingHeader | MalformedHeader> => {
+export const readDomain = (attributes: Readonly<Record<string, string>> | undefined) => {
+  const readings: Array<HeaderReading> = []
+  let found: { readonly host: string; readonly attribute: HeaderAttribute } | undefined
   let firstBad: MalformedHeader | undefined
   for (const { attribute, header } of HEADERS) {
     const value = attributes?.[attribute]
-    if (typeof value !== "string" || value.trim() === "") continue
-    const host = parseSipHost(value)
-    if (Option.isSome(host)) return Either.right(host.value)
-    firstBad ??= new MalformedHeader({ header, value: value.slice(0, MAX_REPORTED_VALUE) })
+    if (found !== undefined) {
+      readings.push({ attribute, value, outcome: "skipped" })
+    } else if (typeof value !== "string" || value.trim() === "") {
+      readings.push({ attribute, value, outcome: "absent" })
+    } else {
+      const host = parseSipHost(value)
+      if (Option.isSome(host)) found = { host: host.value, attribute }
+      else firstBad ??= new MalformedHeader({ header, value: value.slice(0, MAX_REPORTED_VALUE) })
+      readings.push({ attribute, value, outcome: Option.isSome(host) ? "host" : "unparseable" })
+    }
   }
-  return Either.left(firstBad ?? new MissingHeader())
+  return { found, readings, problem: firstBad ?? new MissingHeader() }
 }
 
-export class DomainExtractor extends Effect.Service<DomainExtractor>()("DomainExtractor", {
-  succeed: { fromAttributes: domainFromAttributes, parseHost: parseSipHost, normaliseE164 }
-}) {}
+/** The tenant domain from LiveKit participant attributes (see readDomain). */
+export const domainFromAttributes = (
+  attributes: Readonly<Record<string, string>> | undefined
+): Either.Either<string, MissingHeader | MalformedHeader> => {
+  const { found, problem } = readDomain(attributes)
+  return found ? Either.right(found.host) : Either.left(problem)
+}

@@ -1,14 +1,21 @@
-import { Effect, Either, Option } from "effect"
+import { Effect, Option } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import type { CallInfo, Destination, Pin, UnroutableEvent } from "../domain/Delivery.ts"
-import { UnknownDomain, type StoreUnavailable, type Unroutable } from "../domain/Errors.ts"
+import type { StoreUnavailable, Unroutable } from "../domain/Errors.ts"
 import { callEnded, callStarted, callStartOf, eventTime, isCallParticipant, type CallEvent } from "../domain/CallEvents.ts"
-import { isUnderWildcard, wantsEvent, type ActiveHook } from "../domain/Hook.ts"
+import { wantsEvent, type ActiveHook } from "../domain/Hook.ts"
 import { sipAttributesOf, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
-import { DomainExtractor } from "./DomainExtractor.ts"
-import { HookTable, matchHost, matchNumber, type Table } from "../hooks/HookTable.ts"
+import { HookTable, type Table } from "../hooks/HookTable.ts"
 import { EventStore } from "../store/EventStore.ts"
 import type { PinChange } from "../store/Store.ts"
+import { decideSip, sharedDomainMatcher, type Rule, type Source } from "./SipDecision.ts"
+
+/** How a call found its tenant, for its record: the rule, the hook host or number that matched, and the attribute it came from. */
+export interface RoutingRule {
+  readonly rule: Rule
+  readonly pattern: string
+  readonly source: Source
+}
 
 /** The event belongs to a tenant. `forward` is false when the hook's event filter excludes it. */
 export interface Routed {
@@ -52,12 +59,6 @@ const callInfo = (room: string | undefined, attributes: Readonly<Record<string, 
 
 const destinationOf = (hook: ActiveHook): Destination => ({ tenant: hook.host, url: hook.url, events: hook.events, secret: hook.secret })
 
-/** Whether a domain is a shared one: listed exactly, or under a listed `*.` wildcard (any deeper subdomain, not the apex). */
-export const sharedDomainMatcher = (patterns: ReadonlyArray<string>) => {
-  const exact = new Set(patterns)
-  const wildcards = patterns.filter((p) => p.startsWith("*."))
-  return (domain: string) => exact.has(domain) || wildcards.some((wildcard) => isUnderWildcard(domain, wildcard))
-}
 
 /** An event the router was sent, and when. */
 export interface Incoming {
@@ -94,29 +95,9 @@ export const onPinnedCall = ({ event, receivedAt }: Incoming, pin: Pin): { reado
 export class Router extends Effect.Service<Router>()("Router", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
-    const extractor = yield* DomainExtractor
     const hooks = yield* HookTable
     const store = yield* EventStore
     const isShared = sharedDomainMatcher(config.sharedDomains)
-
-    const byNumber = (table: Table, attributes: Readonly<Record<string, string>>) =>
-      Option.match(Option.flatMap(Option.fromNullable(attributes["sip.trunkPhoneNumber"]), extractor.normaliseE164), {
-        onNone: () => undefined,
-        onSome: (number) => matchNumber(table, number)
-      })
-
-    /** Domain first; shared domains and unparsable headers fall back to the number map. */
-    const resolveSip = (table: Table, attributes: Readonly<Record<string, string>>) => {
-      const domain = extractor.fromAttributes(attributes)
-      if (Either.isRight(domain) && !isShared(domain.right)) {
-        const hook = matchHost(table, domain.right)
-        return { domain: domain.right, hook, reason: hook ? undefined : new UnknownDomain({ domain: domain.right }) }
-      }
-      const hook = byNumber(table, attributes)
-      const parsed = Either.getOrNull(domain)
-      const reason = Either.isLeft(domain) ? domain.left : new UnknownDomain({ domain: domain.right })
-      return { domain: parsed, hook, reason: hook ? undefined : reason }
-    }
 
     /** The routing of an event, given its room's pin and the table in force: a pure decision. */
     const route = (incoming: Incoming, pin: Option.Option<Pin>, table: Table): Routing => {
@@ -140,7 +121,7 @@ export class Router extends Effect.Service<Router>()("Router", {
         return { _tag: "Unrouted", reason: undefined, call: callInfo(room, undefined, null), headers: undefined } satisfies Unrouted
       }
 
-      const { domain, hook, reason } = resolveSip(table, attributes)
+      const { domain, hook, reason } = decideSip(attributes, table, isShared)
       const call = callInfo(room, attributes, domain)
       if (!hook) {
         const headers = { xToIp: seen(attributes, "sip.h.x-to-ip"), to: seen(attributes, "sip.h.to"), dialled: seen(attributes, "sip.trunkPhoneNumber") }
@@ -184,6 +165,5 @@ export class Router extends Effect.Service<Router>()("Router", {
     }
 
     return { resolveAll }
-  }),
-  dependencies: [DomainExtractor.Default]
+  })
 }) {}
