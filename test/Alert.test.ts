@@ -18,7 +18,8 @@ const unroutable = (at: number, domain: string | null, eventId = `EV_${at}`): Un
   room: "room-1",
   headers: { xToIp: domain, to: null, dialled: "+15557654321" },
   domain,
-  reason: domain === null ? "missing_header" : "unknown_domain"
+  reason: domain === null ? "missing_header" : "unknown_domain",
+  call: "RM_1"
 })
 
 describe("alert ids", () => {
@@ -55,7 +56,8 @@ describe("alertDelivery", () => {
       body: '{"type":"tenant.recovered","timestamp":"2026-01-01T00:00:00.000Z","data":{"tenant":"a.example.com","downSeconds":1.5}}',
       eventCreatedAt: null,
       secret: null,
-      trace: null
+      trace: null,
+      call: null
     })
   })
 

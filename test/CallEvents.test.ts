@@ -34,6 +34,7 @@ describe("wantsEvent: what a hook's events filter takes", () => {
 const participantEvent = (participant: Partial<NonNullable<LiveKitEvent["participant"]>>): LiveKitEvent => ({
   event: "participant_left",
   id: "EV_1",
+  roomSid: undefined,
   createdAtMs: 2_000,
   room: "r",
   participant: { kind: "SIP", identity: undefined, sid: undefined, disconnectReason: undefined, attributes: {}, ...participant },
@@ -89,16 +90,24 @@ describe("onPinnedCall: what a pinned call's event does to it", () => {
   test("the call's participant leaving ends the call and keeps the pin; the room finishing ends it and the pin", () => {
     expect(onPinnedCall(incoming("participant_left", { identity: start.identity }), pinned)).toEqual({
       pinChange: { _tag: "End", room: "r", at: 61_000 },
-      callEvent: callEnded(start, 61_000, "participant_left", undefined)
+      callEvent: callEnded(start, 61_000, "participant_left", undefined),
+      ended: { at: 61_000, by: "participant_left", disconnectReason: null }
     })
-    expect(onPinnedCall(incoming("room_finished"), pinned)).toEqual({ pinChange: { _tag: "Clear", room: "r" }, callEvent: callEnded(start, 61_000, "room_finished", undefined) })
+    expect(onPinnedCall(incoming("room_finished"), pinned)).toEqual({
+      pinChange: { _tag: "Clear", room: "r" },
+      callEvent: callEnded(start, 61_000, "room_finished", undefined),
+      ended: { at: 61_000, by: "room_finished", disconnectReason: null }
+    })
   })
 
   test("an ended call, or a pin from before call events (no start), ends nothing again; other events only touch the pin", () => {
-    expect(onPinnedCall(incoming("room_finished"), { ...pinned, endedAt: 5_000 })).toEqual({ pinChange: { _tag: "Clear", room: "r" }, callEvent: undefined })
-    expect(onPinnedCall(incoming("participant_left", { identity: start.identity }), { ...pinned, endedAt: 5_000 })).toEqual({ pinChange: { _tag: "Touch", room: "r" }, callEvent: undefined })
-    expect(onPinnedCall(incoming("room_finished"), { ...pinned, start: undefined })).toEqual({ pinChange: { _tag: "Clear", room: "r" }, callEvent: undefined })
-    expect(onPinnedCall(incoming("participant_left", { identity: "agent-1" }), pinned)).toEqual({ pinChange: { _tag: "Touch", room: "r" }, callEvent: undefined })
-    expect(onPinnedCall(incoming("track_published", { identity: start.identity }), pinned)).toEqual({ pinChange: { _tag: "Touch", room: "r" }, callEvent: undefined })
+    // The room finishing still ends the call's record (first wins there, as call.ended does).
+    const finished = { at: 61_000, by: "room_finished" as const, disconnectReason: null }
+    const untouched = { pinChange: { _tag: "Touch" as const, room: "r" }, callEvent: undefined, ended: undefined }
+    expect(onPinnedCall(incoming("room_finished"), { ...pinned, endedAt: 5_000 })).toEqual({ pinChange: { _tag: "Clear", room: "r" }, callEvent: undefined, ended: finished })
+    expect(onPinnedCall(incoming("participant_left", { identity: start.identity }), { ...pinned, endedAt: 5_000 })).toEqual(untouched)
+    expect(onPinnedCall(incoming("room_finished"), { ...pinned, start: undefined })).toEqual({ pinChange: { _tag: "Clear", room: "r" }, callEvent: undefined, ended: finished })
+    expect(onPinnedCall(incoming("participant_left", { identity: "agent-1" }), pinned)).toEqual(untouched)
+    expect(onPinnedCall(incoming("track_published", { identity: start.identity }), pinned)).toEqual(untouched)
   })
 })

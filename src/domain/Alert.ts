@@ -135,7 +135,8 @@ export const alertDelivery = (alerts: AlertsConfig | undefined, alert: Alert): N
         // Not a LiveKit event: kept out of the end-to-end latency.
         eventCreatedAt: null,
         secret: alerts.secret ?? null,
-        trace: null
+        trace: null,
+        call: null
       }
 
 /** A `domain.unroutable` alert that is due, with what marks its window as alerted once it is stored. */

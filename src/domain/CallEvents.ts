@@ -1,3 +1,4 @@
+import type { EndedBy } from "./Call.ts"
 import type { CallStart } from "./Delivery.ts"
 import type { CallEventType } from "./Hook.ts"
 import type { LiveKitEvent } from "./LiveKitEvent.ts"
@@ -9,7 +10,7 @@ import type { LiveKitEvent } from "./LiveKitEvent.ts"
  * sent is the store's decision (see Acceptance.callEvent); these are its fields.
  */
 
-export type EndedBy = "participant_left" | "room_finished"
+export type { EndedBy } from "./Call.ts"
 
 /** A derived event as the router decides it: its type and the JSON of its `data`. */
 export interface CallEvent {

@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { UnroutableReason } from "./Call.ts"
 import { EventName, StoredSecret } from "./Hook.ts"
 
 // Schemas, so the stores decode what they read instead of trusting it, and keep secrets redacted.
@@ -36,6 +37,8 @@ export interface CallStart extends Schema.Schema.Type<typeof CallStart> {}
 
 export const Pin = Schema.Struct({
   room: Schema.String,
+  /** The room instance pinned (LiveKit's room sid): an event of another instance of the same name is a new call. Absent on older pins. */
+  roomSid: Schema.optional(Schema.String),
   destination: Destination,
   call: CallInfo,
   /** Absent on pins written before call events existed: such a call gets no call.ended. */
@@ -64,7 +67,9 @@ export const NewDelivery = Schema.Struct({
   /** The destination's own secret as resolved (null: the default secret). */
   secret: Schema.NullOr(StoredSecret),
   /** The W3C `traceparent` of the webhook's span, so every attempt joins its trace, even after a restart; null when not traced. */
-  trace: Schema.NullOr(Schema.String)
+  trace: Schema.NullOr(Schema.String),
+  /** The call (room instance) it belongs to; null for alerts, and for deliveries from before call records. */
+  call: Schema.NullOr(Schema.String)
 })
 export interface NewDelivery extends Schema.Schema.Type<typeof NewDelivery> {}
 
@@ -113,6 +118,11 @@ export interface DeliveryDetail extends Delivery {
 export interface DeliveryQuery {
   readonly status: DeliveryStatus | undefined
   readonly tenant: string | undefined
+  readonly room?: string | undefined
+  readonly eventId?: string | undefined
+  readonly eventType?: string | undefined
+  /** The call's domain: a host under a wildcard hook finds its own deliveries, not its siblings'. */
+  readonly domain?: string | undefined
   readonly limit: number
   /** Only deliveries with a smaller id: pages run newest first. */
   readonly before: number | undefined
@@ -127,6 +137,41 @@ export const UnroutableEvent = Schema.Struct({
   /** The raw header values the router saw (x-to-ip, to) and the dialled number. */
   headers: Schema.Struct({ xToIp: Schema.NullOr(Schema.String), to: Schema.NullOr(Schema.String), dialled: Schema.NullOr(Schema.String) }),
   domain: Schema.NullOr(Schema.String),
-  reason: Schema.Literal("missing_header", "malformed_header", "unknown_domain")
+  reason: UnroutableReason,
+  /** The call (room instance) it belongs to; absent on records from before call records. */
+  call: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null })
 })
 export interface UnroutableEvent extends Schema.Schema.Type<typeof UnroutableEvent> {}
+
+/** Unroutable events of one domain and reason, counted: what `GET /v1/unroutable/domains` lists. */
+export interface UnroutableGroup {
+  readonly domain: string | null
+  readonly reason: UnroutableEvent["reason"]
+  readonly count: number
+  readonly firstSeen: number
+  readonly lastSeen: number
+  /** The latest of them: its id and what the edge sent. */
+  readonly sampleEventId: string
+  readonly headers: UnroutableEvent["headers"]
+}
+
+/** A change of a delivery (queued, attempted, expired, requeued), as the live stream sends it; `id` is where a stream resumes. */
+export interface DeliveryChange {
+  readonly id: string
+  readonly deliveryId: number
+  readonly tenant: string
+  readonly eventId: string
+  readonly eventType: string
+  readonly room: string | null
+  readonly status: DeliveryStatus
+  readonly attempts: number
+  readonly at: number
+}
+
+/** An event kept while its call was unrouted, for a replay. */
+export interface UnroutedEvent {
+  readonly call: string
+  readonly eventId: string
+  readonly at: number
+  readonly body: string
+}

@@ -94,7 +94,13 @@ export class MalformedHeader extends Data.TaggedError("MalformedHeader")<{
 /** A domain was parsed but no hook (and no number mapping) claims it. */
 export class UnknownDomain extends Data.TaggedError("UnknownDomain")<{ readonly domain: string }> {}
 
-export type Unroutable = MissingHeader | MalformedHeader | UnknownDomain
+/**
+ * A SIP participant whose own domain resolves to another tenant than the one its room is
+ * pinned to: its events (with its caller's number) must not reach the room's tenant.
+ */
+export class TenantConflict extends Data.TaggedError("TenantConflict")<{ readonly domain: string; readonly tenant: string; readonly roomTenant: string }> {}
+
+export type Unroutable = MissingHeader | MalformedHeader | UnknownDomain | TenantConflict
 
 // ---------------------------------------------------------------------------
 // Delivery errors: decide whether an attempt is retried. Never reach LiveKit.

@@ -13,6 +13,8 @@ export interface LiveKitEvent {
   readonly createdAtMs: number | undefined
   /** The room the event belongs to; egress and ingress events name it in their own info. */
   readonly room: string | undefined
+  /** The room instance (`RM_…`): a name can be reused, a sid names one room. Egress events carry it as `roomId`. */
+  readonly roomSid: string | undefined
   readonly participant: Participant | undefined
   /** Fields that were present with a shape LiveKit never sends, and so were read as absent. */
   readonly ignored: ReadonlyArray<IgnoredField>
@@ -32,6 +34,8 @@ export type IgnoredField =
   | "createdAt"
   | "room"
   | "room.name"
+  | "room.sid"
+  | "egressInfo.roomId"
   | "egressInfo"
   | "egressInfo.roomName"
   | "ingressInfo"
@@ -78,10 +82,13 @@ const readEvent = (json: Json, event: string, id: string): LiveKitEvent => {
   const createdAtMs = json.createdAt === undefined ? undefined : secondsOf(json.createdAt)
   if (json.createdAt !== undefined && createdAtMs === undefined) ignored.push("createdAt")
 
+  const roomObject = object(json.room, "room")
+  const egress = object(json.egressInfo, "egressInfo")
   const room =
-    string(object(json.room, "room")?.name, "room.name") ??
-    string(object(json.egressInfo, "egressInfo")?.roomName, "egressInfo.roomName") ??
+    string(roomObject?.name, "room.name") ??
+    string(egress?.roomName, "egressInfo.roomName") ??
     string(object(json.ingressInfo, "ingressInfo")?.roomName, "ingressInfo.roomName")
+  const roomSid = string(roomObject?.sid, "room.sid") ?? string(egress?.roomId, "egressInfo.roomId")
 
   const rawParticipant = object(json.participant, "participant")
   let participant: LiveKitEvent["participant"]
@@ -103,7 +110,7 @@ const readEvent = (json: Json, event: string, id: string): LiveKitEvent => {
     }
   }
 
-  return { event, id, createdAtMs: createdAtMs === undefined ? undefined : createdAtMs * 1000, room, participant, ignored }
+  return { event, id, createdAtMs: createdAtMs === undefined ? undefined : createdAtMs * 1000, room, roomSid, participant, ignored }
 }
 
 /** Parses the raw body text; only something that is not a JSON object with string `event` and `id` is an InvalidEvent. */

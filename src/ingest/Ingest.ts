@@ -4,7 +4,8 @@ import { unroutableAlerts } from "../domain/Alert.ts"
 import type { Delivery, NewDelivery, UnroutableEvent } from "../domain/Delivery.ts"
 import { callEventId, eventTime } from "../domain/CallEvents.ts"
 import { envelope } from "../domain/Envelope.ts"
-import { ShuttingDown, type InvalidEvent, type InvalidSignature, type StoreUnavailable, type Unroutable } from "../domain/Errors.ts"
+import { ShuttingDown, type InvalidEvent, type InvalidSignature, type StoreUnavailable } from "../domain/Errors.ts"
+import type { CallChange } from "../domain/Call.ts"
 import { parseLiveKitEvent, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
 import { alertAcceptance, AlertQueue } from "../delivery/AlertQueue.ts"
 import { LaneWindow } from "../delivery/LaneWindow.ts"
@@ -12,18 +13,12 @@ import { Lifecycle } from "../Lifecycle.ts"
 import { logWarningWith } from "../telemetry/Logging.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
 import { Tracing, type WebhookSpan } from "../telemetry/Tracing.ts"
-import { Router, type Routed, type Routing } from "./Router.ts"
+import { REASONS, Router, type Routed, type Routing } from "./Router.ts"
 import { SignatureVerifier } from "./SignatureVerifier.ts"
 import { EventStore } from "../store/EventStore.ts"
 import type { Acceptance } from "../store/Store.ts"
 
 export type IngestOutcome = "accepted" | "duplicate"
-
-const REASONS = {
-  MissingHeader: "missing_header",
-  MalformedHeader: "malformed_header",
-  UnknownDomain: "unknown_domain"
-} as const satisfies Record<Unroutable["_tag"], string>
 
 /** A delivery to the routed tenant, in the call's lane, of the event itself or of a call event derived from it. */
 const deliveryTo = ({ event, receivedAt, span }: Verified, routing: Routed, eventId: string, type: string, data: string): NewDelivery => ({
@@ -36,6 +31,7 @@ const deliveryTo = ({ event, receivedAt, span }: Verified, routing: Routed, even
   eventCreatedAt: event.createdAtMs ?? null,
   secret: routing.destination.secret ?? null,
   trace: span.traceparent,
+  call: routing.callKey ?? null,
   body: envelope({ type, timestampMs: eventTime(event, receivedAt), tenant: routing.destination.tenant, call: routing.call, data })
 })
 
@@ -56,9 +52,25 @@ const unroutableOf = (event: LiveKitEvent, routing: Routing, at: number): Unrout
         room: routing.call.room,
         headers: routing.headers,
         domain: routing.call.domain,
-        reason: REASONS[routing.reason._tag]
+        reason: REASONS[routing.reason._tag],
+        call: routing.callKey ?? null
       }
     : undefined
+
+/** What the event does to its call's record (see CallChange); none for an event of no room. */
+const callChangeOf = ({ event, receivedAt }: Verified, routing: Routing): CallChange | undefined =>
+  routing.callKey === undefined || event.room === undefined
+    ? undefined
+    : {
+        key: routing.callKey,
+        room: event.room,
+        roomSid: event.roomSid ?? null,
+        at: receivedAt,
+        event: { eventId: event.id, eventType: event.event, at: receivedAt, createdAt: event.createdAtMs ?? null },
+        identity: routing.identity,
+        startedAt: routing.startedAt,
+        ended: routing.ended
+      }
 
 /** A webhook that passed the checks made before the store: signed by LiveKit, an event the router can read. */
 export interface Verified {
@@ -188,7 +200,10 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
                   delivery: deliveryOf(verified, routing),
                   pinChange: routing._tag === "Routed" ? routing.pinChange : undefined,
                   unroutable: unroutableOf(event, routing, receivedAt),
-                  callEvent: callEventOf(verified, routing)
+                  callEvent: callEventOf(verified, routing),
+                  call: callChangeOf(verified, routing),
+                  // Kept while the store holds the call unrouted, so a replay can route it once a hook exists.
+                  unroutedBody: routing._tag === "Unrouted" ? verified.raw : undefined
                 }
               })
             ),

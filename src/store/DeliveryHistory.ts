@@ -1,5 +1,5 @@
 import { Context, type Effect, type Option } from "effect"
-import type { Delivery, DeliveryDetail, DeliveryQuery, UnroutableEvent } from "../domain/Delivery.ts"
+import type { Delivery, DeliveryChange, DeliveryDetail, DeliveryQuery, UnroutableEvent, UnroutableGroup } from "../domain/Delivery.ts"
 import type { StoreUnavailable } from "../domain/Errors.ts"
 
 /** What the admin API reads back: deliveries with their attempt history, and the events that reached no tenant. */
@@ -9,5 +9,11 @@ export class DeliveryHistory extends Context.Tag("DeliveryHistory")<
     readonly deliveries: (query: DeliveryQuery) => Effect.Effect<ReadonlyArray<Delivery>, StoreUnavailable>
     readonly delivery: (id: number) => Effect.Effect<Option.Option<DeliveryDetail>, StoreUnavailable>
     readonly unroutable: (limit: number) => Effect.Effect<ReadonlyArray<UnroutableEvent>, StoreUnavailable>
+    /** The unroutable events the store still holds, grouped by domain and reason, most recently seen first. */
+    readonly unroutableGroups: Effect.Effect<ReadonlyArray<UnroutableGroup>, StoreUnavailable>
+    /** Delivery changes after the one `after` names (a change's id), in order. */
+    readonly changesAfter: (after: string, limit: number) => Effect.Effect<ReadonlyArray<DeliveryChange>, StoreUnavailable>
+    /** The latest change's id: where a stream with nothing to resume starts. */
+    readonly lastChange: Effect.Effect<string, StoreUnavailable>
   }
 >() {}

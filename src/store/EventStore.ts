@@ -1,5 +1,5 @@
 import { Context, type Effect } from "effect"
-import type { Pin } from "../domain/Delivery.ts"
+import type { Pin, UnroutedEvent } from "../domain/Delivery.ts"
 import type { StoreUnavailable } from "../domain/Errors.ts"
 import type { Acceptance, AcceptResult } from "./Store.ts"
 
@@ -23,5 +23,12 @@ export class EventStore extends Context.Tag("EventStore")<
     readonly pinsOf: (rooms: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, Pin>, StoreUnavailable>
     /** Succeeds when the store can be read. */
     readonly ping: Effect.Effect<void, StoreUnavailable>
+    /**
+     * The events kept for a replay (see Acceptance.unroutedBody) of the calls with an unroutable
+     * event of this domain since `since` (tenant conflicts aside), in order per call.
+     */
+    readonly unrouted: (domain: string, since: number) => Effect.Effect<ReadonlyArray<UnroutedEvent>, StoreUnavailable>
+    /** Drops the kept events of these calls: they were replayed. */
+    readonly forgetUnrouted: (calls: ReadonlyArray<string>) => Effect.Effect<void, StoreUnavailable>
   }
 >() {}

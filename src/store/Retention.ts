@@ -3,7 +3,7 @@ import type { StoreUnavailable } from "../domain/Errors.ts"
 import type { Pruned, RetentionPolicy } from "./Store.ts"
 
 /** What pruning deletes, each in slices. */
-export type PruneTarget = "delivered" | "failed" | "expired" | "events" | "unroutable" | "pins"
+export type PruneTarget = "delivered" | "failed" | "expired" | "events" | "unroutable" | "pins" | "calls" | "feed"
 
 /** The Janitor's: deleting what retention no longer keeps, so the store does not grow without bound. */
 export class Retention extends Context.Tag("Retention")<

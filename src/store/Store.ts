@@ -1,3 +1,4 @@
+import type { CallChange } from "../domain/Call.ts"
 import type { AttemptRecord, Delivery, NewDelivery, Pin, UnroutableEvent } from "../domain/Delivery.ts"
 
 // The store's vocabulary, shared by its tags (EventStore, DeliveryQueue, Leases, HealthStore,
@@ -28,6 +29,14 @@ export interface Acceptance {
    * a call starts and ends once however its events are spread over batches and instances.
    */
   readonly callEvent?: NewDelivery | undefined
+  /** What the event does to its call's record (created, identified, started, ended, its timeline), applied in the same write. */
+  readonly call?: CallChange | undefined
+  /**
+   * The raw LiveKit event, for an event that reached no tenant: the store keeps it while the call
+   * is unrouted for a reason (an unroutable SIP event, or the other events of its room), so
+   * `POST /v1/unroutable/replay` can route it once a hook exists.
+   */
+  readonly unroutedBody?: string | undefined
 }
 
 /** A pending delivery as the engine queues it: the body stays in the store until its attempt is due. */
@@ -89,4 +98,6 @@ export interface Pruned {
   readonly events: number
   readonly unroutable: number
   readonly pins: number
+  readonly calls: number
+  readonly feed: number
 }

@@ -1,8 +1,10 @@
-import type { Effect } from "effect"
+import type { Effect, Option } from "effect"
+import type { CallQuery, CallTimeline } from "../domain/Call.ts"
 import type { NewDelivery, Pin } from "../domain/Delivery.ts"
 import type { StoreUnavailable } from "../domain/Errors.ts"
 import type { DeliveryHistory } from "./DeliveryHistory.ts"
 import type { DeliveryQueue } from "./DeliveryQueue.ts"
+import type { EventStore } from "./EventStore.ts"
 import type { HookStore } from "./HookStore.ts"
 import type { Leases } from "./Leases.ts"
 import type { PruneTarget } from "./Retention.ts"
@@ -42,6 +44,13 @@ export interface StoreBackend {
   /** The pins of these rooms (at least one), in one read, as stored. */
   readonly pinsOf: (rooms: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, typeof Pin.Encoded>, StoreUnavailable>
   readonly ping: Effect.Effect<void, StoreUnavailable>
+  readonly unrouted: EventStore["Type"]["unrouted"]
+  readonly forgetUnrouted: EventStore["Type"]["forgetUnrouted"]
+  /** Call records as stored (decoded by the shared layer), and a call's timeline. */
+  readonly calls: {
+    readonly calls: (query: CallQuery) => Effect.Effect<ReadonlyArray<unknown>, StoreUnavailable>
+    readonly call: (ref: string) => Effect.Effect<Option.Option<{ readonly record: unknown; readonly timeline: CallTimeline }>, StoreUnavailable>
+  }
   /** Its reads are asked for at least one delivery. */
   readonly queue: DeliveryQueue["Type"]
   /** Its reads are asked for at least one record. */

@@ -1,8 +1,10 @@
 import { Context, Effect, Layer, Option, ParseResult, Schema, type Scope } from "effect"
+import { CallListing } from "../domain/Call.ts"
 import { NewDelivery, Pin } from "../domain/Delivery.ts"
 import { StoreUnavailable } from "../domain/Errors.ts"
 import { StoredHookJson } from "../domain/Hook.ts"
 import { decodeTenantHealth, encodeTenantHealth } from "../domain/TenantHealth.ts"
+import { CallHistory } from "./CallHistory.ts"
 import { DeliveryHistory } from "./DeliveryHistory.ts"
 import { DeliveryQueue } from "./DeliveryQueue.ts"
 import { EventStore } from "./EventStore.ts"
@@ -16,7 +18,7 @@ import { makeRedisStore, type RedisStoreOptions } from "./redis/RedisStore.ts"
 import { makeSqliteStore } from "./sqlite/SqliteStore.ts"
 
 /** Every tag a store provides. */
-export type StoreServices = EventStore | DeliveryQueue | Leases | HealthStore | DeliveryHistory | HookStore | Retention
+export type StoreServices = EventStore | DeliveryQueue | Leases | HealthStore | DeliveryHistory | HookStore | Retention | CallHistory
 
 /** Every store tag over one backend, opened once and shared: what the stores have in common, written once. */
 const storeOver = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Scope>): Layer.Layer<StoreServices, StoreUnavailable> =>
@@ -28,6 +30,7 @@ const storeOver = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Sco
         Context.add(HealthStore, health(backend)),
         Context.add(DeliveryHistory, history(backend)),
         Context.add(HookStore, hooks(backend)),
+        Context.add(CallHistory, calls(backend)),
         Context.add(Retention, retention(backend))
       )
     )
@@ -67,7 +70,23 @@ const events = (backend: StoreBackend): EventStore["Type"] => ({
   acceptAll: (acceptances) =>
     Effect.map(backend.accept(acceptances.map(encoded)), (outcomes) => outcomes.map((outcome, i) => accepted(acceptances[i]!, outcome))),
   pinsOf: (rooms) => (rooms.length === 0 ? Effect.succeed(new Map()) : Effect.flatMap(backend.pinsOf(rooms), (pins) => Effect.mapError(decodePins(pins), unreadable))),
-  ping: backend.ping
+  ping: backend.ping,
+  unrouted: backend.unrouted,
+  forgetUnrouted: (calls) => (calls.length === 0 ? Effect.void : backend.forgetUnrouted(calls))
+})
+
+const decodeListings = Schema.decodeUnknown(Schema.Array(CallListing))
+const decodeListing = Schema.decodeUnknown(CallListing)
+
+const calls = ({ calls }: StoreBackend): CallHistory["Type"] => ({
+  calls: (query) => upTo(query.limit, () => Effect.flatMap(calls.calls(query), (rows) => Effect.mapError(decodeListings(rows), unreadable))),
+  call: (ref) =>
+    Effect.flatMap(calls.call(ref), (found) =>
+      Option.match(found, {
+        onNone: () => Effect.succeedNone,
+        onSome: ({ record, timeline }) => Effect.mapError(Effect.map(decodeListing(record), (listing) => Option.some({ ...listing, timeline })), unreadable)
+      })
+    )
 })
 
 const hooks = ({ hooks }: StoreBackend): HookStore["Type"] => ({
@@ -113,7 +132,10 @@ const retention = ({ pruneSlice }: StoreBackend): Retention["Type"] => {
         ),
         events: pruneAll("events", now - policy.dedupe),
         unroutable: pruneAll("unroutable", now - policy.unroutable),
-        pins: pruneAll("pins", now - policy.pins)
+        pins: pruneAll("pins", now - policy.pins),
+        // A call is kept as long as the longest kept of its deliveries; the stream resumes within the shortest.
+        calls: pruneAll("calls", now - Math.max(policy.delivered, policy.failed)),
+        feed: pruneAll("feed", now - policy.delivered)
       })
   }
 }

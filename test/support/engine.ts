@@ -124,6 +124,7 @@ export const startEngine = async (options: EngineOptions = {}) => {
             eventCreatedAt: at,
             secret: null,
             trace: null,
+            call: null,
             ...d
           }
           return { eventId, receivedAt: at, delivery, pinChange: undefined, unroutable: undefined }

@@ -1,4 +1,5 @@
 import { Effect } from "effect"
+import { CallHistory } from "../../src/store/CallHistory.ts"
 import { DeliveryHistory } from "../../src/store/DeliveryHistory.ts"
 import { DeliveryQueue } from "../../src/store/DeliveryQueue.ts"
 import { EventStore } from "../../src/store/EventStore.ts"
@@ -15,10 +16,11 @@ export type Store = EventStore["Type"] &
   HealthStore["Type"] &
   DeliveryHistory["Type"] &
   HookStore["Type"] &
-  Retention["Type"]
+  Retention["Type"] &
+  CallHistory["Type"]
 
 export const Store: Effect.Effect<Store, never, StoreServices> = Effect.map(
-  Effect.all([EventStore, DeliveryQueue, Leases, HealthStore, DeliveryHistory, HookStore, Retention]),
+  Effect.all([EventStore, DeliveryQueue, Leases, HealthStore, DeliveryHistory, HookStore, Retention, CallHistory]),
   (services): Store => Object.assign({}, ...services)
 )
 
@@ -31,5 +33,6 @@ export const provideStore = <A, E>(program: Effect.Effect<A, E, StoreServices>, 
     Effect.provideService(HealthStore, store),
     Effect.provideService(DeliveryHistory, store),
     Effect.provideService(HookStore, store),
-    Effect.provideService(Retention, store)
+    Effect.provideService(Retention, store),
+    Effect.provideService(CallHistory, store)
   )

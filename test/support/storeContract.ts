@@ -34,6 +34,7 @@ export const newDelivery = (over: Partial<NewDelivery> = {}): NewDelivery => ({
   eventCreatedAt: 1_000,
   secret: null,
   trace: TRACEPARENT,
+  call: null,
   ...over
 })
 
@@ -136,7 +137,8 @@ export const unroutableEvent = (eventId: string, at: number, reason: UnroutableE
   room: `room-${eventId}`,
   headers: { xToIp: reason === "missing_header" ? null : "sip.unknown.example", to: null, dialled: "+15557654321" },
   domain: reason === "unknown_domain" ? "sip.unknown.example" : null,
-  reason
+  reason,
+  call: null
 })
 
 export const ids = (ds: ReadonlyArray<{ readonly id: number }>) => ds.map((d) => d.id)
@@ -849,7 +851,8 @@ export const storeContract = (fresh: () => Layer.Layer<StoreServices, StoreUnava
 
           const pruned = yield* store.prune(NOW, POLICY)
           // Events older than NOW - 2000: the six deliveries' and the u-/pin- ones.
-          expect(pruned).toEqual({ deliveries: 2, events: 10, unroutable: 1, pins: 1 })
+          // The feed: the six deliveries' queueing and their four attempts, all before the delivered cut-off.
+          expect(pruned).toEqual({ deliveries: 2, events: 10, unroutable: 1, pins: 1, calls: 0, feed: 10 })
 
           expect(ids(yield* store.deliveries(query()))).toEqual([pOld.id, fMid.id, dLate.id, dEdge.id])
           expect(yield* store.delivery(dOld.id)).toEqual(Option.none())
@@ -867,7 +870,7 @@ export const storeContract = (fresh: () => Layer.Layer<StoreServices, StoreUnava
           expect(yield* accept("e-new", NOW)).toEqual({ _tag: "Duplicate" })
 
           // Counts are of this run only: pruning again at the same time finds nothing.
-          expect(yield* store.prune(NOW, POLICY)).toEqual({ deliveries: 0, events: 0, unroutable: 0, pins: 0 })
+          expect(yield* store.prune(NOW, POLICY)).toEqual({ deliveries: 0, events: 0, unroutable: 0, pins: 0, calls: 0, feed: 0 })
         })
       ))
 
@@ -880,7 +883,8 @@ export const storeContract = (fresh: () => Layer.Layer<StoreServices, StoreUnava
           const before = yield* pendingAll(store)
           const zero: RetentionPolicy = { delivered: 0, failed: 0, dedupe: 0, unroutable: 0, pins: 0 }
           const pruned = yield* store.prune(Number.MAX_SAFE_INTEGER, zero)
-          expect(pruned).toEqual({ deliveries: 0, events: 4, unroutable: 0, pins: 0 })
+          // The feed's entries go, as any record does past its retention: the deliveries themselves stay pending.
+          expect(pruned).toEqual({ deliveries: 0, events: 4, unroutable: 0, pins: 0, calls: 0, feed: 5 })
           expect(yield* pendingAll(store)).toEqual(before)
           expect(Option.getOrThrow(yield* store.delivery(ds[0]!.id)).history).toHaveLength(1)
         })

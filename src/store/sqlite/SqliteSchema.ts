@@ -91,6 +91,60 @@ CREATE TABLE IF NOT EXISTS cache (
 ) WITHOUT ROWID;
 `
 
+const CALLS_COLUMNS: ReadonlyArray<readonly [table: string, definition: string]> = [
+  ["deliveries", "call TEXT"],
+  ["pins", "room_sid TEXT"],
+  ["unroutable", "call TEXT"]
+]
+
+const CALLS = `
+CREATE INDEX IF NOT EXISTS deliveries_by_call ON deliveries (call, status) WHERE call IS NOT NULL;
+CREATE INDEX IF NOT EXISTS unroutable_by_domain ON unroutable (domain, reason, at);
+-- One call per room instance (its sid, else its name); JSON columns hold the routing and sip attributes.
+CREATE TABLE IF NOT EXISTS calls (
+  key TEXT PRIMARY KEY,
+  room TEXT NOT NULL,
+  room_sid TEXT,
+  tenant TEXT,
+  status TEXT NOT NULL,
+  domain TEXT,
+  from_number TEXT,
+  to_number TEXT,
+  sip_call_id TEXT,
+  routing TEXT NOT NULL,
+  sip TEXT,
+  first_seen_at INTEGER NOT NULL,
+  started_at INTEGER,
+  ended_at INTEGER,
+  ended_by TEXT,
+  disconnect_reason TEXT,
+  sort_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS calls_by_sort ON calls (sort_at, key);
+CREATE INDEX IF NOT EXISTS calls_by_room ON calls (room, sort_at);
+CREATE INDEX IF NOT EXISTS calls_by_age ON calls (updated_at);
+-- Each LiveKit event of a call; \`body\` is kept while the call is unrouted for a reason, for a replay.
+CREATE TABLE IF NOT EXISTS call_events (
+  call TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  created_at INTEGER,
+  body TEXT
+);
+CREATE INDEX IF NOT EXISTS call_events_by_call ON call_events (call, at);
+-- Every change of a delivery (queued, attempted, expired, requeued), in order: what the live stream resumes from.
+CREATE TABLE IF NOT EXISTS feed (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  delivery_id INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feed_by_age ON feed (at);
+`
+
 /** A delivery field's column: its name in snake case. */
 const columnOf = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
@@ -121,18 +175,26 @@ const UNNUMBERED_COLUMNS: ReadonlyArray<readonly [table: string, definition: str
  * The schema's history: migration n brings a database at version n - 1 to n, and
  * `PRAGMA user_version` records the last one applied. Append new ones; never edit one.
  */
+/** Adds a column to an existing table that lacks it (a table yet to be created gets it from its CREATE). */
+const addColumn = (db: Database, table: string, definition: string, backfill?: string) => {
+  const present = db.query<{ name: string }, []>(`SELECT name FROM pragma_table_info('${table}')`).all()
+  if (present.length === 0 || present.some((column) => definition.startsWith(`${column.name} `))) return
+  db.exec(`ALTER TABLE ${table} ADD COLUMN ${definition}`)
+  if (backfill) db.exec(backfill)
+}
+
 const MIGRATIONS: ReadonlyArray<(db: Database) => void> = [
   // 1: the schema when numbering began, from nothing or from any build before it (version 0).
   (db) => {
-    for (const [table, definition, backfill] of UNNUMBERED_COLUMNS) {
-      const present = db.query<{ name: string }, []>(`SELECT name FROM pragma_table_info('${table}')`).all()
-      if (present.length === 0 || present.some((column) => definition.startsWith(`${column.name} `))) continue
-      db.exec(`ALTER TABLE ${table} ADD COLUMN ${definition}`)
-      if (backfill) db.exec(backfill)
-    }
+    UNNUMBERED_COLUMNS.forEach(([table, definition, backfill]) => addColumn(db, table, definition, backfill))
     db.exec(SCHEMA)
     // The queue's depth from here on is kept by the triggers; count what is pending once, to start from.
     db.exec("INSERT OR REPLACE INTO queue_depth (id, pending) SELECT 0, COUNT(*) FROM deliveries WHERE status = 'pending'")
+  },
+  // 2: call records and their timelines, pins by room instance, deliveries by call, and the feed of delivery changes.
+  (db) => {
+    CALLS_COLUMNS.forEach(([table, definition]) => addColumn(db, table, definition))
+    db.exec(CALLS)
   }
 ]
 

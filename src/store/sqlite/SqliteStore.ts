@@ -1,10 +1,11 @@
 import { Database } from "bun:sqlite"
 import { Effect, Option, Stream } from "effect"
 import { answeredPerTurn } from "../../TurnBatch.ts"
-import type { Pin, UnroutableEvent } from "../../domain/Delivery.ts"
+import type { DeliveryStatus, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping } from "../../domain/Hook.ts"
 import { decodeDelivery, decodeQueued } from "../DeliveryRecord.ts"
+import { prepareCallReads, recordOf } from "./SqliteCalls.ts"
 import { DELIVERY_COLUMNS, openDatabase, QUEUED_COLUMNS } from "./SqliteSchema.ts"
 import { prepareWrites, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
 import type { StoreBackend } from "../StoreBackend.ts"
@@ -94,12 +95,13 @@ interface UnroutableRow {
   dialled: string | null
   domain: string | null
   reason: UnroutableEvent["reason"]
+  call: string | null
 }
 
 /** Every read the store serves, prepared once. Reads never wait for the writer: WAL readers see the last commit. */
 const prepareReads = (db: Database) => ({
-  selectPins: db.query<{ room: string; destination: string; call: string; start: string | null; ended_at: number | null }, [string]>(
-    "SELECT room, destination, call, start, ended_at FROM pins WHERE room IN (SELECT value FROM json_each(?))"
+  selectPins: db.query<{ room: string; room_sid: string | null; destination: string; call: string; start: string | null; ended_at: number | null }, [string]>(
+    "SELECT room, room_sid, destination, call, start, ended_at FROM pins WHERE room IN (SELECT value FROM json_each(?))"
   ),
   // One index seek per tenant (a skip scan), however many deliveries each has pending. The queue's
   // reads name their partial index: the planner would rather scan the status index (300 ms at 300 000 pending).
@@ -121,10 +123,27 @@ const prepareReads = (db: Database) => ({
   selectQueueStats: db.query<{ pending: number; oldest: number | null }, []>(
     "SELECT pending, (SELECT MIN(queued_at) FROM deliveries INDEXED BY pending_by_age WHERE status = 'pending') AS oldest FROM queue_depth"
   ),
-  selectDeliveries: db.query<unknown, [string | null, string | null, number | null, number]>(
+  selectDeliveries: db.query<unknown, Array<string | number | null>>(
     `SELECT ${DELIVERY_COLUMNS} FROM deliveries
      WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR tenant = ?2) AND (?3 IS NULL OR id < ?3)
+       AND (?5 IS NULL OR room = ?5) AND (?6 IS NULL OR event_id = ?6) AND (?7 IS NULL OR event_type = ?7) AND (?8 IS NULL OR domain = ?8)
      ORDER BY id DESC LIMIT ?4`
+  ),
+  selectGroups: db.query<UnroutableGroupRow, []>(
+    `SELECT u.domain, u.reason, COUNT(*) AS count, MIN(u.at) AS first_seen, MAX(u.at) AS last_seen,
+       (SELECT json_array(s.event_id, s.x_to_ip, s.to_header, s.dialled) FROM unroutable AS s
+        WHERE s.domain IS u.domain AND s.reason = u.reason ORDER BY s.at DESC, s.id DESC LIMIT 1) AS sample
+     FROM unroutable AS u GROUP BY u.domain, u.reason ORDER BY last_seen DESC`
+  ),
+  selectChanges: db.query<ChangeRow, [number, number]>(
+    `SELECT f.seq, f.delivery_id, f.status, f.attempts, f.at, d.tenant, d.event_id, d.event_type, d.room
+     FROM feed AS f JOIN deliveries AS d ON d.id = f.delivery_id WHERE f.seq > ? ORDER BY f.seq LIMIT ?`
+  ),
+  selectLastChange: db.query<{ seq: number | null }, []>("SELECT MAX(seq) AS seq FROM feed"),
+  selectUnrouted: db.query<{ call: string; event_id: string; at: number; body: string }, [string, number]>(
+    `SELECT e.call, e.event_id, e.at, e.body FROM call_events AS e
+     WHERE e.body IS NOT NULL AND e.call IN (SELECT call FROM unroutable WHERE domain = ? AND at >= ? AND reason != 'tenant_conflict' AND call IS NOT NULL)
+     ORDER BY e.call, e.at, e.rowid`
   ),
   selectDelivery: db.query<unknown, [number]>(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`),
   selectAttempts: db.query<{ attempt: number; at: number; status: number | null; error: string | null; latency_ms: number }, [number]>(
@@ -136,6 +155,27 @@ const prepareReads = (db: Database) => ({
   selectCached: db.query<{ value: string }, [string]>("SELECT value FROM cache WHERE key = ?"),
   ping: db.query<unknown, []>("SELECT 1")
 })
+
+interface UnroutableGroupRow {
+  domain: string | null
+  reason: UnroutableEvent["reason"]
+  count: number
+  first_seen: number
+  last_seen: number
+  sample: string
+}
+
+interface ChangeRow {
+  seq: number
+  delivery_id: number
+  status: DeliveryStatus
+  attempts: number
+  at: number
+  tenant: string
+  event_id: string
+  event_type: string
+  room: string | null
+}
 
 const unavailable = (cause: unknown) => new StoreUnavailable({ cause })
 
@@ -163,6 +203,7 @@ export const makeSqliteStore = (path: string) =>
   Effect.gen(function* () {
     const { db, writer } = yield* open(path)
     const sql = yield* Effect.try({ try: () => prepareReads(db), catch: unavailable })
+    const callReads = yield* Effect.try({ try: () => prepareCallReads(db), catch: unavailable })
     const read = <A>(f: () => A) => Effect.try({ try: f, catch: unavailable })
     const write = <Op extends WriteOp>(op: Op): Effect.Effect<WriteResult<Op>, StoreUnavailable> =>
       Effect.flatMap(Effect.promise(() => writer.submit(op)), (settled) =>
@@ -181,6 +222,7 @@ export const makeSqliteStore = (path: string) =>
                   row.room,
                   {
                     room: row.room,
+                    ...(row.room_sid === null ? {} : { roomSid: row.room_sid }),
                     destination: JSON.parse(row.destination),
                     call: JSON.parse(row.call),
                     start: row.start === null ? undefined : JSON.parse(row.start),
@@ -189,6 +231,16 @@ export const makeSqliteStore = (path: string) =>
                 ])
             )
         ),
+      unrouted: (domain, since) => read(() => sql.selectUnrouted.all(domain, since).map((row) => ({ call: row.call, eventId: row.event_id, at: row.at, body: row.body }))),
+      forgetUnrouted: (calls) => write({ _tag: "ForgetUnrouted", calls }),
+      calls: {
+        calls: (query) => read(() => callReads.calls(query).map(recordOf)),
+        call: (ref) =>
+          read(() => {
+            const row = callReads.call(ref)
+            return row === null ? Option.none() : Option.some({ record: recordOf(row), timeline: callReads.timeline(row.key) })
+          })
+      },
       ping: Effect.flatMap(
         read(() => sql.ping.get()),
         () => (writer.alive() ? Effect.void : Effect.fail(unavailable("store writer stopped")))
@@ -208,7 +260,33 @@ export const makeSqliteStore = (path: string) =>
         requeueFailed: (tenant, since, now) => write({ _tag: "RequeueFailed", tenant, since, now })
       },
       history: {
-        deliveries: (q) => read(() => sql.selectDeliveries.all(q.status ?? null, q.tenant ?? null, q.before ?? null, q.limit).map(decodeDelivery)),
+        deliveries: (q) =>
+          read(() =>
+            sql.selectDeliveries
+              .all(q.status ?? null, q.tenant ?? null, q.before ?? null, q.limit, q.room ?? null, q.eventId ?? null, q.eventType ?? null, q.domain ?? null)
+              .map(decodeDelivery)
+          ),
+        unroutableGroups: read(() =>
+          sql.selectGroups.all().map((row) => {
+            const [sampleEventId, xToIp, to, dialled] = JSON.parse(row.sample) as [string, string | null, string | null, string | null]
+            return { domain: row.domain, reason: row.reason, count: row.count, firstSeen: row.first_seen, lastSeen: row.last_seen, sampleEventId, headers: { xToIp, to, dialled } }
+          })
+        ),
+        changesAfter: (after, limit) =>
+          read(() =>
+            sql.selectChanges.all(Number(after) || 0, limit).map((row) => ({
+              id: String(row.seq),
+              deliveryId: row.delivery_id,
+              tenant: row.tenant,
+              eventId: row.event_id,
+              eventType: row.event_type,
+              room: row.room,
+              status: row.status,
+              attempts: row.attempts,
+              at: row.at
+            }))
+          ),
+        lastChange: read(() => String(sql.selectLastChange.get()?.seq ?? 0)),
         delivery: (id) =>
           read(() => {
             const row = sql.selectDelivery.get(id)
@@ -227,7 +305,8 @@ export const makeSqliteStore = (path: string) =>
               room: row.room,
               headers: { xToIp: row.x_to_ip, to: row.to_header, dialled: row.dialled },
               domain: row.domain,
-              reason: row.reason
+              reason: row.reason,
+              call: row.call
             }))
           )
       },

@@ -3,6 +3,7 @@ import type { Delivery, NewDelivery } from "../../domain/Delivery.ts"
 import type { DeliveryStatus } from "../../domain/Delivery.ts"
 import type { NumberMapping } from "../../domain/Hook.ts"
 import { NEW_FIELDS } from "../DeliveryRecord.ts"
+import { prepareCallWrites } from "./SqliteCalls.ts"
 import { DELIVERY_COLUMNS, NEW_COLUMNS } from "./SqliteSchema.ts"
 import type { PruneTarget } from "../Retention.ts"
 import type { RecordedAttempt, Requeued } from "../Store.ts"
@@ -19,6 +20,7 @@ export type WriteOp =
   | { readonly _tag: "RequeueFailed"; readonly tenant: string; readonly since: number; readonly now: number }
   | { readonly _tag: "PruneSlice"; readonly target: PruneTarget; readonly before: number; readonly limit: number }
   | { readonly _tag: "PutApiHook"; readonly host: string; readonly json: string }
+  | { readonly _tag: "ForgetUnrouted"; readonly calls: ReadonlyArray<string> }
   | { readonly _tag: "RemoveApiHook"; readonly host: string }
   | { readonly _tag: "PutApiNumber"; readonly mapping: NumberMapping }
   | { readonly _tag: "RemoveApiNumber"; readonly number: string }
@@ -31,6 +33,7 @@ export interface WriteResults {
   RequeueFailed: Requeued
   PruneSlice: number
   PutApiHook: void
+  ForgetUnrouted: void
   RemoveApiHook: boolean
   PutApiNumber: void
   RemoveApiNumber: boolean
@@ -52,8 +55,12 @@ export type Settled = { readonly ok: true; readonly value: unknown } | { readonl
 export const prepareWrites = (db: Database) => {
   const q = {
     insertEvent: db.query<unknown, [string, number]>("INSERT OR IGNORE INTO events (id, received_at) VALUES (?, ?)"),
-    setPin: db.query<unknown, [string, string, string, string | null, number]>(
-      "INSERT OR IGNORE INTO pins (room, destination, call, start, pinned_at) VALUES (?, ?, ?, ?, ?)"
+    // A pin of another room instance of the same name is replaced: that room is gone, this is a new call.
+    setPin: db.query<unknown, [string, string | null, string, string, string | null, number]>(
+      `INSERT INTO pins (room, room_sid, destination, call, start, pinned_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+       ON CONFLICT (room) DO UPDATE SET room_sid = excluded.room_sid, destination = excluded.destination, call = excluded.call,
+         start = excluded.start, ended_at = NULL, pinned_at = excluded.pinned_at
+       WHERE pins.room_sid IS NOT NULL AND excluded.room_sid IS NOT NULL AND pins.room_sid != excluded.room_sid`
     ),
     touchPin: db.query<unknown, [number, string]>("UPDATE pins SET pinned_at = ? WHERE room = ?"),
     endPin: db.query<unknown, [number, number, string]>(
@@ -67,11 +74,22 @@ export const prepareWrites = (db: Database) => {
     ),
     insertUnroutable: db.query<
       unknown,
-      [number, string, string, string | null, string | null, string | null, string | null, string | null, string]
+      [number, string, string, string | null, string | null, string | null, string | null, string | null, string, string | null]
     >(
-      `INSERT INTO unroutable (at, event_id, event_type, room, x_to_ip, to_header, dialled, domain, reason)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+      `INSERT INTO unroutable (at, event_id, event_type, room, x_to_ip, to_header, dialled, domain, reason, call)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
     ),
+    // What the live stream resumes from: every change of a delivery, in order.
+    feed: db.query<unknown, [number, string, number, number]>("INSERT INTO feed (delivery_id, status, attempts, at) VALUES (?, ?, ?, ?)"),
+    feedRequeued: db.query<unknown, [number, string, number]>(
+      "INSERT INTO feed (delivery_id, status, attempts, at) SELECT id, 'pending', 0, ?1 FROM deliveries WHERE tenant = ?2 AND status = 'failed' AND created_at >= ?3"
+    ),
+    forgetUnrouted: db.query<unknown, [string]>("UPDATE call_events SET body = NULL WHERE body IS NOT NULL AND call IN (SELECT value FROM json_each(?))"),
+    pruneCalls: db.query<unknown, [number, number]>(
+      `DELETE FROM calls WHERE key IN (SELECT key FROM calls INDEXED BY calls_by_age WHERE updated_at < ? LIMIT ?) RETURNING key`
+    ),
+    pruneCallEvents: db.query<unknown, [string]>("DELETE FROM call_events WHERE call IN (SELECT value FROM json_each(?))"),
+    pruneFeed: db.query<unknown, [number, number]>("DELETE FROM feed WHERE seq IN (SELECT seq FROM feed WHERE at < ? LIMIT ?)"),
     insertAttempt: db.query<unknown, [number, number, number, number | null, string | null, number]>(
       "INSERT INTO attempts (delivery_id, attempt, at, status, error, latency_ms) VALUES (?, ?, ?, ?, ?, ?)"
     ),
@@ -115,8 +133,8 @@ export const prepareWrites = (db: Database) => {
       case undefined:
         return false
       case "Set": {
-        const { room, destination, call, start } = change.pin
-        if (q.setPin.run(room, JSON.stringify(destination), JSON.stringify(call), start ? JSON.stringify(start) : null, at).changes > 0) return true
+        const { room, roomSid, destination, call, start } = change.pin
+        if (q.setPin.run(room, roomSid ?? null, JSON.stringify(destination), JSON.stringify(call), start ? JSON.stringify(start) : null, at).changes > 0) return true
         // Pinned meanwhile by another event: the call stays where that one put it.
         q.touchPin.run(at, room)
         return false
@@ -133,15 +151,19 @@ export const prepareWrites = (db: Database) => {
     }
   }
 
+  const writeCall = prepareCallWrites(db)
+
   const insertDelivery = (d: typeof NewDelivery.Encoded, at: number) => Number(q.insertDelivery.run(...NEW_FIELDS.map((field) => d[field]), at).lastInsertRowid)
 
   const accept = (a: EncodedAcceptance): AcceptOutcome => {
     if (q.insertEvent.run(a.eventId, a.receivedAt).changes === 0) return { _tag: "Duplicate" }
     const callChanged = applyPinChange(a.pinChange, a.receivedAt)
     const u = a.unroutable
-    if (u) q.insertUnroutable.run(u.at, u.eventId, u.eventType, u.room, u.headers.xToIp, u.headers.to, u.headers.dialled, u.domain, u.reason)
+    if (u) q.insertUnroutable.run(u.at, u.eventId, u.eventType, u.room, u.headers.xToIp, u.headers.to, u.headers.dialled, u.domain, u.reason, u.call ?? null)
+    if (a.call) writeCall({ change: a.call, body: a.unroutedBody, keepBody: u !== undefined && u.reason !== "tenant_conflict" })
     const deliveryId = a.delivery ? insertDelivery(a.delivery, a.receivedAt) : undefined
     const callEventId = a.callEvent && callChanged ? insertDelivery(a.callEvent, a.receivedAt) : undefined
+    for (const id of [deliveryId, callEventId]) if (id !== undefined) q.feed.run(id, "pending", 0, a.receivedAt)
     return { _tag: "Accepted", deliveryId, callEventId }
   }
 
@@ -165,13 +187,25 @@ export const prepareWrites = (db: Database) => {
         return q.pruneUnroutable.run(before, limit).changes
       case "pins":
         return q.prunePins.run(before, limit).changes
+      case "calls": {
+        // A call's timeline goes in the same slice as the call.
+        const keys = (q.pruneCalls.all(before, limit) as Array<{ key: string }>).map((row) => row.key)
+        q.pruneCallEvents.run(JSON.stringify(keys))
+        return keys.length
+      }
+      case "feed":
+        return q.pruneFeed.run(before, limit).changes
     }
   }
 
   const recordAttempt = ({ id, record: r }: RecordedAttempt) => {
-    if (r.final === "expired") return void q.expireOne.run(r.attempt, r.error, r.nextAttemptAt, r.at, id)
+    if (r.final === "expired") {
+      if (q.expireOne.run(r.attempt, r.error, r.nextAttemptAt, r.at, id).changes > 0) q.feed.run(id, "expired", r.attempt, r.at)
+      return
+    }
     q.insertAttempt.run(id, r.attempt, r.at, r.status, r.error, r.latencyMs)
     q.updateAttempt.run(r.final ?? "pending", r.attempt, r.status, r.error, r.nextAttemptAt, r.at, id)
+    q.feed.run(id, r.final ?? "pending", r.attempt, r.at)
   }
 
   const apply = (op: WriteOp): unknown => {
@@ -184,17 +218,24 @@ export const prepareWrites = (db: Database) => {
       case "Requeue": {
         const row = q.requeueOne.get(op.now, op.now, op.id)
         // The row goes back as it is: decoded where it is used, since a decoded secret does not survive the trip between threads.
-        if (row) return { _tag: "Requeued", row } satisfies RequeueOutcome
+        if (row) {
+          q.feed.run(op.id, "pending", 0, op.now)
+          return { _tag: "Requeued", row } satisfies RequeueOutcome
+        }
         const existing = q.selectStatus.get(op.id)
         return (existing ? { _tag: "NotFailed", status: existing.status } : { _tag: "NotFound" }) satisfies RequeueOutcome
       }
       case "RequeueFailed": {
         const firstId = q.firstFailed.get(op.tenant, op.since)?.id ?? undefined
+        q.feedRequeued.run(op.now, op.tenant, op.since)
         const { changes } = q.requeueTenant.run(op.now, op.now, op.tenant, op.since)
         return { count: changes, firstId } satisfies Requeued
       }
       case "PruneSlice":
         return pruneSlice(op.target, op.before, op.limit)
+      case "ForgetUnrouted":
+        q.forgetUnrouted.run(JSON.stringify(op.calls))
+        return undefined
       case "PutApiHook":
         q.upsertHook.run(op.host, op.json, Date.now())
         return undefined
