@@ -11,6 +11,7 @@ import { HookTable } from "./hooks/HookTable.ts"
 import { ServerLive } from "./http/Server.ts"
 import { RemoteHooks } from "./hooks/HttpHookSource.ts"
 import { Ingest } from "./ingest/Ingest.ts"
+import { Replay } from "./ingest/Replay.ts"
 import { JanitorLive } from "./store/Janitor.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import { JsonLoggingLive } from "./telemetry/Logging.ts"
@@ -42,7 +43,8 @@ const storeLayer = ({ store, retention }: RouterConfig): Layer.Layer<StoreServic
 
 /** Every service, wired in the direction data flows: verify → resolve → store → deliver. */
 export const ServicesLive = (config: RouterConfig, options: AppOptions = {}) =>
-  Ingest.Default.pipe(
+  Replay.Default.pipe(
+    Layer.provideMerge(Ingest.Default),
     // Only a shared store has leases to renew and other instances' deliveries to take over.
     Layer.provideMerge(config.store.redis === undefined ? Layer.empty : ReclaimerLive),
     Layer.provideMerge(Layer.mergeAll(SignatureVerifier.Default, Router.Default, QueueGaugesLive)),

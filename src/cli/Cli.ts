@@ -31,7 +31,7 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
   numbers list | set E164 HOST | rm E164
   deliveries list [--status S] [--tenant HOST] [--limit N] | get ID | retry ID
   tenants recover HOST --since ISO
-  unroutable list
+  unroutable list | replay DOMAIN [--since ISO]
   check-config FILE           decode FILE exactly as the router would; needs no router
 
 Admin commands talk to a running router: --url (--router-url in hooks set, where --url is
@@ -271,7 +271,20 @@ const unroutable = group("unroutable").pipe(
           print(Format.formatUnroutableList(items))
         )
       )
-    ).pipe(Command.withDescription("recent ones, newest first: the headers seen, the domain parsed and why it matched nothing"))
+    ).pipe(Command.withDescription("recent ones, newest first: the headers seen, the domain parsed and why it matched nothing")),
+    Command.make(
+      "replay",
+      {
+        connection,
+        domain: argument("DOMAIN", HostPattern).pipe(Args.withDescription("the domain the calls arrived for; a hook must match it now")),
+        since: option("since", IsoTime).pipe(Options.optional, Options.withDescription("only calls since then (ISO-8601); default: all the router still holds"))
+      },
+      withClient((client, input) =>
+        Effect.flatMap(client.unroutable.replay({ payload: { domain: input.domain, ...given({ since: input.since }) } }), (answer) =>
+          print(`replayed ${answer.replayed} event${answer.replayed === 1 ? "" : "s"} to ${answer.tenant}`)
+        )
+      )
+    ).pipe(Command.withDescription("route again the calls of a domain that had no hook when they rang, now that one does"))
   ])
 )
 

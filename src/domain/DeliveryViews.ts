@@ -81,3 +81,13 @@ export const DeliveryListParams = Schema.Struct({
 export const RecoverParams = Schema.Struct({ since: IsoTime }).annotations(strict)
 
 export const UnroutableListParams = Schema.Struct({ limit: Schema.optional(Limit) }).annotations(strict)
+
+/** `POST /v1/unroutable/replay`: the domain whose unroutable calls to route again, since when (default: all the store holds). */
+export const ReplayRequest = Schema.Struct({
+  domain: HostPattern.annotations({ description: "the domain the calls arrived for; a hook must match it now" }),
+  since: Schema.optional(IsoTime)
+}).annotations({ ...strict, identifier: "ReplayRequest" })
+
+/** How many events were routed again, and to which hook. */
+export const ReplayView = Schema.Struct({ replayed: Schema.Number, tenant: Schema.String }).annotations({ identifier: "Replay" })
+export type ReplayView = typeof ReplayView.Type

@@ -1,6 +1,6 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
 import { Context, Schema } from "effect"
-import { DeliveryDetailView, DeliveryId, DeliveryListParams, DeliveryPageView, DeliveryView, RecoverParams, RecoveryView, UnroutableListParams, UnroutableListView } from "../domain/DeliveryViews.ts"
+import { DeliveryDetailView, DeliveryId, DeliveryListParams, DeliveryPageView, DeliveryView, RecoverParams, RecoveryView, ReplayRequest, ReplayView, UnroutableListParams, UnroutableListView } from "../domain/DeliveryViews.ts"
 import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, PayloadTooLargeView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
 import { E164, HostPattern } from "../domain/Hook.ts"
 import {
@@ -136,12 +136,25 @@ export class TenantsGroup extends HttpApiGroup.make("tenants").add(
     .annotate(OpenApi.Summary, "Requeue a tenant's failed deliveries created since a time")
 ) {}
 
-export class UnroutableGroup extends HttpApiGroup.make("unroutable").add(
-  HttpApiEndpoint.get("list", "/v1/unroutable")
-    .setUrlParams(UnroutableListParams)
-    .addSuccess(UnroutableListView)
-    .annotate(OpenApi.Summary, "Recent SIP events that reached no tenant (operators only)")
-) {}
+export class UnroutableGroup extends HttpApiGroup.make("unroutable")
+  .add(
+    HttpApiEndpoint.get("list", "/v1/unroutable")
+      .setUrlParams(UnroutableListParams)
+      .addSuccess(UnroutableListView)
+      .annotate(OpenApi.Summary, "Recent SIP events that reached no tenant (operators only)")
+  )
+  .add(
+    HttpApiEndpoint.post("replay", "/v1/unroutable/replay")
+      .setPayload(ReplayRequest)
+      .addSuccess(ReplayView)
+      .addError(ConflictView)
+      .middleware(JsonBody)
+      .annotate(OpenApi.Summary, "Route again the calls a domain's hook came too late for (operators only)")
+      .annotate(
+        OpenApi.Description,
+        "The stored unroutable events of the domain, with the other events of their calls that reached no tenant, routed through today's table in their original order per call, as if just arrived. Each event is replayed once. 409 while no hook matches the domain."
+      )
+  ) {}
 
 /**
  * Two corrections to the generated document, so it says what the router does:

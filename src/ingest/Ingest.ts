@@ -183,8 +183,12 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
       })
     }
 
-    /** Resolves, stores (one write) and queues a batch; an outcome per webhook, in order. Once written it is queued even if LiveKit hangs up. */
-    const receiveAll = (batch: ReadonlyArray<Verified>): Effect.Effect<ReadonlyArray<IngestOutcome>, StoreUnavailable> => {
+    /**
+     * Resolves, stores (one write) and queues a batch; an outcome per webhook, in order. Once written it is
+     * queued even if LiveKit hangs up. A replay (of events that reached no tenant when they arrived) is
+     * deduplicated under ids of its own, so each event is replayed once while its deliveries keep its id.
+     */
+    const receiveAll = (batch: ReadonlyArray<Verified>, replay = false): Effect.Effect<ReadonlyArray<IngestOutcome>, StoreUnavailable> => {
       resolving(batch)
       return Effect.flatMap(router.resolveAll(batch), (routings) => {
         storing(batch, routings)
@@ -195,7 +199,7 @@ export class Ingest extends Effect.Service<Ingest>()("Ingest", {
                 const { event, receivedAt } = verified
                 const routing = routings[i]!
                 return {
-                  eventId: event.id,
+                  eventId: replay ? `replay:${event.id}` : event.id,
                   receivedAt,
                   delivery: deliveryOf(verified, routing),
                   pinChange: routing._tag === "Routed" ? routing.pinChange : undefined,
