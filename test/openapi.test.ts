@@ -28,7 +28,8 @@ const ENDPOINTS = [
   "POST /v1/deliveries/{id}/retry",
   "POST /v1/hooks/{host}/enable",
   "POST /v1/tenants/{host}/recover",
-  "GET /v1/unroutable"
+  "GET /v1/unroutable",
+  "POST /v1/unroutable/replay"
 ]
 
 type Spec = Record<string, any>
