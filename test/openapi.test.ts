@@ -29,7 +29,8 @@ const ENDPOINTS = [
   "POST /v1/hooks/{host}/enable",
   "POST /v1/tenants/{host}/recover",
   "GET /v1/unroutable",
-  "POST /v1/unroutable/replay"
+  "POST /v1/unroutable/replay",
+  "POST /v1/explain"
 ]
 
 type Spec = Record<string, any>

@@ -6,6 +6,7 @@ import { BadRequest, firstIssue } from "../domain/Errors.ts"
 import { AdminApi } from "./Api.ts"
 import { AuthorizationLive } from "./Authorization.ts"
 import { DeliveriesLive } from "./DeliveriesHandlers.ts"
+import { ExplainLive } from "./ExplainHandlers.ts"
 import { HooksLive } from "./HooksHandlers.ts"
 import { JsonBodyLive } from "./JsonBody.ts"
 import { NumbersLive } from "./NumbersHandlers.ts"
@@ -45,7 +46,7 @@ const Endpoints = HttpApiBuilder.Router.unwrap(
     )
   }, Layer.effectDiscard)
 ).pipe(
-  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive]),
+  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive]),
   Layer.provide([AuthorizationLive, JsonBodyLive])
 )
 

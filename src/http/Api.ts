@@ -1,6 +1,7 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
 import { Context, Schema } from "effect"
 import { DeliveryDetailView, DeliveryId, DeliveryListParams, DeliveryPageView, DeliveryView, RecoverParams, RecoveryView, ReplayRequest, ReplayView, UnroutableListParams, UnroutableListView } from "../domain/DeliveryViews.ts"
+import { ExplainRequest, ExplainView } from "../domain/ExplainViews.ts"
 import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, PayloadTooLargeView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
 import { E164, HostPattern } from "../domain/Hook.ts"
 import {
@@ -156,6 +157,14 @@ export class UnroutableGroup extends HttpApiGroup.make("unroutable")
       )
   ) {}
 
+export class ExplainGroup extends HttpApiGroup.make("explain").add(
+  HttpApiEndpoint.post("explain", "/v1/explain")
+    .setPayload(ExplainRequest)
+    .addSuccess(ExplainView)
+    .middleware(JsonBody)
+    .annotate(OpenApi.Summary, "Where the router would send a call with these SIP attributes now, and why (operators only)")
+) {}
+
 /**
  * Two corrections to the generated document, so it says what the router does:
  * the bearer scheme applies to every operation (an API-level middleware leaves
@@ -186,6 +195,7 @@ export class AdminApi extends HttpApi.make("admin")
   .add(DeliveriesGroup)
   .add(TenantsGroup)
   .add(UnroutableGroup)
+  .add(ExplainGroup)
   .addError(BadRequestView)
   .addError(ForbiddenView)
   .addError(StoreUnavailableView)
