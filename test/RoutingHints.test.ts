@@ -85,6 +85,8 @@ describe("hintsFor", () => {
       '"calls.drsmith.net" has the leading labels of the hook calls.drsmith.com under another ending (net, not com): correct the destination at the carrier, or add a hook for it if the tenant uses that name.'
     ])
     expect(hints(seen("calls.drsmith.co.uk"))[0]).toContain("under another ending (co.uk, not com)")
+    // A typo in the last label is a typo, not another ending.
+    expect(hints(seen("calls.drsmith.con"))[0]).toContain("is 1 edit from the hook calls.drsmith.com")
     expect(hints(seen("citydental.com"))).toEqual(['"citydental.com" is the apex of the hook *.citydental.com, which covers only the names under it: add a hook for "citydental.com".'])
     expect(hints(seen("a.calls.drsmith.com"))[0]).toBe(
       '"a.calls.drsmith.com" is one label under the hook calls.drsmith.com, which matches only that exact name: add a hook for *.calls.drsmith.com (or for "a.calls.drsmith.com").'

@@ -86,15 +86,17 @@ const nearMiss = (domain: string, hook: ActiveHook): { readonly rank: number; re
   if (!wildcard && suffix.endsWith(`.${domain}`) && labels.length + 1 === suffix.split(".").length) {
     return { rank: 0, sentence: `${seen} is one label above the hook ${hook.host}: ${CARRIER_OR_HOOK}.` }
   }
-  // A wildcard is compared through the names it covers nearest to the domain.
-  const target = wildcard ? `${labels[0]}.${suffix}` : suffix
+  // A wildcard is compared through the names it covers nearest to the domain. A typo is told as
+  // one, even in the last label; an ending no typo explains (net for com) as another ending.
   const named = (name: string) => (wildcard ? `the hook ${hook.host} (which covers ${name})` : `the hook ${hook.host}`)
-  const ending = otherEnding(labels, target.split("."))
-  if (ending) return { rank: 1, sentence: `${seen} has the leading labels of ${named(target)} under another ending (${ending.seen}, not ${ending.hook}): ${CARRIER_OR_HOOK}.` }
   const nearest = wildcard ? nearestCovered(domain, suffix) : Option.fromNullable(editsWithin(domain, suffix, MAX_EDITS)).pipe(Option.map((edits) => ({ edits, name: suffix })))
-  if (Option.isNone(nearest)) return undefined
-  const { edits, name } = nearest.value
-  return { rank: 1 + edits, sentence: `${seen} is ${edits} edit${edits === 1 ? "" : "s"} from ${named(name)}: ${CARRIER_OR_HOOK}.` }
+  if (Option.isSome(nearest)) {
+    const { edits, name } = nearest.value
+    return { rank: edits, sentence: `${seen} is ${edits} edit${edits === 1 ? "" : "s"} from ${named(name)}: ${CARRIER_OR_HOOK}.` }
+  }
+  const target = wildcard ? `${labels[0]}.${suffix}` : suffix
+  const ending = otherEnding(labels, target.split("."))
+  return ending && { rank: 1, sentence: `${seen} has the leading labels of ${named(target)} under another ending (${ending.seen}, not ${ending.hook}): ${CARRIER_OR_HOOK}.` }
 }
 
 /** The name under `*.suffix` fewest edits from the domain (its own leading part, then the suffix), within MAX_EDITS; of equals, the one keeping more of the domain. */
