@@ -220,6 +220,25 @@ describe("the CLI against a running router", () => {
     expect(stdout).toMatch(/^own secret: +no/m)
   })
 
+  test("explain prints the decision, a line per attribute and the hints; exit 0 when routed, 1 when not", async () => {
+    const routed = await runCli(["explain", "--x-to-ip", FILE_HOST, "--number", "+15550000001"], { ROUTER_URL: router.url, ROUTER_ADMIN_TOKEN: ADMIN_TOKEN })
+    expect({ code: routed.code, stderr: routed.stderr }).toEqual({ code: 0, stderr: "" })
+    expect(routed.stdout).toMatch(/^routed: +yes$/m)
+    expect(routed.stdout).toMatch(new RegExp(`^tenant: +${FILE_HOST}$`, "m"))
+    expect(routed.stdout).toMatch(/^rule: +exact$/m)
+    expect(routed.stdout).toMatch(new RegExp(`^sip\\.h\\.x-to-ip +"${FILE_HOST}" +${FILE_HOST} +matched$`, "m"))
+    expect(routed.stdout).toMatch(/^sip\.h\.to +- +- +skipped$/m)
+    expect(routed.stdout).not.toContain("hints:")
+
+    const missed = await runCli(["explain", "--to", "<sip:+15550000001@file.cli.exampel>", "--number", "+15550000001", ...remote])
+    expect({ code: missed.code, stderr: missed.stderr }).toEqual({ code: 1, stderr: "" })
+    expect(missed.stdout).toMatch(/^routed: +no \(unknown_domain\)$/m)
+    expect(missed.stdout).toMatch(/^tenant: +-$/m)
+    expect(missed.stdout).toMatch(/^sip\.h\.to +"<sip:\+15550000001@file\.cli\.exampel>" +file\.cli\.exampel +no_hook$/m)
+    expect(missed.stdout).toContain(`hints:\n- "file.cli.exampel" is 2 edits from the hook ${FILE_HOST}:`)
+    expect(missed.stdout).toContain(`- The dialled number +15550000001 is mapped to ${FILE_HOST}, but a number decides only for a shared domain`)
+  })
+
   test("a router that is not there is named, exit 1", async () => {
     const url = `http://127.0.0.1:${closedPort()}`
     const { code, stdout, stderr } = await runCli(["numbers", "list", "--url", url, "--token", ADMIN_TOKEN])
@@ -287,7 +306,8 @@ describe("every command's --help, completions and typed validation, without a ro
     ...["list", "set", "rm"].map((verb) => ["numbers", verb]),
     ...["list", "get", "retry"].map((verb) => ["deliveries", verb]),
     ["tenants", "recover"],
-    ["unroutable", "list"]
+    ["unroutable", "list"],
+    ["explain"]
   ]
 
   test(

@@ -32,6 +32,7 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
   deliveries list [--status S] [--tenant HOST] [--limit N] | get ID | retry ID
   tenants recover HOST --since ISO
   unroutable list | replay DOMAIN [--since ISO]
+  explain [--x-to-ip VALUE] [--to VALUE] [--number VALUE]   where such a call goes now, and why
   check-config FILE           decode FILE exactly as the router would; needs no router
 
 Admin commands talk to a running router: --url (--router-url in hooks set, where --url is
@@ -100,8 +101,8 @@ const EventList = Schema.transform(Schema.String, Schema.Array(Schema.String), {
 /** A command that failed (the router refused, could not be reached or answered nonsense; a bad config; a store it cannot open): its line for stderr, exit 1. */
 class Failed extends Data.TaggedError("Failed")<{ readonly message: string }> {}
 
-/** `hooks test` reached the router, but not the tenant: exit 1, the answer already printed. */
-class NotDelivered extends Data.TaggedError("NotDelivered")<{}> {}
+/** The router answered, and the answer is no (`hooks test`: not delivered; `explain`: not routed): exit 1, the answer already printed. */
+class AnsweredNo extends Data.TaggedError("AnsweredNo")<{}> {}
 
 /** A command that cannot run as given (outside what @effect/cli validates). */
 class Usage extends Data.TaggedError("Usage")<{ readonly message: string }> {}
@@ -135,7 +136,7 @@ const withClient =
         duration: ANSWER_TIMEOUT,
         onTimeout: () => new Failed({ message: `error: cannot reach the router at ${input.connection.url}: no answer within ${Duration.format(ANSWER_TIMEOUT)}` })
       }),
-      Effect.mapError((error) => (error instanceof Failed || error instanceof NotDelivered ? error : new Failed({ message: describeFailure(input.connection.url, error) }))),
+      Effect.mapError((error) => (error instanceof Failed || error instanceof AnsweredNo ? error : new Failed({ message: describeFailure(input.connection.url, error) }))),
       Effect.provide(FetchHttpClient.layer)
     )
 
@@ -188,7 +189,7 @@ const hooks = group("hooks").pipe(
     Command.make("test", { connection, host: hostArg },
       withClient((client, input) =>
         Effect.flatMap(client.hooks.test({ path: { host: input.host } }), (answer) =>
-          Effect.zipRight(print(Format.formatTest(answer)), answer.delivered ? Effect.void : Effect.fail(new NotDelivered()))
+          Effect.zipRight(print(Format.formatTest(answer)), answer.delivered ? Effect.void : Effect.fail(new AnsweredNo()))
         )
       )
     ).pipe(Command.withDescription("send one signed router.test event now; exit 1 unless delivered")),
@@ -288,6 +289,27 @@ const unroutable = group("unroutable").pipe(
   ])
 )
 
+const attribute = (name: string, description: string) => Options.text(name).pipe(Options.optional, Options.withDescription(description))
+
+const explain = Command.make(
+  "explain",
+  {
+    connection,
+    xToIp: attribute("x-to-ip", "sip.h.x-to-ip: the request URI's host as the SIP edge copied it, e.g. calls.drsmith.com"),
+    to: attribute("to", 'sip.h.to: the To header, e.g. "<sip:+15557654321@calls.drsmith.com>"'),
+    number: attribute("number", "sip.trunkPhoneNumber: the dialled number, e.g. +15557654321")
+  },
+  withClient((client, { xToIp, to, number }) =>
+    Effect.flatMap(client.explain.explain({ payload: { attributes: given({ "sip.h.x-to-ip": xToIp, "sip.h.to": to, "sip.trunkPhoneNumber": number }) } }), (answer) =>
+      Effect.zipRight(print(Format.formatExplanation(answer)), answer.routed ? Effect.void : Effect.fail(new AnsweredNo()))
+    )
+  )
+).pipe(
+  Command.withDescription(
+    "the decision the router would make now for a call with these SIP attributes (any of them): the tenant, the rule, each attribute's part, and hints; operator token. Exit 0 routed, 1 not"
+  )
+)
+
 // ---------------------------------------------------------------- the router and its config
 
 const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`
@@ -329,7 +351,7 @@ const help = Command.make("help", {}, () => Effect.suspend(() => runCommand(["--
 
 const root = Command.make("sip-tenant-router", { config: configOption }, ({ config }) => serveWith(config)).pipe(
   Command.withDescription(OVERVIEW),
-  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, checkConfig, help])
+  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, explain, checkConfig, help])
 )
 
 const runCommand = (args: ReadonlyArray<string>): Effect.Effect<void, unknown, CliApp.CliApp.Environment> => Command.run(root, { name: "sip-tenant-router", version: "0.1.0" })(["bun", "main.ts", ...args])

@@ -1,6 +1,8 @@
 /** How the CLI prints the router's answers: pure functions of the API's views. */
 import type { DeliveryDetailView, DeliveryPageView, DeliveryView, RecoveryView, UnroutableView } from "../domain/DeliveryViews.ts"
+import type { ExplainView } from "../domain/ExplainViews.ts"
 import { HookCreated, type HookView, type NumberView, type RotationView, type SavedHookView, type TestResultView } from "../domain/HookViews.ts"
+import { excerpt } from "../domain/Untrusted.ts"
 
 /** Left-aligned columns two spaces apart; the last column is not padded. */
 export const formatTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
@@ -122,3 +124,21 @@ export const formatUnroutableList = (items: ReadonlyArray<UnroutableView>): stri
         ["at", "reason", "domain", "type", "dialled", "eventId"],
         items.map((u) => [u.at, u.reason, orDash(u.domain), u.type, orDash(u.headers.dialled), u.eventId])
       )
+
+/** The decision, one line per attribute (values quoted: callers set them), then the hints. */
+export const formatExplanation = (answer: ExplainView): string =>
+  [
+    formatFields([
+      ["routed", answer.routed ? "yes" : `no (${answer.reason})`],
+      ["tenant", orDash(answer.tenant)],
+      ["url", orDash(answer.url)],
+      ["rule", orDash(answer.rule)],
+      ["pattern", orDash(answer.pattern)]
+    ]),
+    "",
+    formatTable(
+      ["attribute", "value", "gave", "outcome"],
+      answer.steps.map((step) => [step.source, step.value === null ? "-" : excerpt(step.value), orDash(step.domain), step.outcome])
+    ),
+    ...(answer.hints.length === 0 ? [] : ["", "hints:", ...answer.hints.map((hint) => `- ${hint}`)])
+  ].join("\n")
