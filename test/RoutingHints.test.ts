@@ -117,6 +117,8 @@ describe("hintsFor", () => {
     expect(hints(seen(null, ["+15550000001"]))).toEqual([
       "The dialled number +15550000001 is mapped to gone.example.com, but no hook has that host: add the hook (PUT /v1/hooks/gone.example.com) or map the number elsewhere."
     ])
+    // Unless the domain is near a hook: then it is a tenant's, mistyped.
+    expect(hints(seen("calls.drsmth.com", ["+15557654321"]))).toEqual([expect.stringContaining("1 edit from the hook calls.drsmith.com")])
     expect(hints(seen("sip.othercarrier.io", ["+1 555 765 4321"]))).toEqual([
       'The dialled number +15557654321 is mapped to calls.drsmith.com, but a number decides only for a shared domain (or a call without one): if "sip.othercarrier.io" is the carrier\'s own host, list it in sharedDomains.'
     ])

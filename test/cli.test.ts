@@ -236,7 +236,7 @@ describe("the CLI against a running router", () => {
     expect(missed.stdout).toMatch(/^tenant: +-$/m)
     expect(missed.stdout).toMatch(/^sip\.h\.to +"<sip:\+15550000001@file\.cli\.exampel>" +file\.cli\.exampel +no_hook$/m)
     expect(missed.stdout).toContain(`hints:\n- "file.cli.exampel" is 2 edits from the hook ${FILE_HOST}:`)
-    expect(missed.stdout).toContain(`- The dialled number +15550000001 is mapped to ${FILE_HOST}, but a number decides only for a shared domain`)
+    expect(missed.stdout.match(/^- /gm)).toHaveLength(1)
   })
 
   test("a router that is not there is named, exit 1", async () => {

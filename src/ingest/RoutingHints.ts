@@ -192,11 +192,13 @@ const leadsFor = (observed: Observed, { table, isShared }: RoutingInForce): Read
   const { domain } = observed
   if (domain === null || isShared(domain)) return distinctDialled(observed).flatMap((dialled) => unmatchedNumber(dialled, table) ?? [])
   if (isIpAddress(domain)) return [ipAddress(domain, observed, table)]
-  const unconsulted = mappedNumbers(observed, table).map(({ number, host }) => ({
+  // A domain near a hook is a tenant's, mistyped: only a domain near none may be the carrier's own.
+  const near = nearHooks(domain, table)
+  if (near.length > 0) return near
+  return mappedNumbers(observed, table).map(({ number, host }) => ({
     sentence: `The dialled number ${number} is mapped to ${host}, but a number decides only for a shared domain (or a call without one): if ${excerpt(domain)} is the carrier's own host, list it in sharedDomains.`,
     host
   }))
-  return [...nearHooks(domain, table), ...unconsulted]
 }
 
 /** The hook hosts the hints may name: the ones whose health `hintsFor` asks about. */
