@@ -1,4 +1,5 @@
-import { describe, expect, test } from "bun:test"
+import { describe, expect, setDefaultTimeout, test } from "bun:test"
+import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { Either, Option } from "effect"
 import fc from "fast-check"
 import type { ActiveHook, HostPattern } from "../src/domain/Hook.ts"
@@ -6,6 +7,9 @@ import { normaliseE164 } from "../src/domain/PhoneNumber.ts"
 import { compileTable, matchHost } from "../src/hooks/HookTable.ts"
 import { domainFromAttributes } from "../src/ingest/DomainExtractor.ts"
 import { decideSip, sharedDomainMatcher } from "../src/ingest/SipDecision.ts"
+
+// Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
+setDefaultTimeout(TEST_TIMEOUT_MS)
 
 const hook = (host: string): ActiveHook => ({ host: host as HostPattern, url: `https://${host.replace("*.", "star.")}/voice`, source: "file" })
 const table = compileTable(
