@@ -3,21 +3,20 @@
  * `--config FILE`), the admin API of a running router through a client derived
  * from the API's definition, and `check-config`, which needs no router.
  */
-import { Args, type CliApp, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import { Args, type CliApp, Command, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
 import { defaultTeardown, type Teardown } from "@effect/platform/Runtime"
-import { Config, Console, Data, Duration, Effect, Exit, Option, ParseResult, Redacted, Schema } from "effect"
+import { Config, Console, Data, Duration, Effect, Exit, Option, ParseResult, Redacted } from "effect"
 import { loadConfigFile, readConfigFile } from "../AppConfig.ts"
 import { DeliveryStatus } from "../domain/Delivery.ts"
 import { DeliveryId, DeliveryTenant, Limit } from "../domain/DeliveryViews.ts"
-import { firstProblem, isAnswered } from "../domain/Errors.ts"
-import { E164, EventName, HostPattern, MaxAge, RateLimitSetting, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
+import { isAnswered } from "../domain/Errors.ts"
+import { MaxAge, RateLimitSetting, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
 import { IsoTime } from "../domain/IsoTime.ts"
 import { NumberCreated } from "../domain/HookViews.ts"
 import { AdminApi } from "../http/Api.ts"
 import * as Format from "./Format.ts"
-
-export const DEFAULT_ROUTER_URL = "http://127.0.0.1:8080"
+import { connection, connectionForSet, type Connection, DEFAULT_ROUTER_URL, deliveryArg, EventList, given, hostArg, numberArg, option } from "./Inputs.ts"
 
 // A test send waits for the tenant (up to delivery.timeout), so this is well above any sane per-attempt timeout.
 const ANSWER_TIMEOUT = Duration.seconds(60)
@@ -37,63 +36,6 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
 Admin commands talk to a running router: --url (--router-url in hooks set, where --url is
 the hook's) or ROUTER_URL, default ${DEFAULT_ROUTER_URL}; --token or ROUTER_ADMIN_TOKEN.
 COMMAND --help says more. Exit status: 0 done, 1 failed, 2 bad usage.`
-
-// ---------------------------------------------------------------- options
-
-/** A value decoded with a domain schema: a failure says what is wrong with it in the schema's own words, not as a tree. */
-const decoded =
-  <A>(what: string, schema: Schema.Schema<A, string>) =>
-  (text: string) =>
-    Effect.mapError(Schema.decodeUnknown(schema)(text), (error) => HelpDoc.p(`${what}: ${firstProblem(error, what).problem}`))
-const validated = <A>(what: string, schema: Schema.Schema<A, string>) =>
-  Options.mapEffect((text: string) => Effect.mapError(decoded(what, schema)(text), ValidationError.invalidValue))
-const option = <A>(name: string, schema: Schema.Schema<A, string>) => Options.text(name).pipe(validated(`--${name}`, schema))
-
-/** The options that were given, as fields; those left out are absent, so the API applies its defaults. */
-const given = <A extends Record<string, Option.Option<unknown>>>(options: A): { [K in keyof A]?: A[K] extends Option.Option<infer V> ? V : never } =>
-  Object.fromEntries(Object.entries(options).flatMap(([key, value]) => (Option.isSome(value) ? [[key, value.value]] : []))) as never
-const argument = <A>(name: string, schema: Schema.Schema<A, string>) => Args.text({ name }).pipe(Args.mapEffect(decoded(name, schema)))
-
-/** Blank env values count as unset, as the router's own config does. */
-const envText = (name: string) => Config.string(name).pipe(Config.validate({ message: `${name} is blank`, validation: (value) => value !== "" }))
-
-/** The router's base URL, checked here so a typo is a usage error rather than a confusing network one. */
-const RouterUrl = Schema.String.pipe(
-  Schema.filter((text) => {
-    if (!URL.canParse(text)) return `not a URL: "${text}"`
-    const { protocol } = new URL(text)
-    return protocol === "http:" || protocol === "https:" || `must be http or https, got "${text}"`
-  }),
-  Schema.transform(Schema.String, { strict: true, decode: (text) => new URL(text).href.replace(/\/+$/, ""), encode: (url) => url })
-)
-
-const routerUrlFrom = (option: Options.Options<string>) =>
-  option.pipe(
-    Options.withDescription(`the router (env ROUTER_URL, default ${DEFAULT_ROUTER_URL})`),
-    Options.withFallbackConfig(Config.orElse(envText("ROUTER_URL"), () => Config.succeed(DEFAULT_ROUTER_URL))),
-    validated("the router URL", RouterUrl)
-  )
-
-const token = Options.redacted("token").pipe(
-  Options.withDescription("admin bearer token (better: env ROUTER_ADMIN_TOKEN, since flags show in ps)"),
-  Options.withFallbackConfig(Config.redacted(envText("ROUTER_ADMIN_TOKEN")))
-)
-
-/** Where the router is and who is asking; `--router-url` is accepted everywhere, `--url` wherever it does not name a hook's URL. */
-const connection = Options.all({ url: routerUrlFrom(Options.text("url").pipe(Options.withAlias("router-url"))), token })
-const connectionForSet = Options.all({ url: routerUrlFrom(Options.text("router-url")), token })
-type Connection = { readonly url: string; readonly token: Redacted.Redacted }
-
-const hostArg = argument("HOST", HostPattern).pipe(Args.withDescription('a host like calls.example.com, or a wildcard like "*.example.com"'))
-const numberArg = argument("E164", E164).pipe(Args.withDescription("a dialled number, e.g. +15557654321"))
-const deliveryArg = argument("ID", DeliveryId).pipe(Args.withDescription("a delivery id"))
-
-/** `a,b`: a comma-separated list of LiveKit event names. */
-const EventList = Schema.transform(Schema.String, Schema.Array(Schema.String), {
-  strict: true,
-  decode: (text) => text.split(",").map((item) => item.trim()).filter((item) => item !== ""),
-  encode: (items) => items.join(",")
-}).pipe(Schema.compose(Schema.Array(EventName)))
 
 // ---------------------------------------------------------------- failures
 
