@@ -1,7 +1,7 @@
 import { Schema } from "effect"
 import { ALERTS_TENANT } from "./Alert.ts"
 import { DeliveryStatus, UnroutableEvent } from "./Delivery.ts"
-import { HostPattern } from "./Hook.ts"
+import { HostPattern, isHostname, normaliseHost } from "./Hook.ts"
 import { strict } from "./HookViews.ts"
 import { IsoTime } from "./IsoTime.ts"
 import { excerpt } from "./Untrusted.ts"
@@ -70,6 +70,24 @@ export const DeliveryId = IntFromString(1, Number.MAX_SAFE_INTEGER)
 
 /** Whose deliveries: a hook host, or the operational alerts' pseudo-tenant. */
 export const DeliveryTenant = Schema.Union(HostPattern, Schema.Literal(ALERTS_TENANT))
+
+/** Text as LiveKit or an edge wrote it (a room name, an event id): 1 to `max` characters, none of them a control character. */
+const NameText = (what: string, max: number) =>
+  Schema.String.pipe(
+    Schema.filter((s) => (s.length >= 1 && s.length <= max && !/[\u0000-\u001f\u007f]/.test(s)) || `expected ${what} of 1 to ${max} characters without control characters, got ${excerpt(s)}`)
+  )
+
+/** A LiveKit room's name, or its sid (`RM_…`). */
+export const RoomName = NameText("a room name", 512)
+
+const isIpv6 = (s: string) => s.includes(":") && /^[0-9a-f:.]{2,45}$/.test(s)
+
+/** A call's domain as the router parsed it from the SIP headers: a host name or an IP address, compared lower-case. */
+export const CallDomain = Schema.transform(Schema.String, Schema.String, {
+  strict: true,
+  decode: (s) => normaliseHost(s).replace(/^\[(.*)\]$/, "$1"),
+  encode: (s) => s
+}).pipe(Schema.filter((d) => isHostname(d) || isIpv6(d) || `expected a domain like "calls.example.com" or an IP address, got ${excerpt(d)}`))
 
 export const DeliveryListParams = Schema.Struct({
   status: Schema.optional(DeliveryStatus),

@@ -5,6 +5,7 @@ import type { RouterConfig } from "../domain/Config.ts"
 import { BadRequest, firstIssue } from "../domain/Errors.ts"
 import { AdminApi } from "./Api.ts"
 import { AuthorizationLive } from "./Authorization.ts"
+import { CallsLive } from "./CallsHandlers.ts"
 import { DeliveriesLive } from "./DeliveriesHandlers.ts"
 import { HooksLive } from "./HooksHandlers.ts"
 import { JsonBodyLive } from "./JsonBody.ts"
@@ -45,7 +46,7 @@ const Endpoints = HttpApiBuilder.Router.unwrap(
     )
   }, Layer.effectDiscard)
 ).pipe(
-  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive]),
+  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, CallsLive]),
   Layer.provide([AuthorizationLive, JsonBodyLive])
 )
 

@@ -1,5 +1,7 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
 import { Context, Schema } from "effect"
+import { CallDetailView, CallListParams, CallPageView } from "../domain/CallViews.ts"
+import { RoomName } from "../domain/DeliveryViews.ts"
 import { DeliveryDetailView, DeliveryId, DeliveryListParams, DeliveryPageView, DeliveryView, RecoverParams, RecoveryView, UnroutableListParams, UnroutableListView } from "../domain/DeliveryViews.ts"
 import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, PayloadTooLargeView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
 import { E164, HostPattern } from "../domain/Hook.ts"
@@ -48,6 +50,7 @@ export class JsonBody extends HttpApiMiddleware.Tag<JsonBody>()("JsonBody", {
 const host = HttpApiSchema.param("host", HostPattern)
 const number = HttpApiSchema.param("number", E164)
 const id = HttpApiSchema.param("id", DeliveryId)
+const room = HttpApiSchema.param("room", RoomName)
 
 export class HooksGroup extends HttpApiGroup.make("hooks")
   .add(HttpApiEndpoint.get("list", "/v1/hooks").addSuccess(HookListView).annotate(OpenApi.Summary, "List hooks"))
@@ -136,6 +139,24 @@ export class TenantsGroup extends HttpApiGroup.make("tenants").add(
     .annotate(OpenApi.Summary, "Requeue a tenant's failed deliveries created since a time")
 ) {}
 
+export class CallsGroup extends HttpApiGroup.make("calls")
+  .add(
+    HttpApiEndpoint.get("list", "/v1/calls")
+      .setUrlParams(CallListParams)
+      .addSuccess(CallPageView)
+      .annotate(OpenApi.Summary, "List calls, newest first")
+      .annotate(
+        OpenApi.Description,
+        "Newest first by start (first seen, for a call that never started). `number` matches the caller's or the dialled number in any spelling; `since` is inclusive, `until` exclusive. A tenant token lists the calls of its own hosts; `tenant=` must be one of them."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("get")`/v1/calls/${room}`
+      .addSuccess(CallDetailView)
+      .addError(NotFoundView)
+      .annotate(OpenApi.Summary, "Get a call with its timeline, by room name (the newest call of that name) or room sid")
+  ) {}
+
 export class UnroutableGroup extends HttpApiGroup.make("unroutable").add(
   HttpApiEndpoint.get("list", "/v1/unroutable")
     .setUrlParams(UnroutableListParams)
@@ -172,6 +193,7 @@ export class AdminApi extends HttpApi.make("admin")
   .add(NumbersGroup)
   .add(DeliveriesGroup)
   .add(TenantsGroup)
+  .add(CallsGroup)
   .add(UnroutableGroup)
   .addError(BadRequestView)
   .addError(ForbiddenView)
