@@ -1,8 +1,9 @@
 /**
  * Call records through the real router process (SQLite): `GET /v1/calls` and
  * `GET /v1/calls/{room}` with their timeline, the listing's filters and
- * tamper-evident cursor, tenant confinement. Events are signed as LiveKit
- * signs them; tenants are verifying endpoints on loopback.
+ * tamper-evident cursor, tenant confinement; the deliveries' new filters.
+ * Events are signed as LiveKit signs them; tenants are verifying endpoints on
+ * loopback.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
 import { TEST_TIMEOUT_MS } from "./support/setup.ts"
@@ -447,6 +448,43 @@ describe("call records on a running router", () => {
         const response = await fetch(`${router.url}${path}`)
         expect({ path, status: response.status }).toEqual({ path, status: 401 })
       }
+    })
+  })
+
+  // ---------------------------------------------------------------- deliveries by call
+
+  describe("deliveries filters", () => {
+    const deliveries = async (query: string, token?: string) => (await ok(`/v1/deliveries?${query}`, token)).items as any[]
+
+    test("room, eventId, eventType and the call's domain select deliveries", async () => {
+      const { room } = fixtures.flaky
+      const ofRoom = await deliveries(`room=${room}`)
+      expect(ofRoom).toHaveLength(6)
+      expect(ofRoom.every((d) => d.room === room)).toBe(true)
+      expect((await deliveries(`room=${room}&eventType=participant_joined`)).map((d) => d.eventId)).toEqual([flakyEvents.join.id])
+      expect((await deliveries(`eventType=call.ended&tenant=${FLAKY}`)).map((d) => d.room)).toEqual([room])
+      expect((await deliveries(`eventId=${flakyEvents.left.id}`)).map((d) => [d.type, d.tenant])).toEqual([["participant_left", FLAKY]])
+      expect(await deliveries(`eventId=${flakyEvents.left.id}&eventType=room_finished`)).toEqual([])
+      expect(new Set((await deliveries(`domain=${FLAKY.toUpperCase()}`)).map((d) => d.room))).toEqual(new Set([room]))
+      // A host under a wildcard finds its own deliveries, not its siblings'.
+      const underWild = await deliveries(`tenant=${encodeURIComponent(WILD)}&domain=a.wild.calls.example`, TOKEN_A)
+      expect(underWild.map((d) => d.room)).toEqual([fixtures.underWild.room])
+      expect((await get(`/v1/deliveries?domain=a.wild.calls.example`, TOKEN_A)).status).toBe(403)
+    })
+
+    test("bad filters are 400s naming the field", async () => {
+      const cases: Array<[string, string]> = [
+        ["room=", "room"],
+        [`room=${"r".repeat(513)}`, "room"],
+        ["room=a%0Ab", "room"],
+        ["eventId=", "eventId"],
+        [`eventId=${"e".repeat(257)}`, "eventId"],
+        ["eventType=nope", "eventType"],
+        ["eventType=", "eventType"],
+        ["domain=not%20a%20domain", "domain"],
+        ["domain=", "domain"]
+      ]
+      for (const [query, field] of cases) await expectBadRequest(`/v1/deliveries?${query}`, field)
     })
   })
 })

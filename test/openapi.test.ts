@@ -79,7 +79,7 @@ describe("GET /openapi.json", () => {
     const put = spec.paths["/v1/hooks/{host}"].put
     expect(Object.keys(resolve(spec, put.requestBody.content["application/json"].schema).properties)).toEqual(["url", "secret", "events", "rateLimit", "maxAge", "headers", "auth"])
     expect(Object.keys(put.responses)).toEqual(expect.arrayContaining(["200", "201", "400", "401", "403", "409", "413", "503"]))
-    expect(spec.paths["/v1/deliveries"].get.parameters.map((p: Spec) => p.name)).toEqual(["status", "tenant", "limit", "cursor"])
+    expect(spec.paths["/v1/deliveries"].get.parameters.map((p: Spec) => p.name)).toEqual(["status", "tenant", "limit", "cursor", "room", "eventId", "eventType", "domain"])
     expect(spec.paths["/v1/calls"].get.parameters.map((p: Spec) => p.name)).toEqual(["tenant", "status", "number", "domain", "since", "until", "limit", "cursor"])
     for (const [name, op] of operationsOf(spec)) {
       expect({ name, documents401: "401" in op.responses }).toEqual({ name, documents401: true })

@@ -1,7 +1,7 @@
 import { Schema } from "effect"
-import { ALERTS_TENANT } from "./Alert.ts"
+import { ALERTS_TENANT, AlertType } from "./Alert.ts"
 import { DeliveryStatus, UnroutableEvent } from "./Delivery.ts"
-import { HostPattern, isHostname, normaliseHost } from "./Hook.ts"
+import { CALL_EVENTS, HostPattern, isHostname, LIVEKIT_EVENTS, normaliseHost } from "./Hook.ts"
 import { strict } from "./HookViews.ts"
 import { IsoTime } from "./IsoTime.ts"
 import { excerpt } from "./Untrusted.ts"
@@ -79,6 +79,15 @@ const NameText = (what: string, max: number) =>
 
 /** A LiveKit room's name, or its sid (`RM_…`). */
 export const RoomName = NameText("a room name", 512)
+export const EventIdFilter = NameText("an event id", 256)
+
+/** Every type a delivery can carry: a LiveKit event, a call event, an operational alert. */
+export const EventType = Schema.Literal(...LIVEKIT_EVENTS, ...CALL_EVENTS, ...AlertType.literals).annotations({
+  message: (issue) => ({
+    message: `expected an event type (participant_joined, room_finished, call.started, delivery.failed, ...), got ${typeof issue.actual === "string" ? excerpt(issue.actual) : typeof issue.actual}`,
+    override: true
+  })
+})
 
 const isIpv6 = (s: string) => s.includes(":") && /^[0-9a-f:.]{2,45}$/.test(s)
 
@@ -93,7 +102,12 @@ export const DeliveryListParams = Schema.Struct({
   status: Schema.optional(DeliveryStatus),
   tenant: Schema.optional(DeliveryTenant),
   limit: Schema.optional(Limit),
-  cursor: Schema.optional(DeliveryId)
+  cursor: Schema.optional(DeliveryId),
+  room: Schema.optional(RoomName),
+  eventId: Schema.optional(EventIdFilter),
+  eventType: Schema.optional(EventType),
+  /** The call's domain: a host under a wildcard hook finds its own deliveries, not its siblings'. */
+  domain: Schema.optional(CallDomain)
 }).annotations(strict)
 
 export const RecoverParams = Schema.Struct({ since: IsoTime }).annotations(strict)
