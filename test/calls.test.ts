@@ -1,9 +1,9 @@
 /**
  * Call records through the real router process (SQLite): `GET /v1/calls` and
  * `GET /v1/calls/{room}` with their timeline, the listing's filters and
- * tamper-evident cursor, tenant confinement; the deliveries' new filters.
- * Events are signed as LiveKit signs them; tenants are verifying endpoints on
- * loopback.
+ * tamper-evident cursor, tenant confinement; the deliveries' new filters and
+ * `GET /v1/unroutable/domains`. Events are signed as LiveKit signs them;
+ * tenants are verifying endpoints on loopback.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test"
 import { TEST_TIMEOUT_MS } from "./support/setup.ts"
@@ -444,7 +444,7 @@ describe("call records on a running router", () => {
     })
 
     test("without a token: 401", async () => {
-      for (const path of ["/v1/calls", `/v1/calls/${fixtures.flaky.room}`]) {
+      for (const path of ["/v1/calls", `/v1/calls/${fixtures.flaky.room}`, "/v1/unroutable/domains"]) {
         const response = await fetch(`${router.url}${path}`)
         expect({ path, status: response.status }).toEqual({ path, status: 401 })
       }
@@ -485,6 +485,45 @@ describe("call records on a running router", () => {
         ["domain=", "domain"]
       ]
       for (const [query, field] of cases) await expectBadRequest(`/v1/deliveries?${query}`, field)
+    })
+  })
+
+  // ---------------------------------------------------------------- unroutable, by domain
+
+  describe("unroutable domains", () => {
+    test("grouped by domain and reason, counted, most recently seen first; a tenant conflict is its own reason", async () => {
+      // A second SIP participant in a room pinned to OTHER, whose own domain is another tenant's.
+      const pinned = { room: uniqueRoom("conflict"), xToIp: OTHER }
+      await postOk(sipEvent("participant_joined", pinned))
+      const intruder = sipEvent("participant_joined", { ...pinned, xToIp: EXACT_UNDER_WILD }, Date.now(), { sid: "PA_intruder", identity: "sip_+15550009999" })
+      await postOk(intruder)
+      const lost = [0, 1, 2].map(() => sipEvent("participant_joined", { room: uniqueRoom("lost"), xToIp: "lost.calls.example" }))
+      for (const event of lost) await postOk(event)
+
+      const { items } = await ok("/v1/unroutable/domains")
+      for (const item of items) {
+        expect(Object.keys(item).sort()).toEqual(["count", "domain", "firstSeen", "hints", "lastSeen", "reason", "sampleEventId"])
+        expect(isoMs(item.firstSeen)).toBeLessThanOrEqual(isoMs(item.lastSeen))
+        expect(item.hints).toEqual([])
+      }
+      const seen = items.map((g: any) => isoMs(g.lastSeen))
+      expect(seen).toEqual([...seen].sort((a, b) => b - a))
+      expect(items[0]).toMatchObject({ domain: "lost.calls.example", reason: "unknown_domain", count: 3, sampleEventId: lost[2]!.id })
+      expect(items[1]).toMatchObject({ domain: EXACT_UNDER_WILD, reason: "tenant_conflict", count: 1, sampleEventId: intruder.id })
+      expect(items.find((g: any) => g.domain === "pages.calls.example")).toMatchObject({ reason: "unknown_domain", count: 23 })
+      expect(items.find((g: any) => g.domain === "nobody.calls.example")).toMatchObject({ reason: "unknown_domain", count: 1 })
+
+      // The event itself is listed with its reason; the room's call stays its tenant's.
+      const recent = (await ok("/v1/unroutable?limit=5")).items as any[]
+      expect(recent.find((u) => u.eventId === intruder.id)).toMatchObject({ reason: "tenant_conflict", domain: EXACT_UNDER_WILD, room: pinned.room })
+      expect((await ok(`/v1/calls/${pinned.room}`)).tenant).toBe(OTHER)
+    })
+
+    test("operators only: a tenant token is 403", async () => {
+      for (const token of [TOKEN_A, TOKEN_B]) {
+        const { status, body } = await get("/v1/unroutable/domains", token)
+        expect({ status, code: body.error.code }).toEqual({ status: 403, code: "forbidden" })
+      }
     })
   })
 })

@@ -29,6 +29,7 @@ const ENDPOINTS = [
   "POST /v1/hooks/{host}/enable",
   "POST /v1/tenants/{host}/recover",
   "GET /v1/unroutable",
+  "GET /v1/unroutable/domains",
   "GET /v1/calls",
   "GET /v1/calls/{room}"
 ]
@@ -95,15 +96,16 @@ describe("GET /openapi.json", () => {
     }
   })
 
-  test("calls and their timeline are named components; every unroutable reason is listed, tenant_conflict included", () => {
+  test("calls, their timeline and unroutable domains are named components; every unroutable reason is listed, tenant_conflict included", () => {
     const schemas = spec.components.schemas
-    for (const name of ["Call", "CallPage", "CallDetail", "CallRouting", "TimelineEvent", "TimelineAttempt", "TimelineExpired", "TimelineDisabled"]) {
+    for (const name of ["Call", "CallPage", "CallDetail", "CallRouting", "TimelineEvent", "TimelineAttempt", "TimelineExpired", "TimelineDisabled", "UnroutableDomain"]) {
       expect({ name, defined: name in schemas }).toEqual({ name, defined: true })
     }
     const call = spec.paths["/v1/calls/{room}"].get.responses["200"].content["application/json"].schema
     expect(resolve(spec, call).properties.timeline.items.anyOf.map((s: Spec) => resolve(spec, s).properties.kind.enum)).toEqual([["event"], ["attempt"], ["expired"], ["disabled"]])
     const reasons = ["missing_header", "malformed_header", "unknown_domain", "tenant_conflict"]
     expect(schemas.UnroutableEvent.properties.reason.enum).toEqual(reasons)
+    expect(schemas.UnroutableDomain.properties.reason.enum).toEqual(reasons)
     expect(schemas.CallRouting.properties.reason.anyOf[0].enum).toEqual(reasons)
   })
 

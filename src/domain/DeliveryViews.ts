@@ -44,6 +44,9 @@ export type DeliveryPageView = typeof DeliveryPageView.Type
 export const RecoveryView = Schema.Struct({ tenant: Schema.String, since: Schema.String, requeued: Schema.Number })
 export type RecoveryView = typeof RecoveryView.Type
 
+const UNROUTABLE_REASONS =
+  "missing_header: neither sip.h.x-to-ip nor sip.h.to arrived; malformed_header: no host in them; unknown_domain: no hook (or number) claims the domain; tenant_conflict: a SIP participant whose own domain is another tenant's than the room's (its events go to neither)"
+
 export const UnroutableView = Schema.Struct({
   at: Schema.String,
   eventId: Schema.String,
@@ -51,7 +54,7 @@ export const UnroutableView = Schema.Struct({
   room: Schema.NullOr(Schema.String),
   headers: UnroutableEvent.fields.headers,
   domain: Schema.NullOr(Schema.String),
-  reason: UnroutableEvent.fields.reason
+  reason: UnroutableEvent.fields.reason.annotations({ description: UNROUTABLE_REASONS })
 }).annotations({ identifier: "UnroutableEvent" })
 export type UnroutableView = typeof UnroutableView.Type
 
@@ -113,3 +116,18 @@ export const DeliveryListParams = Schema.Struct({
 export const RecoverParams = Schema.Struct({ since: IsoTime }).annotations(strict)
 
 export const UnroutableListParams = Schema.Struct({ limit: Schema.optional(Limit) }).annotations(strict)
+
+/** Unroutable events of one domain and reason, counted (`GET /v1/unroutable/domains`). */
+export const UnroutableDomainView = Schema.Struct({
+  domain: Schema.NullOr(Schema.String),
+  reason: UnroutableEvent.fields.reason.annotations({ description: UNROUTABLE_REASONS }),
+  count: Schema.Number,
+  firstSeen: Schema.String,
+  lastSeen: Schema.String,
+  sampleEventId: Schema.String.annotations({ description: "the latest of them" }),
+  hints: Schema.Array(Schema.String).annotations({ description: "what an operator could do about them" })
+}).annotations({ identifier: "UnroutableDomain" })
+export type UnroutableDomainView = typeof UnroutableDomainView.Type
+
+/** Most recently seen first. */
+export const UnroutableDomainListView = Schema.Struct({ items: Schema.Array(UnroutableDomainView) })

@@ -1,7 +1,7 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
 import { Context, Schema } from "effect"
 import { CallDetailView, CallListParams, CallPageView } from "../domain/CallViews.ts"
-import { RoomName } from "../domain/DeliveryViews.ts"
+import { RoomName, UnroutableDomainListView } from "../domain/DeliveryViews.ts"
 import { DeliveryDetailView, DeliveryId, DeliveryListParams, DeliveryPageView, DeliveryView, RecoverParams, RecoveryView, UnroutableListParams, UnroutableListView } from "../domain/DeliveryViews.ts"
 import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, PayloadTooLargeView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
 import { E164, HostPattern } from "../domain/Hook.ts"
@@ -162,7 +162,12 @@ export class UnroutableGroup extends HttpApiGroup.make("unroutable").add(
     .setUrlParams(UnroutableListParams)
     .addSuccess(UnroutableListView)
     .annotate(OpenApi.Summary, "Recent SIP events that reached no tenant (operators only)")
-) {}
+)
+  .add(
+    HttpApiEndpoint.get("domains", "/v1/unroutable/domains")
+      .addSuccess(UnroutableDomainListView)
+      .annotate(OpenApi.Summary, "The unroutable events still kept, by domain and reason, most recently seen first (operators only)")
+  ) {}
 
 /**
  * Two corrections to the generated document, so it says what the router does:
