@@ -8,15 +8,17 @@ import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientError, HttpClient
 import { defaultTeardown, type Teardown } from "@effect/platform/Runtime"
 import { Config, Console, Data, Duration, Effect, Exit, Option, ParseResult, Redacted } from "effect"
 import { loadConfigFile, readConfigFile } from "../AppConfig.ts"
+import { CallStatus } from "../domain/Call.ts"
+import { CallCursorText } from "../domain/CallViews.ts"
 import { DeliveryStatus } from "../domain/Delivery.ts"
-import { DeliveryId, DeliveryTenant, Limit } from "../domain/DeliveryViews.ts"
+import { CallDomain, DeliveryId, DeliveryTenant, EventIdFilter, EventType, Limit, RoomName } from "../domain/DeliveryViews.ts"
 import { isAnswered } from "../domain/Errors.ts"
-import { MaxAge, RateLimitSetting, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
+import { E164, HostPattern, MaxAge, RateLimitSetting, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
 import { IsoTime } from "../domain/IsoTime.ts"
 import { NumberCreated } from "../domain/HookViews.ts"
 import { AdminApi } from "../http/Api.ts"
 import * as Format from "./Format.ts"
-import { connection, connectionForSet, type Connection, DEFAULT_ROUTER_URL, deliveryArg, EventList, given, hostArg, numberArg, option } from "./Inputs.ts"
+import { argument, connection, connectionForSet, type Connection, DEFAULT_ROUTER_URL, deliveryArg, EventList, given, hostArg, numberArg, option } from "./Inputs.ts"
 
 // A test send waits for the tenant (up to delivery.timeout), so this is well above any sane per-attempt timeout.
 const ANSWER_TIMEOUT = Duration.seconds(60)
@@ -29,8 +31,12 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
   hooks set HOST --url URL [--secret whsec_...] [--events a,b] [--rate-limit 50/s] [--max-age 30s]
   numbers list | set E164 HOST | rm E164
   deliveries list [--status S] [--tenant HOST] [--limit N] | get ID | retry ID
+  deliveries list [--room NAME] [--event-id ID] [--event-type TYPE] [--domain D]
   tenants recover HOST --since ISO
   unroutable list
+  unroutable domains          the unroutable events by domain and reason
+  calls list [--tenant HOST] [--status S] [--number N] [--domain D] [--since ISO] [--until ISO]
+  calls show ROOM             a call (by room name or sid) and its timeline
   check-config FILE           decode FILE exactly as the router would; needs no router
 
 Admin commands talk to a running router: --url (--router-url in hooks set, where --url is
@@ -159,6 +165,14 @@ const numbers = group("numbers").pipe(
   ])
 )
 
+/** What `deliveries list` may also select by: the call's room and domain, and the event. */
+const deliveryFilters = {
+  room: option("room", RoomName).pipe(Options.optional, Options.withDescription("the call's room name")),
+  eventId: option("event-id", EventIdFilter).pipe(Options.optional, Options.withDescription("one event's id, exactly")),
+  eventType: Options.choice("event-type", EventType.literals).pipe(Options.optional),
+  domain: option("domain", CallDomain).pipe(Options.optional, Options.withDescription("the call's domain, as the SIP headers gave it"))
+}
+
 const deliveries = group("deliveries").pipe(
   Command.withDescription("deliveries to tenants: their state and attempts, and requeueing failed ones"),
   Command.withSubcommands([
@@ -169,13 +183,12 @@ const deliveries = group("deliveries").pipe(
         status: Options.choice("status", DeliveryStatus.literals).pipe(Options.optional),
         tenant: option("tenant", DeliveryTenant).pipe(Options.optional, Options.withDescription("one tenant's host, or @alerts for the operational alerts (a tenant token must name a host)")),
         limit: option("limit", Limit).pipe(Options.optional, Options.withDescription("1 to 1000, default 100")),
-        cursor: option("cursor", DeliveryId).pipe(Options.optional, Options.withDescription("the next page, as the previous one said"))
+        cursor: option("cursor", DeliveryId).pipe(Options.optional, Options.withDescription("the next page, as the previous one said")),
+        ...deliveryFilters
       },
-      withClient((client, input) =>
+      withClient((client, { connection: _, ...filters }) =>
         Effect.flatMap(
-          client.deliveries.list({
-            urlParams: given({ status: input.status, tenant: input.tenant, limit: input.limit, cursor: input.cursor })
-          }),
+          client.deliveries.list({ urlParams: given(filters) }),
           (page) => print(Format.formatDeliveryList(page))
         )
       )
@@ -213,7 +226,34 @@ const unroutable = group("unroutable").pipe(
           print(Format.formatUnroutableList(items))
         )
       )
-    ).pipe(Command.withDescription("recent ones, newest first: the headers seen, the domain parsed and why it matched nothing"))
+    ).pipe(Command.withDescription("recent ones, newest first: the headers seen, the domain parsed and why it matched nothing")),
+    Command.make("domains", { connection },
+      withClient((client) => Effect.flatMap(client.unroutable.domains(), ({ items }) => print(Format.formatUnroutableDomains(items))))
+    ).pipe(Command.withDescription("the unroutable events still kept, by domain and reason, most recently seen first, with their counts"))
+  ])
+)
+
+const calls = group("calls").pipe(
+  Command.withDescription("calls as the router saw them: who, where they went, how they ended, and each event's deliveries"),
+  Command.withSubcommands([
+    Command.make(
+      "list",
+      {
+        connection,
+        tenant: option("tenant", HostPattern).pipe(Options.optional, Options.withDescription("one hook host (a tenant token: one of its own)")),
+        status: Options.choice("status", CallStatus.literals).pipe(Options.optional),
+        number: option("number", E164).pipe(Options.optional, Options.withDescription("the caller's or the dialled number, in any spelling")),
+        domain: option("domain", CallDomain).pipe(Options.optional, Options.withDescription("the domain the SIP headers gave")),
+        since: option("since", IsoTime).pipe(Options.optional, Options.withDescription("calls that started at or after this ISO-8601 time")),
+        until: option("until", IsoTime).pipe(Options.optional, Options.withDescription("calls that started before this ISO-8601 time")),
+        limit: option("limit", Limit).pipe(Options.optional, Options.withDescription("1 to 1000, default 50")),
+        cursor: option("cursor", CallCursorText).pipe(Options.optional, Options.withDescription("the next page, as the previous one said"))
+      },
+      withClient((client, { connection: _, ...filters }) => Effect.flatMap(client.calls.list({ urlParams: given(filters) }), (page) => print(Format.formatCallList(page))))
+    ).pipe(Command.withDescription("calls, newest first (by start; first seen for a call that never started)")),
+    Command.make("show", { connection, room: argument("ROOM", RoomName).pipe(Args.withDescription("a room name (its newest call) or a room sid")) },
+      withClient((client, input) => Effect.flatMap(client.calls.get({ path: { room: input.room } }), (call) => print(Format.formatCall(call))))
+    ).pipe(Command.withDescription("one call: its record, then its timeline (events, attempts, expiries, disables), one line each"))
   ])
 )
 
@@ -258,7 +298,7 @@ const help = Command.make("help", {}, () => Effect.suspend(() => runCommand(["--
 
 const root = Command.make("sip-tenant-router", { config: configOption }, ({ config }) => serveWith(config)).pipe(
   Command.withDescription(OVERVIEW),
-  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, checkConfig, help])
+  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, calls, checkConfig, help])
 )
 
 const runCommand = (args: ReadonlyArray<string>): Effect.Effect<void, unknown, CliApp.CliApp.Environment> => Command.run(root, { name: "sip-tenant-router", version: "0.1.0" })(["bun", "main.ts", ...args])
