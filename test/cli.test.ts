@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Webhook } from "standardwebhooks"
-import { formatHookList, formatHookSet, formatTable } from "../src/cli/Format.ts"
+import { formatCall, formatHookList, formatHookSet, formatTable, formatUnroutableDomains } from "../src/cli/Format.ts"
 import { HookCreated } from "../src/domain/HookViews.ts"
-import { sipParticipantEvent } from "./support/livekit.ts"
+import { roomEvent, sipParticipantEvent } from "./support/livekit.ts"
 import { startReceiver, type Receiver } from "./support/receiver.ts"
 import { ADMIN_TOKEN, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
 
@@ -47,6 +47,47 @@ describe("formatting answers", () => {
     expect(created).toContain(`secret: ${HOOK_SECRET}`)
     expect(created).toContain("never shows it again")
     expect(formatHookSet(hook)).toBe("updated h.example -> https://u")
+  })
+
+  test("a call: its record, then one line per timeline entry, whatever its kind", () => {
+    const at = (s: number) => `2026-01-01T03:00:0${s}.000Z`
+    const ofDelivery = { deliveryId: 7, eventId: "EV_1", eventType: "participant_joined" }
+    const text = formatCall({
+      room: "r", roomSid: "RM_r", tenant: "t.example", status: "ended", domain: "t.example", from: "+15550001111", to: "+15557654321", sipCallId: "SCL_r",
+      startedAt: at(0), endedAt: at(9), durationSeconds: 9, endedBy: "participant_left", disconnectReason: null,
+      routing: { rule: "wildcard", pattern: "*.example", source: "sip.h.to", reason: null },
+      deliveries: { pending: 0, delivered: 1, failed: 1, expired: 1 },
+      sip: null,
+      timeline: [
+        { kind: "event", at: at(0), eventId: "EV_1", eventType: "participant_joined", createdAt: at(0), lagMs: 12 },
+        { kind: "attempt", at: at(1), ...ofDelivery, attempt: 1, status: 503, error: null, latencyMs: 4 },
+        { kind: "attempt", at: at(2), ...ofDelivery, attempt: 2, status: null, error: "timeout", latencyMs: 1000 },
+        { kind: "expired", at: at(3), ...ofDelivery, deliveryId: 8 },
+        { kind: "disabled", at: at(4), ...ofDelivery, deliveryId: 9 }
+      ]
+    })
+    expect(text).toMatch(/^routing: +wildcard \*\.example \(from sip\.h\.to\)$/m)
+    expect(text).toMatch(/^duration: +9s$/m)
+    expect(text).toMatch(/^deliveries: +1 delivered, 1 failed, 1 expired$/m)
+    expect(text.split("\n\n")[1]!.split("\n")).toEqual([
+      "at                        kind      type                detail",
+      `${at(0)}  event     participant_joined  EV_1, lag 12ms`,
+      `${at(1)}  attempt   participant_joined  delivery 7 #1: 503 in 4ms`,
+      `${at(2)}  attempt   participant_joined  delivery 7 #2: timeout in 1000ms`,
+      `${at(3)}  expired   participant_joined  delivery 8: older than the hook's maxAge, not sent`,
+      `${at(4)}  disabled  participant_joined  delivery 9: the tenant was disabled, not sent`
+    ])
+  })
+
+  test("unroutable domains: a row per domain and reason, then each hint on a line naming its domain", () => {
+    const group = { domain: "calls.drsmith.net", reason: "unknown_domain", count: 3, firstSeen: "2026-01-01T00:00:00.000Z", lastSeen: "2026-01-01T01:00:00.000Z", sampleEventId: "EV_9" } as const
+    expect(formatUnroutableDomains([])).toBe("no unroutable events")
+    expect(formatUnroutableDomains([{ ...group, hints: ["add a hook for it"] }, { ...group, domain: null, reason: "missing_header", hints: [] }]).split("\n")).toEqual([
+      "lastSeen                  reason          domain             count  firstSeen                 sampleEventId",
+      "2026-01-01T01:00:00.000Z  unknown_domain  calls.drsmith.net  3      2026-01-01T00:00:00.000Z  EV_9",
+      "2026-01-01T01:00:00.000Z  missing_header  -                  3      2026-01-01T00:00:00.000Z  EV_9",
+      "calls.drsmith.net: add a hook for it"
+    ])
   })
 })
 
@@ -307,7 +348,10 @@ describe("every command's --help, completions and typed validation, without a ro
     ...["list", "get", "retry"].map((verb) => ["deliveries", verb]),
     ["tenants", "recover"],
     ["unroutable", "list"],
-    ["explain"]
+    ["explain"],
+    ["unroutable", "domains"],
+    ["calls", "list"],
+    ["calls", "show"]
   ]
 
   test(
@@ -330,7 +374,7 @@ describe("every command's --help, completions and typed validation, without a ro
     const { code, stdout, stderr } = await runCli(["--completions", "bash"])
     expect({ code, stderr }).toEqual({ code: 0, stderr: "" })
     expect(stdout).toContain("complete -F")
-    for (const word of ["hooks", "numbers", "deliveries", "tenants", "unroutable", "rotate-secret"]) expect(stdout).toContain(word)
+    for (const word of ["hooks", "numbers", "deliveries", "tenants", "unroutable", "rotate-secret", "calls"]) expect(stdout).toContain(word)
   })
 
   test(
@@ -347,6 +391,13 @@ describe("every command's --help, completions and typed validation, without a ro
         [["tenants", "recover", "a.example", "--since", "2026-02-30"], "error: --since: expected an ISO-8601 time"],
         [["tenants", "recover", "a.example"], "error: "],
         [["deliveries", "list", "--status", "lost"], "error: "],
+        [["deliveries", "list", "--event-type", "nope"], "error: "],
+        [["deliveries", "list", "--domain", "not a domain"], "error: --domain: expected a domain"],
+        [["calls", "list", "--number", "12"], "error: --number: expected an E.164 number"],
+        [["calls", "list", "--until", "2026-02-30"], "error: --until: expected an ISO-8601 time"],
+        [["calls", "list", "--cursor", "!!"], "error: --cursor: expected a nextCursor"],
+        [["calls", "list", "--status", "lost"], "error: "],
+        [["calls", "show"], "error: "],
         [["hooks", "list", "--url", "router:8080"], "error: the router URL: must be http or https"],
         [["hooks", "list", "--url", "not a url"], "error: the router URL: not a URL"]
       ]
@@ -421,6 +472,91 @@ describe("deliveries, tenants and unroutable against a running router", () => {
       expect(unroutable.code).toBe(0)
       expect(unroutable.stdout).toMatch(/^at +reason +domain +type +dialled +eventId$/m)
       expect(unroutable.stdout).toMatch(/ unknown_domain +nobody\.cli\.example +participant_joined /)
+    },
+    60_000
+  )
+})
+
+describe("calls, call filters and unroutable domains against a running router", () => {
+  const HOST = "calls.cli.example"
+  let router: RunningRouter
+  let receiver: Receiver
+  let remote: string[]
+  const room = `cli-call-${Date.now().toString(36)}`
+  const lostRoom = `cli-lost-${Date.now().toString(36)}`
+  const startedAt = Date.now() - 300_000
+  const join = { ...sipParticipantEvent("participant_joined", { room, xToIp: HOST }), createdAt: String(Math.floor(startedAt / 1000)) }
+  const left = { ...sipParticipantEvent("participant_left", { room, xToIp: HOST }), createdAt: String(Math.floor(startedAt / 1000) + 95) }
+
+  beforeAll(async () => {
+    receiver = startReceiver(HOOK_SECRET)
+    router = await startRouter({ hooks: [{ host: HOST, url: `${receiver.url}/voice`, secret: HOOK_SECRET }] })
+    remote = ["--url", router.url, "--token", ADMIN_TOKEN]
+    for (const event of [join, left, roomEvent("room_finished", room)]) expect((await router.post(event)).status).toBe(200)
+    expect((await router.post(sipParticipantEvent("participant_joined", { room: lostRoom, xToIp: "nobody.cli.example" }))).status).toBe(200)
+    await receiver.waitFor((received) => received.length === 3)
+  })
+  afterAll(async () => {
+    await router?.stop()
+    receiver?.stop()
+  })
+
+  const ok = async (args: ReadonlyArray<string>) => {
+    const run = await runCli([...args, ...remote])
+    expect({ args, code: run.code, stderr: run.stderr }).toEqual({ args, code: 0, stderr: "" })
+    return run.stdout
+  }
+
+  test(
+    "calls list: filters as flags, a page at a time; calls show: the record, then the timeline a line per entry",
+    async () => {
+      await eventually(async () => (await ok(["calls", "list", "--tenant", HOST])).includes("3 delivered"), 10_000, "the call's deliveries")
+      const listed = await ok(["calls", "list", "--tenant", HOST])
+      expect(listed).toMatch(/^startedAt +status +tenant +from +to +duration +deliveries +room$/m)
+      expect(listed).toMatch(new RegExp(`^\\S+ +ended +${HOST} +\\+15550001111 +\\+15557654321 +95s +3 delivered +${room}$`, "m"))
+      expect(listed).not.toContain(lostRoom)
+
+      const unrouted = await ok(["calls", "list", "--status", "unrouted", "--number", "+1 (555) 765-4321", "--domain", "Nobody.CLI.example"])
+      expect(unrouted).toMatch(new RegExp(`^\\S+ +unrouted \\(unknown_domain\\) +- +.* +- +none +${lostRoom}$`, "m"))
+
+      const first = await ok(["calls", "list", "--limit", "1"])
+      const cursor = /^more: --cursor (\S+)$/m.exec(first)?.[1]
+      expect(cursor).toBeDefined()
+      const second = await ok(["calls", "list", "--limit", "1", "--cursor", cursor!])
+      expect(second).not.toContain("more:")
+      expect([first, second].filter((page) => page.includes(room))).toHaveLength(1)
+      expect([first, second].filter((page) => page.includes(lostRoom))).toHaveLength(1)
+      expect(await ok(["calls", "list", "--since", "2000-01-01", "--until", "2000-01-02"])).toBe("no calls\n")
+
+      const shown = await ok(["calls", "show", room])
+      for (const line of [`room: +${room}`, "status: +ended", `tenant: +${HOST}`, `routing: +exact ${HOST} \\(from sip\\.h\\.x-to-ip\\)`, "duration: +95s", "endedBy: +participant_left", "deliveries: +3 delivered"]) {
+        expect(shown).toMatch(new RegExp(`^${line}$`, "m"))
+      }
+      expect(shown).toMatch(/^at +kind +type +detail$/m)
+      expect(shown).toMatch(new RegExp(`^\\S+ +event +participant_joined +${join.id}, lag \\d+ms$`, "m"))
+      expect(shown).toMatch(/^\S+ +attempt +participant_left +delivery \d+ #1: 200 in \d+ms$/m)
+      expect(shown.split("\n\n")[1]!.trim().split("\n")).toHaveLength(1 + 3 + 3)
+
+      const missing = await runCli(["calls", "show", "no-such-room", ...remote])
+      expect({ code: missing.code, stdout: missing.stdout, stderr: missing.stderr.trim() }).toEqual({ code: 1, stdout: "", stderr: 'error: 404 not_found: no call "no-such-room"' })
+    },
+    60_000
+  )
+
+  test(
+    "deliveries list by room, event type, event id and domain; unroutable domains",
+    async () => {
+      const byRoom = await ok(["deliveries", "list", "--room", room, "--event-type", "participant_left"])
+      expect(byRoom.trim().split("\n")).toHaveLength(2)
+      expect(byRoom).toMatch(new RegExp(`^\\d+ +delivered +${HOST} +participant_left +1 +200 `, "m"))
+      const byId = await ok(["deliveries", "list", "--domain", HOST.toUpperCase(), "--event-id", join.id])
+      expect(byId).toMatch(new RegExp(`^\\d+ +delivered +${HOST} +participant_joined `, "m"))
+      expect(byId.trim().split("\n")).toHaveLength(2)
+      expect(await ok(["deliveries", "list", "--room", lostRoom])).toBe("no deliveries\n")
+
+      const domains = await ok(["unroutable", "domains"])
+      expect(domains).toMatch(/^lastSeen +reason +domain +count +firstSeen +sampleEventId$/m)
+      expect(domains).toMatch(/^\S+ +unknown_domain +nobody\.cli\.example +1 +\S+ +EV_\S+$/m)
     },
     60_000
   )

@@ -30,7 +30,10 @@ const ENDPOINTS = [
   "POST /v1/tenants/{host}/recover",
   "GET /v1/unroutable",
   "POST /v1/unroutable/replay",
-  "POST /v1/explain"
+  "POST /v1/explain",
+  "GET /v1/unroutable/domains",
+  "GET /v1/calls",
+  "GET /v1/calls/{room}"
 ]
 
 type Spec = Record<string, any>
@@ -42,7 +45,7 @@ const operationsOf = (spec: Spec): Array<[string, Spec]> =>
 const resolve = (spec: Spec, schema: Spec): Spec => (schema.$ref ? resolve(spec, spec.components.schemas[schema.$ref.split("/").pop()]) : schema)
 
 /** Values that decode, so a walk reaches each handler (which then answers 404, 400 or 2xx: all documented). */
-const SAMPLE: Record<string, string> = { host: "walk.example.com", number: "%2B15550009999", id: "1" }
+const SAMPLE: Record<string, string> = { host: "walk.example.com", number: "%2B15550009999", id: "1", room: "walk-room" }
 
 describe("GET /openapi.json", () => {
   let router: RunningRouter
@@ -79,7 +82,8 @@ describe("GET /openapi.json", () => {
     const put = spec.paths["/v1/hooks/{host}"].put
     expect(Object.keys(resolve(spec, put.requestBody.content["application/json"].schema).properties)).toEqual(["url", "secret", "events", "rateLimit", "maxAge", "headers", "auth"])
     expect(Object.keys(put.responses)).toEqual(expect.arrayContaining(["200", "201", "400", "401", "403", "409", "413", "503"]))
-    expect(spec.paths["/v1/deliveries"].get.parameters.map((p: Spec) => p.name)).toEqual(["status", "tenant", "limit", "cursor"])
+    expect(spec.paths["/v1/deliveries"].get.parameters.map((p: Spec) => p.name)).toEqual(["status", "tenant", "limit", "cursor", "room", "eventId", "eventType", "domain"])
+    expect(spec.paths["/v1/calls"].get.parameters.map((p: Spec) => p.name)).toEqual(["tenant", "status", "number", "domain", "since", "until", "limit", "cursor"])
     for (const [name, op] of operationsOf(spec)) {
       expect({ name, documents401: "401" in op.responses }).toEqual({ name, documents401: true })
       for (const [status, response] of Object.entries<Spec>(op.responses)) {
@@ -92,6 +96,19 @@ describe("GET /openapi.json", () => {
         }
       }
     }
+  })
+
+  test("calls, their timeline and unroutable domains are named components; every unroutable reason is listed, tenant_conflict included", () => {
+    const schemas = spec.components.schemas
+    for (const name of ["Call", "CallPage", "CallDetail", "CallRouting", "TimelineEvent", "TimelineAttempt", "TimelineExpired", "TimelineDisabled", "UnroutableDomain"]) {
+      expect({ name, defined: name in schemas }).toEqual({ name, defined: true })
+    }
+    const call = spec.paths["/v1/calls/{room}"].get.responses["200"].content["application/json"].schema
+    expect(resolve(spec, call).properties.timeline.items.anyOf.map((s: Spec) => resolve(spec, s).properties.kind.enum)).toEqual([["event"], ["attempt"], ["expired"], ["disabled"]])
+    const reasons = ["missing_header", "malformed_header", "unknown_domain", "tenant_conflict"]
+    expect(schemas.UnroutableEvent.properties.reason.enum).toEqual(reasons)
+    expect(schemas.UnroutableDomain.properties.reason.enum).toEqual(reasons)
+    expect(schemas.CallRouting.properties.reason.anyOf[0].enum).toEqual(reasons)
   })
 
   test("every documented operation is routed: with and without a token it answers a documented status, never 'no such endpoint'", async () => {

@@ -3,21 +3,22 @@
  * `--config FILE`), the admin API of a running router through a client derived
  * from the API's definition, and `check-config`, which needs no router.
  */
-import { Args, type CliApp, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import { Args, type CliApp, Command, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
 import { defaultTeardown, type Teardown } from "@effect/platform/Runtime"
-import { Config, Console, Data, Duration, Effect, Exit, Option, ParseResult, Redacted, Schema } from "effect"
+import { Config, Console, Data, Duration, Effect, Exit, Option, ParseResult, Redacted } from "effect"
 import { loadConfigFile, readConfigFile } from "../AppConfig.ts"
+import { CallStatus } from "../domain/Call.ts"
+import { CallCursorText } from "../domain/CallViews.ts"
 import { DeliveryStatus } from "../domain/Delivery.ts"
-import { DeliveryId, DeliveryTenant, Limit } from "../domain/DeliveryViews.ts"
-import { firstProblem, isAnswered } from "../domain/Errors.ts"
-import { E164, EventName, HostPattern, MaxAge, RateLimitSetting, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
+import { CallDomain, DeliveryId, DeliveryTenant, EventIdFilter, EventType, Limit, RoomName } from "../domain/DeliveryViews.ts"
+import { isAnswered } from "../domain/Errors.ts"
+import { E164, HostPattern, MaxAge, RateLimitSetting, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
 import { IsoTime } from "../domain/IsoTime.ts"
 import { NumberCreated } from "../domain/HookViews.ts"
 import { AdminApi } from "../http/Api.ts"
 import * as Format from "./Format.ts"
-
-export const DEFAULT_ROUTER_URL = "http://127.0.0.1:8080"
+import { argument, connection, connectionForSet, type Connection, DEFAULT_ROUTER_URL, deliveryArg, EventList, given, hostArg, numberArg, option } from "./Inputs.ts"
 
 // A test send waits for the tenant (up to delivery.timeout), so this is well above any sane per-attempt timeout.
 const ANSWER_TIMEOUT = Duration.seconds(60)
@@ -30,71 +31,17 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
   hooks set HOST --url URL [--secret whsec_...] [--events a,b] [--rate-limit 50/s] [--max-age 30s]
   numbers list | set E164 HOST | rm E164
   deliveries list [--status S] [--tenant HOST] [--limit N] | get ID | retry ID
+  deliveries list [--room NAME] [--event-id ID] [--event-type TYPE] [--domain D]
   tenants recover HOST --since ISO
-  unroutable list | replay DOMAIN [--since ISO]
+  unroutable list | domains | replay DOMAIN [--since ISO]
+  calls list [--tenant HOST] [--status S] [--number N] [--domain D] [--since ISO] [--until ISO]
+  calls show ROOM             a call (by room name or sid) and its timeline
   explain [--x-to-ip VALUE] [--to VALUE] [--number VALUE]   where such a call goes now, and why
   check-config FILE           decode FILE exactly as the router would; needs no router
 
 Admin commands talk to a running router: --url (--router-url in hooks set, where --url is
 the hook's) or ROUTER_URL, default ${DEFAULT_ROUTER_URL}; --token or ROUTER_ADMIN_TOKEN.
 COMMAND --help says more. Exit status: 0 done, 1 failed, 2 bad usage.`
-
-// ---------------------------------------------------------------- options
-
-/** A value decoded with a domain schema: a failure says what is wrong with it in the schema's own words, not as a tree. */
-const decoded =
-  <A>(what: string, schema: Schema.Schema<A, string>) =>
-  (text: string) =>
-    Effect.mapError(Schema.decodeUnknown(schema)(text), (error) => HelpDoc.p(`${what}: ${firstProblem(error, what).problem}`))
-const validated = <A>(what: string, schema: Schema.Schema<A, string>) =>
-  Options.mapEffect((text: string) => Effect.mapError(decoded(what, schema)(text), ValidationError.invalidValue))
-const option = <A>(name: string, schema: Schema.Schema<A, string>) => Options.text(name).pipe(validated(`--${name}`, schema))
-
-/** The options that were given, as fields; those left out are absent, so the API applies its defaults. */
-const given = <A extends Record<string, Option.Option<unknown>>>(options: A): { [K in keyof A]?: A[K] extends Option.Option<infer V> ? V : never } =>
-  Object.fromEntries(Object.entries(options).flatMap(([key, value]) => (Option.isSome(value) ? [[key, value.value]] : []))) as never
-const argument = <A>(name: string, schema: Schema.Schema<A, string>) => Args.text({ name }).pipe(Args.mapEffect(decoded(name, schema)))
-
-/** Blank env values count as unset, as the router's own config does. */
-const envText = (name: string) => Config.string(name).pipe(Config.validate({ message: `${name} is blank`, validation: (value) => value !== "" }))
-
-/** The router's base URL, checked here so a typo is a usage error rather than a confusing network one. */
-const RouterUrl = Schema.String.pipe(
-  Schema.filter((text) => {
-    if (!URL.canParse(text)) return `not a URL: "${text}"`
-    const { protocol } = new URL(text)
-    return protocol === "http:" || protocol === "https:" || `must be http or https, got "${text}"`
-  }),
-  Schema.transform(Schema.String, { strict: true, decode: (text) => new URL(text).href.replace(/\/+$/, ""), encode: (url) => url })
-)
-
-const routerUrlFrom = (option: Options.Options<string>) =>
-  option.pipe(
-    Options.withDescription(`the router (env ROUTER_URL, default ${DEFAULT_ROUTER_URL})`),
-    Options.withFallbackConfig(Config.orElse(envText("ROUTER_URL"), () => Config.succeed(DEFAULT_ROUTER_URL))),
-    validated("the router URL", RouterUrl)
-  )
-
-const token = Options.redacted("token").pipe(
-  Options.withDescription("admin bearer token (better: env ROUTER_ADMIN_TOKEN, since flags show in ps)"),
-  Options.withFallbackConfig(Config.redacted(envText("ROUTER_ADMIN_TOKEN")))
-)
-
-/** Where the router is and who is asking; `--router-url` is accepted everywhere, `--url` wherever it does not name a hook's URL. */
-const connection = Options.all({ url: routerUrlFrom(Options.text("url").pipe(Options.withAlias("router-url"))), token })
-const connectionForSet = Options.all({ url: routerUrlFrom(Options.text("router-url")), token })
-type Connection = { readonly url: string; readonly token: Redacted.Redacted }
-
-const hostArg = argument("HOST", HostPattern).pipe(Args.withDescription('a host like calls.example.com, or a wildcard like "*.example.com"'))
-const numberArg = argument("E164", E164).pipe(Args.withDescription("a dialled number, e.g. +15557654321"))
-const deliveryArg = argument("ID", DeliveryId).pipe(Args.withDescription("a delivery id"))
-
-/** `a,b`: a comma-separated list of LiveKit event names. */
-const EventList = Schema.transform(Schema.String, Schema.Array(Schema.String), {
-  strict: true,
-  decode: (text) => text.split(",").map((item) => item.trim()).filter((item) => item !== ""),
-  encode: (items) => items.join(",")
-}).pipe(Schema.compose(Schema.Array(EventName)))
 
 // ---------------------------------------------------------------- failures
 
@@ -218,6 +165,14 @@ const numbers = group("numbers").pipe(
   ])
 )
 
+/** What `deliveries list` may also select by: the call's room and domain, and the event. */
+const deliveryFilters = {
+  room: option("room", RoomName).pipe(Options.optional, Options.withDescription("the call's room name")),
+  eventId: option("event-id", EventIdFilter).pipe(Options.optional, Options.withDescription("one event's id, exactly")),
+  eventType: Options.choice("event-type", EventType.literals).pipe(Options.optional),
+  domain: option("domain", CallDomain).pipe(Options.optional, Options.withDescription("the call's domain, as the SIP headers gave it"))
+}
+
 const deliveries = group("deliveries").pipe(
   Command.withDescription("deliveries to tenants: their state and attempts, and requeueing failed ones"),
   Command.withSubcommands([
@@ -228,13 +183,12 @@ const deliveries = group("deliveries").pipe(
         status: Options.choice("status", DeliveryStatus.literals).pipe(Options.optional),
         tenant: option("tenant", DeliveryTenant).pipe(Options.optional, Options.withDescription("one tenant's host, or @alerts for the operational alerts (a tenant token must name a host)")),
         limit: option("limit", Limit).pipe(Options.optional, Options.withDescription("1 to 1000, default 100")),
-        cursor: option("cursor", DeliveryId).pipe(Options.optional, Options.withDescription("the next page, as the previous one said"))
+        cursor: option("cursor", DeliveryId).pipe(Options.optional, Options.withDescription("the next page, as the previous one said")),
+        ...deliveryFilters
       },
-      withClient((client, input) =>
+      withClient((client, { connection: _, ...filters }) =>
         Effect.flatMap(
-          client.deliveries.list({
-            urlParams: given({ status: input.status, tenant: input.tenant, limit: input.limit, cursor: input.cursor })
-          }),
+          client.deliveries.list({ urlParams: given(filters) }),
           (page) => print(Format.formatDeliveryList(page))
         )
       )
@@ -273,6 +227,9 @@ const unroutable = group("unroutable").pipe(
         )
       )
     ).pipe(Command.withDescription("recent ones, newest first: the headers seen, the domain parsed and why it matched nothing")),
+    Command.make("domains", { connection },
+      withClient((client) => Effect.flatMap(client.unroutable.domains(), ({ items }) => print(Format.formatUnroutableDomains(items))))
+    ).pipe(Command.withDescription("the unroutable events still kept, by domain and reason, most recently seen first, with their counts")),
     Command.make(
       "replay",
       {
@@ -286,6 +243,30 @@ const unroutable = group("unroutable").pipe(
         )
       )
     ).pipe(Command.withDescription("route again the calls of a domain that had no hook when they rang, now that one does"))
+  ])
+)
+
+const calls = group("calls").pipe(
+  Command.withDescription("calls as the router saw them: who, where they went, how they ended, and each event's deliveries"),
+  Command.withSubcommands([
+    Command.make(
+      "list",
+      {
+        connection,
+        tenant: option("tenant", HostPattern).pipe(Options.optional, Options.withDescription("one hook host (a tenant token: one of its own)")),
+        status: Options.choice("status", CallStatus.literals).pipe(Options.optional),
+        number: option("number", E164).pipe(Options.optional, Options.withDescription("the caller's or the dialled number, in any spelling")),
+        domain: option("domain", CallDomain).pipe(Options.optional, Options.withDescription("the domain the SIP headers gave")),
+        since: option("since", IsoTime).pipe(Options.optional, Options.withDescription("calls that started at or after this ISO-8601 time")),
+        until: option("until", IsoTime).pipe(Options.optional, Options.withDescription("calls that started before this ISO-8601 time")),
+        limit: option("limit", Limit).pipe(Options.optional, Options.withDescription("1 to 1000, default 50")),
+        cursor: option("cursor", CallCursorText).pipe(Options.optional, Options.withDescription("the next page, as the previous one said"))
+      },
+      withClient((client, { connection: _, ...filters }) => Effect.flatMap(client.calls.list({ urlParams: given(filters) }), (page) => print(Format.formatCallList(page))))
+    ).pipe(Command.withDescription("calls, newest first (by start; first seen for a call that never started)")),
+    Command.make("show", { connection, room: argument("ROOM", RoomName).pipe(Args.withDescription("a room name (its newest call) or a room sid")) },
+      withClient((client, input) => Effect.flatMap(client.calls.get({ path: { room: input.room } }), (call) => print(Format.formatCall(call))))
+    ).pipe(Command.withDescription("one call: its record, then its timeline (events, attempts, expiries, disables), one line each"))
   ])
 )
 
@@ -351,7 +332,7 @@ const help = Command.make("help", {}, () => Effect.suspend(() => runCommand(["--
 
 const root = Command.make("sip-tenant-router", { config: configOption }, ({ config }) => serveWith(config)).pipe(
   Command.withDescription(OVERVIEW),
-  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, explain, checkConfig, help])
+  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, calls, explain, checkConfig, help])
 )
 
 const runCommand = (args: ReadonlyArray<string>): Effect.Effect<void, unknown, CliApp.CliApp.Environment> => Command.run(root, { name: "sip-tenant-router", version: "0.1.0" })(["bun", "main.ts", ...args])

@@ -1,4 +1,6 @@
 /** How the CLI prints the router's answers: pure functions of the API's views. */
+import type { CallDetailView, CallPageView, CallView, TimelineEntryView } from "../domain/CallViews.ts"
+import type { UnroutableDomainView } from "../domain/DeliveryViews.ts"
 import type { DeliveryDetailView, DeliveryPageView, DeliveryView, RecoveryView, UnroutableView } from "../domain/DeliveryViews.ts"
 import type { ExplainView } from "../domain/ExplainViews.ts"
 import { HookCreated, type HookView, type NumberView, type RotationView, type SavedHookView, type TestResultView } from "../domain/HookViews.ts"
@@ -142,3 +144,76 @@ export const formatExplanation = (answer: ExplainView): string =>
     ),
     ...(answer.hints.length === 0 ? [] : ["", "hints:", ...answer.hints.map((hint) => `- ${hint}`)])
   ].join("\n")
+
+const durationText = (seconds: number | null) => (seconds === null ? "-" : `${seconds}s`)
+
+const statusText = (call: CallView) => (call.routing.reason === null ? call.status : `${call.status} (${call.routing.reason})`)
+
+/** The counts that are not zero, e.g. `2 delivered, 1 failed`. */
+const deliveriesText = ({ deliveries }: CallView) =>
+  Object.entries(deliveries)
+    .filter(([, n]) => n > 0)
+    .map(([status, n]) => `${n} ${status}`)
+    .join(", ") || "none"
+
+export const formatCallList = (page: CallPageView): string =>
+  [
+    page.items.length === 0
+      ? "no calls"
+      : formatTable(
+          ["startedAt", "status", "tenant", "from", "to", "duration", "deliveries", "room"],
+          page.items.map((c) => [orDash(c.startedAt), statusText(c), orDash(c.tenant), orDash(c.from), orDash(c.to), durationText(c.durationSeconds), deliveriesText(c), c.room])
+        ),
+    ...(page.nextCursor === null ? [] : [`more: --cursor ${page.nextCursor}`])
+  ].join("\n")
+
+const routingText = ({ routing }: CallView) =>
+  routing.reason !== null ? `none: ${routing.reason}` : routing.rule === null ? "-" : `${routing.rule} ${orDash(routing.pattern)} (from ${orDash(routing.source)})`
+
+/** One line's cells: when, what, which event, and what happened. */
+const entryCells = (entry: TimelineEntryView): ReadonlyArray<string> => {
+  switch (entry.kind) {
+    case "event":
+      return [entry.at, "event", entry.eventType, `${entry.eventId}${entry.lagMs === null ? "" : `, lag ${entry.lagMs}ms`}`]
+    case "attempt":
+      return [entry.at, "attempt", entry.eventType, `delivery ${entry.deliveryId} #${entry.attempt}: ${orDash(entry.status ?? entry.error)} in ${entry.latencyMs}ms`]
+    case "expired":
+      return [entry.at, "expired", entry.eventType, `delivery ${entry.deliveryId}: older than the hook's maxAge, not sent`]
+    case "disabled":
+      return [entry.at, "disabled", entry.eventType, `delivery ${entry.deliveryId}: the tenant was disabled, not sent`]
+  }
+}
+
+export const formatCall = (call: CallDetailView): string =>
+  [
+    formatFields([
+      ["room", call.room],
+      ["roomSid", orDash(call.roomSid)],
+      ["status", call.status],
+      ["tenant", orDash(call.tenant)],
+      ["routing", routingText(call)],
+      ["domain", orDash(call.domain)],
+      ["from", orDash(call.from)],
+      ["to", orDash(call.to)],
+      ["sipCallId", orDash(call.sipCallId)],
+      ["startedAt", orDash(call.startedAt)],
+      ["endedAt", orDash(call.endedAt)],
+      ["duration", durationText(call.durationSeconds)],
+      ["endedBy", orDash(call.endedBy)],
+      ["disconnectReason", orDash(call.disconnectReason)],
+      ["deliveries", deliveriesText(call)]
+    ]),
+    "",
+    call.timeline.length === 0 ? "no timeline" : formatTable(["at", "kind", "type", "detail"], call.timeline.map(entryCells))
+  ].join("\n")
+
+export const formatUnroutableDomains = (items: ReadonlyArray<UnroutableDomainView>): string =>
+  items.length === 0
+    ? "no unroutable events"
+    : [
+        formatTable(
+          ["lastSeen", "reason", "domain", "count", "firstSeen", "sampleEventId"],
+          items.map((g) => [g.lastSeen, g.reason, orDash(g.domain), String(g.count), g.firstSeen, g.sampleEventId])
+        ),
+        ...items.flatMap((g) => g.hints.map((hint) => `${orDash(g.domain)}: ${hint}`))
+      ].join("\n")

@@ -1,7 +1,7 @@
 import { Schema } from "effect"
-import { ALERTS_TENANT } from "./Alert.ts"
+import { ALERTS_TENANT, AlertType } from "./Alert.ts"
 import { DeliveryStatus, UnroutableEvent } from "./Delivery.ts"
-import { HostPattern } from "./Hook.ts"
+import { CALL_EVENTS, HostPattern, isHostname, LIVEKIT_EVENTS, normaliseHost } from "./Hook.ts"
 import { strict } from "./HookViews.ts"
 import { IsoTime } from "./IsoTime.ts"
 import { excerpt } from "./Untrusted.ts"
@@ -44,6 +44,9 @@ export type DeliveryPageView = typeof DeliveryPageView.Type
 export const RecoveryView = Schema.Struct({ tenant: Schema.String, since: Schema.String, requeued: Schema.Number })
 export type RecoveryView = typeof RecoveryView.Type
 
+const UNROUTABLE_REASONS =
+  "missing_header: neither sip.h.x-to-ip nor sip.h.to arrived; malformed_header: no host in them; unknown_domain: no hook (or number) claims the domain; tenant_conflict: a SIP participant whose own domain is another tenant's than the room's (its events go to neither)"
+
 export const UnroutableView = Schema.Struct({
   at: Schema.String,
   eventId: Schema.String,
@@ -51,7 +54,7 @@ export const UnroutableView = Schema.Struct({
   room: Schema.NullOr(Schema.String),
   headers: UnroutableEvent.fields.headers,
   domain: Schema.NullOr(Schema.String),
-  reason: UnroutableEvent.fields.reason
+  reason: UnroutableEvent.fields.reason.annotations({ description: UNROUTABLE_REASONS })
 }).annotations({ identifier: "UnroutableEvent" })
 export type UnroutableView = typeof UnroutableView.Type
 
@@ -71,11 +74,43 @@ export const DeliveryId = IntFromString(1, Number.MAX_SAFE_INTEGER)
 /** Whose deliveries: a hook host, or the operational alerts' pseudo-tenant. */
 export const DeliveryTenant = Schema.Union(HostPattern, Schema.Literal(ALERTS_TENANT))
 
+/** Text as LiveKit or an edge wrote it (a room name, an event id): 1 to `max` characters, none of them a control character. */
+const NameText = (what: string, max: number) =>
+  Schema.String.pipe(
+    Schema.filter((s) => (s.length >= 1 && s.length <= max && !/[\u0000-\u001f\u007f]/.test(s)) || `expected ${what} of 1 to ${max} characters without control characters, got ${excerpt(s)}`)
+  )
+
+/** A LiveKit room's name, or its sid (`RM_…`). */
+export const RoomName = NameText("a room name", 512)
+export const EventIdFilter = NameText("an event id", 256)
+
+/** Every type a delivery can carry: a LiveKit event, a call event, an operational alert. */
+export const EventType = Schema.Literal(...LIVEKIT_EVENTS, ...CALL_EVENTS, ...AlertType.literals).annotations({
+  message: (issue) => ({
+    message: `expected an event type (participant_joined, room_finished, call.started, delivery.failed, ...), got ${typeof issue.actual === "string" ? excerpt(issue.actual) : typeof issue.actual}`,
+    override: true
+  })
+})
+
+const isIpv6 = (s: string) => s.includes(":") && /^[0-9a-f:.]{2,45}$/.test(s)
+
+/** A call's domain as the router parsed it from the SIP headers: a host name or an IP address, compared lower-case. */
+export const CallDomain = Schema.transform(Schema.String, Schema.String, {
+  strict: true,
+  decode: (s) => normaliseHost(s).replace(/^\[(.*)\]$/, "$1"),
+  encode: (s) => s
+}).pipe(Schema.filter((d) => isHostname(d) || isIpv6(d) || `expected a domain like "calls.example.com" or an IP address, got ${excerpt(d)}`))
+
 export const DeliveryListParams = Schema.Struct({
   status: Schema.optional(DeliveryStatus),
   tenant: Schema.optional(DeliveryTenant),
   limit: Schema.optional(Limit),
-  cursor: Schema.optional(DeliveryId)
+  cursor: Schema.optional(DeliveryId),
+  room: Schema.optional(RoomName),
+  eventId: Schema.optional(EventIdFilter),
+  eventType: Schema.optional(EventType),
+  /** The call's domain: a host under a wildcard hook finds its own deliveries, not its siblings'. */
+  domain: Schema.optional(CallDomain)
 }).annotations(strict)
 
 export const RecoverParams = Schema.Struct({ since: IsoTime }).annotations(strict)
@@ -91,3 +126,18 @@ export const ReplayRequest = Schema.Struct({
 /** How many events were routed again, and to which hook. */
 export const ReplayView = Schema.Struct({ replayed: Schema.Number, tenant: Schema.String }).annotations({ identifier: "Replay" })
 export type ReplayView = typeof ReplayView.Type
+
+/** Unroutable events of one domain and reason, counted (`GET /v1/unroutable/domains`). */
+export const UnroutableDomainView = Schema.Struct({
+  domain: Schema.NullOr(Schema.String),
+  reason: UnroutableEvent.fields.reason.annotations({ description: UNROUTABLE_REASONS }),
+  count: Schema.Number,
+  firstSeen: Schema.String,
+  lastSeen: Schema.String,
+  sampleEventId: Schema.String.annotations({ description: "the latest of them" }),
+  hints: Schema.Array(Schema.String).annotations({ description: "what an operator could do about them" })
+}).annotations({ identifier: "UnroutableDomain" })
+export type UnroutableDomainView = typeof UnroutableDomainView.Type
+
+/** Most recently seen first. */
+export const UnroutableDomainListView = Schema.Struct({ items: Schema.Array(UnroutableDomainView) })

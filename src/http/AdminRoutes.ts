@@ -5,6 +5,7 @@ import type { RouterConfig } from "../domain/Config.ts"
 import { BadRequest, firstIssue } from "../domain/Errors.ts"
 import { AdminApi } from "./Api.ts"
 import { AuthorizationLive } from "./Authorization.ts"
+import { CallsLive } from "./CallsHandlers.ts"
 import { DeliveriesLive } from "./DeliveriesHandlers.ts"
 import { ExplainLive } from "./ExplainHandlers.ts"
 import { HooksLive } from "./HooksHandlers.ts"
@@ -46,7 +47,7 @@ const Endpoints = HttpApiBuilder.Router.unwrap(
     )
   }, Layer.effectDiscard)
 ).pipe(
-  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive]),
+  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive]),
   Layer.provide([AuthorizationLive, JsonBodyLive])
 )
 

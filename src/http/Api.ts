@@ -1,6 +1,21 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
 import { Context, Schema } from "effect"
-import { DeliveryDetailView, DeliveryId, DeliveryListParams, DeliveryPageView, DeliveryView, RecoverParams, RecoveryView, ReplayRequest, ReplayView, UnroutableListParams, UnroutableListView } from "../domain/DeliveryViews.ts"
+import { CallDetailView, CallListParams, CallPageView } from "../domain/CallViews.ts"
+import {
+  DeliveryDetailView,
+  DeliveryId,
+  DeliveryListParams,
+  DeliveryPageView,
+  DeliveryView,
+  RecoverParams,
+  RecoveryView,
+  ReplayRequest,
+  ReplayView,
+  RoomName,
+  UnroutableDomainListView,
+  UnroutableListParams,
+  UnroutableListView
+} from "../domain/DeliveryViews.ts"
 import { ExplainRequest, ExplainView } from "../domain/ExplainViews.ts"
 import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, PayloadTooLargeView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
 import { E164, HostPattern } from "../domain/Hook.ts"
@@ -49,6 +64,7 @@ export class JsonBody extends HttpApiMiddleware.Tag<JsonBody>()("JsonBody", {
 const host = HttpApiSchema.param("host", HostPattern)
 const number = HttpApiSchema.param("number", E164)
 const id = HttpApiSchema.param("id", DeliveryId)
+const room = HttpApiSchema.param("room", RoomName)
 
 export class HooksGroup extends HttpApiGroup.make("hooks")
   .add(HttpApiEndpoint.get("list", "/v1/hooks").addSuccess(HookListView).annotate(OpenApi.Summary, "List hooks"))
@@ -137,12 +153,35 @@ export class TenantsGroup extends HttpApiGroup.make("tenants").add(
     .annotate(OpenApi.Summary, "Requeue a tenant's failed deliveries created since a time")
 ) {}
 
+export class CallsGroup extends HttpApiGroup.make("calls")
+  .add(
+    HttpApiEndpoint.get("list", "/v1/calls")
+      .setUrlParams(CallListParams)
+      .addSuccess(CallPageView)
+      .annotate(OpenApi.Summary, "List calls, newest first")
+      .annotate(
+        OpenApi.Description,
+        "Newest first by start (first seen, for a call that never started). `number` matches the caller's or the dialled number in any spelling; `since` is inclusive, `until` exclusive. A tenant token lists the calls of its own hosts; `tenant=` must be one of them."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("get")`/v1/calls/${room}`
+      .addSuccess(CallDetailView)
+      .addError(NotFoundView)
+      .annotate(OpenApi.Summary, "Get a call with its timeline, by room name (the newest call of that name) or room sid")
+  ) {}
+
 export class UnroutableGroup extends HttpApiGroup.make("unroutable")
   .add(
     HttpApiEndpoint.get("list", "/v1/unroutable")
       .setUrlParams(UnroutableListParams)
       .addSuccess(UnroutableListView)
       .annotate(OpenApi.Summary, "Recent SIP events that reached no tenant (operators only)")
+  )
+  .add(
+    HttpApiEndpoint.get("domains", "/v1/unroutable/domains")
+      .addSuccess(UnroutableDomainListView)
+      .annotate(OpenApi.Summary, "The unroutable events still kept, by domain and reason, most recently seen first (operators only)")
   )
   .add(
     HttpApiEndpoint.post("replay", "/v1/unroutable/replay")
@@ -194,6 +233,7 @@ export class AdminApi extends HttpApi.make("admin")
   .add(NumbersGroup)
   .add(DeliveriesGroup)
   .add(TenantsGroup)
+  .add(CallsGroup)
   .add(UnroutableGroup)
   .add(ExplainGroup)
   .addError(BadRequestView)

@@ -52,7 +52,8 @@ export const DeliveriesLive = HttpApiBuilder.group(AdminApi, "deliveries", (hand
           if (query.tenant !== undefined) yield* requireAccess(principal, query.tenant)
           const limit = query.limit ?? 100
           // One more than asked says whether another page exists. Pages run newest first; the cursor is the last id shown.
-          const found = yield* history.deliveries({ status: query.status, tenant: query.tenant, limit: limit + 1, before: query.cursor })
+          const { status, tenant, room, eventId, eventType, domain } = query
+          const found = yield* history.deliveries({ status, tenant, room, eventId, eventType, domain, limit: limit + 1, before: query.cursor })
           const items = found.slice(0, limit)
           return { items: items.map(deliveryView), nextCursor: found.length > limit ? String(items[items.length - 1]!.id) : null }
         })

@@ -4,11 +4,12 @@ import { AppConfig } from "../AppConfig.ts"
 import type { ExplainView } from "../domain/ExplainViews.ts"
 import { HookTable } from "../hooks/HookTable.ts"
 import { REASONS } from "../ingest/Router.ts"
-import { hintsFor, hooksNamed, observedIn } from "../ingest/RoutingHints.ts"
+import { observedIn } from "../ingest/RoutingHints.ts"
 import { decideSip, sharedDomainMatcher } from "../ingest/SipDecision.ts"
 import { HealthStore } from "../store/HealthStore.ts"
 import { AdminApi, CurrentPrincipal } from "./Api.ts"
 import { requireOperator } from "./Authorization.ts"
+import { hintsWithHealth } from "./Hints.ts"
 
 /**
  * Operators only: the answer names any tenant's hook and URL. The decision is
@@ -26,10 +27,7 @@ export const ExplainLive = HttpApiBuilder.group(AdminApi, "explain", (handlers) 
         yield* requireOperator(yield* CurrentPrincipal)
         const routing = { table: hooks.inForce(), isShared }
         const decision = decideSip(attributes, routing.table, isShared)
-        const observed = observedIn(decision)
-        const disabledAt = new Map(
-          yield* Effect.forEach(hooksNamed(observed, routing), (host) => Effect.map(health.tenantHealth(host), ({ disabledAt }) => [host, disabledAt] as const))
-        )
+        const hints = yield* hintsWithHealth(health, routing, observedIn(decision))
         return {
           routed: decision.hook !== undefined,
           tenant: decision.hook?.host ?? null,
@@ -38,7 +36,7 @@ export const ExplainLive = HttpApiBuilder.group(AdminApi, "explain", (handlers) 
           pattern: decision.pattern,
           reason: decision.reason ? REASONS[decision.reason._tag] : null,
           steps: decision.steps,
-          hints: hintsFor(observed, routing, (host) => disabledAt.get(host) ?? null)
+          hints
         } satisfies ExplainView
       })
     )

@@ -1,7 +1,12 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
-import type { UnroutableEvent } from "../domain/Delivery.ts"
-import type { UnroutableView } from "../domain/DeliveryViews.ts"
+import type { UnroutableEvent, UnroutableGroup } from "../domain/Delivery.ts"
+import type { UnroutableDomainView, UnroutableView } from "../domain/DeliveryViews.ts"
+import { AppConfig } from "../AppConfig.ts"
+import { HookTable } from "../hooks/HookTable.ts"
+import { sharedDomainMatcher } from "../ingest/SipDecision.ts"
+import { HealthStore } from "../store/HealthStore.ts"
+import { hintsWithHealth } from "./Hints.ts"
 import { Replay } from "../ingest/Replay.ts"
 import { DeliveryHistory } from "../store/DeliveryHistory.ts"
 import { AdminApi, CurrentPrincipal } from "./Api.ts"
@@ -18,17 +23,52 @@ const view = (u: UnroutableEvent): UnroutableView => ({
   reason: u.reason
 })
 
+const domainView = (g: UnroutableGroup, hints: ReadonlyArray<string>): UnroutableDomainView => ({
+  domain: g.domain,
+  reason: g.reason,
+  count: g.count,
+  firstSeen: iso(g.firstSeen),
+  lastSeen: iso(g.lastSeen),
+  sampleEventId: g.sampleEventId,
+  hints
+})
+
+const TENANT_CONFLICT_HINT =
+  "Callers of this domain were put in rooms already pinned to another tenant: give each call its own room (LiveKit's individual dispatch rule), so no caller is placed with another tenant's call."
 
 /** Operators only: an unroutable event belongs to no tenant, so no tenant token may read it. */
 export const UnroutableLive = HttpApiBuilder.group(AdminApi, "unroutable", (handlers) =>
   Effect.gen(function* () {
     const history = yield* DeliveryHistory
+    const config = yield* AppConfig
+    const hooks = yield* HookTable
+    const health = yield* HealthStore
+    const isShared = sharedDomainMatcher(config.sharedDomains)
+    /**
+     * What an operator could do about a domain's unroutable events, from the latest one's headers.
+     * A tenant conflict's domain routes; what is wrong is the room its callers were put in.
+     */
+    const hintsOf = (group: UnroutableGroup) =>
+      group.reason === "tenant_conflict"
+        ? Effect.succeed([TENANT_CONFLICT_HINT])
+        : hintsWithHealth(health, { table: hooks.inForce(), isShared }, {
+            domain: group.domain,
+            dialled: group.headers.dialled === null ? [] : [group.headers.dialled],
+            routedTo: undefined
+          })
     const replays = yield* Replay
     return handlers
       .handle("list", ({ urlParams: { limit } }) =>
         Effect.gen(function* () {
           yield* requireOperator(yield* CurrentPrincipal)
           return { items: (yield* history.unroutable(limit ?? 100)).map(view) }
+        })
+      )
+      .handle("domains", () =>
+        Effect.gen(function* () {
+          yield* requireOperator(yield* CurrentPrincipal)
+          const groups = yield* history.unroutableGroups
+          return { items: yield* Effect.forEach(groups, (group) => Effect.map(hintsOf(group), (hints) => domainView(group, hints))) }
         })
       )
       .handle("replay", ({ payload: { domain, since } }) =>

@@ -120,8 +120,11 @@ const otherEnding = (seen: ReadonlyArray<string>, hook: ReadonlyArray<string>) =
   return { seen: seenTail.join("."), hook: hookTail.join(".") }
 }
 
+/** Hooks the domain nearly matches; none when it matches one (a domain that routes is no near miss). */
 const nearHooks = (domain: string, table: Table): ReadonlyArray<Lead> =>
-  allHooks(table)
+  matchHost(table, domain) !== undefined
+    ? []
+    : allHooks(table)
     .flatMap((hook) => {
       const miss = nearMiss(domain, hook)
       return miss ? [{ ...miss, host: hook.host }] : []
