@@ -1,5 +1,5 @@
 import { Schema } from "effect"
-import { DeliveryStatus, type DeliveryChange } from "./Delivery.ts"
+import { Delivery, type DeliveryChange } from "./Delivery.ts"
 import { DeliveryTenant } from "./DeliveryViews.ts"
 import { strict } from "./HookViews.ts"
 
@@ -41,12 +41,7 @@ export type SignedHeaders = typeof SignedHeaders.Type
 /** One event's `data`: the delivery as of the change. With `bodies=1`, its body and headers too (null: pruned, or no secret to sign with). */
 export const StreamEvent = Schema.Struct({
   deliveryId: Schema.Number,
-  tenant: Schema.String,
-  eventId: Schema.String,
-  eventType: Schema.String,
-  room: Schema.NullOr(Schema.String),
-  status: DeliveryStatus,
-  attempts: Schema.Number,
+  ...Delivery.pick("tenant", "eventId", "eventType", "room", "status", "attempts").fields,
   at: Schema.String,
   body: Schema.optional(Schema.NullOr(Schema.String)),
   headers: Schema.optional(Schema.NullOr(SignedHeaders))
