@@ -287,7 +287,8 @@ describe("every command's --help, completions and typed validation, without a ro
     ...["list", "set", "rm"].map((verb) => ["numbers", verb]),
     ...["list", "get", "retry"].map((verb) => ["deliveries", verb]),
     ["tenants", "recover"],
-    ["unroutable", "list"]
+    ["unroutable", "list"],
+    ["listen"]
   ]
 
   test(
@@ -328,7 +329,10 @@ describe("every command's --help, completions and typed validation, without a ro
         [["tenants", "recover", "a.example"], "error: "],
         [["deliveries", "list", "--status", "lost"], "error: "],
         [["hooks", "list", "--url", "router:8080"], "error: the router URL: must be http or https"],
-        [["hooks", "list", "--url", "not a url"], "error: the router URL: not a URL"]
+        [["hooks", "list", "--url", "not a url"], "error: the router URL: not a URL"],
+        [["listen", "--tenant", "a.example", "--forward-to", "ftp://app.example/"], "error: --forward-to: expected an http or https URL"],
+        [["listen", "--tenant", "bad..host", "--forward-to", "http://127.0.0.1:3000/"], "error: --tenant: "],
+        [["listen", "--forward-to", "http://127.0.0.1:3000/"], "error: "]
       ]
       const runs = await Promise.all(cases.map(([args]) => runCli(args, { ROUTER_ADMIN_TOKEN: ADMIN_TOKEN })))
       runs.forEach(({ code, stdout, stderr }, i) => {

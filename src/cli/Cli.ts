@@ -16,6 +16,7 @@ import { IsoTime } from "../domain/IsoTime.ts"
 import { NumberCreated } from "../domain/HookViews.ts"
 import { AdminApi } from "../http/Api.ts"
 import * as Format from "./Format.ts"
+import { listen } from "./Listen.ts"
 
 export const DEFAULT_ROUTER_URL = "http://127.0.0.1:8080"
 
@@ -32,6 +33,7 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
   deliveries list [--status S] [--tenant HOST] [--limit N] | get ID | retry ID
   tenants recover HOST --since ISO
   unroutable list
+  listen --tenant HOST --forward-to URL   forward a tenant's deliveries to a local app, signed
   check-config FILE           decode FILE exactly as the router would; needs no router
 
 Admin commands talk to a running router: --url (--router-url in hooks set, where --url is
@@ -275,6 +277,24 @@ const unroutable = group("unroutable").pipe(
   ])
 )
 
+const listenCommand = Command.make(
+  "listen",
+  {
+    connection,
+    tenant: option("tenant", DeliveryTenant).pipe(Options.withDescription("the tenant's host (a tenant token: one of its own)")),
+    forwardTo: option("forward-to", TargetUrl).pipe(Options.withDescription("the local app's webhook URL, e.g. http://localhost:3000/webhooks"))
+  },
+  ({ connection: { url, token }, tenant, forwardTo }) =>
+    listen({ url, token, tenant, forwardTo }).pipe(
+      Effect.mapError((error) => new Failed({ message: error.message })),
+      Effect.provide(FetchHttpClient.layer)
+    )
+).pipe(
+  Command.withDescription(
+    "follow the router's live stream and post each of the tenant's deliveries to a local app as the tenant receives it: the same body and webhook-id/-timestamp/-signature headers, signed now. One line per delivery on stdout; reconnects (resuming) when the router goes away; Ctrl-C stops"
+  )
+)
+
 // ---------------------------------------------------------------- the router and its config
 
 const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`
@@ -316,7 +336,7 @@ const help = Command.make("help", {}, () => Effect.suspend(() => runCommand(["--
 
 const root = Command.make("sip-tenant-router", { config: configOption }, ({ config }) => serveWith(config)).pipe(
   Command.withDescription(OVERVIEW),
-  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, checkConfig, help])
+  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, listenCommand, checkConfig, help])
 )
 
 const runCommand = (args: ReadonlyArray<string>): Effect.Effect<void, unknown, CliApp.CliApp.Environment> => Command.run(root, { name: "sip-tenant-router", version: "0.1.0" })(["bun", "main.ts", ...args])
