@@ -281,7 +281,9 @@ export class StreamHub extends Effect.Service<StreamHub>()("StreamHub", {
       open: (scope: StreamScope, bodies: boolean, from: string | undefined) =>
         Effect.gen(function* () {
           if (lifecycle.draining()) return yield* new ShuttingDown()
-          const after = from ?? (yield* history.lastChange)
+          // Read even to resume: a store without the feed is a 503 now, not a silent stream.
+          const latest = yield* history.lastChange
+          const after = from ?? latest
           let subscriber: Subscriber | undefined
           const body = new ReadableStream<Uint8Array>(
             {
