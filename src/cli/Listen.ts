@@ -18,7 +18,7 @@ export interface ListenOptions {
   readonly forwardTo: string
 }
 
-/** The router refused the subscription (a bad token, another tenant's host): retrying would not help. */
+/** The router refused the subscription: retrying would not help. */
 export class ListenRefused extends Data.TaggedError("ListenRefused")<{ readonly message: string }> {}
 
 /** The stream could not be followed now (the router is away, restarting, or closed it): reconnect. */
@@ -98,7 +98,8 @@ export const listen = (options: ListenOptions) =>
         HttpClientRequest.setHeaders({ accept: "text/event-stream", ...(lastEventId === undefined ? {} : { "last-event-id": lastEventId }) })
       )
       const response = yield* Effect.mapError(client.execute(request), (error) => new Interrupted({ reason: `cannot reach the router at ${options.url}: ${describeCause(error.cause ?? error)}` }))
-      if (response.status === 401 || response.status === 403 || response.status === 400) return yield* new ListenRefused({ message: yield* refusal(response) })
+      // A bad token, another tenant's host, or a router without the stream: waiting would not change the answer.
+      if ([400, 401, 403, 404].includes(response.status)) return yield* new ListenRefused({ message: yield* refusal(response) })
       if (response.status !== 200) return yield* new Interrupted({ reason: (yield* refusal(response)).replace(/^error: /, "the router answered ") })
       yield* notice(
         connectedBefore
