@@ -16,7 +16,7 @@ import { IsoTime } from "../domain/IsoTime.ts"
 import { NumberCreated } from "../domain/HookViews.ts"
 import { AdminApi } from "../http/Api.ts"
 import * as Format from "./Format.ts"
-import { listen } from "./Listen.ts"
+import { listenCommand } from "./Listen.ts"
 
 export const DEFAULT_ROUTER_URL = "http://127.0.0.1:8080"
 
@@ -277,23 +277,7 @@ const unroutable = group("unroutable").pipe(
   ])
 )
 
-const listenCommand = Command.make(
-  "listen",
-  {
-    connection,
-    tenant: option("tenant", DeliveryTenant).pipe(Options.withDescription("the tenant's host (a tenant token: one of its own)")),
-    forwardTo: option("forward-to", TargetUrl).pipe(Options.withDescription("the local app's webhook URL, e.g. http://localhost:3000/webhooks"))
-  },
-  ({ connection: { url, token }, tenant, forwardTo }) =>
-    listen({ url, token, tenant, forwardTo }).pipe(
-      Effect.mapError((error) => new Failed({ message: error.message })),
-      Effect.provide(FetchHttpClient.layer)
-    )
-).pipe(
-  Command.withDescription(
-    "follow the router's live stream and post each of the tenant's deliveries to a local app as the tenant receives it: the same body and webhook-id/-timestamp/-signature headers, signed now. One line per delivery on stdout; reconnects (resuming) when the router goes away; Ctrl-C stops"
-  )
-)
+const listen = listenCommand({ connection, option, failed: (message) => new Failed({ message }) })
 
 // ---------------------------------------------------------------- the router and its config
 
@@ -336,7 +320,7 @@ const help = Command.make("help", {}, () => Effect.suspend(() => runCommand(["--
 
 const root = Command.make("sip-tenant-router", { config: configOption }, ({ config }) => serveWith(config)).pipe(
   Command.withDescription(OVERVIEW),
-  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, listenCommand, checkConfig, help])
+  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, listen, checkConfig, help])
 )
 
 const runCommand = (args: ReadonlyArray<string>): Effect.Effect<void, unknown, CliApp.CliApp.Environment> => Command.run(root, { name: "sip-tenant-router", version: "0.1.0" })(["bun", "main.ts", ...args])

@@ -6,10 +6,13 @@
  * verification passes unchanged. When the stream breaks it reconnects with
  * backoff, resuming after the last event it saw.
  */
+import { Command, Options } from "@effect/cli"
 import * as Sse from "@effect/experimental/Sse"
-import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import { Clock, Console, Data, Duration, Effect, Option, Redacted, Schema, Stream } from "effect"
+import { DeliveryTenant } from "../domain/DeliveryViews.ts"
 import { isQueued, StreamEvent } from "../domain/DeliveryStream.ts"
+import { TargetUrl } from "../domain/Hook.ts"
 
 export interface ListenOptions {
   readonly url: string
@@ -126,3 +129,29 @@ export const listen = (options: ListenOptions) =>
       yield* Effect.sleep(delay)
     }
   })
+
+/** What the command takes from the rest of the command line (Cli.ts): its connection options, its option parser, its failure. */
+export interface CommandParts<E> {
+  readonly connection: Options.Options<{ readonly url: string; readonly token: Redacted.Redacted }>
+  readonly option: <A>(name: string, schema: Schema.Schema<A, string>) => Options.Options<A>
+  readonly failed: (message: string) => E
+}
+
+export const listenCommand = <E>({ connection, option, failed }: CommandParts<E>) =>
+  Command.make(
+    "listen",
+    {
+      connection,
+      tenant: option("tenant", DeliveryTenant).pipe(Options.withDescription("the tenant's host (a tenant token: one of its own)")),
+      forwardTo: option("forward-to", TargetUrl).pipe(Options.withDescription("the local app's webhook URL, e.g. http://localhost:3000/webhooks"))
+    },
+    ({ connection: { url, token }, tenant, forwardTo }) =>
+      listen({ url, token, tenant, forwardTo }).pipe(
+        Effect.mapError((error) => failed(error.message)),
+        Effect.provide(FetchHttpClient.layer)
+      )
+  ).pipe(
+    Command.withDescription(
+      "follow the router's live stream and post each of the tenant's deliveries to a local app as the tenant receives it: the same body and webhook-id/-timestamp/-signature headers, signed now. One line per delivery on stdout; reconnects (resuming) when the router goes away; Ctrl-C stops"
+    )
+  )
