@@ -351,7 +351,8 @@ describe("every command's --help, completions and typed validation, without a ro
     ["explain"],
     ["unroutable", "domains"],
     ["calls", "list"],
-    ["calls", "show"]
+    ["calls", "show"],
+    ["listen"]
   ]
 
   test(
@@ -399,7 +400,10 @@ describe("every command's --help, completions and typed validation, without a ro
         [["calls", "list", "--status", "lost"], "error: "],
         [["calls", "show"], "error: "],
         [["hooks", "list", "--url", "router:8080"], "error: the router URL: must be http or https"],
-        [["hooks", "list", "--url", "not a url"], "error: the router URL: not a URL"]
+        [["hooks", "list", "--url", "not a url"], "error: the router URL: not a URL"],
+        [["listen", "--tenant", "a.example", "--forward-to", "ftp://app.example/"], "error: --forward-to: expected an http or https URL"],
+        [["listen", "--tenant", "bad..host", "--forward-to", "http://127.0.0.1:3000/"], "error: --tenant: "],
+        [["listen", "--forward-to", "http://127.0.0.1:3000/"], "error: "]
       ]
       const runs = await Promise.all(cases.map(([args]) => runCli(args, { ROUTER_ADMIN_TOKEN: ADMIN_TOKEN })))
       runs.forEach(({ code, stdout, stderr }, i) => {

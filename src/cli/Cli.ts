@@ -19,6 +19,7 @@ import { NumberCreated } from "../domain/HookViews.ts"
 import { AdminApi } from "../http/Api.ts"
 import * as Format from "./Format.ts"
 import { argument, connection, connectionForSet, type Connection, DEFAULT_ROUTER_URL, deliveryArg, EventList, given, hostArg, numberArg, option } from "./Inputs.ts"
+import { listenCommand } from "./Listen.ts"
 
 // A test send waits for the tenant (up to delivery.timeout), so this is well above any sane per-attempt timeout.
 const ANSWER_TIMEOUT = Duration.seconds(60)
@@ -37,6 +38,7 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
   calls list [--tenant HOST] [--status S] [--number N] [--domain D] [--since ISO] [--until ISO]
   calls show ROOM             a call (by room name or sid) and its timeline
   explain [--x-to-ip VALUE] [--to VALUE] [--number VALUE]   where such a call goes now, and why
+  listen --tenant HOST --forward-to URL   forward a tenant's deliveries to a local app, signed
   check-config FILE           decode FILE exactly as the router would; needs no router
 
 Admin commands talk to a running router: --url (--router-url in hooks set, where --url is
@@ -291,6 +293,8 @@ const explain = Command.make(
   )
 )
 
+const listen = listenCommand({ connection, option, failed: (message) => new Failed({ message }) })
+
 // ---------------------------------------------------------------- the router and its config
 
 const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`
@@ -332,7 +336,7 @@ const help = Command.make("help", {}, () => Effect.suspend(() => runCommand(["--
 
 const root = Command.make("sip-tenant-router", { config: configOption }, ({ config }) => serveWith(config)).pipe(
   Command.withDescription(OVERVIEW),
-  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, calls, explain, checkConfig, help])
+  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, calls, explain, listen, checkConfig, help])
 )
 
 const runCommand = (args: ReadonlyArray<string>): Effect.Effect<void, unknown, CliApp.CliApp.Environment> => Command.run(root, { name: "sip-tenant-router", version: "0.1.0" })(["bun", "main.ts", ...args])

@@ -1,7 +1,7 @@
 import { Effect, Either, Option, Runtime, ScheduleDecision, ScheduleIntervals } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import type { DeliveryError } from "../domain/Errors.ts"
-import { ownOrDefault, signingSecrets } from "../domain/Hook.ts"
+import { deliverySecrets } from "../domain/Hook.ts"
 import { authorizationOf } from "../domain/HookHeaders.ts"
 import type { RateLimit } from "../domain/RateLimit.ts"
 import { entryFor, HookTable } from "../hooks/HookTable.ts"
@@ -51,10 +51,11 @@ export class DeliveryAttempt extends Effect.Service<DeliveryAttempt>()("Delivery
      */
     const tenantSettings = (delivery: QueuedDelivery) => {
       const hook = entryFor(hooks.inForce(), delivery.tenant)
+      const secrets = deliverySecrets(hook, delivery, config.signing.secret, clock.wallMs())
       return hook?.url !== delivery.url
-        ? { secrets: ownOrDefault(delivery.secret, config.signing.secret), rateLimit: undefined, headers: undefined, authorization: undefined }
+        ? { secrets, rateLimit: undefined, headers: undefined, authorization: undefined }
         : {
-            secrets: signingSecrets(hook, config.signing.secret, clock.wallMs()),
+            secrets,
             headers: hook.headers,
             authorization: authorizationOf(hook.auth),
             rateLimit: hook.rateLimit

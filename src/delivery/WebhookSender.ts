@@ -46,6 +46,13 @@ export const describeFailure = (error: DeliveryError) => {
  */
 export const webhookId = (eventId: string) => encodeURIComponent(eventId)
 
+/** The Standard Webhooks headers of `body` signed at `atMs` with `secrets`: what a tenant verifies. */
+export const standardWebhookHeaders = (secrets: ReadonlyArray<Redacted.Redacted>, eventId: string, atMs: number, body: string) => {
+  const id = webhookId(eventId)
+  const timestamp = Math.floor(atMs / 1000)
+  return { "webhook-id": id, "webhook-timestamp": String(timestamp), "webhook-signature": signWebhook(secrets, id, timestamp, body) }
+}
+
 const lowerCased = (headers: Readonly<Record<string, Redacted.Redacted>>) => {
   const lower: Record<string, string> = {}
   for (const name in headers) lower[name.toLowerCase()] = Redacted.value(headers[name]!) as string
@@ -115,7 +122,6 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
       const target = await resolveTarget(name, config.security.allowPrivateTargets, signal)
       const pinned = new URL(url)
       pinned.hostname = target.family === 6 ? `[${target.address}]` : target.address
-      const timestamp = Math.floor(startedAt / 1000)
       const response = await fetch(pinned, {
         method: "POST",
         redirect: "manual",
@@ -127,9 +133,7 @@ export class WebhookSender extends Effect.Service<WebhookSender>()("WebhookSende
           // The hook's own, lower-cased so one of them (User-Agent) replaces the router's rather than joining it.
           ...(outgoing.headers && lowerCased(outgoing.headers)),
           ...(outgoing.authorization === undefined ? {} : { authorization: outgoing.authorization }),
-          "webhook-id": webhookId(outgoing.eventId),
-          "webhook-timestamp": String(timestamp),
-          "webhook-signature": signWebhook(outgoing.secrets, webhookId(outgoing.eventId), timestamp, outgoing.body),
+          ...standardWebhookHeaders(outgoing.secrets, outgoing.eventId, startedAt, outgoing.body),
           // The attempt's span, so the tenant's own tracing joins the event's trace.
           traceparent
         },

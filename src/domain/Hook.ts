@@ -237,6 +237,18 @@ export const signingSecrets = (
   ...(hook?.previousSecret !== undefined && (hook.previousSecretUntil ?? 0) > now ? [hook.previousSecret] : [])
 ]
 
+/**
+ * What a delivery is signed with now. While the hook still points where the
+ * delivery goes, its current secrets, so a call follows the tenant's rotations;
+ * once it was removed or moved, the call's pinned destination, as it was.
+ */
+export const deliverySecrets = (
+  hook: StoredHook | undefined,
+  delivery: { readonly url: string; readonly secret: Redacted.Redacted | null },
+  defaultSecret: Redacted.Redacted | undefined,
+  now: number
+): ReadonlyArray<Redacted.Redacted> => (hook?.url === delivery.url ? signingSecrets(hook, defaultSecret, now) : ownOrDefault(delivery.secret, defaultSecret))
+
 /** A secret of its own, else the default, if there is one. */
 export const ownOrDefault = (own: Redacted.Redacted | null | undefined, defaultSecret: Redacted.Redacted | undefined): ReadonlyArray<Redacted.Redacted> => {
   const secret = own ?? defaultSecret

@@ -11,6 +11,8 @@ import { ExplainLive } from "./ExplainHandlers.ts"
 import { HooksLive } from "./HooksHandlers.ts"
 import { JsonBodyLive } from "./JsonBody.ts"
 import { NumbersLive } from "./NumbersHandlers.ts"
+import { StreamLive } from "./StreamHandlers.ts"
+import { StreamHub } from "./StreamHub.ts"
 import { TenantsLive } from "./TenantsHandlers.ts"
 import { UnroutableLive } from "./UnroutableHandlers.ts"
 
@@ -47,8 +49,8 @@ const Endpoints = HttpApiBuilder.Router.unwrap(
     )
   }, Layer.effectDiscard)
 ).pipe(
-  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive]),
-  Layer.provide([AuthorizationLive, JsonBodyLive])
+  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive, StreamLive]),
+  Layer.provide([AuthorizationLive, JsonBodyLive, StreamHub.Default])
 )
 
 /** The OpenAPI document and its rendering, both generated from the same definition, with nothing fetched from elsewhere. */

@@ -17,7 +17,8 @@ import {
   UnroutableListView
 } from "../domain/DeliveryViews.ts"
 import { ExplainRequest, ExplainView } from "../domain/ExplainViews.ts"
-import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, PayloadTooLargeView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
+import { StreamHeaders, StreamParams } from "../domain/DeliveryStream.ts"
+import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, PayloadTooLargeView, ShuttingDownView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
 import { E164, HostPattern } from "../domain/Hook.ts"
 import {
   HookChanges,
@@ -204,6 +205,21 @@ export class ExplainGroup extends HttpApiGroup.make("explain").add(
     .annotate(OpenApi.Summary, "Where the router would send a call with these SIP attributes now, and why (operators only)")
 ) {}
 
+export class StreamGroup extends HttpApiGroup.make("stream").add(
+  HttpApiEndpoint.get("stream", "/v1/stream")
+    .setUrlParams(StreamParams)
+    .setHeaders(StreamHeaders)
+    .addSuccess(HttpApiSchema.Text({ contentType: "text/event-stream" }).annotations({ description: "Server-Sent Events, until the client leaves or the router stops" }))
+    .addError(ShuttingDownView)
+    .annotate(OpenApi.Summary, "A live stream of delivery changes (Server-Sent Events)")
+    .annotate(
+      OpenApi.Description,
+      "An event (`id:` and one line of JSON `data:`) when a delivery is queued and after each attempt or expiry; a comment at once and every 15 s. " +
+        "Last-Event-ID (or `?lastEventId=`) resumes with what the store still holds; without it, only newer changes. " +
+        "A client that does not keep up is disconnected, to resume. A tenant token streams its own hosts."
+    )
+) {}
+
 /**
  * Two corrections to the generated document, so it says what the router does:
  * the bearer scheme applies to every operation (an API-level middleware leaves
@@ -236,6 +252,7 @@ export class AdminApi extends HttpApi.make("admin")
   .add(CallsGroup)
   .add(UnroutableGroup)
   .add(ExplainGroup)
+  .add(StreamGroup)
   .addError(BadRequestView)
   .addError(ForbiddenView)
   .addError(StoreUnavailableView)
