@@ -6,6 +6,7 @@ import type { StoreUnavailable } from "../../src/domain/Errors.ts"
 import { HEALTHY } from "../../src/domain/TenantHealth.ts"
 import type { AcceptResult, PinChange, RetentionPolicy } from "../../src/store/Store.ts"
 import type { StoreServices } from "../../src/store/StoreLive.ts"
+import { callContract } from "./callContract.ts"
 import { Store } from "./store.ts"
 import {
   acceptance,
@@ -29,7 +30,7 @@ export * from "./storeFixtures.ts"
 
 /**
  * What every store must do, whatever keeps the data: the SQLite store and
- * the Redis store both run these cases.
+ * the Redis store both run these cases (and those of callContract.ts).
  */
 
 /** Registers every case; `fresh` gives an empty store for each run. */
@@ -778,4 +779,6 @@ export const storeContract = (fresh: () => Layer.Layer<StoreServices, StoreUnava
         })
       ))
   })
+
+  callContract(fresh)
 }
