@@ -9,6 +9,7 @@ import { Schema } from "effect"
 /** A room instance's key: its sid, else its name (prefixed, so a name can never pass for a sid). */
 export const callKeyOf = (room: string, roomSid: string | undefined) => roomSid ?? `name:${room}`
 
+/** `unrouted`: no tenant (yet), ended or not; else `ended` once it ended, whichever came first, its tenant or its end, and `active` until then. */
 export const CallStatus = Schema.Literal("active", "ended", "unrouted")
 export type CallStatus = typeof CallStatus.Type
 

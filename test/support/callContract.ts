@@ -245,6 +245,19 @@ export const callContract = (fresh: () => Layer.Layer<StoreServices, StoreUnavai
         })
       ))
 
+    test("a call that ended before it found its tenant is `ended` once it finds one (events can arrive out of order)", () =>
+      run(
+        Effect.gen(function* () {
+          const finished = callChange("RM_1", "o1", 1_000, { eventType: "room_finished", ended: { at: 1_000, by: "room_finished", disconnectReason: null } })
+          yield* event(finished)
+          expect((yield* recordOf("RM_1")).status).toBe("unrouted")
+          yield* event(callChange("RM_1", "o2", 1_100, { identity: routedIdentity(), startedAt: 900 }))
+          expect(yield* recordOf("RM_1")).toEqual(
+            listing(finished, { ...routedIdentity(), status: "ended", startedAt: 900, endedAt: 1_000, endedBy: "room_finished" })
+          )
+        })
+      ))
+
     test("the call's deliveries, its call events included, are counted by status as their attempts are recorded", () =>
       run(
         Effect.gen(function* () {

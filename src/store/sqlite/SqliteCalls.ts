@@ -18,8 +18,9 @@ export const prepareCallWrites = (db: Database) => {
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, coalesce(?13, ?12), ?12)`
     ),
     // A record with no tenant takes the first routed identity, or (while it has no reason yet) the first unrouted one.
+    // A call that ended before it found its tenant (its events arrived out of order) is ended once it has one.
     identify: db.query<unknown, Array<string | number | null>>(
-      `UPDATE calls SET tenant = ?2, status = CASE WHEN status = 'ended' OR ?2 IS NULL THEN status ELSE 'active' END,
+      `UPDATE calls SET tenant = ?2, status = CASE WHEN ?2 IS NULL THEN status WHEN ended_at IS NOT NULL THEN 'ended' ELSE 'active' END,
          domain = ?3, from_number = ?4, to_number = ?5, sip_call_id = ?6, routing = ?7, sip = ?8
        WHERE key = ?1 AND tenant IS NULL AND (?2 IS NOT NULL OR json_extract(routing, '$.reason') IS NULL)`
     ),
