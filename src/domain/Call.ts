@@ -133,6 +133,7 @@ export interface TimelineExpiry {
   readonly eventType: string
 }
 
+/** Each part in time order; events received at one time as written, attempts made at one time by delivery (then as recorded), expiries by delivery. */
 export interface CallTimeline {
   readonly events: ReadonlyArray<CallEventEntry>
   readonly attempts: ReadonlyArray<TimelineAttempt>

@@ -303,7 +303,7 @@ export const callContract = (fresh: () => Layer.Layer<StoreServices, StoreUnavai
         })
       ))
 
-    test("a call's timeline: its LiveKit events in time order, the attempts of its deliveries, and their expiries", () =>
+    test("a call's timeline: its LiveKit events, the attempts of its deliveries (by delivery at one time) and their expiries, each in time order", () =>
       run(
         Effect.gen(function* () {
           const store = yield* Store
@@ -313,6 +313,10 @@ export const callContract = (fresh: () => Layer.Layer<StoreServices, StoreUnavai
           )
           const published = callChange("RM_T", "t2", 1_200, { eventType: "track_published" })
           const b = queued(yield* event(published, { delivery: deliveryOf(published) }))
+          const unpublished = callChange("RM_T", "t3", 1_250, { eventType: "track_unpublished" })
+          const c = queued(yield* event(unpublished, { delivery: deliveryOf(unpublished) }))
+          const left = callChange("RM_T", "t4", 1_260, { eventType: "participant_left" })
+          const e = queued(yield* event(left, { delivery: deliveryOf(left) }))
           // Received before the join, written after it.
           yield* event(callChange("RM_T", "t0", 900, { eventType: "room_started" }))
           // Another call's attempts are not in this one's timeline.
@@ -323,21 +327,31 @@ export const callContract = (fresh: () => Layer.Layer<StoreServices, StoreUnavai
           const startedId = a.callEvent!.id
           yield* recordOne(store, joinedId, attempt({ attempt: 1, at: 1_100, status: 503, error: "HTTP 503", latencyMs: 7 }))
           yield* recordOne(store, startedId, attempt({ attempt: 1, at: 1_150, status: 200, error: null, final: "delivered", latencyMs: 9 }))
+          // At the same time as the next one, recorded first: attempts at one time go by delivery.
+          yield* recordOne(store, c.delivery!.id, attempt({ attempt: 1, at: 1_300, status: 200, error: null, final: "delivered", latencyMs: 13 }))
           yield* recordOne(store, joinedId, attempt({ attempt: 2, at: 1_300, status: 204, error: null, final: "delivered", latencyMs: 11 }))
+          // Expiries in time order, whatever order they were recorded in.
           yield* recordOne(store, b.delivery!.id, expiry(0, 1_400))
+          yield* recordOne(store, e.delivery!.id, expiry(0, 1_350))
 
           const { timeline } = Option.getOrThrow(yield* store.call("RM_T"))
           expect(timeline.events).toEqual([
             { eventId: "t0", eventType: "room_started", at: 900, createdAt: 895 },
             { eventId: "t1", eventType: "participant_joined", at: 1_000, createdAt: 995 },
-            { eventId: "t2", eventType: "track_published", at: 1_200, createdAt: 1_195 }
+            { eventId: "t2", eventType: "track_published", at: 1_200, createdAt: 1_195 },
+            { eventId: "t3", eventType: "track_unpublished", at: 1_250, createdAt: 1_245 },
+            { eventId: "t4", eventType: "participant_left", at: 1_260, createdAt: 1_255 }
           ])
           expect(timeline.attempts).toEqual([
             { deliveryId: joinedId, eventId: "t1", eventType: "participant_joined", attempt: 1, at: 1_100, status: 503, error: "HTTP 503", latencyMs: 7 },
             { deliveryId: startedId, eventId: "t1:call.started", eventType: "call.started", attempt: 1, at: 1_150, status: 200, error: null, latencyMs: 9 },
-            { deliveryId: joinedId, eventId: "t1", eventType: "participant_joined", attempt: 2, at: 1_300, status: 204, error: null, latencyMs: 11 }
+            { deliveryId: joinedId, eventId: "t1", eventType: "participant_joined", attempt: 2, at: 1_300, status: 204, error: null, latencyMs: 11 },
+            { deliveryId: c.delivery!.id, eventId: "t3", eventType: "track_unpublished", attempt: 1, at: 1_300, status: 200, error: null, latencyMs: 13 }
           ])
-          expect(timeline.expiries).toEqual([{ at: 1_400, deliveryId: b.delivery!.id, eventId: "t2", eventType: "track_published" }])
+          expect(timeline.expiries).toEqual([
+            { at: 1_350, deliveryId: e.delivery!.id, eventId: "t4", eventType: "participant_left" },
+            { at: 1_400, deliveryId: b.delivery!.id, eventId: "t2", eventType: "track_published" }
+          ])
         })
       ))
   })

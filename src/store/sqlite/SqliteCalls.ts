@@ -123,7 +123,7 @@ export const prepareCallReads = (db: Database) => {
      ORDER BY c.sort_at DESC, c.key DESC LIMIT ?10`
   )
   const one = db.query<CallRow, [string]>(
-    `SELECT c.*, ${COUNTS} FROM calls AS c WHERE c.key = ?1 OR c.room = ?1 ORDER BY c.key = ?1 DESC, c.sort_at DESC LIMIT 1`
+    `SELECT c.*, ${COUNTS} FROM calls AS c WHERE c.key = ?1 OR c.room = ?1 ORDER BY c.key = ?1 DESC, c.sort_at DESC, c.key DESC LIMIT 1`
   )
   const events = db.query<{ event_id: string; event_type: string; at: number; created_at: number | null }, [string]>(
     "SELECT event_id, event_type, at, created_at FROM call_events WHERE call = ? ORDER BY at, rowid"
@@ -133,11 +133,11 @@ export const prepareCallReads = (db: Database) => {
     [string]
   >(
     `SELECT a.delivery_id, d.event_id, d.event_type, a.attempt, a.at, a.status, a.error, a.latency_ms
-     FROM deliveries AS d JOIN attempts AS a ON a.delivery_id = d.id WHERE d.call = ? ORDER BY a.at, a.rowid`
+     FROM deliveries AS d JOIN attempts AS a ON a.delivery_id = d.id WHERE d.call = ? ORDER BY a.at, a.delivery_id, a.rowid`
   )
   // An expiry finishes a delivery without an attempt: its time is the delivery's last change. (A disable is in the history.)
   const expiries = db.query<{ id: number; event_id: string; event_type: string; updated_at: number }, [string]>(
-    "SELECT id, event_id, event_type, updated_at FROM deliveries WHERE call = ? AND status = 'expired'"
+    "SELECT id, event_id, event_type, updated_at FROM deliveries WHERE call = ? AND status = 'expired' ORDER BY updated_at, id"
   )
   return {
     calls: (query: CallQuery) =>

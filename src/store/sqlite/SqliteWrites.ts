@@ -82,7 +82,7 @@ export const prepareWrites = (db: Database) => {
     // What the live stream resumes from: every change of a delivery, in order.
     feed: db.query<unknown, [number, string, number, number]>("INSERT INTO feed (delivery_id, status, attempts, at) VALUES (?, ?, ?, ?)"),
     feedRequeued: db.query<unknown, [number, string, number]>(
-      "INSERT INTO feed (delivery_id, status, attempts, at) SELECT id, 'pending', 0, ?1 FROM deliveries WHERE tenant = ?2 AND status = 'failed' AND created_at >= ?3"
+      "INSERT INTO feed (delivery_id, status, attempts, at) SELECT id, 'pending', 0, ?1 FROM deliveries WHERE tenant = ?2 AND status = 'failed' AND created_at >= ?3 ORDER BY id"
     ),
     forgetUnrouted: db.query<unknown, [string]>("UPDATE call_events SET body = NULL WHERE body IS NOT NULL AND call IN (SELECT value FROM json_each(?))"),
     pruneCalls: db.query<unknown, [number, number]>(
