@@ -1,11 +1,12 @@
 import type { Database } from "bun:sqlite"
-import type { CallChange, CallQuery } from "../../domain/Call.ts"
+import type { CallQuery } from "../../domain/Call.ts"
+import type { EncodedAcceptance } from "../StoreBackend.ts"
 
 /** What a call change writes besides the call: the event's timeline entry, with its body while the call is unrouted for a reason. */
 export interface CallWrite {
-  readonly change: CallChange
+  readonly change: NonNullable<EncodedAcceptance["call"]>
   readonly body: string | undefined
-  /** The event is itself unroutable (not a tenant conflict): its body is kept whatever the call's record says. */
+  /** See EncodedAcceptance.replayable: the body is kept whatever the call's record says. */
   readonly keepBody: boolean
 }
 
@@ -41,21 +42,8 @@ export const prepareCallWrites = (db: Database) => {
   return ({ change: c, body, keepBody }: CallWrite) => {
     const id = c.identity
     const json = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value))
-    q.insert.run(
-      c.key,
-      c.room,
-      c.roomSid,
-      id?.tenant ?? null,
-      id?.tenant ? "active" : "unrouted",
-      id?.domain ?? null,
-      id?.from ?? null,
-      id?.to ?? null,
-      id?.sipCallId ?? null,
-      JSON.stringify(id?.routing ?? { rule: null, pattern: null, source: null, reason: null }),
-      json(id?.sip),
-      c.at,
-      c.startedAt ?? null
-    )
+    const r = c.created
+    q.insert.run(r.key, r.room, r.roomSid, r.tenant, r.status, r.domain, r.from, r.to, r.sipCallId, JSON.stringify(r.routing), json(r.sip), r.firstSeenAt, r.startedAt)
     if (id) q.identify.run(c.key, id.tenant, id.domain, id.from, id.to, id.sipCallId, JSON.stringify(id.routing), json(id.sip))
     if (c.startedAt !== undefined) q.start.run(c.key, c.startedAt)
     if (c.ended) q.end.run(c.key, c.ended.at, c.ended.by, c.ended.disconnectReason)

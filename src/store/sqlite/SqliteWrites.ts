@@ -160,7 +160,7 @@ export const prepareWrites = (db: Database) => {
     const callChanged = applyPinChange(a.pinChange, a.receivedAt)
     const u = a.unroutable
     if (u) q.insertUnroutable.run(u.at, u.eventId, u.eventType, u.room, u.headers.xToIp, u.headers.to, u.headers.dialled, u.domain, u.reason, u.call ?? null)
-    if (a.call) writeCall({ change: a.call, body: a.unroutedBody, keepBody: u !== undefined && u.reason !== "tenant_conflict" })
+    if (a.call) writeCall({ change: a.call, body: a.unroutedBody, keepBody: a.replayable })
     const deliveryId = a.delivery ? insertDelivery(a.delivery, a.receivedAt) : undefined
     const callEventId = a.callEvent && callChanged ? insertDelivery(a.callEvent, a.receivedAt) : undefined
     for (const id of [deliveryId, callEventId]) if (id !== undefined) q.feed.run(id, "pending", 0, a.receivedAt)
