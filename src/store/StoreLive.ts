@@ -127,7 +127,8 @@ const queue = ({ queue }: StoreBackend): DeliveryQueue["Type"] => ({
 const history = ({ history }: StoreBackend): DeliveryHistory["Type"] => ({
   ...history,
   deliveries: (query) => upTo(query.limit, () => history.deliveries(query)),
-  unroutable: (limit) => upTo(limit, () => history.unroutable(limit))
+  unroutable: (limit) => upTo(limit, () => history.unroutable(limit)),
+  changesAfter: (after, limit) => upTo(limit, () => history.changesAfter(after, limit))
 })
 
 /** A tenant's health is one small value in the cache; none, or one that does not decode, is healthy. */

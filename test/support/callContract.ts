@@ -637,6 +637,7 @@ export const callContract = (fresh: () => Layer.Layer<StoreServices, StoreUnavai
           expect(page).toEqual(all.slice(0, 4))
           expect(yield* store.changesAfter(page[3]!.id, 100)).toEqual(all.slice(4))
           expect(yield* store.changesAfter(all[all.length - 1]!.id, 100)).toEqual([])
+          expect(yield* store.changesAfter(start, 0)).toEqual([])
 
           // A new stream starts at the latest: it sees only newer changes.
           const latest = yield* store.lastChange
