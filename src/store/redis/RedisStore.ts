@@ -1,12 +1,13 @@
 import { hostname } from "node:os"
 import { Effect, Exit, Option, Schema } from "effect"
-import { Attempt, UnroutableEvent, type DeliveryStatus, type NewDelivery, type Pin } from "../../domain/Delivery.ts"
+import { Attempt, UnroutableEvent, type DeliveryStatus, type Pin } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping } from "../../domain/Hook.ts"
 import { answeredPerTurn } from "../../TurnBatch.ts"
 import { openRedis } from "./RedisConnection.ts"
+import { ACCEPT, acceptArgs } from "./RedisAccept.ts"
 import * as Scripts from "./RedisScripts.ts"
-import { decodeDelivery, decodeQueued, DELIVERY_FIELDS, NEW_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
+import { decodeDelivery, decodeQueued, DELIVERY_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
 import type { RecordedAttempt } from "../Store.ts"
 import type { AcceptOutcome, EncodedAcceptance, StoreBackend } from "../StoreBackend.ts"
 
@@ -78,26 +79,6 @@ const grouping = <I, O>(run: (items: ReadonlyArray<I>) => Effect.Effect<Readonly
     call.length === 0 ? Effect.succeed([]) : Effect.flatten(Effect.promise(() => submit(call)))
 }
 
-/** One acceptance as ACCEPT reads it: ACCEPT_WIDTH values. */
-const acceptArgs = (a: EncodedAcceptance): Array<string> => {
-  const change = a.pinChange
-  const fieldsOf = (d: typeof NewDelivery.Encoded | undefined) => NEW_FIELDS.map((field) => (d ? enc(d[field] ?? null) : ""))
-  return [
-    a.eventId,
-    String(a.receivedAt),
-    change?._tag ?? "",
-    change === undefined ? "" : change._tag === "Set" ? change.pin.room : change.room,
-    change?._tag === "Set"
-      ? enc({ destination: change.pin.destination, call: change.pin.call, start: change.pin.start })
-      : change?._tag === "End"
-        ? String(change.at)
-        : "",
-    a.unroutable ? enc(a.unroutable) : "",
-    ...fieldsOf(a.delivery),
-    ...fieldsOf(a.callEvent)
-  ]
-}
-
 /** One attempt as RECORD_ATTEMPTS reads it: ATTEMPT_WIDTH values. */
 const attemptArgs = ({ id, record: r }: RecordedAttempt): Array<string> => {
   const attempt: Attempt = { attempt: r.attempt, at: r.at, status: r.status, error: r.error, latencyMs: r.latencyMs }
@@ -131,7 +112,7 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
       const call = redis.script(source)
       return (...args: ReadonlyArray<string | number>) => call([P, consumer, String(options.leaseMs), ...args.map(String)])
     }
-    const accept = run(Scripts.ACCEPT)
+    const accept = run(ACCEPT)
     const recordAttempts = run(Scripts.RECORD_ATTEMPTS)
     const requeue = run(Scripts.REQUEUE)
     const requeueFailedPage = run(Scripts.REQUEUE_FAILED)
