@@ -5,6 +5,8 @@ import { Effect, Fiber, Layer, Option, Stream } from "effect"
 import fc from "fast-check"
 import type { AttemptRecord, Delivery } from "../src/domain/Delivery.ts"
 import type { NumberMapping } from "../src/domain/Hook.ts"
+import type { CallChange } from "../src/domain/Call.ts"
+import { FEED_MAX } from "../src/store/redis/RedisScripts.ts"
 import { CLAIM_PAGE } from "../src/store/redis/RedisStore.ts"
 import type { StoreServices } from "../src/store/StoreLive.ts"
 import { StoreLive } from "../src/store/StoreLive.ts"
@@ -434,6 +436,67 @@ describe.skipIf(!redisAvailable())("the Redis store", () => {
           expect(calls).toEqual(new Map([["mget", 1]]))
           expect(pins).toEqual(new Map([["a", pin("a")], ["c", pin("c")]]))
           expect(yield* store.pinsOf([])).toEqual(new Map())
+        })
+      )
+    })
+  })
+
+  describe("calls, unroutable groups, replays and the feed, as keys", () => {
+    test("the feed keeps its last FEED_MAX changes: past them the oldest go, with their place in the age index", async () => {
+      const prefix = `feed${run}-${++seq}:`
+      // Filled past the bound by hand, as a long run would: FEED_MAX + 100 changes of deliveries long gone.
+      await raw.send("EVAL", [
+        `for i = 1, tonumber(ARGV[2]) do
+           local id = redis.call('XADD', ARGV[1] .. 'feed', '*', 'd', 0, 's', '"delivered"', 'n', 1, 'at', i)
+           redis.call('ZADD', ARGV[1] .. 'feed:age', i, id)
+         end`,
+        "0",
+        prefix,
+        String(FEED_MAX + 100)
+      ])
+      const oldest = ((await raw.send("XRANGE", [`${prefix}feed`, "-", "+", "COUNT", "1"])) as Array<[string]>)[0]![0]
+      await runOn(layer({ prefix }))(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const d = yield* deliver(1_000_000)
+          expect(Number(yield* Effect.promise(() => raw.send("XLEN", [`${prefix}feed`])))).toBe(FEED_MAX)
+          expect(Number(yield* Effect.promise(() => raw.send("ZCARD", [`${prefix}feed:age`])))).toBe(FEED_MAX)
+          expect(yield* Effect.promise(() => raw.send("ZSCORE", [`${prefix}feed:age`, oldest]))).toBeNull()
+          // The changes of deliveries that are gone are skipped, however many: the stream reaches the one kept.
+          const changes = yield* store.changesAfter("0", 10)
+          expect(changes.map((c) => [c.deliveryId, c.status])).toEqual([[d.id, "pending"]])
+        })
+      )
+    })
+
+    test("pruning everything leaves no index of calls, groups, replays or the feed behind", async () => {
+      const prefix = `prune${run}-${++seq}:`
+      await runOn(layer({ prefix }))(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const call = (key: string, room: string, eventId: string, at: number, over: Partial<CallChange> = {}): CallChange => ({
+            key,
+            room,
+            roomSid: key,
+            at,
+            event: { eventId, eventType: "participant_joined", at, createdAt: null },
+            ...over
+          })
+          const identity = { tenant: "t.example", domain: "t.example", from: "+15550001111", to: null, sipCallId: null, routing: { rule: "exact", pattern: "t.example", source: "sip.h.to", reason: null }, sip: null } as const
+          const routed = call("RM_1", "room-a", "a1", 1_000, { identity, startedAt: 1_000 })
+          const r = yield* acceptOne(store, acceptance({ eventId: "a1", receivedAt: 1_000, call: routed, delivery: newDelivery({ eventId: "a1", tenant: "t.example", call: "RM_1" }) }))
+          const lost = call("RM_2", "room-b", "b1", 1_000, { identity: { ...identity, tenant: null, domain: "x.example", routing: { ...identity.routing, reason: "unknown_domain" } } })
+          const u = { at: 1_000, eventId: "b1", eventType: "participant_joined", room: "room-b", headers: { xToIp: "x.example", to: null, dialled: null }, domain: "x.example", reason: "unknown_domain", call: "RM_2" } as const
+          yield* acceptOne(store, acceptance({ eventId: "b1", receivedAt: 1_000, call: lost, unroutable: u, unroutedBody: "{}" }))
+          if (r._tag !== "Accepted") throw new Error("not accepted")
+          yield* store.recordAttempts([{ id: r.delivery!.id, record: delivered(2_000) }])
+          expect(yield* store.unrouted("x.example", 0)).toHaveLength(1)
+
+          const zero = { delivered: 0, failed: 0, dedupe: 0, unroutable: 0, pins: 0 }
+          expect(yield* store.prune(10_000, zero)).toEqual({ deliveries: 1, events: 2, unroutable: 1, pins: 0, calls: 2, feed: 2 })
+          const left = ((yield* Effect.promise(() => raw.send("KEYS", [`${prefix}*`]))) as Array<string>).map((k) => k.slice(prefix.length)).sort()
+          // Counters, this instance's heartbeat and the feed's stream (which keeps its last id, so streams resume after it).
+          expect(left.filter((k) => !k.startsWith("hb:"))).toEqual(["consumers", "feed", "seq", "useq"])
         })
       )
     })

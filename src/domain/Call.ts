@@ -9,6 +9,7 @@ import { Schema } from "effect"
 /** A room instance's key: its sid, else its name (prefixed, so a name can never pass for a sid). */
 export const callKeyOf = (room: string, roomSid: string | undefined) => roomSid ?? `name:${room}`
 
+/** `unrouted`: no tenant (yet), ended or not; else `ended` once it ended, whichever came first, its tenant or its end, and `active` until then. */
 export const CallStatus = Schema.Literal("active", "ended", "unrouted")
 export type CallStatus = typeof CallStatus.Type
 
@@ -132,6 +133,7 @@ export interface TimelineExpiry {
   readonly eventType: string
 }
 
+/** Each part in time order; events received at one time as written, attempts made at one time by delivery (then as recorded), expiries by delivery. */
 export interface CallTimeline {
   readonly events: ReadonlyArray<CallEventEntry>
   readonly attempts: ReadonlyArray<TimelineAttempt>

@@ -156,22 +156,21 @@ export interface UnroutableGroup {
 }
 
 /** A change of a delivery (queued, attempted, expired, requeued), as the live stream sends it; `id` is where a stream resumes. */
-export interface DeliveryChange {
-  readonly id: string
-  readonly deliveryId: number
-  readonly tenant: string
-  readonly eventId: string
-  readonly eventType: string
-  readonly room: string | null
-  readonly status: DeliveryStatus
-  readonly attempts: number
-  readonly at: number
-}
+export const DeliveryChange = Schema.Struct({
+  id: Schema.String,
+  deliveryId: Schema.Number,
+  ...Delivery.pick("tenant", "eventId", "eventType", "room").fields,
+  status: DeliveryStatus,
+  attempts: Schema.Number,
+  at: Schema.Number
+})
+export interface DeliveryChange extends Schema.Schema.Type<typeof DeliveryChange> {}
 
 /** An event kept while its call was unrouted, for a replay. */
-export interface UnroutedEvent {
-  readonly call: string
-  readonly eventId: string
-  readonly at: number
-  readonly body: string
-}
+export const UnroutedEvent = Schema.Struct({
+  call: Schema.String,
+  eventId: Schema.String,
+  at: Schema.Number,
+  body: Schema.String
+})
+export interface UnroutedEvent extends Schema.Schema.Type<typeof UnroutedEvent> {}

@@ -7,7 +7,7 @@ export class CallHistory extends Context.Tag("CallHistory")<
   CallHistory,
   {
     readonly calls: (query: CallQuery) => Effect.Effect<ReadonlyArray<CallListing>, StoreUnavailable>
-    /** The call of this room sid, else the newest call of this room name. */
+    /** The call of this room sid, else the newest call of this room name (of two as new, the one with the greater key). */
     readonly call: (ref: string) => Effect.Effect<Option.Option<CallDetail>, StoreUnavailable>
   }
 >() {}

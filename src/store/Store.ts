@@ -2,7 +2,7 @@ import type { CallChange } from "../domain/Call.ts"
 import type { AttemptRecord, Delivery, NewDelivery, Pin, UnroutableEvent } from "../domain/Delivery.ts"
 
 // The store's vocabulary, shared by its tags (EventStore, DeliveryQueue, Leases, HealthStore,
-// DeliveryHistory, HookStore, Retention) and the backends that implement them.
+// DeliveryHistory, HookStore, Retention, CallHistory) and the backends that implement them.
 
 /**
  * How an accepted event changes its room's pin. `Set` pins a room that has no pin (a pin is

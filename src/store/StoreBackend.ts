@@ -1,5 +1,5 @@
 import type { Effect, Option } from "effect"
-import type { CallQuery, CallTimeline } from "../domain/Call.ts"
+import type { CallChange, CallQuery, CallRecord, CallTimeline } from "../domain/Call.ts"
 import type { NewDelivery, Pin } from "../domain/Delivery.ts"
 import type { StoreUnavailable } from "../domain/Errors.ts"
 import type { DeliveryHistory } from "./DeliveryHistory.ts"
@@ -20,10 +20,17 @@ export type AcceptOutcome =
  * in the clear, for the store alone), so nothing the backend writes depends on how a value prints,
  * and it crosses to SQLite's writer thread as plain data.
  */
-export interface EncodedAcceptance extends Omit<Acceptance, "delivery" | "callEvent" | "pinChange"> {
+export interface EncodedAcceptance extends Omit<Acceptance, "delivery" | "callEvent" | "pinChange" | "call"> {
   readonly delivery: typeof NewDelivery.Encoded | undefined
   readonly callEvent?: typeof NewDelivery.Encoded | undefined
   readonly pinChange: Exclude<PinChange, { readonly _tag: "Set" }> | { readonly _tag: "Set"; readonly pin: typeof Pin.Encoded } | undefined
+  /** The call change, with the record it creates when its room instance is new. */
+  readonly call: (CallChange & { readonly created: CallRecord }) | undefined
+  /**
+   * The event is itself unroutable for a reason a replay can mend (not a tenant conflict): its body
+   * is kept whatever its call's record says, and its call is replayed with its domain's.
+   */
+  readonly replayable: boolean
 }
 
 /** The API hooks as a backend keeps them: each the JSON its schema encodes, by host. */

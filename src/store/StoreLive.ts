@@ -1,5 +1,5 @@
 import { Context, Effect, Layer, Option, ParseResult, Schema, type Scope } from "effect"
-import { CallListing } from "../domain/Call.ts"
+import { CallListing, NO_ROUTING, type CallChange, type CallRecord } from "../domain/Call.ts"
 import { NewDelivery, Pin } from "../domain/Delivery.ts"
 import { StoreUnavailable } from "../domain/Errors.ts"
 import { StoredHookJson } from "../domain/Hook.ts"
@@ -59,11 +59,34 @@ const encodeHook = Schema.encodeSync(StoredHookJson)
 /** What a backend read that does not decode means to callers: the store cannot be read. */
 const unreadable = (error: ParseResult.ParseError) => new StoreUnavailable({ cause: error.message })
 
+/** The record a call change creates when its room instance is new: the rest of the change is applied to it as to any record. */
+const createdBy = (change: CallChange): CallRecord => ({
+  key: change.key,
+  room: change.room,
+  roomSid: change.roomSid,
+  status: change.identity?.tenant ? "active" : "unrouted",
+  tenant: null,
+  domain: null,
+  from: null,
+  to: null,
+  sipCallId: null,
+  routing: NO_ROUTING,
+  sip: null,
+  ...change.identity,
+  firstSeenAt: change.at,
+  startedAt: change.startedAt ?? null,
+  endedAt: null,
+  endedBy: null,
+  disconnectReason: null
+})
+
 const encoded = (a: Acceptance): EncodedAcceptance => ({
   ...a,
   delivery: a.delivery && encodeDelivery(a.delivery),
   callEvent: a.callEvent && encodeDelivery(a.callEvent),
-  pinChange: a.pinChange?._tag === "Set" ? { _tag: "Set", pin: encodePin(a.pinChange.pin) } : a.pinChange
+  pinChange: a.pinChange?._tag === "Set" ? { _tag: "Set", pin: encodePin(a.pinChange.pin) } : a.pinChange,
+  call: a.call && { ...a.call, created: createdBy(a.call) },
+  replayable: a.unroutable !== undefined && a.unroutable.reason !== "tenant_conflict"
 })
 
 const events = (backend: StoreBackend): EventStore["Type"] => ({
@@ -104,7 +127,8 @@ const queue = ({ queue }: StoreBackend): DeliveryQueue["Type"] => ({
 const history = ({ history }: StoreBackend): DeliveryHistory["Type"] => ({
   ...history,
   deliveries: (query) => upTo(query.limit, () => history.deliveries(query)),
-  unroutable: (limit) => upTo(limit, () => history.unroutable(limit))
+  unroutable: (limit) => upTo(limit, () => history.unroutable(limit)),
+  changesAfter: (after, limit) => upTo(limit, () => history.changesAfter(after, limit))
 })
 
 /** A tenant's health is one small value in the cache; none, or one that does not decode, is healthy. */

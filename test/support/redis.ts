@@ -38,16 +38,33 @@ const freePort = () => {
   return port
 }
 
+/** Whether the server answers PING with PONG: it accepts connections before it has loaded its data, and answers LOADING until then. */
+const pong = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    let answer = ""
+    Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: {
+        open: (socket) => void socket.write("PING\r\n"),
+        data: (socket, data) => {
+          answer += data.toString()
+          if (answer.includes("\r\n")) {
+            resolve(answer.startsWith("+PONG"))
+            socket.end()
+          }
+        },
+        close: () => resolve(false),
+        error: () => resolve(false)
+      }
+    }).catch(() => resolve(false))
+  })
+
 const waitForPing = async (port: number, timeoutMs = 5_000) => {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
-    try {
-      const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } })
-      socket.end()
-      return
-    } catch {
-      await Bun.sleep(25)
-    }
+    if (await pong(port)) return
+    await Bun.sleep(25)
   }
   throw new Error(`redis-server on port ${port} did not start`)
 }

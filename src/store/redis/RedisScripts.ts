@@ -3,12 +3,14 @@
  * script takes ARGV[1] = key prefix, ARGV[2] = this instance's consumer name,
  * ARGV[3] = the lease in ms, then its own arguments; keys are derived from the
  * prefix, so the store needs one Redis (or a primary with replicas), not a
- * Redis Cluster.
+ * Redis Cluster. ACCEPT is in RedisAccept.ts, the reads of calls, the feed and
+ * replays in RedisReads.ts; they share LIB below.
  *
- * Delivery hashes `d:<id>` hold JSON-encoded field values written by the
- * caller, so the scripts compare and copy them without decoding; index keys
- * embed the same encodings (e.g. `ix:s:"pending"`). One field is raw and not
- * part of a Delivery: `owner`, the consumer holding a pending delivery.
+ * Delivery hashes `d:<id>` and call hashes `c:<K>` hold JSON-encoded field
+ * values written by the caller, so the scripts compare and copy them without
+ * decoding; delivery index keys embed the same encodings (e.g. `ix:s:"pending"`).
+ * Raw fields, not part of the record: a delivery's `owner` (the consumer holding
+ * it while pending), a call's `reasoned` (set while its routing has a reason).
  *
  * Keys, after the prefix:
  *   d:<id>  h:<id>                       a delivery and its attempt history (a list)
@@ -16,7 +18,23 @@
  *   ix  ix:t:<T>  ix:s:<S>  ix:ts:<T>|<S>  every delivery by id: all, per tenant, per status, both
  *   age:<S>                              finished deliveries by last change, for pruning
  *   queued                               pending deliveries by queuedAt, for the oldest one's age
+ *   e:<event id>  events                 an accepted event's id (dedupe, with a TTL), and the ids by time, for pruning
  *   pin:<room>  ended:<room>  pins       a room's pin (JSON), when its call ended, and pins by last use
+ *   feed  feed:age                       every change of a delivery (a stream: id, status, attempts, time; at most
+ *                                        FEED_MAX entries) and its entries by time, for pruning
+ * Calls, K a call's key (room sid, or `name:` and the room), as is:
+ *   c:<K>                                a call's record
+ *   ce:<K>  cu:<K>  cd:<K>               its LiveKit events (a list of timeline entries), the events kept for a replay
+ *                                        (a list of {eventId, at, body}), the ids of its deliveries (sorted set)
+ *   calls  calls:t:<tenant>  calls:r:<room>  calls by sort time then key (members `<sortAt, 16 digits>|<K>`, read by
+ *                                        lex): all, a tenant's, a room name's (tenant and room as is)
+ *   calls:age                            calls by last event, for pruning
+ * Unroutable events, n a record's number:
+ *   u:<n>  useq  ur  ur:age              a record (JSON), the last number, records by number and by time
+ *   ug  ug:<G>  ug-of                    groups (G: JSON [domain, reason]) by last seen; a group's records by time; n -> G
+ *   ur:d:<domain>  ur-of                 calls with a replayable unroutable event of the domain (as is), by the latest
+ *                                        one's time; n -> domain
+ *   hooks  numbers  cache  api           the API's hooks and numbers (hashes), cached values, and the API's change channel
  * Per consumer C (one per process), what it holds: the queue reads answer from these.
  *   o:<C>                                its pending deliveries by id (take-over pages through it)
  *   o:<C>|t:<T>                          the same per tenant
@@ -25,17 +43,20 @@
  *   hb:<C>                               its heartbeat, set with the lease as TTL
  *   consumers                            every consumer that may hold something (a set)
  *   suspects                             consumer -> when (Redis time, ms) it was first seen without a heartbeat
- * T, R and S are JSON-encoded, so `"a"|"b"` cannot be read two ways.
+ * T, R and S are JSON-encoded where a delivery index names them, so `"a"|"b"` cannot be read two ways.
  *
- * Scripts start with `#!lua` so Redis refuses a script at once when it is out
- * of memory, instead of failing it halfway through its writes.
+ * Times are integer milliseconds, at least 0. Scripts start with `#!lua` so
+ * Redis refuses a script at once when it is out of memory, instead of failing
+ * it halfway through its writes.
  */
 
 import { DELIVERY_FIELDS, NEW_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
 
-/** How many ARGV values one acceptance takes in ACCEPT (its delivery and its call event), and one attempt in RECORD_ATTEMPTS. */
-export const ACCEPT_WIDTH = 6 + 2 * NEW_FIELDS.length
+/** How many ARGV values one attempt takes in RECORD_ATTEMPTS. */
 export const ATTEMPT_WIDTH = 8
+
+/** The feed's bound: past it, the oldest changes go (a stream resumes within the last FEED_MAX changes). */
+export const FEED_MAX = 100_000
 
 /** Key names the store reads directly, the same as the scripts' below. */
 export const keys = (P: string, consumer: string) => ({
@@ -99,6 +120,16 @@ local function serverTime()
 end
 local function queued(id) return redis.call('HMGET', dkey(id), unpack(QUEUED_FIELDS)) end
 local function stored(id) return redis.call('HMGET', dkey(id), unpack(DELIVERY_FIELDS)) end
+-- The feed: a change of a delivery as of now, and its time for pruning. Past FEED_MAX (and a hundred), the oldest go.
+local function changed(id, status, attempts, at)
+  local entry = redis.call('XADD', P .. 'feed', '*', 'd', id, 's', status, 'n', attempts, 'at', at)
+  redis.call('ZADD', P .. 'feed:age', at, entry)
+  local excess = redis.call('XLEN', P .. 'feed') - ${FEED_MAX}
+  if excess > 100 then
+    for _, e in ipairs(redis.call('XRANGE', P .. 'feed', '-', '+', 'COUNT', excess)) do redis.call('ZREM', P .. 'feed:age', e[1]) end
+    redis.call('XTRIM', P .. 'feed', 'MAXLEN', ${FEED_MAX})
+  end
+end
 local function requeue(id, now)
   local key = dkey(id)
   redis.call('HSET', key, 'status', PENDING, 'attempts', '0', 'nextAttemptAt', now, 'queuedAt', now, 'updatedAt', now)
@@ -106,88 +137,19 @@ local function requeue(id, now)
   move(id, f[1], FAILED, PENDING, now)
   redis.call('ZADD', P .. 'queued', now, id)
   hold(ME, id, f[1], f[2])
+  changed(id, PENDING, 0, now)
+end
+-- A call's member in its listings: the sort time (an integer string) zero-padded, so members order by it, then the key.
+local function lex(sortAt, key) return string.rep('0', 16 - #sortAt) .. sortAt .. '|' .. key end
+local function sortMember(call, key)
+  local f = redis.call('HMGET', call, 'startedAt', 'firstSeenAt')
+  return lex(f[1] ~= 'null' and f[1] or f[2], key)
 end
 `
 
-const script = (body: string) => `#!lua\n${LIB}${body}`
+export const script = (body: string) => `#!lua\n${LIB}${body}`
 /** A script that only reads: Redis may run it while writes are refused (out of memory). */
-const reader = (body: string) => `#!lua flags=no-writes\n${LIB}${body}`
-
-/**
- * ARGV[4], ARGV[5]: dedupe and pin TTLs in ms; then ACCEPT_WIDTH values per event: eventId, receivedAt,
- * pin change tag ('' for none), room, the pin JSON (Set) or when the call ended (End), unroutable
- * JSON ('' for none), then the new delivery's fields in NEW_FIELDS order, JSON-encoded ('' for each
- * when the event has no delivery), then the call event's the same way.
- * Events are applied in order, so a repeated id within one call is a duplicate too.
- * Returns a pair per event: {0, 0} duplicate, else the delivery's id and the call event's (-1 for none).
- * The call event is queued only if the pin change started the call (Set created the pin) or
- * ended it (End or Clear found it not yet ended): the call starts and ends once.
- */
-export const ACCEPT = script(`
-local dedupeMs, pinsMs = ARGV[4], ARGV[5]
-local out, held = {}, false
-local function touch(room, at)
-  if redis.call('PEXPIRE', P .. 'pin:' .. room, pinsMs) == 1 then redis.call('ZADD', P .. 'pins', at, room) end
-  redis.call('PEXPIRE', P .. 'ended:' .. room, pinsMs)
-end
--- Applies a pin change; true when it started or ended the call.
-local function changePin(tag, room, value, at)
-  local pin, ended = P .. 'pin:' .. room, P .. 'ended:' .. room
-  if tag == 'Set' then
-    -- A pin is never replaced: a call pinned meanwhile stays where it was put.
-    if redis.call('SET', pin, value, 'NX', 'PX', pinsMs) then redis.call('ZADD', P .. 'pins', at, room); return true end
-    touch(room, at)
-  elseif tag == 'Touch' then
-    touch(room, at)
-  elseif tag == 'End' then
-    local open = redis.call('EXISTS', pin) == 1 and redis.call('SET', ended, value, 'NX', 'PX', pinsMs)
-    touch(room, at)
-    return open and true or false
-  elseif tag == 'Clear' then
-    local open = redis.call('EXISTS', pin) == 1 and redis.call('EXISTS', ended) == 0
-    redis.call('DEL', pin, ended); redis.call('ZREM', P .. 'pins', room)
-    return open
-  end
-  return false
-end
--- Queues the delivery whose fields start after ARGV[from]; -1 when there is none.
-local function queue(from, at)
-  local d, fields = {}, {}
-  for i, name in ipairs(NEW_FIELDS) do
-    d[name] = ARGV[from + i]
-    fields[#fields + 1] = name; fields[#fields + 1] = d[name]
-  end
-  if d.tenant == '' then return -1 end
-  local id = redis.call('INCR', P .. 'seq')
-  redis.call('HSET', dkey(id), 'id', id, 'status', PENDING, 'attempts', '0', 'lastStatus', 'null', 'lastError', 'null',
-    'nextAttemptAt', at, 'createdAt', at, 'queuedAt', at, 'updatedAt', at, unpack(fields))
-  redis.call('ZADD', P .. 'ix', id, id); redis.call('ZADD', P .. 'ix:t:' .. d.tenant, id, id)
-  local s, ts = byStatus(d.tenant, PENDING)
-  redis.call('ZADD', s, id, id); redis.call('ZADD', ts, id, id)
-  redis.call('ZADD', P .. 'queued', at, id)
-  hold(ME, id, d.tenant, d.room)
-  held = true
-  return id
-end
-for base = 6, #ARGV, ${ACCEPT_WIDTH} do
-  local eventId, at = ARGV[base], ARGV[base + 1]
-  if not redis.call('SET', P .. 'e:' .. eventId, at, 'NX', 'PX', dedupeMs) then
-    out[#out + 1] = {0, 0}
-  else
-    redis.call('ZADD', P .. 'events', at, eventId)
-    local callChanged = changePin(ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], at)
-    if ARGV[base + 5] ~= '' then
-      local n = redis.call('INCR', P .. 'useq')
-      redis.call('SET', P .. 'u:' .. n, ARGV[base + 5]); redis.call('ZADD', P .. 'ur', n, n); redis.call('ZADD', P .. 'ur:age', at, n)
-    end
-    local id = queue(base + 5, at)
-    local callId = callChanged and queue(base + 5 + #NEW_FIELDS, at) or -1
-    out[#out + 1] = {id, callId}
-  end
-end
-if held then alive() end
-return out
-`)
+export const reader = (body: string) => `#!lua flags=no-writes\n${LIB}${body}`
 
 /**
  * ATTEMPT_WIDTH values per attempt from ARGV[4]: id, attempt JSON, encoded new status, attempts,
@@ -220,6 +182,10 @@ for base = 4, #ARGV, ${ATTEMPT_WIDTH} do
         -- Released from whoever holds it now, which after a take-over need not be the recording instance.
         if f[3] then release(f[3], id, f[1], f[2]) end
       end
+      changed(id, status, ARGV[base + 3], at)
+    elseif not expiry then
+      -- An attempt joins the history whatever the delivery's state, so the feed has it, with the state it left.
+      changed(id, from, redis.call('HGET', key, 'attempts'), at)
     end
   end
 end
@@ -336,7 +302,10 @@ local oldest = redis.call('ZRANGE', P .. 'queued', 0, 0, 'WITHSCORES')
 return {redis.call('ZCARD', P .. 'ix:s:' .. PENDING), oldest[2] or false}
 `)
 
-/** ARGV[4]: target, [5] cut-off (exclusive), [6] slice size. Returns how many records went. Pending deliveries are never indexed by age, so never pruned. */
+/**
+ * ARGV[4]: target, [5] cut-off (exclusive), [6] slice size. Returns how many records went. Pending deliveries are
+ * never indexed by age, so never pruned. What indexes a record goes with it, in the same slice.
+ */
 export const PRUNE = script(`
 local target, before, limit = ARGV[4], '(' .. ARGV[5], ARGV[6]
 local function expired(key) return redis.call('ZRANGEBYSCORE', key, '-inf', before, 'LIMIT', 0, limit) end
@@ -352,17 +321,51 @@ if target == 'pins' then
 end
 if target == 'unroutable' then
   local ns = expired(P .. 'ur:age')
-  for _, n in ipairs(ns) do redis.call('ZREM', P .. 'ur', n) end
+  for _, n in ipairs(ns) do
+    redis.call('ZREM', P .. 'ur', n)
+    local group = redis.call('HGET', P .. 'ug-of', n)
+    if group then
+      local records = P .. 'ug:' .. group
+      redis.call('ZREM', records, n); redis.call('HDEL', P .. 'ug-of', n)
+      local last = redis.call('ZRANGE', records, -1, -1, 'WITHSCORES')
+      if last[2] then redis.call('ZADD', P .. 'ug', last[2], group) else redis.call('ZREM', P .. 'ug', group) end
+    end
+    local domain = redis.call('HGET', P .. 'ur-of', n)
+    if domain then
+      -- A call is scored by its latest replayable event of the domain: older than the cut-off, all of them go now.
+      redis.call('ZREMRANGEBYSCORE', P .. 'ur:d:' .. domain, '-inf', before); redis.call('HDEL', P .. 'ur-of', n)
+    end
+  end
   return drop(P .. 'ur:age', ns, function(n) return P .. 'u:' .. n end)
+end
+if target == 'calls' then
+  local keys = expired(P .. 'calls:age')
+  for _, k in ipairs(keys) do
+    local call = P .. 'c:' .. k
+    local f = redis.call('HMGET', call, 'tenant', 'room')
+    if f[2] then
+      local m = sortMember(call, k)
+      redis.call('ZREM', P .. 'calls', m); redis.call('ZREM', P .. 'calls:r:' .. cjson.decode(f[2]), m)
+      if f[1] ~= 'null' then redis.call('ZREM', P .. 'calls:t:' .. cjson.decode(f[1]), m) end
+    end
+    redis.call('DEL', P .. 'ce:' .. k, P .. 'cu:' .. k, P .. 'cd:' .. k)
+  end
+  return drop(P .. 'calls:age', keys, function(k) return P .. 'c:' .. k end)
+end
+if target == 'feed' then
+  local entries = expired(P .. 'feed:age')
+  if #entries > 0 then redis.call('XDEL', P .. 'feed', unpack(entries)); redis.call('ZREM', P .. 'feed:age', unpack(entries)) end
+  return #entries
 end
 local status = '"' .. target .. '"'
 local ids = expired(P .. 'age:' .. status)
 for _, id in ipairs(ids) do
-  local tenant = redis.call('HGET', dkey(id), 'tenant')
-  if tenant then
-    local s, ts = byStatus(tenant, status)
-    redis.call('ZREM', P .. 'ix:t:' .. tenant, id); redis.call('ZREM', s, id); redis.call('ZREM', ts, id)
+  local f = redis.call('HMGET', dkey(id), 'tenant', 'call')
+  if f[1] then
+    local s, ts = byStatus(f[1], status)
+    redis.call('ZREM', P .. 'ix:t:' .. f[1], id); redis.call('ZREM', s, id); redis.call('ZREM', ts, id)
   end
+  if f[2] and f[2] ~= 'null' then redis.call('ZREM', P .. 'cd:' .. cjson.decode(f[2]), id) end
   redis.call('ZREM', P .. 'ix', id); redis.call('DEL', P .. 'h:' .. id)
 end
 return drop(P .. 'age:' .. status, ids, dkey)

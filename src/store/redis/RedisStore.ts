@@ -1,12 +1,14 @@
 import { hostname } from "node:os"
-import { Effect, Exit, Option, Schema } from "effect"
-import { Attempt, UnroutableEvent, type DeliveryStatus, type NewDelivery, type Pin } from "../../domain/Delivery.ts"
+import { Effect, Exit, Option } from "effect"
+import type { Attempt, DeliveryStatus, Pin } from "../../domain/Delivery.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping } from "../../domain/Hook.ts"
 import { answeredPerTurn } from "../../TurnBatch.ts"
 import { openRedis } from "./RedisConnection.ts"
+import { ACCEPT, acceptArgs } from "./RedisAccept.ts"
+import { decodeAttempt, decodeUnroutable, decoding, makeRedisReads, toDelivery, toQueued } from "./RedisReads.ts"
 import * as Scripts from "./RedisScripts.ts"
-import { decodeDelivery, decodeQueued, DELIVERY_FIELDS, NEW_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
+import { DELIVERY_FIELDS } from "../DeliveryRecord.ts"
 import type { RecordedAttempt } from "../Store.ts"
 import type { AcceptOutcome, EncodedAcceptance, StoreBackend } from "../StoreBackend.ts"
 
@@ -29,27 +31,7 @@ const MAX_GROUP = 1_000
 
 const enc = JSON.stringify
 
-/**
- * A delivery from its hash's values for `fields` (as HMGET returns them), each JSON; a field
- * a hash from before traces were kept lacks reads as null. None when the hash is gone.
- */
-const fromValues =
-  <A>(fields: ReadonlyArray<string>, decode: (row: unknown) => A) =>
-  (values: ReadonlyArray<string | null>): A | undefined =>
-    values.every((value) => value == null) ? undefined : decode(Object.fromEntries(fields.map((field, i) => [field, JSON.parse(values[i] ?? "null")])))
-
-const toDelivery = fromValues(DELIVERY_FIELDS, decodeDelivery)
-const toQueued = fromValues(QUEUED_FIELDS, decodeQueued)
-
 const queuedList = (reply: unknown) => (reply as Array<Array<string | null>>).flatMap((values) => toQueued(values) ?? [])
-
-/** A reply read by `f`; what does not decode is a store failure, as on SQLite, not a defect. */
-const decoding = <A>(reply: Effect.Effect<unknown, StoreUnavailable>, f: (reply: unknown) => A) =>
-  Effect.flatMap(reply, (r) => Effect.try({ try: () => f(r), catch: (cause) => new StoreUnavailable({ cause }) }))
-
-// Attempts and unroutable events are kept as JSON, decoded as they are read.
-const decodeAttempt = Schema.decodeSync(Schema.parseJson(Attempt))
-const decodeUnroutable = Schema.decodeSync(Schema.parseJson(UnroutableEvent))
 
 const members = (reply: unknown): Array<string> => (Array.isArray(reply) ? reply : [...((reply ?? []) as Iterable<string>)])
 
@@ -76,26 +58,6 @@ const grouping = <I, O>(run: (items: ReadonlyArray<I>) => Effect.Effect<Readonly
   )
   return (call: ReadonlyArray<I>): Effect.Effect<ReadonlyArray<O>, StoreUnavailable> =>
     call.length === 0 ? Effect.succeed([]) : Effect.flatten(Effect.promise(() => submit(call)))
-}
-
-/** One acceptance as ACCEPT reads it: ACCEPT_WIDTH values. */
-const acceptArgs = (a: EncodedAcceptance): Array<string> => {
-  const change = a.pinChange
-  const fieldsOf = (d: typeof NewDelivery.Encoded | undefined) => NEW_FIELDS.map((field) => (d ? enc(d[field] ?? null) : ""))
-  return [
-    a.eventId,
-    String(a.receivedAt),
-    change?._tag ?? "",
-    change === undefined ? "" : change._tag === "Set" ? change.pin.room : change.room,
-    change?._tag === "Set"
-      ? enc({ destination: change.pin.destination, call: change.pin.call, start: change.pin.start })
-      : change?._tag === "End"
-        ? String(change.at)
-        : "",
-    a.unroutable ? enc(a.unroutable) : "",
-    ...fieldsOf(a.delivery),
-    ...fieldsOf(a.callEvent)
-  ]
 }
 
 /** One attempt as RECORD_ATTEMPTS reads it: ATTEMPT_WIDTH values. */
@@ -131,7 +93,7 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
       const call = redis.script(source)
       return (...args: ReadonlyArray<string | number>) => call([P, consumer, String(options.leaseMs), ...args.map(String)])
     }
-    const accept = run(Scripts.ACCEPT)
+    const accept = run(ACCEPT)
     const recordAttempts = run(Scripts.RECORD_ATTEMPTS)
     const requeue = run(Scripts.REQUEUE)
     const requeueFailedPage = run(Scripts.REQUEUE_FAILED)
@@ -172,14 +134,12 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
     const readHash = (hash: string) => Effect.map(send("HGETALL", [P + hash]), (reply) => Object.entries(reply as Record<string, string>))
     const removeApi = (hash: string, field: string) => Effect.map(apiChange("del", hash, field), (n) => Number(n) > 0)
 
-    // Call records, the feed and replays are not kept on Redis yet.
-    const notYet = Effect.fail(new StoreUnavailable({ cause: "not kept on Redis yet" }))
+    const reads = makeRedisReads(run, send, P)
 
     const backend: StoreBackend = {
       accept: acceptGrouped,
-      unrouted: () => notYet,
-      forgetUnrouted: () => notYet,
-      calls: { calls: () => notYet, call: () => notYet },
+      ...reads.replays,
+      calls: reads.calls,
       pinsOf: (rooms) =>
         Effect.map(send("MGET", [...rooms.map(key.pin), ...rooms.map(key.ended)]), (values) => {
           const pins = new Map<string, typeof Pin.Encoded>()
@@ -226,22 +186,7 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
           })
       },
       history: {
-        unroutableGroups: notYet,
-        changesAfter: () => notYet,
-        lastChange: notYet,
-        deliveries: (q) =>
-          Effect.gen(function* () {
-            const index =
-              q.tenant !== undefined && q.status !== undefined
-                ? `ix:ts:${enc(q.tenant)}|${enc(q.status)}`
-                : q.tenant !== undefined
-                  ? `ix:t:${enc(q.tenant)}`
-                  : q.status !== undefined
-                    ? `ix:s:${enc(q.status)}`
-                    : "ix"
-            const ids = (yield* send("ZREVRANGEBYSCORE", [P + index, q.before === undefined ? "+inf" : `(${q.before}`, "-inf", "LIMIT", "0", String(q.limit)])) as Array<string>
-            return yield* load(ids)
-          }),
+        ...reads.history,
         delivery: (id) =>
           Effect.gen(function* () {
             const [delivery] = yield* load([id])

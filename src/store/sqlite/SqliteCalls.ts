@@ -1,11 +1,12 @@
 import type { Database } from "bun:sqlite"
-import type { CallChange, CallQuery } from "../../domain/Call.ts"
+import type { CallQuery } from "../../domain/Call.ts"
+import type { EncodedAcceptance } from "../StoreBackend.ts"
 
 /** What a call change writes besides the call: the event's timeline entry, with its body while the call is unrouted for a reason. */
 export interface CallWrite {
-  readonly change: CallChange
+  readonly change: NonNullable<EncodedAcceptance["call"]>
   readonly body: string | undefined
-  /** The event is itself unroutable (not a tenant conflict): its body is kept whatever the call's record says. */
+  /** See EncodedAcceptance.replayable: the body is kept whatever the call's record says. */
   readonly keepBody: boolean
 }
 
@@ -18,8 +19,9 @@ export const prepareCallWrites = (db: Database) => {
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, coalesce(?13, ?12), ?12)`
     ),
     // A record with no tenant takes the first routed identity, or (while it has no reason yet) the first unrouted one.
+    // A call that ended before it found its tenant (its events arrived out of order) is ended once it has one.
     identify: db.query<unknown, Array<string | number | null>>(
-      `UPDATE calls SET tenant = ?2, status = CASE WHEN status = 'ended' OR ?2 IS NULL THEN status ELSE 'active' END,
+      `UPDATE calls SET tenant = ?2, status = CASE WHEN ?2 IS NULL THEN status WHEN ended_at IS NOT NULL THEN 'ended' ELSE 'active' END,
          domain = ?3, from_number = ?4, to_number = ?5, sip_call_id = ?6, routing = ?7, sip = ?8
        WHERE key = ?1 AND tenant IS NULL AND (?2 IS NOT NULL OR json_extract(routing, '$.reason') IS NULL)`
     ),
@@ -40,21 +42,8 @@ export const prepareCallWrites = (db: Database) => {
   return ({ change: c, body, keepBody }: CallWrite) => {
     const id = c.identity
     const json = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value))
-    q.insert.run(
-      c.key,
-      c.room,
-      c.roomSid,
-      id?.tenant ?? null,
-      id?.tenant ? "active" : "unrouted",
-      id?.domain ?? null,
-      id?.from ?? null,
-      id?.to ?? null,
-      id?.sipCallId ?? null,
-      JSON.stringify(id?.routing ?? { rule: null, pattern: null, source: null, reason: null }),
-      json(id?.sip),
-      c.at,
-      c.startedAt ?? null
-    )
+    const r = c.created
+    q.insert.run(r.key, r.room, r.roomSid, r.tenant, r.status, r.domain, r.from, r.to, r.sipCallId, JSON.stringify(r.routing), json(r.sip), r.firstSeenAt, r.startedAt)
     if (id) q.identify.run(c.key, id.tenant, id.domain, id.from, id.to, id.sipCallId, JSON.stringify(id.routing), json(id.sip))
     if (c.startedAt !== undefined) q.start.run(c.key, c.startedAt)
     if (c.ended) q.end.run(c.key, c.ended.at, c.ended.by, c.ended.disconnectReason)
@@ -122,7 +111,7 @@ export const prepareCallReads = (db: Database) => {
      ORDER BY c.sort_at DESC, c.key DESC LIMIT ?10`
   )
   const one = db.query<CallRow, [string]>(
-    `SELECT c.*, ${COUNTS} FROM calls AS c WHERE c.key = ?1 OR c.room = ?1 ORDER BY c.key = ?1 DESC, c.sort_at DESC LIMIT 1`
+    `SELECT c.*, ${COUNTS} FROM calls AS c WHERE c.key = ?1 OR c.room = ?1 ORDER BY c.key = ?1 DESC, c.sort_at DESC, c.key DESC LIMIT 1`
   )
   const events = db.query<{ event_id: string; event_type: string; at: number; created_at: number | null }, [string]>(
     "SELECT event_id, event_type, at, created_at FROM call_events WHERE call = ? ORDER BY at, rowid"
@@ -132,11 +121,11 @@ export const prepareCallReads = (db: Database) => {
     [string]
   >(
     `SELECT a.delivery_id, d.event_id, d.event_type, a.attempt, a.at, a.status, a.error, a.latency_ms
-     FROM deliveries AS d JOIN attempts AS a ON a.delivery_id = d.id WHERE d.call = ? ORDER BY a.at, a.rowid`
+     FROM deliveries AS d JOIN attempts AS a ON a.delivery_id = d.id WHERE d.call = ? ORDER BY a.at, a.delivery_id, a.rowid`
   )
   // An expiry finishes a delivery without an attempt: its time is the delivery's last change. (A disable is in the history.)
   const expiries = db.query<{ id: number; event_id: string; event_type: string; updated_at: number }, [string]>(
-    "SELECT id, event_id, event_type, updated_at FROM deliveries WHERE call = ? AND status = 'expired'"
+    "SELECT id, event_id, event_type, updated_at FROM deliveries WHERE call = ? AND status = 'expired' ORDER BY updated_at, id"
   )
   return {
     calls: (query: CallQuery) =>

@@ -82,7 +82,7 @@ export const prepareWrites = (db: Database) => {
     // What the live stream resumes from: every change of a delivery, in order.
     feed: db.query<unknown, [number, string, number, number]>("INSERT INTO feed (delivery_id, status, attempts, at) VALUES (?, ?, ?, ?)"),
     feedRequeued: db.query<unknown, [number, string, number]>(
-      "INSERT INTO feed (delivery_id, status, attempts, at) SELECT id, 'pending', 0, ?1 FROM deliveries WHERE tenant = ?2 AND status = 'failed' AND created_at >= ?3"
+      "INSERT INTO feed (delivery_id, status, attempts, at) SELECT id, 'pending', 0, ?1 FROM deliveries WHERE tenant = ?2 AND status = 'failed' AND created_at >= ?3 ORDER BY id"
     ),
     forgetUnrouted: db.query<unknown, [string]>("UPDATE call_events SET body = NULL WHERE body IS NOT NULL AND call IN (SELECT value FROM json_each(?))"),
     pruneCalls: db.query<unknown, [number, number]>(
@@ -160,7 +160,7 @@ export const prepareWrites = (db: Database) => {
     const callChanged = applyPinChange(a.pinChange, a.receivedAt)
     const u = a.unroutable
     if (u) q.insertUnroutable.run(u.at, u.eventId, u.eventType, u.room, u.headers.xToIp, u.headers.to, u.headers.dialled, u.domain, u.reason, u.call ?? null)
-    if (a.call) writeCall({ change: a.call, body: a.unroutedBody, keepBody: u !== undefined && u.reason !== "tenant_conflict" })
+    if (a.call) writeCall({ change: a.call, body: a.unroutedBody, keepBody: a.replayable })
     const deliveryId = a.delivery ? insertDelivery(a.delivery, a.receivedAt) : undefined
     const callEventId = a.callEvent && callChanged ? insertDelivery(a.callEvent, a.receivedAt) : undefined
     for (const id of [deliveryId, callEventId]) if (id !== undefined) q.feed.run(id, "pending", 0, a.receivedAt)
