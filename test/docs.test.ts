@@ -50,7 +50,9 @@ test.skipIf(SKIP)(
     page.on("request", (request) => void requested.push(request.url()))
     const response = await page.goto(`${router.url}/docs`, { waitUntil: "load" })
     expect(response?.status()).toBe(200)
+    // The sidebar renders before the reference itself: wait for both before reading the page.
     await page.getByText("Create or replace an API hook").first().waitFor({ timeout: 20_000 })
+    await page.getByText("sip-tenant-router admin API").first().waitFor({ timeout: 20_000 })
     const text = await page.locator("body").innerText()
     for (const summary of ["List hooks", "Get a hook", "Remove an API hook", "Rotate a hook's secret", "Send one signed router.test event"]) {
       expect(text).toContain(summary)
