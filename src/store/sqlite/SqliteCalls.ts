@@ -13,10 +13,17 @@ export interface CallWrite {
 /** Applies call changes inside the acceptance's transaction (see CallChange for the rules). */
 export const prepareCallWrites = (db: Database) => {
   const q = {
-    insert: db.query<unknown, Array<string | number | null>>(
-      `INSERT OR IGNORE INTO calls (key, room, room_sid, tenant, status, domain, from_number, to_number, sip_call_id, routing, sip,
+    // One statement for what every event does to its call: create it, keep its first start, touch it.
+    // What it answers says whether an identity has anything left to fill.
+    upsert: db.query<{ untenanted: number; reasoned: number }, Array<string | number | null>>(
+      `INSERT INTO calls (key, room, room_sid, tenant, status, domain, from_number, to_number, sip_call_id, routing, sip,
          first_seen_at, started_at, sort_at, updated_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, coalesce(?13, ?12), ?12)`
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, coalesce(?13, ?12), ?12)
+       ON CONFLICT (key) DO UPDATE SET
+         sort_at = CASE WHEN calls.started_at IS NULL AND excluded.started_at IS NOT NULL THEN excluded.started_at ELSE calls.sort_at END,
+         started_at = coalesce(calls.started_at, excluded.started_at),
+         updated_at = excluded.updated_at
+       RETURNING tenant IS NULL AS untenanted, json_extract(routing, '$.reason') IS NOT NULL AS reasoned`
     ),
     // A record with no tenant takes the first routed identity, or (while it has no reason yet) the first unrouted one.
     // A call that ended before it found its tenant (its events arrived out of order) is ended once it has one.
@@ -25,30 +32,30 @@ export const prepareCallWrites = (db: Database) => {
          domain = ?3, from_number = ?4, to_number = ?5, sip_call_id = ?6, routing = ?7, sip = ?8
        WHERE key = ?1 AND tenant IS NULL AND (?2 IS NOT NULL OR json_extract(routing, '$.reason') IS NULL)`
     ),
-    start: db.query<unknown, [string, number]>("UPDATE calls SET started_at = ?2, sort_at = ?2 WHERE key = ?1 AND started_at IS NULL"),
     // First wins, as call.ended does; a call that never found a tenant stays unrouted.
     end: db.query<unknown, [string, number, string, string | null]>(
       `UPDATE calls SET ended_at = ?2, ended_by = ?3, disconnect_reason = ?4, status = CASE WHEN tenant IS NULL THEN 'unrouted' ELSE 'ended' END
        WHERE key = ?1 AND ended_at IS NULL`
     ),
-    touch: db.query<unknown, [string, number]>("UPDATE calls SET updated_at = ?2 WHERE key = ?1"),
-    event: db.query<unknown, [string, string, string, number, number | null, string | null, number]>(
-      `INSERT INTO call_events (call, event_id, event_type, at, created_at, body)
-       SELECT ?1, ?2, ?3, ?4, ?5,
-         CASE WHEN ?7 = 1 OR EXISTS (SELECT 1 FROM calls WHERE key = ?1 AND tenant IS NULL AND json_extract(routing, '$.reason') IS NOT NULL)
-           THEN ?6 END`
+    event: db.query<unknown, [string, string, string, number, number | null, string | null]>(
+      "INSERT INTO call_events (call, event_id, event_type, at, created_at, body) VALUES (?, ?, ?, ?, ?, ?)"
     )
   }
   return ({ change: c, body, keepBody }: CallWrite) => {
     const id = c.identity
     const json = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value))
     const r = c.created
-    q.insert.run(r.key, r.room, r.roomSid, r.tenant, r.status, r.domain, r.from, r.to, r.sipCallId, JSON.stringify(r.routing), json(r.sip), r.firstSeenAt, r.startedAt)
-    if (id) q.identify.run(c.key, id.tenant, id.domain, id.from, id.to, id.sipCallId, JSON.stringify(id.routing), json(id.sip))
-    if (c.startedAt !== undefined) q.start.run(c.key, c.startedAt)
+    const routing = JSON.stringify(r.routing)
+    const sip = json(r.sip)
+    const call = q.upsert.get(r.key, r.room, r.roomSid, r.tenant, r.status, r.domain, r.from, r.to, r.sipCallId, routing, sip, r.firstSeenAt, r.startedAt)!
+    // A record without a tenant takes the identity by the rule in `identify` (a new one holds it already: nothing left to fill).
+    if (id && call.untenanted && (id.tenant !== null || !call.reasoned)) {
+      q.identify.run(c.key, id.tenant, id.domain, id.from, id.to, id.sipCallId, JSON.stringify(id.routing), json(id.sip))
+    }
     if (c.ended) q.end.run(c.key, c.ended.at, c.ended.by, c.ended.disconnectReason)
-    q.touch.run(c.key, c.at)
-    q.event.run(c.key, c.event.eventId, c.event.eventType, c.event.at, c.event.createdAt, body ?? null, keepBody ? 1 : 0)
+    // The body is kept while the call is unrouted for a reason (as it stands after this event's identity).
+    const unroutedForAReason = call.untenanted && !id?.tenant && (call.reasoned || (id !== undefined && id.routing.reason !== null))
+    q.event.run(c.key, c.event.eventId, c.event.eventType, c.event.at, c.event.createdAt, body !== undefined && (keepBody || unroutedForAReason) ? body : null)
   }
 }
 

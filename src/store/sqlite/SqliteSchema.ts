@@ -98,7 +98,7 @@ const CALLS_COLUMNS: ReadonlyArray<readonly [table: string, definition: string]>
 ]
 
 const CALLS = `
-CREATE INDEX IF NOT EXISTS deliveries_by_call ON deliveries (call, status) WHERE call IS NOT NULL;
+CREATE INDEX IF NOT EXISTS deliveries_by_call ON deliveries (call) WHERE call IS NOT NULL;
 CREATE INDEX IF NOT EXISTS unroutable_by_domain ON unroutable (domain, reason, at);
 -- One call per room instance (its sid, else its name); JSON columns hold the routing and sip attributes.
 CREATE TABLE IF NOT EXISTS calls (
