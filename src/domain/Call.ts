@@ -143,3 +143,24 @@ export interface CallTimeline {
 export interface CallDetail extends CallListing {
   readonly timeline: CallTimeline
 }
+
+/** The record a call change creates when its room instance is new: the rest of the change is applied to it as to any record. */
+export const callCreatedBy = (change: CallChange): CallRecord => ({
+  key: change.key,
+  room: change.room,
+  roomSid: change.roomSid,
+  status: change.identity?.tenant ? "active" : "unrouted",
+  tenant: null,
+  domain: null,
+  from: null,
+  to: null,
+  sipCallId: null,
+  routing: NO_ROUTING,
+  sip: null,
+  ...change.identity,
+  firstSeenAt: change.at,
+  startedAt: change.startedAt ?? null,
+  endedAt: null,
+  endedBy: null,
+  disconnectReason: null
+})

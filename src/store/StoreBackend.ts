@@ -1,5 +1,5 @@
 import type { Effect, Option } from "effect"
-import type { CallChange, CallQuery, CallRecord, CallTimeline } from "../domain/Call.ts"
+import type { CallChange, CallQuery, CallTimeline } from "../domain/Call.ts"
 import type { NewDelivery, Pin } from "../domain/Delivery.ts"
 import type { StoreUnavailable } from "../domain/Errors.ts"
 import type { DeliveryHistory } from "./DeliveryHistory.ts"
@@ -24,8 +24,8 @@ export interface EncodedAcceptance extends Omit<Acceptance, "delivery" | "callEv
   readonly delivery: typeof NewDelivery.Encoded | undefined
   readonly callEvent?: typeof NewDelivery.Encoded | undefined
   readonly pinChange: Exclude<PinChange, { readonly _tag: "Set" }> | { readonly _tag: "Set"; readonly pin: typeof Pin.Encoded } | undefined
-  /** The call change, with the record it creates when its room instance is new. */
-  readonly call: (CallChange & { readonly created: CallRecord }) | undefined
+  /** The call change; a backend creates its record with `callCreatedBy` when its room instance is new. */
+  readonly call: CallChange | undefined
   /**
    * The event is itself unroutable for a reason a replay can mend (not a tenant conflict): its body
    * is kept whatever its call's record says, and its call is replayed with its domain's.

@@ -1,5 +1,5 @@
-import { Context, Effect, Layer, Option, ParseResult, Schema, type Scope } from "effect"
-import { CallListing, NO_ROUTING, type CallChange, type CallRecord } from "../domain/Call.ts"
+import { Context, Effect, Layer, Option, ParseResult, Redacted, Schema, type Scope } from "effect"
+import { CallListing } from "../domain/Call.ts"
 import { NewDelivery, Pin } from "../domain/Delivery.ts"
 import { StoreUnavailable } from "../domain/Errors.ts"
 import { StoredHookJson } from "../domain/Hook.ts"
@@ -50,8 +50,16 @@ const accepted = ({ delivery, callEvent, receivedAt }: Acceptance, outcome: Acce
         callEvent: callEvent && outcome.callEventId !== undefined ? justQueued(callEvent, outcome.callEventId, receivedAt) : undefined
       }
 
-const encodeDelivery = Schema.encodeSync(NewDelivery)
-const encodePin = Schema.encodeSync(Pin)
+/**
+ * A delivery and a pin as the stores write them, on the hot path: what `Schema.encodeSync` of
+ * their schemas gives (a test holds them to it), in plain code, since a secret is their one
+ * field that encodes to something else.
+ */
+export const encodeDelivery = (d: NewDelivery): typeof NewDelivery.Encoded => ({ ...d, secret: d.secret === null ? null : Redacted.value(d.secret) })
+export const encodePin = (pin: Pin): typeof Pin.Encoded => {
+  const { secret, ...destination } = pin.destination
+  return { ...pin, destination: secret === undefined ? destination : { ...destination, secret: Redacted.value(secret) } }
+}
 const decodePins = Schema.decodeUnknown(Schema.ReadonlyMapFromSelf({ key: Schema.String, value: Pin }))
 const decodeHooks = Schema.decodeUnknown(Schema.Array(StoredHookJson))
 const encodeHook = Schema.encodeSync(StoredHookJson)
@@ -59,33 +67,12 @@ const encodeHook = Schema.encodeSync(StoredHookJson)
 /** What a backend read that does not decode means to callers: the store cannot be read. */
 const unreadable = (error: ParseResult.ParseError) => new StoreUnavailable({ cause: error.message })
 
-/** The record a call change creates when its room instance is new: the rest of the change is applied to it as to any record. */
-const createdBy = (change: CallChange): CallRecord => ({
-  key: change.key,
-  room: change.room,
-  roomSid: change.roomSid,
-  status: change.identity?.tenant ? "active" : "unrouted",
-  tenant: null,
-  domain: null,
-  from: null,
-  to: null,
-  sipCallId: null,
-  routing: NO_ROUTING,
-  sip: null,
-  ...change.identity,
-  firstSeenAt: change.at,
-  startedAt: change.startedAt ?? null,
-  endedAt: null,
-  endedBy: null,
-  disconnectReason: null
-})
-
 const encoded = (a: Acceptance): EncodedAcceptance => ({
   ...a,
   delivery: a.delivery && encodeDelivery(a.delivery),
   callEvent: a.callEvent && encodeDelivery(a.callEvent),
   pinChange: a.pinChange?._tag === "Set" ? { _tag: "Set", pin: encodePin(a.pinChange.pin) } : a.pinChange,
-  call: a.call && { ...a.call, created: createdBy(a.call) },
+  call: a.call,
   replayable: a.unroutable !== undefined && a.unroutable.reason !== "tenant_conflict"
 })
 

@@ -1,4 +1,4 @@
-import type { CallIdentity } from "../../domain/Call.ts"
+import { callCreatedBy, type CallIdentity } from "../../domain/Call.ts"
 import type { NewDelivery } from "../../domain/Delivery.ts"
 import { NEW_FIELDS } from "../DeliveryRecord.ts"
 import type { EncodedAcceptance } from "../StoreBackend.ts"
@@ -17,13 +17,14 @@ const callArg = (a: EncodedAcceptance): string => {
   const c = a.call
   if (c === undefined) return ""
   const identity: CallIdentity | undefined = c.identity
+  const created = callCreatedBy(c)
   return enc({
     key: c.key,
     room: c.room,
     at: String(c.at),
     event: enc(c.event),
-    created: encodedFields(c.created),
-    reasoned: (identity ?? c.created).routing.reason !== null,
+    created: encodedFields(created),
+    reasoned: (identity ?? created).routing.reason !== null,
     identity: identity && encodedFields(identity),
     startedAt: c.startedAt === undefined ? undefined : String(c.startedAt),
     ended: c.ended && { endedAt: enc(c.ended.at), endedBy: enc(c.ended.by), disconnectReason: enc(c.ended.disconnectReason) },

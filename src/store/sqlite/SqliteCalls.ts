@@ -1,5 +1,5 @@
 import type { Database } from "bun:sqlite"
-import type { CallQuery } from "../../domain/Call.ts"
+import { callCreatedBy, type CallQuery } from "../../domain/Call.ts"
 import type { EncodedAcceptance } from "../StoreBackend.ts"
 
 /** What a call change writes besides the call: the event's timeline entry, with its body while the call is unrouted for a reason. */
@@ -44,7 +44,7 @@ export const prepareCallWrites = (db: Database) => {
   return ({ change: c, body, keepBody }: CallWrite) => {
     const id = c.identity
     const json = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value))
-    const r = c.created
+    const r = callCreatedBy(c)
     const routing = JSON.stringify(r.routing)
     const sip = json(r.sip)
     const call = q.upsert.get(r.key, r.room, r.roomSid, r.tenant, r.status, r.domain, r.from, r.to, r.sipCallId, routing, sip, r.firstSeenAt, r.startedAt)!
