@@ -8,8 +8,10 @@ import { Cause, Effect, Exit, Layer, Option } from "effect"
 import type { StoreUnavailable } from "../src/domain/Errors.ts"
 import type { StoreServices } from "../src/store/StoreLive.ts"
 import { StoreLive } from "../src/store/StoreLive.ts"
+import { openDatabase } from "../src/store/sqlite/SqliteSchema.ts"
 import { acceptance, acceptOne, attempt, deliver, finish, ids, newDelivery, pendingAll, pin, pinOne, query, recordOne, runOn, storeContract, unroutableEvent } from "./support/storeContract.ts"
 import { Store } from "./support/store.ts"
+import { callChange } from "./support/callContract.ts"
 
 // Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
 setDefaultTimeout(TEST_TIMEOUT_MS)
@@ -128,8 +130,8 @@ describe("persistence", () => {
   // a build before numbered migrations: its user_version is 0.
   test("a data file written before deliveries had queued_at still opens, keeps its pending row and accepts new ones", async () => {
     const path = tempDbPath()
-    await run(Effect.void, StoreLive.sqlite(path)) // creates the directory and the other tables
-    const db = new Database(path)
+    // Version 1 is the schema numbering began with: what such a build had, but for the table changed below.
+    const db = openDatabase(path, 1)
     db.exec(`PRAGMA user_version = 0;
       DROP TABLE deliveries;
       CREATE TABLE deliveries (
@@ -165,16 +167,44 @@ describe("persistence", () => {
       }
     }
     await run(Effect.asVoid(deliver(1_000)), StoreLive.sqlite(path))
-    expect(version()).toBe(2)
+    expect(version()).toBe(3)
     const depth = await run(Effect.flatMap(Store, (store) => Effect.map(store.queueStats, (s) => s.depth)), StoreLive.sqlite(path))
     expect(depth).toBe(1)
-    expect(version()).toBe(2)
+    expect(version()).toBe(3)
+  })
+
+  test("a data file from before calls were numbered (version 2) keeps its calls, their timelines, kept bodies and deliveries, and their next events join them", async () => {
+    const path = tempDbPath()
+    const db = openDatabase(path, 2)
+    db.exec(`INSERT INTO calls (key, room, room_sid, tenant, status, domain, routing, first_seen_at, started_at, sort_at, updated_at)
+        VALUES ('RM_v2', 'v2-room', 'RM_v2', NULL, 'unrouted', 'sip.unknown.example', '{"rule":null,"pattern":null,"source":null,"reason":"unknown_domain"}', 1000, 1000, 1000, 1000);
+      INSERT INTO call_events (call, event_id, event_type, at, created_at, body) VALUES ('RM_v2', 'v2-1', 'participant_joined', 1000, 999, '{"kept":true}');
+      INSERT INTO unroutable (at, event_id, event_type, room, domain, reason, call) VALUES (1000, 'v2-1', 'participant_joined', 'v2-room', 'sip.unknown.example', 'unknown_domain', 'RM_v2');
+      INSERT INTO deliveries (event_id, event_type, tenant, url, room, body, next_attempt_at, created_at, queued_at, updated_at, call)
+        VALUES ('v2-0', 'participant_joined', 't.example', 'https://t.example/h', 'v2-room', '{}', 1000, 1000, 1000, 1000, 'RM_v2');`)
+    db.close()
+
+    const exit = await Effect.runPromiseExit(
+      Effect.gen(function* () {
+        const store = yield* Store
+        const before = Option.getOrThrow(yield* store.call("v2-room"))
+        const unrouted = yield* store.unrouted("sip.unknown.example", 0)
+        yield* acceptOne(store, acceptance({ eventId: "v2-2", receivedAt: 2_000, call: callChange("RM_v2", "v2-2", 2_000, { room: "v2-room", eventType: "track_published" }) }))
+        return { before, unrouted, after: Option.getOrThrow(yield* store.call("RM_v2")) }
+      }).pipe(Effect.provide(StoreLive.sqlite(path)), Effect.scoped)
+    )
+    if (Exit.isFailure(exit)) throw new Error(`the store did not open the older file: ${Cause.pretty(exit.cause)}`)
+    const { before, unrouted, after } = exit.value
+    expect(before).toMatchObject({ key: "RM_v2", status: "unrouted", domain: "sip.unknown.example", deliveries: { pending: 1 } })
+    expect(before.timeline.events.map((e) => e.eventId)).toEqual(["v2-1"])
+    expect(unrouted).toEqual([{ call: "RM_v2", eventId: "v2-1", at: 1_000, body: '{"kept":true}' }])
+    expect(after.timeline.events.map((e) => e.eventId)).toEqual(["v2-1", "v2-2"])
+    expect(after.deliveries.pending).toBe(1)
   })
 
   test("a data file written before call events still opens: its pins read without a start (so their calls end nothing), and new calls start and end", async () => {
     const path = tempDbPath()
-    await run(Effect.void, StoreLive.sqlite(path))
-    const db = new Database(path)
+    const db = openDatabase(path, 1)
     const old = pin("old-call")
     db.exec(`PRAGMA user_version = 0;
       DROP TABLE pins;

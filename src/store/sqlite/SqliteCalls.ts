@@ -15,7 +15,7 @@ export const prepareCallWrites = (db: Database) => {
   const q = {
     // One statement for what every event does to its call: create it, keep its first start, touch it.
     // What it answers says whether an identity has anything left to fill.
-    upsert: db.query<{ untenanted: number; reasoned: number }, Array<string | number | null>>(
+    upsert: db.query<{ id: number; untenanted: number; reasoned: number }, Array<string | number | null>>(
       `INSERT INTO calls (key, room, room_sid, tenant, status, domain, from_number, to_number, sip_call_id, routing, sip,
          first_seen_at, started_at, sort_at, updated_at)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, coalesce(?13, ?12), ?12)
@@ -23,25 +23,26 @@ export const prepareCallWrites = (db: Database) => {
          sort_at = CASE WHEN calls.started_at IS NULL AND excluded.started_at IS NOT NULL THEN excluded.started_at ELSE calls.sort_at END,
          started_at = coalesce(calls.started_at, excluded.started_at),
          updated_at = excluded.updated_at
-       RETURNING tenant IS NULL AS untenanted, json_extract(routing, '$.reason') IS NOT NULL AS reasoned`
+       RETURNING id, tenant IS NULL AS untenanted, json_extract(routing, '$.reason') IS NOT NULL AS reasoned`
     ),
     // A record with no tenant takes the first routed identity, or (while it has no reason yet) the first unrouted one.
     // A call that ended before it found its tenant (its events arrived out of order) is ended once it has one.
     identify: db.query<unknown, Array<string | number | null>>(
       `UPDATE calls SET tenant = ?2, status = CASE WHEN ?2 IS NULL THEN status WHEN ended_at IS NOT NULL THEN 'ended' ELSE 'active' END,
          domain = ?3, from_number = ?4, to_number = ?5, sip_call_id = ?6, routing = ?7, sip = ?8
-       WHERE key = ?1 AND tenant IS NULL AND (?2 IS NOT NULL OR json_extract(routing, '$.reason') IS NULL)`
+       WHERE id = ?1 AND tenant IS NULL AND (?2 IS NOT NULL OR json_extract(routing, '$.reason') IS NULL)`
     ),
     // First wins, as call.ended does; a call that never found a tenant stays unrouted.
-    end: db.query<unknown, [string, number, string, string | null]>(
+    end: db.query<unknown, [number, number, string, string | null]>(
       `UPDATE calls SET ended_at = ?2, ended_by = ?3, disconnect_reason = ?4, status = CASE WHEN tenant IS NULL THEN 'unrouted' ELSE 'ended' END
-       WHERE key = ?1 AND ended_at IS NULL`
+       WHERE id = ?1 AND ended_at IS NULL`
     ),
-    event: db.query<unknown, [string, string, string, number, number | null, string | null]>(
-      "INSERT INTO call_events (call, event_id, event_type, at, created_at, body) VALUES (?, ?, ?, ?, ?, ?)"
+    event: db.query<unknown, [number, string, string, number, number | null, string | null]>(
+      "INSERT INTO call_events (call_id, event_id, event_type, at, created_at, body) VALUES (?, ?, ?, ?, ?, ?)"
     )
   }
-  return ({ change: c, body, keepBody }: CallWrite) => {
+  /** Writes the change and answers its call's number, which the event's deliveries are filed under. */
+  return ({ change: c, body, keepBody }: CallWrite): number => {
     const id = c.identity
     const json = (value: unknown) => (value === undefined || value === null ? null : JSON.stringify(value))
     const r = callCreatedBy(c)
@@ -50,12 +51,13 @@ export const prepareCallWrites = (db: Database) => {
     const call = q.upsert.get(r.key, r.room, r.roomSid, r.tenant, r.status, r.domain, r.from, r.to, r.sipCallId, routing, sip, r.firstSeenAt, r.startedAt)!
     // A record without a tenant takes the identity by the rule in `identify` (a new one holds it already: nothing left to fill).
     if (id && call.untenanted && (id.tenant !== null || !call.reasoned)) {
-      q.identify.run(c.key, id.tenant, id.domain, id.from, id.to, id.sipCallId, JSON.stringify(id.routing), json(id.sip))
+      q.identify.run(call.id, id.tenant, id.domain, id.from, id.to, id.sipCallId, JSON.stringify(id.routing), json(id.sip))
     }
-    if (c.ended) q.end.run(c.key, c.ended.at, c.ended.by, c.ended.disconnectReason)
+    if (c.ended) q.end.run(call.id, c.ended.at, c.ended.by, c.ended.disconnectReason)
     // The body is kept while the call is unrouted for a reason (as it stands after this event's identity).
     const unroutedForAReason = call.untenanted && !id?.tenant && (call.reasoned || (id !== undefined && id.routing.reason !== null))
-    q.event.run(c.key, c.event.eventId, c.event.eventType, c.event.at, c.event.createdAt, body !== undefined && (keepBody || unroutedForAReason) ? body : null)
+    q.event.run(call.id, c.event.eventId, c.event.eventType, c.event.at, c.event.createdAt, body !== undefined && (keepBody || unroutedForAReason) ? body : null)
+    return call.id
   }
 }
 
@@ -101,7 +103,7 @@ export const recordOf = (row: CallRow) => ({
   deliveries: { pending: 0, delivered: 0, failed: 0, expired: 0, ...(row.counts === null ? {} : JSON.parse(row.counts)) }
 })
 
-const COUNTS = `(SELECT json_group_object(status, n) FROM (SELECT status, COUNT(*) AS n FROM deliveries WHERE call = c.key GROUP BY status)) AS counts`
+const COUNTS = `(SELECT json_group_object(status, n) FROM (SELECT status, COUNT(*) AS n FROM deliveries WHERE call_id = c.id GROUP BY status)) AS counts`
 
 /** Whether a call's tenant is one of the hosts in scope, or lies under one of their wildcards. */
 const IN_SCOPE = `EXISTS (SELECT 1 FROM json_each(?) AS s WHERE c.tenant = s.value
@@ -121,18 +123,18 @@ export const prepareCallReads = (db: Database) => {
     `SELECT c.*, ${COUNTS} FROM calls AS c WHERE c.key = ?1 OR c.room = ?1 ORDER BY c.key = ?1 DESC, c.sort_at DESC, c.key DESC LIMIT 1`
   )
   const events = db.query<{ event_id: string; event_type: string; at: number; created_at: number | null }, [string]>(
-    "SELECT event_id, event_type, at, created_at FROM call_events WHERE call = ? ORDER BY at, rowid"
+    "SELECT event_id, event_type, at, created_at FROM call_events WHERE call_id = (SELECT id FROM calls WHERE key = ?) ORDER BY at, rowid"
   )
   const attempts = db.query<
     { delivery_id: number; event_id: string; event_type: string; attempt: number; at: number; status: number | null; error: string | null; latency_ms: number },
     [string]
   >(
     `SELECT a.delivery_id, d.event_id, d.event_type, a.attempt, a.at, a.status, a.error, a.latency_ms
-     FROM deliveries AS d JOIN attempts AS a ON a.delivery_id = d.id WHERE d.call = ? ORDER BY a.at, a.delivery_id, a.rowid`
+     FROM deliveries AS d JOIN attempts AS a ON a.delivery_id = d.id WHERE d.call_id = (SELECT id FROM calls WHERE key = ?) ORDER BY a.at, a.delivery_id, a.rowid`
   )
   // An expiry finishes a delivery without an attempt: its time is the delivery's last change. (A disable is in the history.)
   const expiries = db.query<{ id: number; event_id: string; event_type: string; updated_at: number }, [string]>(
-    "SELECT id, event_id, event_type, updated_at FROM deliveries WHERE call = ? AND status = 'expired' ORDER BY updated_at, id"
+    "SELECT id, event_id, event_type, updated_at FROM deliveries WHERE call_id = (SELECT id FROM calls WHERE key = ?) AND status = 'expired' ORDER BY updated_at, id"
   )
   return {
     calls: (query: CallQuery) =>

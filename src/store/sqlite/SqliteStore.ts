@@ -107,14 +107,14 @@ const prepareReads = (db: Database) => ({
   // reads name their partial index: the planner would rather scan the status index (300 ms at 300 000 pending).
   selectPendingTenants: db.query<{ tenant: string }, []>(
     `WITH RECURSIVE t(tenant) AS (
-       SELECT MIN(tenant) FROM deliveries INDEXED BY pending_by_lane WHERE status = 'pending'
+       SELECT MIN(tenant) FROM deliveries INDEXED BY pending_by_tenant WHERE status = 'pending'
        UNION ALL
-       SELECT (SELECT MIN(tenant) FROM deliveries INDEXED BY pending_by_lane WHERE status = 'pending' AND tenant > t.tenant)
+       SELECT (SELECT MIN(tenant) FROM deliveries INDEXED BY pending_by_tenant WHERE status = 'pending' AND tenant > t.tenant)
        FROM t WHERE t.tenant IS NOT NULL
      ) SELECT tenant FROM t WHERE tenant IS NOT NULL`
   ),
   selectPendingAfter: db.query<unknown, [string, number, number]>(
-    `SELECT ${QUEUED_COLUMNS} FROM deliveries WHERE tenant = ? AND status = 'pending' AND id > ? ORDER BY id LIMIT ?`
+    `SELECT ${QUEUED_COLUMNS} FROM deliveries INDEXED BY pending_by_tenant WHERE tenant = ? AND status = 'pending' AND id > ? ORDER BY id LIMIT ?`
   ),
   selectPendingInLane: db.query<unknown, [string, string, number]>(
     `SELECT ${QUEUED_COLUMNS} FROM deliveries INDEXED BY pending_by_lane WHERE tenant = ? AND room = ? AND status = 'pending' ORDER BY id LIMIT ?`
@@ -141,9 +141,9 @@ const prepareReads = (db: Database) => ({
   ),
   selectLastChange: db.query<{ seq: number | null }, []>("SELECT MAX(seq) AS seq FROM feed"),
   selectUnrouted: db.query<{ call: string; event_id: string; at: number; body: string }, [string, number]>(
-    `SELECT e.call, e.event_id, e.at, e.body FROM call_events AS e
-     WHERE e.body IS NOT NULL AND e.call IN (SELECT call FROM unroutable WHERE domain = ? AND at >= ? AND reason != 'tenant_conflict' AND call IS NOT NULL)
-     ORDER BY e.call, e.at, e.rowid`
+    `SELECT c.key AS call, e.event_id, e.at, e.body FROM call_events AS e JOIN calls AS c ON c.id = e.call_id
+     WHERE e.body IS NOT NULL AND c.key IN (SELECT call FROM unroutable WHERE domain = ? AND at >= ? AND reason != 'tenant_conflict' AND call IS NOT NULL)
+     ORDER BY c.key, e.at, e.rowid`
   ),
   selectDelivery: db.query<unknown, [number]>(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`),
   selectAttempts: db.query<{ attempt: number; at: number; status: number | null; error: string | null; latency_ms: number }, [number]>(

@@ -67,10 +67,10 @@ export const prepareWrites = (db: Database) => {
       "UPDATE pins SET ended_at = ?, pinned_at = ? WHERE room = ? AND ended_at IS NULL"
     ),
     clearPin: db.query<{ open: number }, [string]>("DELETE FROM pins WHERE room = ? RETURNING ended_at IS NULL AS open"),
-    // The new delivery's fields, then the time of acceptance as every timestamp.
+    // The new delivery's fields, then the time of acceptance as every timestamp, then its call's number.
     insertDelivery: db.query<unknown, Array<string | number | null>>(
-      `INSERT INTO deliveries (${NEW_COLUMNS}, next_attempt_at, created_at, queued_at, updated_at)
-       VALUES (${NEW_FIELDS.map((_, i) => `?${i + 1}`).join(", ")}, ${Array(4).fill(`?${NEW_FIELDS.length + 1}`).join(", ")})`
+      `INSERT INTO deliveries (${NEW_COLUMNS}, next_attempt_at, created_at, queued_at, updated_at, call_id)
+       VALUES (${NEW_FIELDS.map((_, i) => `?${i + 1}`).join(", ")}, ${Array(4).fill(`?${NEW_FIELDS.length + 1}`).join(", ")}, ?${NEW_FIELDS.length + 2})`
     ),
     insertUnroutable: db.query<
       unknown,
@@ -84,12 +84,13 @@ export const prepareWrites = (db: Database) => {
     feedRequeued: db.query<unknown, [number, string, number]>(
       "INSERT INTO feed (delivery_id, status, attempts, at) SELECT id, 'pending', 0, ?1 FROM deliveries WHERE tenant = ?2 AND status = 'failed' AND created_at >= ?3 ORDER BY id"
     ),
-    forgetUnrouted: db.query<unknown, [string]>("UPDATE call_events SET body = NULL WHERE body IS NOT NULL AND call IN (SELECT value FROM json_each(?))"),
+    forgetUnrouted: db.query<unknown, [string]>("UPDATE call_events SET body = NULL WHERE body IS NOT NULL AND call_id IN (SELECT id FROM calls WHERE key IN (SELECT value FROM json_each(?)))"),
     pruneCalls: db.query<unknown, [number, number]>(
-      `DELETE FROM calls WHERE key IN (SELECT key FROM calls INDEXED BY calls_by_age WHERE updated_at < ? LIMIT ?) RETURNING key`
+      `DELETE FROM calls WHERE id IN (SELECT id FROM calls INDEXED BY calls_by_sort WHERE sort_at < ?1 AND updated_at < ?1 LIMIT ?2) RETURNING id`
     ),
-    pruneCallEvents: db.query<unknown, [string]>("DELETE FROM call_events WHERE call IN (SELECT value FROM json_each(?))"),
-    pruneFeed: db.query<unknown, [number, number]>("DELETE FROM feed WHERE seq IN (SELECT seq FROM feed WHERE at < ? LIMIT ?)"),
+    pruneCallEvents: db.query<unknown, [string]>("DELETE FROM call_events WHERE call_id IN (SELECT value FROM json_each(?))"),
+    // Oldest first: a slice that finds a change too young to go has reached the changes to keep.
+    pruneFeed: db.query<unknown, [number, number]>("DELETE FROM feed WHERE seq IN (SELECT seq FROM feed ORDER BY seq LIMIT ?2) AND at < ?1"),
     insertAttempt: db.query<unknown, [number, number, number, number | null, string | null, number]>(
       "INSERT INTO attempts (delivery_id, attempt, at, status, error, latency_ms) VALUES (?, ?, ?, ?, ?, ?)"
     ),
@@ -153,16 +154,17 @@ export const prepareWrites = (db: Database) => {
 
   const writeCall = prepareCallWrites(db)
 
-  const insertDelivery = (d: typeof NewDelivery.Encoded, at: number) => Number(q.insertDelivery.run(...NEW_FIELDS.map((field) => d[field]), at).lastInsertRowid)
+  const insertDelivery = (d: typeof NewDelivery.Encoded, at: number, callId: number | null) =>
+    Number(q.insertDelivery.run(...NEW_FIELDS.map((field) => d[field]), at, callId).lastInsertRowid)
 
   const accept = (a: EncodedAcceptance): AcceptOutcome => {
     if (q.insertEvent.run(a.eventId, a.receivedAt).changes === 0) return { _tag: "Duplicate" }
     const callChanged = applyPinChange(a.pinChange, a.receivedAt)
     const u = a.unroutable
     if (u) q.insertUnroutable.run(u.at, u.eventId, u.eventType, u.room, u.headers.xToIp, u.headers.to, u.headers.dialled, u.domain, u.reason, u.call ?? null)
-    if (a.call) writeCall({ change: a.call, body: a.unroutedBody, keepBody: a.replayable })
-    const deliveryId = a.delivery ? insertDelivery(a.delivery, a.receivedAt) : undefined
-    const callEventId = a.callEvent && callChanged ? insertDelivery(a.callEvent, a.receivedAt) : undefined
+    const callId = a.call ? writeCall({ change: a.call, body: a.unroutedBody, keepBody: a.replayable }) : null
+    const deliveryId = a.delivery ? insertDelivery(a.delivery, a.receivedAt, callId) : undefined
+    const callEventId = a.callEvent && callChanged ? insertDelivery(a.callEvent, a.receivedAt, callId) : undefined
     for (const id of [deliveryId, callEventId]) if (id !== undefined) q.feed.run(id, "pending", 0, a.receivedAt)
     return { _tag: "Accepted", deliveryId, callEventId }
   }
@@ -189,9 +191,9 @@ export const prepareWrites = (db: Database) => {
         return q.prunePins.run(before, limit).changes
       case "calls": {
         // A call's timeline goes in the same slice as the call.
-        const keys = (q.pruneCalls.all(before, limit) as Array<{ key: string }>).map((row) => row.key)
-        q.pruneCallEvents.run(JSON.stringify(keys))
-        return keys.length
+        const ids = (q.pruneCalls.all(before, limit) as Array<{ id: number }>).map((row) => row.id)
+        q.pruneCallEvents.run(JSON.stringify(ids))
+        return ids.length
       }
       case "feed":
         return q.pruneFeed.run(before, limit).changes
