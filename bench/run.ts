@@ -18,6 +18,9 @@
  *    next to the single instance on SQLite (when redis-server is installed).
  * 5. Scale: hook lookups at 100 000 hooks against Map.get; the router's
  *    resident memory and start-up time with a 100 000-hook config file.
+ * With BENCH_BEFORE=DIR (another checkout of the router, its dependencies
+ * installed), that build's router takes the same load just before this one's,
+ * for a change's cost as a ratio from one run.
  * 6. Backlog (backlog.ts): one tenant down while BENCH_BACKLOG deliveries pile
  *    up for it; memory, restarts (SIGTERM, kill -9) to /readyz, the drain, and
  *    every acknowledged event accounted for. BENCH_BACKLOG=0 skips it.
@@ -58,6 +61,7 @@ const SLEEPY = Array.from({ length: TENANTS / 10 }, (_, i) => i * 10)
 const DRAIN_DEADLINE_MS = 180_000
 const STEP_EVENTS = Math.min(EVENTS, 5_000)
 const OUT = process.env.BENCH_OUT
+const BEFORE = process.env.BENCH_BEFORE
 
 // ------------------------------------------------------------------ the tenant farm
 
@@ -147,9 +151,8 @@ const ingestRuns = async () => {
   await durableFloorServer.stop()
   rmSync(floorDir, { recursive: true, force: true })
 
-  const router = await spawnRouter(routerConfig(farm))
-  const durable = await measure([router.url], [router.pid], farm, warmup, events)
-  await router.stop()
+  const before = BEFORE ? await measureRouter(farm, warmup, events, join(BEFORE, "src", "main.ts")) : undefined
+  const durable = await measureRouter(farm, warmup, events)
   const steps = await effectSteps(farm)
   await farm.stop()
 
@@ -159,7 +162,15 @@ const ingestRuns = async () => {
   const isolated = await measure([sleepyRouter.url], [sleepyRouter.pid], sleepyFarm, await presign(WARMUP, "warm2"), await presign(EVENTS, "iso"), (t) => !SLEEPY.includes(t))
   await sleepyRouter.stop()
   await sleepyFarm.stop()
-  return { floor, straightforward, durableFloor, durable, steps, isolated, twoOnRedis: await redisRun() }
+  return { floor, straightforward, durableFloor, before, durable, steps, isolated, twoOnRedis: await redisRun() }
+}
+
+/** The router (this checkout's, or the one `main` names) on its durable SQLite store. */
+const measureRouter = async (farm: Farm, warmup: ReadonlyArray<Signed>, events: ReadonlyArray<Signed>, main?: string) => {
+  const router = await spawnRouter(routerConfig(farm), main ? { main } : {})
+  const result = await measure([router.url], [router.pid], farm, warmup, events)
+  await router.stop()
+  return result
 }
 
 /**
@@ -235,7 +246,7 @@ const runs = await ingestRuns()
 const lookup = lookups()
 const scale = await largeTable()
 const backlog: BacklogResult | undefined = BACKLOG > 0 ? await backlogRun(() => startFarm(), (farm) => routerConfig(farm, 1000)) : undefined
-const { floor, straightforward, durableFloor, durable, steps, isolated, twoOnRedis } = runs
+const { floor, straightforward, durableFloor, before, durable, steps, isolated, twoOnRedis } = runs
 
 const MiB = 1_048_576
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`
@@ -281,6 +292,8 @@ const backlogTargets = (b: BacklogResult): Target[] => {
 
 const targets: Target[] = [
   target("acks/s / durable floor", durable.ingest.perSecond / durableFloor.ingest.perSecond, 0.8, x),
+  // A change may cost the hot path at most 5 %.
+  ...(before ? [target("acks/s / BENCH_BEFORE's router", durable.ingest.perSecond / before.ingest.perSecond, 0.95, x)] : []),
   target("acks/s / straightforward", durable.ingest.perSecond / straightforward.ingest.perSecond, 1.2, x),
   target("end to end / durable floor", durable.endToEndPerSecond / durableFloor.endToEndPerSecond, 0.8, x),
   target("p99 acknowledgement at 64 clients", durable.ingest.p99Ms, 20, ms, true),
@@ -334,6 +347,7 @@ const markdown = [
   ingestRow("bare `Bun.serve` (floor)", floor),
   ingestRow("WebhookReceiver + fire-and-forget fetch", straightforward.ingest, straightforward),
   ingestRow("durable floor: plain TypeScript, one SQLite commit per turn", durableFloor.ingest, durableFloor),
+  ...(before ? [ingestRow("router of BENCH_BEFORE, durable SQLite", before.ingest, before)] : []),
   ingestRow("router, durable SQLite", durable.ingest, durable),
   ingestRow("router, 10 % of tenants sleeping (healthy ones)", isolated.ingest, isolated),
   ...(twoOnRedis ? [ingestRow("2 routers on one Redis, round robin", twoOnRedis.ingest, twoOnRedis)] : []),
@@ -360,7 +374,7 @@ if (!OUT) {
 }
 console.log(markdown)
 
-const routerRuns = [durableFloor, durable, isolated, ...(twoOnRedis ? [twoOnRedis] : [])]
+const routerRuns = [durableFloor, ...(before ? [before] : []), durable, isolated, ...(twoOnRedis ? [twoOnRedis] : [])]
 if (routerRuns.some((r) => r.ingest.acknowledged !== EVENTS || r.rejected > 0 || r.verifiedShare < 1)) {
   console.error("benchmark saw failures: an event was not acknowledged, not delivered, or failed verification")
   process.exit(1)
