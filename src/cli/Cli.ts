@@ -4,25 +4,20 @@
  * from the API's definition, and `check-config`, which needs no router.
  */
 import { Args, type CliApp, Command, Options, ValidationError } from "@effect/cli"
-import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
 import { defaultTeardown, type Teardown } from "@effect/platform/Runtime"
-import { Config, Console, Data, Duration, Effect, Exit, Option, ParseResult, Redacted } from "effect"
+import { Config, Console, Effect, Exit, Option } from "effect"
 import { loadConfigFile, readConfigFile } from "../AppConfig.ts"
 import { CallStatus } from "../domain/Call.ts"
 import { CallCursorText } from "../domain/CallViews.ts"
 import { DeliveryStatus } from "../domain/Delivery.ts"
 import { CallDomain, DeliveryId, DeliveryTenant, EventIdFilter, EventType, Limit, RoomName } from "../domain/DeliveryViews.ts"
-import { isAnswered } from "../domain/Errors.ts"
-import { E164, HostPattern, MaxAge, RateLimitSetting, TargetUrl, WebhookSecret } from "../domain/Hook.ts"
+import { E164, HostPattern } from "../domain/Hook.ts"
 import { IsoTime } from "../domain/IsoTime.ts"
-import { NumberCreated } from "../domain/HookViews.ts"
-import { AdminApi } from "../http/Api.ts"
+import { AnsweredNo, Failed, group, print, Usage, withClient } from "./AdminClient.ts"
 import * as Format from "./Format.ts"
-import { argument, connection, connectionForSet, type Connection, DEFAULT_ROUTER_URL, deliveryArg, EventList, given, hostArg, numberArg, option } from "./Inputs.ts"
+import { hooks, numbers } from "./HookCommands.ts"
+import { argument, connection, DEFAULT_ROUTER_URL, deliveryArg, given, hostArg, option } from "./Inputs.ts"
 import { listenCommand } from "./Listen.ts"
-
-// A test send waits for the tenant (up to delivery.timeout), so this is well above any sane per-attempt timeout.
-const ANSWER_TIMEOUT = Duration.seconds(60)
 
 /** Printed under `--help` and after a usage error. */
 export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS]
@@ -44,128 +39,6 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
 Admin commands talk to a running router: --url (--router-url in hooks set, where --url is
 the hook's) or ROUTER_URL, default ${DEFAULT_ROUTER_URL}; --token or ROUTER_ADMIN_TOKEN.
 COMMAND --help says more. Exit status: 0 done, 1 failed, 2 bad usage.`
-
-// ---------------------------------------------------------------- failures
-
-/** A command that failed (the router refused, could not be reached or answered nonsense; a bad config; a store it cannot open): its line for stderr, exit 1. */
-class Failed extends Data.TaggedError("Failed")<{ readonly message: string }> {}
-
-/** The router answered, and the answer is no (`hooks test`: not delivered; `explain`: not routed): exit 1, the answer already printed. */
-class AnsweredNo extends Data.TaggedError("AnsweredNo")<{}> {}
-
-/** A command that cannot run as given (outside what @effect/cli validates). */
-class Usage extends Data.TaggedError("Usage")<{ readonly message: string }> {}
-
-const describeCause = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
-
-const describeFailure = (url: string, error: unknown): string => {
-  if (isAnswered(error)) return `error: ${error.status} ${error.code}: ${error.message}`
-  if (HttpClientError.isHttpClientError(error)) {
-    return error._tag === "RequestError"
-      ? `error: cannot reach the router at ${url}: ${describeCause(error.cause ?? error)}`
-      : `error: unexpected answer from the router (HTTP ${error.response.status}): ${error.description ?? error.reason}`
-  }
-  if (ParseResult.isParseError(error)) return `error: unexpected answer from the router: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
-  return `error: ${describeCause(error)}`
-}
-
-// ---------------------------------------------------------------- admin commands
-
-/** The API's client for this router and token: every request and answer typed by the API's definition. */
-const makeClient = ({ url, token }: Connection) =>
-  HttpApiClient.make(AdminApi, { baseUrl: url, transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(token))) })
-type Client = Effect.Effect.Success<ReturnType<typeof makeClient>>
-
-/** Runs one admin command: any failure is printed as one `error: …` line (exit 1). */
-const withClient =
-  <I extends { readonly connection: Connection }, A>(use: (client: Client, input: I) => Effect.Effect<A, unknown>) =>
-  (input: I) =>
-    Effect.flatMap(makeClient(input.connection), (client) => use(client, input)).pipe(
-      Effect.timeoutFail({
-        duration: ANSWER_TIMEOUT,
-        onTimeout: () => new Failed({ message: `error: cannot reach the router at ${input.connection.url}: no answer within ${Duration.format(ANSWER_TIMEOUT)}` })
-      }),
-      Effect.mapError((error) => (error instanceof Failed || error instanceof AnsweredNo ? error : new Failed({ message: describeFailure(input.connection.url, error) }))),
-      Effect.provide(FetchHttpClient.layer)
-    )
-
-const print = (text: string) => Console.log(text)
-
-/** A group of commands: without one of them it is a usage error, as before (@effect/cli alone would print its help, exit 0). */
-const group = <const Name extends string>(name: Name) =>
-  Command.make(name, {}, () => Effect.fail(new Usage({ message: `"${name}" needs a command (${name} --help lists them)` })))
-
-const hooks = group("hooks").pipe(
-  Command.withDescription("the hooks: which tenant URL each host's calls go to"),
-  Command.withSubcommands([
-    Command.make("list", { connection }, withClient((client) => Effect.flatMap(client.hooks.list(), ({ hooks }) => print(Format.formatHookList(hooks))))).pipe(
-      Command.withDescription("every hook: host, url, source, events, rateLimit")
-    ),
-    Command.make("get", { connection, host: hostArg },
-      withClient((client, input) => Effect.flatMap(client.hooks.get({ path: { host: input.host } }), (hook) => print(Format.formatHook(hook))))
-    ).pipe(Command.withDescription("one hook")),
-    Command.make(
-      "set",
-      {
-        connection: connectionForSet,
-        host: hostArg,
-        url: option("url", TargetUrl).pipe(Options.withDescription("where the hook's events are posted (http or https)")),
-        secret: option("secret", WebhookSecret).pipe(Options.optional, Options.withDescription("whsec_… (without: kept, or generated for a new hook)")),
-        events: option("events", EventList).pipe(Options.optional, Options.withDescription("only these events, e.g. participant_joined,room_finished")),
-        rateLimit: option("rate-limit", RateLimitSetting).pipe(Options.optional, Options.withDescription("e.g. 50/s, 600/m, 1000/h")),
-        maxAge: option("max-age", MaxAge).pipe(Options.optional, Options.withDescription("e.g. 30s, 10m: older events are not sent (they expire)"))
-      },
-      withClient((client, input) =>
-        Effect.flatMap(
-          client.hooks.put({
-            path: { host: input.host },
-            payload: {
-              url: input.url,
-              ...given({ secret: input.secret, events: input.events, rateLimit: input.rateLimit, maxAge: input.maxAge })
-            }
-          }),
-          (saved) => print(Format.formatHookSet(saved))
-        )
-      )
-    ).pipe(
-      Command.withDescription(
-        "create or replace an API hook. The whole hook is replaced: omitted --events/--rate-limit are cleared, and so are any headers and auth (the CLI does not set them: use PUT /v1/hooks/{host}). Without --secret an existing hook keeps its secret and a new one gets a generated secret (shown once); use rotate-secret to roll a secret over"
-      )
-    ),
-    Command.make("rm", { connection, host: hostArg },
-      withClient((client, input) => Effect.zipRight(client.hooks.remove({ path: { host: input.host } }), print(`removed ${input.host}`)))
-    ).pipe(Command.withDescription("remove an API hook")),
-    Command.make("test", { connection, host: hostArg },
-      withClient((client, input) =>
-        Effect.flatMap(client.hooks.test({ path: { host: input.host } }), (answer) =>
-          Effect.zipRight(print(Format.formatTest(answer)), answer.delivered ? Effect.void : Effect.fail(new AnsweredNo()))
-        )
-      )
-    ).pipe(Command.withDescription("send one signed router.test event now; exit 1 unless delivered")),
-    Command.make("rotate-secret", { connection, host: hostArg },
-      withClient((client, input) => Effect.flatMap(client.hooks.rotateSecret({ path: { host: input.host } }), (answer) => print(Format.formatRotation(answer))))
-    ).pipe(Command.withDescription("a new secret; the old one keeps signing for a while"))
-  ])
-)
-
-const numbers = group("numbers").pipe(
-  Command.withDescription("dialled numbers routed to hooks (for shared domains)"),
-  Command.withSubcommands([
-    Command.make("list", { connection }, withClient((client) => Effect.flatMap(client.numbers.list(), ({ numbers }) => print(Format.formatNumberList(numbers))))).pipe(
-      Command.withDescription("every number and the host it routes to")
-    ),
-    Command.make("set", { connection, number: numberArg, host: hostArg },
-      withClient((client, input) =>
-        Effect.flatMap(client.numbers.put({ path: { number: input.number }, payload: { host: input.host } }), (saved) =>
-          print(`${saved instanceof NumberCreated ? "created" : "updated"} ${saved.number} -> ${saved.host}`)
-        )
-      )
-    ).pipe(Command.withDescription("route a dialled number to a hook host")),
-    Command.make("rm", { connection, number: numberArg },
-      withClient((client, input) => Effect.zipRight(client.numbers.remove({ path: { number: input.number } }), print(`removed ${input.number}`)))
-    ).pipe(Command.withDescription("remove a number's route"))
-  ])
-)
 
 /** What `deliveries list` may also select by: the call's room and domain, and the event. */
 const deliveryFilters = {
