@@ -236,6 +236,67 @@ describe("expiry", () => {
   })
 })
 
+describe("outages", () => {
+  test("a tenant down for half an hour, on the defaults, pauses its calls: probes spend no attempts, then every event goes out, each call in order, none failed", async () => {
+    let down = true
+    // The router's own defaults, not this suite's quicker ones.
+    const defaults = { maxAttempts: 8, initialBackoff: "500ms", maxBackoff: "5m", circuitBreaker: { failureThreshold: 5, cooldown: "30s" } }
+    const e = await start({ config: { hooks: hooks(A), delivery: defaults }, answer: () => (down ? "unreachable" : 200) })
+    // One call: its head is the probe every time (two calls would share the probes between them).
+    const calls = ["c1"]
+    const queued = await e.accept(calls.flatMap((room) => ["joined", "track", "left"].map((step) => ({ url: A, eventId: `${room}.${step}`, room }))))
+    await e.clock.advance(30 * 60_000)
+    const duringOutage = e.sent.length
+    // The five failures that open the circuit, then a probe after each cooldown: 30 s doubling to maxBackoff (5 m).
+    const cooldowns = [30, 60, 120, 240, 300, 300, 300, 300]
+    const probes = cooldowns.filter((_, i) => cooldowns.slice(0, i + 1).reduce((a, b) => a + b, 0) <= 1_790).length
+    expect(duringOutage).toBeGreaterThanOrEqual(5 + probes - 1)
+    expect(duringOutage).toBeLessThanOrEqual(5 + probes + 1)
+    // Well past the old budget of eight attempts, no delivery has run out or been spent on the probes.
+    for (const d of queued) expect((await e.delivery(d.id)).status).toBe("pending")
+    expect(Math.max(...(await Promise.all(queued.map(async (d) => (await e.delivery(d.id)).attempts))))).toBeLessThan(e.config.delivery.maxAttempts)
+    down = false
+    await e.clock.advance(5 * 60_000)
+    for (const d of queued) expect((await e.delivery(d.id)).status).toBe("delivered")
+    const delivered = e.sent.slice(duringOutage).map((s) => s.eventId)
+    for (const room of calls) expect(delivered.filter((id) => id.startsWith(room))).toEqual([`${room}.joined`, `${room}.track`, `${room}.left`])
+    // A call's later event never went out while an earlier one was owed.
+    for (const room of calls) {
+      const firstOf = (step: string) => e.sent.findIndex((s) => s.eventId === `${room}.${step}`)
+      expect(firstOf("track")).toBeGreaterThan(e.sent.findLastIndex((s) => s.eventId === `${room}.joined`))
+    }
+  })
+
+  test("a failed probe is not recorded against the delivery it probed; a delivery the tenant refuses while it answers others still runs out of attempts", async () => {
+    let down = true
+    const e = await start({
+      config: { hooks: hooks(A), delivery: { maxAttempts: 3, initialBackoff: "1s", maxBackoff: "1s", circuitBreaker: { failureThreshold: 2, cooldown: "5s" } } },
+      answer: (sent) => (sent.eventId === "refused" ? 500 : down ? 503 : 200)
+    })
+    const [probed] = await e.accept([{ url: A, eventId: "probed", room: "r1" }])
+    await e.clock.advance(60_000)
+    // Two failures opened the circuit; the probes after them left no trace on the delivery.
+    expect(e.attemptsOf("probed").length).toBeGreaterThan(3)
+    const waiting = await e.delivery(probed!.id)
+    expect(waiting.status).toBe("pending")
+    expect(waiting.attempts).toBe(2)
+    expect(waiting.history.map((h) => h.status)).toEqual([503, 503])
+    down = false
+    await e.clock.advance(10_000)
+    expect((await e.delivery(probed!.id)).status).toBe("delivered")
+    // Up, but refusing one delivery with 500 while the others get through: maxAttempts ends it.
+    const [refused] = await e.accept([{ url: A, eventId: "refused", room: "r2" }])
+    const [fine] = await e.accept([{ url: A, eventId: "fine", room: "r3" }])
+    await e.clock.advance(1_500)
+    await e.accept([{ url: A, eventId: "fine2", room: "r4" }])
+    await e.clock.advance(10_000)
+    expect((await e.delivery(fine!.id)).status).toBe("delivered")
+    const ended = await e.delivery(refused!.id)
+    expect(ended.status).toBe("failed")
+    expect(ended.attempts).toBe(3)
+  })
+})
+
 describe("tenant health", () => {
   const alerting = (config: Record<string, unknown>): Record<string, unknown> => ({ ...config, alerts: { url: ALERTS } })
   const alertTypes = (e: Engine) => e.sent.filter((s) => s.url === ALERTS).map((s) => s.eventId.split(".").slice(0, 2).join("."))

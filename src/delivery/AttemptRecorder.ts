@@ -14,7 +14,7 @@ import { InFlight } from "./InFlight.ts"
 import { describeFailure } from "./WebhookSender.ts"
 
 /** How a delivery's turn at the head of its lane ended, waiting to be recorded with the others of the same event-loop turn. */
-export type Finished = Attempted | Expired | Disabled
+export type Finished = Attempted | ProbeFailed | Expired | Disabled
 
 /** An attempt was made. Times are wall times, as recorded. */
 export interface Attempted {
@@ -26,6 +26,20 @@ export interface Attempted {
   readonly outcome: Either.Either<number, DeliveryError>
   /** When the next attempt is due; undefined when this one was final. */
   readonly retryAt: number | undefined
+  readonly span: AttemptSpan
+}
+
+/**
+ * The attempt was the probe of the tenant's open circuit, and the tenant is still down: an outage,
+ * not a verdict on this delivery, so it spends none of its attempts and leaves no record on it.
+ */
+export interface ProbeFailed {
+  readonly _tag: "ProbeFailed"
+  readonly delivery: QueuedDelivery
+  /** Attempts made so far; the probe adds none. */
+  readonly attempts: number
+  readonly latencyMs: number
+  readonly failure: DeliveryError
   readonly span: AttemptSpan
 }
 
@@ -78,6 +92,7 @@ export class AttemptRecorder extends Effect.Service<AttemptRecorder>()("AttemptR
       const attempts: Array<Record<string, unknown>> = []
       const expiries: Array<Record<string, unknown>> = []
       const disables: Array<Record<string, unknown>> = []
+      const probes: Array<Record<string, unknown>> = []
       // The alerts endpoint's own failures are not alerted about: that is where they would go.
       const failed: Array<Alert> = []
       for (const finished of all) {
@@ -99,6 +114,13 @@ export class AttemptRecorder extends Effect.Service<AttemptRecorder>()("AttemptR
             attempts.push({ ...about(delivery), status: seen.status, error: seen.error, attempt, latencyMs, ...span.ids })
             break
           }
+          case "ProbeFailed": {
+            const { delivery, attempts, latencyMs, failure, span } = finished
+            const seen = describeFailure(failure)
+            Metrics.countAttempt({ tenant: delivery.tenant, result: seen.result, seconds: latencyMs / 1000, final: undefined, retried: false, endToEndSeconds: undefined })
+            probes.push({ ...about(delivery), status: seen.status, error: seen.error, attempts, latencyMs, ...span.ids })
+            break
+          }
           case "Expired":
             Metrics.countExpired(finished.delivery.tenant)
             records.push(unsent(finished, "expired", "expired"))
@@ -117,11 +139,11 @@ export class AttemptRecorder extends Effect.Service<AttemptRecorder>()("AttemptR
         Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded", e.cause))
       )
       const logged = Effect.zipRight(
-        logEach("delivery attempt", attempts),
+        Effect.zipRight(logEach("delivery attempt", attempts), logEach("circuit probe failed: the delivery waits for the tenant, its attempts unspent", probes)),
         Effect.zipRight(logEach("delivery expired", expiries), logEach("delivery not sent: tenant disabled", disables))
       )
       return Effect.zipRight(recorded, logged).pipe(
-        tracing.batch("record delivery attempts", all, (f) => (f._tag === "Attempt" ? f.span.traceparent : f.delivery.trace))
+        tracing.batch("record delivery attempts", all, (f) => (f._tag === "Attempt" || f._tag === "ProbeFailed" ? f.span.traceparent : f.delivery.trace))
       )
     }
 

@@ -3,7 +3,8 @@
  * `failureThreshold` consecutive failures (timeouts, network errors, 408, 5xx)
  * it opens: deliveries wait, keeping their attempts, until the cooldown ends;
  * then one delivery goes through as a probe. A probe that succeeds closes the
- * circuit; one that fails opens it again for twice as long, up to `maxCooldownMs`.
+ * circuit; one that fails opens it again for twice as long, up to `maxCooldownMs`,
+ * and costs the probed delivery no attempt (DeliveryAttempt): an outage pauses.
  * Any answer below 500 other than 408 counts as success: the tenant is up.
  */
 export interface BreakerPolicy {

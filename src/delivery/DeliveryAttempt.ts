@@ -174,6 +174,13 @@ export class DeliveryAttempt extends Effect.Service<DeliveryAttempt>()("Delivery
       }
       const now = clock.monoMs()
       const at = clock.wallMs()
+      if (admitted.probe && Either.isLeft(outcome) && isTenantFailure(outcome.left)) {
+        if (health.noteOutcome(head.tenant, false, at)) window.wake(head.tenant)
+        await recorder.recorded({ _tag: "ProbeFailed", delivery: head, attempts: held.attempts, latencyMs: now - startedAt, failure: outcome.left, span })
+        gate.settle(head.tenant, admitted, true)
+        // Back to the gate, which holds it until the next probe: an outage pauses the call's lane instead of spending it.
+        return { _tag: "RetryAt", at: now }
+      }
       const retryAt = Either.isLeft(outcome) ? retryOf(held)(now, outcome.left) : undefined
       if (health.noteOutcome(head.tenant, Either.isRight(outcome), at)) window.wake(head.tenant)
       await recorder.recorded({

@@ -81,10 +81,10 @@ export const RemoteHooks = Schema.Struct({
 
 const CircuitBreaker = Schema.Struct({
   failureThreshold: withDefault(Positive, () => 5).annotations({
-    description: "consecutive failures (timeouts, network errors, 408, 5xx) that open a tenant's circuit"
+    description: "consecutive failures (timeouts, network errors, 408, 5xx) that open a tenant's circuit; keep it below `maxAttempts`"
   }),
   cooldown: withDefault(DurationString, () => Duration.seconds(30)).annotations({
-    description: "how long an open circuit waits before one probe; doubles after a failed probe, up to `delivery.maxBackoff` (or the cooldown itself, if longer)"
+    description: "how long an open circuit waits before one probe; doubles after a failed probe (which spends no attempt of the delivery it probed), up to `delivery.maxBackoff` (or the cooldown itself, if longer)"
   })
 })
 
@@ -111,7 +111,10 @@ const OffOrDuration = Schema.Union(
 
 export const Delivery = Schema.Struct({
   timeout: withDefault(DurationString, () => Duration.seconds(5)).annotations({ description: "per attempt" }),
-  maxAttempts: withDefault(Positive, () => 8).annotations({ description: "including the first" }),
+  maxAttempts: withDefault(Positive, () => 8).annotations({
+    description:
+      "attempts a delivery may spend, including the first, while its tenant answers; an outage (an open circuit) spends none, its probes included, so a tenant that is down waits until it is back or `disableAfter` disables it (see [Outages](operations.md#outages-pause-delivery-they-do-not-spend-it))"
+  }),
   initialBackoff: withDefault(DurationString, () => Duration.millis(500)).annotations({ description: "first retry delay; doubles each retry, ±jitter" }),
   maxBackoff: withDefault(DurationString, () => Duration.minutes(5)).annotations({
     description: "cap on any retry delay, including a tenant's `Retry-After`; not shorter than `delivery.initialBackoff`"

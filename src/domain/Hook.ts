@@ -154,7 +154,7 @@ export const HookFields = Schema.Struct({
   rateLimit: Schema.optional(RateLimitSetting).annotations({ description: "`50/s`, `600/m` or `1000/h`: the most requests sent to the tenant per unit of time" }),
   maxAge: Schema.optional(MaxAge).annotations({
     description:
-      "`30s`, `10m`, any duration above zero: an event older than that when its attempt comes due is not sent, and its delivery ends `expired`. Without it nothing expires"
+      "`30s`, `10m`, any duration above zero: an event older than that when its attempt comes due is not sent, and its delivery ends `expired`: how a voice tenant chooses freshness over completeness. Without it nothing expires, and an outage only delays (see [Freshness](#freshness-maxage))"
   }),
   headers: Schema.optional(HookHeaders).annotations({
     description: "`{X-Api-Key: \"…\"}`: headers added to every delivery and test send (at most 32); write-only"
