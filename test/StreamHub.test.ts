@@ -8,8 +8,7 @@ import { describe, expect, test, setDefaultTimeout } from "bun:test"
 import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { Duration, Effect, Exit, Layer, Option, Redacted, Scope, TestClock, TestContext } from "effect"
 import { Webhook } from "standardwebhooks"
-import { AppConfig } from "../src/AppConfig.ts"
-import type { RouterConfig } from "../src/domain/Config.ts"
+import type { WebhookSecret } from "../src/domain/Hook.ts"
 import type { DeliveryChange, DeliveryDetail } from "../src/domain/Delivery.ts"
 import { compileTable, HookTable } from "../src/hooks/HookTable.ts"
 import { HEARTBEAT_EVERY, StreamHub, type StreamScope } from "../src/http/StreamHub.ts"
@@ -58,8 +57,7 @@ const makeFeed = () => {
 const withHub = <A>(feed: ReturnType<typeof makeFeed>, body: (hub: StreamHub, lifecycle: Lifecycle) => Effect.Effect<A, unknown, Scope.Scope>) => {
   const services = Layer.mergeAll(
     Layer.succeed(DeliveryHistory, feed.history as unknown as DeliveryHistory["Type"]),
-    Layer.succeed(HookTable, { inForce: () => compileTable([]) } as unknown as HookTable),
-    Layer.succeed(AppConfig, { signing: { secret: Redacted.make(SECRET) } } as unknown as RouterConfig),
+    Layer.succeed(HookTable, { inForce: () => compileTable([], [], { secret: Redacted.make(SECRET) as WebhookSecret }) } as unknown as HookTable),
     Lifecycle.Default
   )
   return Effect.runPromise(

@@ -51,7 +51,7 @@ export class DeliveryAttempt extends Effect.Service<DeliveryAttempt>()("Delivery
      */
     const tenantSettings = (delivery: QueuedDelivery) => {
       const hook = entryFor(hooks.inForce(), delivery.tenant)
-      const secrets = deliverySecrets(hook, delivery, config.signing.secret, clock.wallMs())
+      const secrets = deliverySecrets(hook, delivery, hooks.inForce().signing, clock.wallMs())
       return hook?.url !== delivery.url
         ? { secrets, rateLimit: undefined, headers: undefined, authorization: undefined }
         : {

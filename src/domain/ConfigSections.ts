@@ -64,10 +64,11 @@ export const Signing = Schema.Struct({
   // `decodeConfig` requires it only while some file hook has none.
   secret: Schema.optional(WebhookSecret).annotations({
     description:
-      "`whsec_…` secret for hooks without their own. Required only while some hook in the file has none (a table from the HTTP source with such a hook is refused while it is unset); API hooks always get their own"
+      "`whsec_…` secret for hooks without their own, and alerts without `alerts.secret`. Required only while some hook in the file has none (a table from the HTTP source with such a hook is refused while it is unset); API hooks always get their own. Reloaded while the router runs (it cannot be removed then); a change overlaps like a rotation"
   }),
   rotationOverlap: withDefault(DurationString, () => Duration.hours(24)).annotations({
-    description: "after a secret rotation, how long deliveries also carry a signature with the old secret"
+    description:
+      "after a secret changes (`rotate-secret`, or a hook's `secret` or `signing.secret` edited in the config file or the HTTP source, while running or between runs), how long deliveries also carry a signature with the old one (see [Rotating secrets](tenants.md#rotating-secrets))"
   })
 })
 

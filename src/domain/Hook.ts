@@ -223,36 +223,43 @@ export interface ActiveHook extends StoredHook {
   readonly source: HookOrigin
 }
 
+/** `signing.secret` as in force (it reloads with the file), and the secret it replaced while that rotation overlaps. */
+export interface DefaultSigning {
+  readonly secret: WebhookSecret | undefined
+  readonly previousSecret?: WebhookSecret | undefined
+  readonly previousSecretUntil?: number | undefined
+}
+
+const overlapping = (signer: { readonly previousSecret?: Redacted.Redacted | undefined; readonly previousSecretUntil?: number | undefined }, now: number) =>
+  signer.previousSecret !== undefined && (signer.previousSecretUntil ?? 0) > now ? [signer.previousSecret] : []
+
+// A rotation seen from an instance whose file lags could name the same secret twice: one signature each.
+const distinct = (secrets: ReadonlyArray<Redacted.Redacted>) =>
+  secrets.filter((secret, i) => secrets.findIndex((other) => Redacted.value(other) === Redacted.value(secret)) === i)
+
 /**
  * The secrets a delivery is signed with: the hook's own (or the default), then
  * the one it replaced while the rotation overlaps. Empty only for a delivery
  * stored under a default secret the config no longer has.
  */
-export const signingSecrets = (
-  hook: StoredHook | undefined,
-  defaultSecret: Redacted.Redacted | undefined,
-  now: number
-): ReadonlyArray<Redacted.Redacted> => [
-  ...ownOrDefault(hook?.secret, defaultSecret),
-  ...(hook?.previousSecret !== undefined && (hook.previousSecretUntil ?? 0) > now ? [hook.previousSecret] : [])
-]
+export const signingSecrets = (hook: StoredHook | undefined, defaults: DefaultSigning, now: number): ReadonlyArray<Redacted.Redacted> =>
+  distinct([...(hook?.secret !== undefined ? [hook.secret] : defaults.secret !== undefined ? [defaults.secret] : []), ...(hook ? overlapping(hook, now) : [])])
 
 /**
  * What a delivery is signed with now. While the hook still points where the
  * delivery goes, its current secrets, so a call follows the tenant's rotations;
- * once it was removed or moved, the call's pinned destination, as it was.
+ * once it was removed or moved, the call's pinned destination, as it was (or,
+ * pinned without a secret of its own, the default and its rotation).
  */
 export const deliverySecrets = (
   hook: StoredHook | undefined,
   delivery: { readonly url: string; readonly secret: Redacted.Redacted | null },
-  defaultSecret: Redacted.Redacted | undefined,
+  defaults: DefaultSigning,
   now: number
-): ReadonlyArray<Redacted.Redacted> => (hook?.url === delivery.url ? signingSecrets(hook, defaultSecret, now) : ownOrDefault(delivery.secret, defaultSecret))
-
-/** A secret of its own, else the default, if there is one. */
-export const ownOrDefault = (own: Redacted.Redacted | null | undefined, defaultSecret: Redacted.Redacted | undefined): ReadonlyArray<Redacted.Redacted> => {
-  const secret = own ?? defaultSecret
-  return secret === undefined ? [] : [secret]
+): ReadonlyArray<Redacted.Redacted> => {
+  if (hook?.url === delivery.url) return signingSecrets(hook, defaults, now)
+  if (delivery.secret !== null) return [delivery.secret]
+  return defaults.secret === undefined ? [] : distinct([defaults.secret, ...overlapping(defaults, now)])
 }
 
 /** The index of the first hook with no secret of its own: it is signed with `signing.secret`, which must then be set. */

@@ -1,18 +1,24 @@
 import { watch } from "node:fs"
 import { stat } from "node:fs/promises"
 import { basename, dirname } from "node:path"
-import { Context, Duration, Effect, Either, Layer, Queue, Schedule, Schema, Stream, SubscriptionRef } from "effect"
+import { Context, Duration, Effect, Either, Layer, Queue, Redacted, Schedule, Schema, Stream, SubscriptionRef } from "effect"
 import { parseConfigText, RouterConfig } from "../domain/Config.ts"
-import { HookSet } from "../domain/Hook.ts"
+import { HookSet, type WebhookSecret } from "../domain/Hook.ts"
 
-const hookSetOf = (config: RouterConfig): HookSet => ({ hooks: config.hooks, numbers: config.numbers })
+/** The config file's part of the hook table: its hooks and numbers, and `signing.secret`, all reloaded on edit. */
+export interface FileHookSet extends HookSet {
+  readonly signingSecret: WebhookSecret | undefined
+}
+
+const hookSetOf = (config: RouterConfig): FileHookSet => ({ hooks: config.hooks, numbers: config.numbers, signingSecret: config.signing.secret })
 
 const STABLE_AFTER = Duration.millis(100)
 
 // Compared as encoded: decoded, secrets are Redacted and print alike whatever they hold.
 const encodeConfig = Schema.encodeSync(RouterConfig)
 const encodeHookSet = Schema.encodeSync(HookSet)
-const sameHooks = (a: HookSet, b: HookSet) => JSON.stringify(encodeHookSet(a)) === JSON.stringify(encodeHookSet(b))
+const sameHooks = (a: FileHookSet, b: FileHookSet) =>
+  JSON.stringify(encodeHookSet(a)) === JSON.stringify(encodeHookSet(b)) && Redacted.value(a.signingSecret ?? Redacted.make("")) === Redacted.value(b.signingSecret ?? Redacted.make(""))
 
 const isSection = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
@@ -25,18 +31,20 @@ const changedKeys = (before: unknown, after: unknown, path = ""): ReadonlyArray<
   )
 }
 
+const RELOADED = new Set(["hooks", "numbers", "signing.secret"])
+
 /** Keys whose edits only a restart applies; the reload says so rather than ignoring them silently. */
 const needsRestart = (running: RouterConfig, edited: RouterConfig): ReadonlyArray<string> =>
-  changedKeys(encodeConfig(running), encodeConfig(edited)).filter((key) => key !== "hooks" && key !== "numbers")
+  changedKeys(encodeConfig(running), encodeConfig(edited)).filter((key) => !RELOADED.has(key))
 
 /**
- * The hooks and numbers of the config file, kept current while the router
+ * The hooks, numbers and default secret of the config file, kept current while the router
  * runs. The file is watched (its folder, since editors save by renaming a new
  * file over the old) and also checked every `reload.interval` in case a watch
  * event is missed. An edit that does not decode is logged with its reason and
  * the last good table stays in force.
  */
-export class FileHooks extends Context.Tag("FileHooks")<FileHooks, SubscriptionRef.SubscriptionRef<HookSet>>() {
+export class FileHooks extends Context.Tag("FileHooks")<FileHooks, SubscriptionRef.SubscriptionRef<FileHookSet>>() {
   /**
    * The hooks of `config`, kept current from `file` when it is given (`text`: what `config` was
    * decoded from, so an unchanged file is not decoded again); without one, fixed (tests, configs given in code).
@@ -70,6 +78,12 @@ export class FileHooks extends Context.Tag("FileHooks")<FileHooks, SubscriptionR
           if (Either.isLeft(decoded)) {
             return yield* Effect.logWarning("config edit refused; the last good hook table stays in force").pipe(
               Effect.annotateLogs({ path, key: decoded.left.key, problem: decoded.left.problem })
+            )
+          }
+          // Hooks without a secret of their own, in the HTTP source, may still need it.
+          if ((yield* SubscriptionRef.get(current)).signingSecret !== undefined && decoded.right.signing.secret === undefined) {
+            return yield* Effect.logWarning("config edit refused; the last good hook table stays in force").pipe(
+              Effect.annotateLogs({ path, key: "signing.secret", problem: "cannot be removed while the router runs (change it, or restart without it)" })
             )
           }
           const restart = needsRestart(config, decoded.right)

@@ -4,6 +4,7 @@ import { BadRequest, Conflict, NotFound, type StoreUnavailable } from "../domain
 import {
   targetProblem,
   type ActiveHook,
+  type DefaultSigning,
   type ActiveNumber,
   type Hook,
   type HookOrigin,
@@ -12,8 +13,10 @@ import {
   type StoredHook,
   type WebhookSecret
 } from "../domain/Hook.ts"
+import { DEFAULT_SIGNER, overlapOf } from "../domain/SecretRotation.ts"
 import { FileHooks } from "./FileHookSource.ts"
 import { RemoteHooks } from "./HttpHookSource.ts"
+import { SecretRotations } from "./SecretRotations.ts"
 import { generateSecret } from "../domain/Signing.ts"
 import { HookStore } from "../store/HookStore.ts"
 
@@ -25,10 +28,12 @@ export interface Table {
   /** `wildcardDepths[n]` is true when some wildcard's suffix has n labels, so lookups try only those suffixes. */
   readonly wildcardDepths: ReadonlyArray<boolean>
   readonly numbers: ReadonlyMap<string, ActiveNumber>
+  /** `signing.secret` in force, with its rotation: what signs hooks without a secret of their own. */
+  readonly signing: DefaultSigning
 }
 
 /** Compiles hooks and numbers into lookup maps. Earlier entries win, so pass sources in order of precedence. */
-export const compileTable = (hooks: Iterable<ActiveHook>, numbers: Iterable<ActiveNumber> = []): Table => {
+export const compileTable = (hooks: Iterable<ActiveHook>, numbers: Iterable<ActiveNumber> = [], signing: DefaultSigning = { secret: undefined }): Table => {
   const exact = new Map<string, ActiveHook>()
   const wildcard = new Map<string, ActiveHook>()
   for (const hook of hooks) {
@@ -40,7 +45,7 @@ export const compileTable = (hooks: Iterable<ActiveHook>, numbers: Iterable<Acti
   for (const suffix of wildcard.keys()) wildcardDepths[labelCount(suffix)] = true
   const byNumber = new Map<string, ActiveNumber>()
   for (const entry of numbers) if (!byNumber.has(entry.number)) byNumber.set(entry.number, entry)
-  return { exact, wildcard, wildcardDepths, numbers: byNumber }
+  return { exact, wildcard, wildcardDepths, numbers: byNumber, signing }
 }
 
 const labelCount = (name: string) => {
@@ -84,10 +89,16 @@ export const allHooks = (table: Table): ReadonlyArray<ActiveHook> =>
 const tagged = <A>(items: ReadonlyArray<A>, source: HookOrigin) => items.map((item) => ({ ...item, source }))
 
 /** The one table in force: the config file first, then the HTTP source, then the admin API. */
-export const mergeSources = (file: HookSet, remote: HookSet, api: { hooks: Iterable<StoredHook>; numbers: Iterable<NumberMapping> }) =>
+export const mergeSources = (
+  file: HookSet,
+  remote: HookSet,
+  api: { hooks: Iterable<StoredHook>; numbers: Iterable<NumberMapping> },
+  signing: DefaultSigning = { secret: undefined }
+) =>
   compileTable(
     [...tagged(file.hooks, "file"), ...tagged(remote.hooks, "http"), ...tagged([...api.hooks], "api")],
-    [...tagged(file.numbers, "file"), ...tagged(remote.numbers, "http"), ...tagged([...api.numbers], "api")]
+    [...tagged(file.numbers, "file"), ...tagged(remote.numbers, "http"), ...tagged([...api.numbers], "api")],
+    signing
   )
 
 const owned = (what: string, source: HookOrigin) =>
@@ -105,19 +116,38 @@ const owned = (what: string, source: HookOrigin) =>
  * their destination; the table only decides new calls.
  */
 export class HookTable extends Effect.Service<HookTable>()("HookTable", {
+  dependencies: [SecretRotations.Default],
   scoped: Effect.gen(function* () {
     const config = yield* AppConfig
     const store = yield* HookStore
     const fileHooks = yield* FileHooks
     const remoteHooks = yield* RemoteHooks
+    const rotations = yield* SecretRotations
     const apiHooks = new Map<string, StoredHook>((yield* store.apiHooks).map((hook) => [hook.host, hook]))
     const apiNumbers = new Map<string, NumberMapping>((yield* store.apiNumbers).map((entry) => [entry.number, entry]))
 
+    /**
+     * The sources merged, each file and HTTP hook with the rotation of the secret it
+     * signs with (its own, else the default), so a secret changed in either source
+     * overlaps like an API rotation. Only the hook in force for a host is a signer.
+     */
     const build = Effect.gen(function* () {
-      return mergeSources(yield* SubscriptionRef.get(fileHooks), yield* SubscriptionRef.get(remoteHooks), {
-        hooks: apiHooks.values(),
-        numbers: apiNumbers.values()
+      const file = yield* SubscriptionRef.get(fileHooks)
+      const remote = yield* SubscriptionRef.get(remoteHooks)
+      const fileHosts = new Set(file.hooks.map((hook) => hook.host))
+      const signed = [...file.hooks, ...remote.hooks.filter((hook) => !fileHosts.has(hook.host))]
+      const signers = signed.flatMap((hook) => {
+        const secret = hook.secret ?? file.signingSecret
+        return secret === undefined ? [] : [{ signer: hook.host, secret }]
       })
+      const rotated = yield* rotations.observe(file.signingSecret === undefined ? signers : [...signers, { signer: DEFAULT_SIGNER, secret: file.signingSecret }])
+      const withRotation = (hook: Hook): Hook => ({ ...hook, ...overlapOf(rotated.get(hook.host), hook.secret ?? file.signingSecret) })
+      return mergeSources(
+        { hooks: file.hooks.map(withRotation), numbers: file.numbers },
+        { hooks: remote.hooks.map(withRotation), numbers: remote.numbers },
+        { hooks: apiHooks.values(), numbers: apiNumbers.values() },
+        { secret: file.signingSecret, ...overlapOf(rotated.get(DEFAULT_SIGNER), file.signingSecret) }
+      )
     })
     // Swapped whole by each rebuild; readers always see one complete table.
     let inForce = yield* build
@@ -216,7 +246,7 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
             const secret = generateSecret()
             const previousUntil = (yield* Clock.currentTimeMillis) + Duration.toMillis(config.signing.rotationOverlap)
             const { source: _, ...stored } = existing
-            yield* saveHook({ ...stored, secret, previousSecret: existing.secret ?? config.signing.secret, previousSecretUntil: previousUntil })
+            yield* saveHook({ ...stored, secret, previousSecret: existing.secret ?? inForce.signing.secret, previousSecretUntil: previousUntil })
             return { secret, previousUntil }
           })
         ),

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto"
 import { HttpApiBuilder } from "@effect/platform"
 import { Clock, Duration, Effect, Either, Redacted } from "effect"
-import { AppConfig } from "../AppConfig.ts"
 import { DeliveryAdmin } from "../delivery/DeliveryAdmin.ts"
 import { HEALTHY, type TenantHealth } from "../domain/TenantHealth.ts"
 import { describeFailure, WebhookSender } from "../delivery/WebhookSender.ts"
@@ -31,7 +30,6 @@ const publicView = (hook: ActiveHook, health: TenantHealth = HEALTHY): HookView 
 
 export const HooksLive = HttpApiBuilder.group(AdminApi, "hooks", (handlers) =>
   Effect.gen(function* () {
-    const config = yield* AppConfig
     const hooks = yield* HookTable
     const sender = yield* WebhookSender
     const admin = yield* DeliveryAdmin
@@ -61,7 +59,7 @@ export const HooksLive = HttpApiBuilder.group(AdminApi, "hooks", (handlers) =>
           data: JSON.stringify({ event: "router.test", id: eventId, createdAt: String(Math.floor(now / 1000)) })
         })
         const [elapsed, outcome] = yield* Effect.timed(
-          Effect.either(sender.send({ url: hook.url, eventId, body, secrets: signingSecrets(hook, config.signing.secret, now), headers: hook.headers, authorization: authorizationOf(hook.auth), tenant: hook.host }))
+          Effect.either(sender.send({ url: hook.url, eventId, body, secrets: signingSecrets(hook, hooks.inForce().signing, now), headers: hook.headers, authorization: authorizationOf(hook.auth), tenant: hook.host }))
         )
         const answer = Either.isRight(outcome) ? { status: outcome.right, error: null } : describeFailure(outcome.left)
         return {

@@ -1,5 +1,4 @@
 import { Cause, Clock, Duration, Effect, Option } from "effect"
-import { AppConfig } from "../AppConfig.ts"
 import { standardWebhookHeaders } from "../delivery/WebhookSender.ts"
 import type { DeliveryChange } from "../domain/Delivery.ts"
 import { commentFrame, eventFrame, streamEvent } from "../domain/DeliveryStream.ts"
@@ -69,7 +68,6 @@ export class StreamHub extends Effect.Service<StreamHub>()("StreamHub", {
   scoped: Effect.gen(function* () {
     const history = yield* DeliveryHistory
     const hooks = yield* HookTable
-    const config = yield* AppConfig
     const lifecycle = yield* Lifecycle
     const wake = yield* Effect.makeLatch(false)
 
@@ -166,7 +164,7 @@ export class StreamHub extends Effect.Service<StreamHub>()("StreamHub", {
         (change) =>
           Effect.map(history.delivery(change.deliveryId), (found) => {
             const delivery = Option.getOrUndefined(found)
-            const secrets = delivery && deliverySecrets(entryFor(hooks.inForce(), delivery.tenant), delivery, config.signing.secret, now)
+            const secrets = delivery && deliverySecrets(entryFor(hooks.inForce(), delivery.tenant), delivery, hooks.inForce().signing, now)
             const headers = delivery && secrets && secrets.length > 0 ? standardWebhookHeaders(secrets, delivery.eventId, now, delivery.body) : null
             return encoder.encode(eventFrame(change.id, { ...streamEvent(change), body: delivery?.body ?? null, headers }))
           }),
