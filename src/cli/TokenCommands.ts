@@ -1,18 +1,10 @@
 /** Tenant tokens made through the API: `tokens create | list | revoke`. */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Schema } from "effect"
+import { Effect } from "effect"
 import { TokenId, type TokenView } from "../domain/AdminToken.ts"
-import { HostPattern } from "../domain/Hook.ts"
 import { group, print, withClient } from "./AdminClient.ts"
 import { formatTable } from "./Format.ts"
-import { argument, connection, given, option } from "./Inputs.ts"
-
-/** `a,b`: a comma-separated list of hosts and wildcards. */
-const HostList = Schema.transform(Schema.String, Schema.Array(Schema.String), {
-  strict: true,
-  decode: (text) => text.split(",").map((item) => item.trim()).filter((item) => item !== ""),
-  encode: (items) => items.join(",")
-}).pipe(Schema.compose(Schema.Array(HostPattern)))
+import { argument, connection, given, HostList, option } from "./Inputs.ts"
 
 const formatTokenList = (tokens: ReadonlyArray<TokenView>): string =>
   tokens.length === 0

@@ -25,7 +25,7 @@ export const RouterConfig = Schema.Struct({
   reload: withDefault(
     Schema.Struct({
       interval: withDefault(DurationString, () => Duration.seconds(2)).annotations({
-        description: "how often the config file is checked for edits to `hooks` and `numbers` (it is also watched)"
+        description: "how often the config file is checked for edits to `hooks`, `numbers` and the admin tokens (it is also watched)"
       })
     }),
     () => ({ interval: Duration.seconds(2) })

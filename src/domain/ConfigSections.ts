@@ -52,7 +52,7 @@ export const Admin = Schema.Struct({
   }),
   tenantTokens: withDefault(Schema.Array(TenantToken), () => []).annotations({
     description:
-      "tenant tokens: each confined to its hosts and whatever lies under its wildcards (see [Tokens](admin-api.md#tokens)); reloaded while the router runs, like the tokens made with `POST /v1/tokens`"
+      "tenant tokens: each confined to its hosts and whatever lies under its wildcards (see [Tokens](admin-api.md#tokens)); reloaded while the router runs. Tokens can also be made and revoked through the API (`POST /v1/tokens`)"
   }),
   metricsToken: Schema.optional(Token).annotations({
     description:
