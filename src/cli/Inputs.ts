@@ -60,12 +60,12 @@ export const numberArg = argument("E164", E164).pipe(Args.withDescription("a dia
 export const deliveryArg = argument("ID", DeliveryId).pipe(Args.withDescription("a delivery id"))
 
 /** `a,b`: a comma-separated list, each item decoded by `item`. */
-const commaSeparated = <A>(item: Schema.Schema<A, string>) =>
+const commaSeparated = <A, I extends string>(item: Schema.Schema<A, I>) =>
   Schema.transform(Schema.String, Schema.Array(Schema.String), {
     strict: true,
     decode: (text) => text.split(",").map((part) => part.trim()).filter((part) => part !== ""),
     encode: (items) => items.join(",")
-  }).pipe(Schema.compose(Schema.Array(item)))
+  }).pipe(Schema.compose(Schema.Array(item), { strict: false }))
 
 /** LiveKit event names. */
 export const EventList = commaSeparated(EventName)
