@@ -14,6 +14,7 @@ import { Ingest } from "./ingest/Ingest.ts"
 import { Replay } from "./ingest/Replay.ts"
 import { JanitorLive } from "./store/Janitor.ts"
 import { Lifecycle } from "./Lifecycle.ts"
+import { LiveConfig } from "./LiveConfig.ts"
 import { JsonLoggingLive } from "./telemetry/Logging.ts"
 import { Metrics } from "./telemetry/Metrics.ts"
 import { TracingLive } from "./telemetry/TracingLive.ts"
@@ -51,11 +52,19 @@ export const ServicesLive = (config: RouterConfig, options: AppOptions = {}) =>
     Layer.provideMerge(DeliveryEngineLive),
     Layer.provideMerge(Layer.mergeAll(HookTable.Default, WebhookSender.Default, JanitorLive)),
     Layer.provideMerge(
-      Layer.mergeAll(FileHooks.layer(config, options.configFile), RemoteHooks.Default)
+      Layer.mergeAll(FileHooks.Default, RemoteHooks.Default)
     ),
     Layer.provideMerge(
       // Below every service that makes spans: built before them and released after, so their last spans are flushed too.
-      Layer.mergeAll(storeLayer(config), Metrics.Default, Lifecycle.Default, AppConfig.layer(config), TracingLive(config), EngineClock.Default)
+      Layer.mergeAll(
+        storeLayer(config),
+        Metrics.Default,
+        Lifecycle.Default,
+        AppConfig.layer(config),
+        LiveConfig.layer(config, options.configFile),
+        TracingLive(config),
+        EngineClock.Default
+      )
     )
   )
 

@@ -4,7 +4,8 @@ import { Database } from "bun:sqlite"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Cause, Effect, Exit, Layer, Option } from "effect"
+import { Cause, Effect, Exit, Layer, Option, Schema } from "effect"
+import { StoredToken, tokenHash } from "../src/domain/AdminToken.ts"
 import type { StoreUnavailable } from "../src/domain/Errors.ts"
 import type { StoreServices } from "../src/store/StoreLive.ts"
 import { StoreLive } from "../src/store/StoreLive.ts"
@@ -167,10 +168,28 @@ describe("persistence", () => {
       }
     }
     await run(Effect.asVoid(deliver(1_000)), StoreLive.sqlite(path))
-    expect(version()).toBe(3)
+    expect(version()).toBe(4)
     const depth = await run(Effect.flatMap(Store, (store) => Effect.map(store.queueStats, (s) => s.depth)), StoreLive.sqlite(path))
     expect(depth).toBe(1)
-    expect(version()).toBe(3)
+    expect(version()).toBe(4)
+  })
+
+  test("a data file from before API tokens (version 3) keeps its queue and takes tokens", async () => {
+    const path = tempDbPath()
+    await run(Effect.asVoid(deliver(1_000)), StoreLive.sqlite(path))
+    const db = new Database(path)
+    db.exec("DROP TABLE tokens; PRAGMA user_version = 3")
+    db.close()
+    const token = Schema.decodeSync(StoredToken)({ id: "tok_0123456789abcdef", hash: tokenHash("srt_x"), hosts: ["a.example"], label: null, createdAt: 1 })
+    const after = await run(
+      Effect.gen(function* () {
+        const store = yield* Store
+        yield* store.putToken(token)
+        return { depth: (yield* store.queueStats).depth, tokens: yield* store.tokens }
+      }),
+      StoreLive.sqlite(path)
+    )
+    expect(after).toEqual({ depth: 1, tokens: [token] })
   })
 
   test("a data file from before calls were numbered (version 2) keeps its calls, their timelines, kept bodies and deliveries, and their next events join them", async () => {

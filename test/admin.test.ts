@@ -633,6 +633,7 @@ describe("admin tokens", () => {
       )
       expect(outcome).not.toBe("started")
       expect(outcome).toContain("16")
+      expect(outcome).toContain("config: ROUTER_ADMIN_TOKEN (env): ")
       expect(outcome).not.toContain("tiny-token-15ch")
     } finally {
       rmSync(dir, { recursive: true, force: true })

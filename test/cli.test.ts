@@ -352,6 +352,7 @@ describe("every command's --help, completions and typed validation, without a ro
     ["unroutable", "domains"],
     ["calls", "list"],
     ["calls", "show"],
+    ...["create", "list", "revoke"].map((verb) => ["tokens", verb]),
     ["listen"]
   ]
 

@@ -66,7 +66,7 @@ test("every default in the reference is what a minimal config decodes to", () =>
 test("every value of a config with every optional section is under a key the reference lists", () => {
   const full = decoded({
     livekit: { apiKey: "APIk", apiSecret: "s" },
-    admin: { tokens: ["operator-token-0123456789"], tenantTokens: [{ token: "tenant-token-0123456789", hosts: ["calls.drsmith.com"] }] },
+    admin: { tokens: ["operator-token-0123456789"], tenantTokens: [{ token: "tenant-token-0123456789", hosts: ["calls.drsmith.com"] }], metricsToken: "metrics-token-0123456789" },
     signing: { secret: DEFAULT_SECRET },
     store: { redis: "redis://127.0.0.1:6379/0", lease: "5s" },
     remoteHooks: { url: "https://hooks.example.com/table", token: "remote-token" },

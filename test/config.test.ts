@@ -128,6 +128,18 @@ describe("decoding", () => {
     expect(config.admin.tokens.map(Redacted.value)).toEqual([ADMIN_TOKEN, "token-from-env-0123456789"])
   })
 
+  test("a bad value from the environment is blamed on its variable, not on a key the file does not have", () => {
+    const problem = (raw: unknown, env: Record<string, string>) => Either.getLeft(decodeConfig(raw, env)).pipe((left) => (left._tag === "Some" ? left.value : undefined))
+    expect(problem({ ...minimal, admin: { tokens: [ADMIN_TOKEN] } }, { ROUTER_ADMIN_TOKEN: "tiny-token-15ch" })).toMatchObject({
+      key: "ROUTER_ADMIN_TOKEN (env)",
+      problem: expect.stringMatching(/16/)
+    })
+    expect(problem(minimal, { ROUTER_ADMIN_TOKEN: "tiny-token-15ch" })?.key).toBe("ROUTER_ADMIN_TOKEN (env)")
+    // The file's own short token is still the file's.
+    expect(problem({ ...minimal, admin: { tokens: ["short"] } }, { ROUTER_ADMIN_TOKEN: ADMIN_TOKEN })?.key).toBe("admin.tokens.0")
+    expect(problem(minimal, { OTEL_EXPORTER_OTLP_ENDPOINT: "ftp://collector" })?.key).toBe("OTEL_EXPORTER_OTLP_ENDPOINT (env)")
+  })
+
   test("env supplies credentials the file leaves out", () => {
     const config = decodeConfig({ signing: minimal.signing }, { LIVEKIT_API_KEY: "APIenv", LIVEKIT_API_SECRET: "env-secret" })
     expect(Either.isRight(config)).toBe(true)

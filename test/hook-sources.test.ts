@@ -134,7 +134,7 @@ const callUnroutable = async (router: RunningRouter, call: Omit<SipCall, "room">
   return event
 }
 
-const refusedEdit = (l: Record<string, any>) => l.msg === "config edit refused; the last good hook table stays in force"
+const refusedEdit = (l: Record<string, any>) => l.msg === "config edit refused; the last good config stays in force"
 const needsRestart = (l: Record<string, any>) => l.msg === "config edit needs a restart"
 const remoteRefused = (l: Record<string, any>) => l.msg === "remote hook table refused; the last good table stays in force"
 

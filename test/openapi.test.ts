@@ -34,7 +34,10 @@ const ENDPOINTS = [
   "GET /v1/unroutable/domains",
   "GET /v1/calls",
   "GET /v1/calls/{room}",
-  "GET /v1/stream"
+  "GET /v1/stream",
+  "POST /v1/tokens",
+  "GET /v1/tokens",
+  "DELETE /v1/tokens/{id}"
 ]
 
 type Spec = Record<string, any>
@@ -97,6 +100,15 @@ describe("GET /openapi.json", () => {
         }
       }
     }
+  })
+
+  test("tokens: the creation's body and its 201 with the token, the list without it, a revoke's 204 or 404", () => {
+    const post = spec.paths["/v1/tokens"].post
+    const body = resolve(spec, post.requestBody.content["application/json"].schema)
+    expect({ properties: Object.keys(body.properties), required: body.required }).toEqual({ properties: ["hosts", "label"], required: ["hosts"] })
+    expect(Object.keys(resolve(spec, post.responses["201"].content["application/json"].schema).properties).sort()).toEqual(["createdAt", "hosts", "id", "label", "token"])
+    expect(Object.keys(spec.components.schemas.Token.properties).sort()).toEqual(["createdAt", "hosts", "id", "label"])
+    expect(Object.keys(spec.paths["/v1/tokens/{id}"].delete.responses)).toEqual(expect.arrayContaining(["204", "400", "401", "403", "404", "503"]))
   })
 
   test("calls, their timeline and unroutable domains are named components; every unroutable reason is listed, tenant_conflict included", () => {

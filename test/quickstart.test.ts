@@ -44,6 +44,15 @@ test("the README's path: the shipped config plus `bun run demo` delivers a verif
     expect(out).toContain('router answered 200 {"status":"received"}')
     expect(out).toContain("signature verified")
     expect(out).toContain('"tenant": "calls.drsmith.example"')
+    // The README's CLI examples run against `bun start` with the token its config ships.
+    const cli = Bun.spawn(["bun", "run", join(ROOT, "src/main.ts"), "hooks", "list", "--url", router.url], {
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, ROUTER_URL: "", ROUTER_ADMIN_TOKEN: "dev-admin-token-change-me" }
+    })
+    const [cliCode, listed] = await Promise.all([cli.exited, new Response(cli.stdout).text()])
+    expect({ cliCode, listed }).toEqual({ cliCode: 0, listed: expect.stringContaining("calls.drsmith.example") })
+    expect(await Bun.file(join(ROOT, "README.md")).text()).toContain("ROUTER_ADMIN_TOKEN=dev-admin-token-change-me")
   } finally {
     await router.stop()
   }

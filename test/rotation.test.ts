@@ -145,8 +145,8 @@ describe("a secret changed in the config file overlaps like a rotation", () => {
     const mark = router!.logs.length
     const { signing: _, ...withoutSigning } = configWith(OLD, OLD, "1h")
     writeFileSync(router!.configPath, Bun.YAML.stringify({ ...withoutSigning, hooks: [{ host: OWN, url: `${tenant.url}/own`, secret: OLD }] }))
-    await eventually(() => router!.logs.slice(mark).some((l) => l.msg === "config edit refused; the last good hook table stays in force"), 10_000, "the refusal")
-    expect(router!.logs.slice(mark).find((l) => l.msg === "config edit refused; the last good hook table stays in force")).toMatchObject({ key: "signing.secret" })
+    await eventually(() => router!.logs.slice(mark).some((l) => l.msg === "config edit refused; the last good config stays in force"), 10_000, "the refusal")
+    expect(router!.logs.slice(mark).find((l) => l.msg === "config edit refused; the last good config stays in force")).toMatchObject({ key: "signing.secret" })
     expectSignedBy(await deliveredTo(DEFAULTED), OLD)
   })
 })

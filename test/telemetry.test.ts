@@ -13,7 +13,7 @@ import { Either } from "effect"
 import { decodeConfig } from "../src/domain/Config.ts"
 import { API_KEY, API_SECRET, sipParticipantEvent } from "./support/livekit.ts"
 import { startReceiver, type Receiver } from "./support/receiver.ts"
-import { DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
+import { ADMIN_TOKEN, DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
 
 // Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
 setDefaultTimeout(TEST_TIMEOUT_MS)
@@ -272,10 +272,10 @@ const requireTool = (path: string | null, name: string) => {
 }
 
 /** A router that has received, refused, delivered and failed something, so every metric family has samples. */
-const busyRouter = async (): Promise<RunningRouter> => {
+const busyRouter = async (overrides: Record<string, unknown> = {}): Promise<RunningRouter> => {
   const receiver = startReceiver(DEFAULT_SECRET, [{ status: 500 }, { status: 200 }])
   stops.push(receiver.stop)
-  const router = await startRouter(hookConfig(receiver, "calls.scraped.example"))
+  const router = await startRouter({ ...hookConfig(receiver, "calls.scraped.example"), ...overrides })
   stops.push(() => router.stop())
   expect((await router.post(callTo("calls.scraped.example"))).status).toBe(200)
   expect((await router.post(callTo("calls.nobody.example"))).status).toBe(200)
@@ -300,16 +300,21 @@ describe("/metrics for Prometheus", () => {
     expect({ code, problems: (out + err).trim() }).toEqual({ code: 0, problems: "" })
   }, 20_000)
 
-  test.skipIf(SKIP)("a real Prometheus scrapes the router and answers queries with its values", async () => {
+  test.skipIf(SKIP)("a real Prometheus scrapes the router with admin.metricsToken and answers queries with its values", async () => {
     const prometheus = requireTool(PROMETHEUS, "prometheus")
-    const router = await busyRouter()
+    const metricsToken = "metrics-token-for-prometheus-0123"
+    const router = await busyRouter({ admin: { tokens: [ADMIN_TOKEN], metricsToken } })
+    expect((await fetch(`${router.url}/metrics`)).status).toBe(401)
     const accepted = await router.metric("tenant_router_webhooks_received_total", { outcome: "accepted" })
     const dir = mkdtempSync(join(tmpdir(), "prometheus-"))
     stops.push(() => rmSync(dir, { recursive: true, force: true }))
     const target = new URL(router.url).host
     writeFileSync(
       join(dir, "prometheus.yml"),
-      Bun.YAML.stringify({ global: { scrape_interval: "1s", scrape_timeout: "1s" }, scrape_configs: [{ job_name: "router", static_configs: [{ targets: [target] }] }] })
+      Bun.YAML.stringify({
+        global: { scrape_interval: "1s", scrape_timeout: "1s" },
+        scrape_configs: [{ job_name: "router", authorization: { type: "Bearer", credentials: metricsToken }, static_configs: [{ targets: [target] }] }]
+      })
     )
     const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() })
     const port = probe.port

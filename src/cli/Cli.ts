@@ -18,6 +18,7 @@ import * as Format from "./Format.ts"
 import { hooks, numbers } from "./HookCommands.ts"
 import { argument, connection, DEFAULT_ROUTER_URL, deliveryArg, given, hostArg, option } from "./Inputs.ts"
 import { listenCommand } from "./Listen.ts"
+import { tokens } from "./TokenCommands.ts"
 
 /** Printed under `--help` and after a usage error. */
 export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS]
@@ -29,6 +30,7 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
   deliveries list [--status S] [--tenant HOST] [--limit N] | get ID | retry ID
   deliveries list [--room NAME] [--event-id ID] [--event-type TYPE] [--domain D]
   tenants recover HOST --since ISO
+  tokens create --hosts a,b [--label TEXT] | list | revoke ID   tenant tokens, without a restart
   unroutable list | domains | replay DOMAIN [--since ISO]
   calls list [--tenant HOST] [--status S] [--number N] [--domain D] [--since ISO] [--until ISO]
   calls show ROOM             a call (by room name or sid) and its timeline
@@ -209,7 +211,7 @@ const help = Command.make("help", {}, () => Effect.suspend(() => runCommand(["--
 
 const root = Command.make("sip-tenant-router", { config: configOption }, ({ config }) => serveWith(config)).pipe(
   Command.withDescription(OVERVIEW),
-  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, calls, explain, listen, checkConfig, help])
+  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, calls, explain, tokens, listen, checkConfig, help])
 )
 
 const runCommand = (args: ReadonlyArray<string>): Effect.Effect<void, unknown, CliApp.CliApp.Environment> => Command.run(root, { name: "sip-tenant-router", version: "0.1.0" })(["bun", "main.ts", ...args])

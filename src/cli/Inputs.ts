@@ -59,9 +59,15 @@ export const hostArg = argument("HOST", HostPattern).pipe(Args.withDescription('
 export const numberArg = argument("E164", E164).pipe(Args.withDescription("a dialled number, e.g. +15557654321"))
 export const deliveryArg = argument("ID", DeliveryId).pipe(Args.withDescription("a delivery id"))
 
-/** `a,b`: a comma-separated list of LiveKit event names. */
-export const EventList = Schema.transform(Schema.String, Schema.Array(Schema.String), {
-  strict: true,
-  decode: (text) => text.split(",").map((item) => item.trim()).filter((item) => item !== ""),
-  encode: (items) => items.join(",")
-}).pipe(Schema.compose(Schema.Array(EventName)))
+/** `a,b`: a comma-separated list, each item decoded by `item`. */
+const commaSeparated = <A, I extends string>(item: Schema.Schema<A, I>) =>
+  Schema.transform(Schema.String, Schema.Array(Schema.String), {
+    strict: true,
+    decode: (text) => text.split(",").map((part) => part.trim()).filter((part) => part !== ""),
+    encode: (items) => items.join(",")
+  }).pipe(Schema.compose(Schema.Array(item), { strict: false }))
+
+/** LiveKit event names. */
+export const EventList = commaSeparated(EventName)
+/** Hosts and wildcards. */
+export const HostList = commaSeparated(HostPattern)

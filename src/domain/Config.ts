@@ -25,7 +25,7 @@ export const RouterConfig = Schema.Struct({
   reload: withDefault(
     Schema.Struct({
       interval: withDefault(DurationString, () => Duration.seconds(2)).annotations({
-        description: "how often the config file is checked for edits to `hooks`, `numbers` and `signing.secret` (it is also watched)"
+        description: "how often the config file is checked for edits to `hooks`, `numbers`, `signing.secret` and the admin tokens (it is also watched)"
       })
     }),
     () => ({ interval: Duration.seconds(2) })
@@ -75,6 +75,29 @@ const applyEnv = (raw: Record<string, unknown>, env: ConfigEnv): Record<string, 
   if (env.OTEL_EXPORTER_OTLP_PROTOCOL) otlp.protocol = env.OTEL_EXPORTER_OTLP_PROTOCOL
   if (Object.keys(otlp).length > 0) telemetry.otlp = otlp
   return { ...raw, livekit, admin, ...(Object.keys(telemetry).length > 0 ? { telemetry } : {}) }
+}
+
+/** The keys the environment sets in place of the file, by the variable that does. */
+const FROM_ENV: ReadonlyArray<readonly [key: string, variable: string]> = [
+  ["livekit.apiKey", "LIVEKIT_API_KEY"],
+  ["livekit.apiSecret", "LIVEKIT_API_SECRET"],
+  ["telemetry.serviceName", "OTEL_SERVICE_NAME"],
+  ["telemetry.otlp.endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"],
+  ["telemetry.otlp.protocol", "OTEL_EXPORTER_OTLP_PROTOCOL"]
+]
+
+/**
+ * A problem with a value the environment gave is named by its variable: the
+ * key it lands on (`admin.tokens.2` for ROUTER_ADMIN_TOKEN, appended after the
+ * file's) may not be in the file at all.
+ */
+const blameEnv = (problem: { readonly key: string; readonly problem: string }, raw: Record<string, unknown>, env: ConfigEnv) => {
+  const fileTokens = isRecord(raw.admin) && Array.isArray(raw.admin.tokens) ? raw.admin.tokens.length : 0
+  const variable =
+    env.ROUTER_ADMIN_TOKEN && problem.key === `admin.tokens.${fileTokens}`
+      ? "ROUTER_ADMIN_TOKEN"
+      : FROM_ENV.find(([key, name]) => env[name] && (problem.key === key || problem.key.startsWith(`${key}.`)))?.[1]
+  return variable === undefined ? problem : { key: `${variable} (env)`, problem: problem.problem }
 }
 
 /** Alerts need a secret to be signed with, a target hooks could have, and a window to count in. */
@@ -166,7 +189,7 @@ export const decodeConfig = (raw: unknown, env: ConfigEnv = {}): Either.Either<R
   const document = applyEnv(raw, env)
   const hooks = Array.isArray(document.hooks) ? quickHooks(document.hooks) : undefined
   const decoded = decodeRouterConfig(hooks ? { ...document, hooks: [] } : document)
-  if (Either.isLeft(decoded)) return Either.left(new ConfigError(firstProblem(decoded.left, "(root)")))
+  if (Either.isLeft(decoded)) return Either.left(new ConfigError(blameEnv(firstProblem(decoded.left, "(root)"), raw, env)))
   const config = hooks ? { ...decoded.right, hooks } : decoded.right
   const problem = checkConsistency(config)
   return problem ? Either.left(problem) : Either.right(config)

@@ -48,11 +48,15 @@ const TenantToken = Schema.Struct({
 
 export const Admin = Schema.Struct({
   tokens: withDefault(Schema.Array(Token), () => []).annotations({
-    description: "operator bearer tokens for the admin API (16+ chars): every host. Env `ROUTER_ADMIN_TOKEN` adds one. No token: the admin API answers 401"
+    description: "operator bearer tokens for the admin API (16+ chars): every host. Env `ROUTER_ADMIN_TOKEN` adds one. No token: the admin API answers 401. Reloaded while the router runs"
   }),
   tenantTokens: withDefault(Schema.Array(TenantToken), () => []).annotations({
     description:
-      "tenant tokens: each confined to its hosts and whatever lies under its wildcards (see [Tokens](admin-api.md#tokens))"
+      "tenant tokens: each confined to its hosts and whatever lies under its wildcards (see [Tokens](admin-api.md#tokens)); reloaded while the router runs. Tokens can also be made and revoked through the API (`POST /v1/tokens`)"
+  }),
+  metricsToken: Schema.optional(Token).annotations({
+    description:
+      "a bearer token `/metrics` then requires (16+ chars; Prometheus sends it with `authorization` in its scrape config). Without it `/metrics`, whose labels name every tenant, answers anyone who can reach the port (see [Hardening](edge-hardening.md))"
   }),
   docs: withDefault(Schema.Boolean, () => true).annotations({
     description:

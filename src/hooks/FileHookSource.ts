@@ -1,9 +1,7 @@
-import { watch } from "node:fs"
-import { stat } from "node:fs/promises"
-import { basename, dirname } from "node:path"
-import { Context, Duration, Effect, Either, Layer, Queue, Redacted, Schedule, Schema, Stream, SubscriptionRef } from "effect"
-import { parseConfigText, RouterConfig } from "../domain/Config.ts"
+import { Context, Effect, Layer, Redacted, Schema, Stream, SubscriptionRef } from "effect"
+import type { RouterConfig } from "../domain/Config.ts"
 import { HookSet, type WebhookSecret } from "../domain/Hook.ts"
+import { LiveConfig } from "../LiveConfig.ts"
 
 /** The config file's part of the hook table: its hooks and numbers, and `signing.secret`, all reloaded on edit. */
 export interface FileHookSet extends HookSet {
@@ -12,104 +10,32 @@ export interface FileHookSet extends HookSet {
 
 const hookSetOf = (config: RouterConfig): FileHookSet => ({ hooks: config.hooks, numbers: config.numbers, signingSecret: config.signing.secret })
 
-const STABLE_AFTER = Duration.millis(100)
-
 // Compared as encoded: decoded, secrets are Redacted and print alike whatever they hold.
-const encodeConfig = Schema.encodeSync(RouterConfig)
 const encodeHookSet = Schema.encodeSync(HookSet)
+const secretText = (secret: WebhookSecret | undefined) => (secret === undefined ? undefined : Redacted.value(secret))
 const sameHooks = (a: FileHookSet, b: FileHookSet) =>
-  JSON.stringify(encodeHookSet(a)) === JSON.stringify(encodeHookSet(b)) && Redacted.value(a.signingSecret ?? Redacted.make("")) === Redacted.value(b.signingSecret ?? Redacted.make(""))
+  JSON.stringify(encodeHookSet(a)) === JSON.stringify(encodeHookSet(b)) && secretText(a.signingSecret) === secretText(b.signingSecret)
 
-const isSection = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
-
-/** The dotted keys whose values differ, down to the leaves (a duration or a list is one value). */
-const changedKeys = (before: unknown, after: unknown, path = ""): ReadonlyArray<string> => {
-  if (JSON.stringify(before) === JSON.stringify(after)) return []
-  if (!isSection(before) || !isSection(after)) return [path]
-  return [...new Set([...Object.keys(before), ...Object.keys(after)])].flatMap((key) =>
-    changedKeys(before[key], after[key], path ? `${path}.${key}` : key)
-  )
-}
-
-const RELOADED = new Set(["hooks", "numbers", "signing.secret"])
-
-/** Keys whose edits only a restart applies; the reload says so rather than ignoring them silently. */
-const needsRestart = (running: RouterConfig, edited: RouterConfig): ReadonlyArray<string> =>
-  changedKeys(encodeConfig(running), encodeConfig(edited)).filter((key) => !RELOADED.has(key))
-
-/**
- * The hooks, numbers and default secret of the config file, kept current while the router
- * runs. The file is watched (its folder, since editors save by renaming a new
- * file over the old) and also checked every `reload.interval` in case a watch
- * event is missed. An edit that does not decode is logged with its reason and
- * the last good table stays in force.
- */
+/** The hooks, numbers and default secret of the config file, kept current while the router runs (see LiveConfig). */
 export class FileHooks extends Context.Tag("FileHooks")<FileHooks, SubscriptionRef.SubscriptionRef<FileHookSet>>() {
-  /**
-   * The hooks of `config`, kept current from `file` when it is given (`text`: what `config` was
-   * decoded from, so an unchanged file is not decoded again); without one, fixed (tests, configs given in code).
-   */
-  static readonly layer = (config: RouterConfig, file?: { readonly path: string; readonly text: string }) =>
-    file === undefined ? Layer.effect(FileHooks, SubscriptionRef.make(hookSetOf(config))) : FileHooks.watch(file.path, config, file.text)
-
-  private static readonly watch = (path: string, config: RouterConfig, startedWith: string) =>
-    Layer.scoped(
-      FileHooks,
-      Effect.gen(function* () {
-        const current = yield* SubscriptionRef.make(hookSetOf(config))
-        let lastText = startedWith
-        let lastStamp = ""
-
-        const check = Effect.gen(function* () {
-          const info = yield* Effect.tryPromise(() => stat(path))
-          const stamp = `${info.ino}:${info.size}:${info.mtimeMs}`
-          if (stamp === lastStamp) return
-          lastStamp = stamp
-          const text = yield* Effect.tryPromise(() => Bun.file(path).text())
-          if (text === lastText) return
-          // A writer may still be at it (an in-place save is not atomic): only a text that holds still is read.
-          yield* Effect.sleep(STABLE_AFTER)
-          if ((yield* Effect.tryPromise(() => Bun.file(path).text())) !== text) {
-            lastStamp = ""
-            return
-          }
-          lastText = text
-          const decoded = parseConfigText(text, process.env)
-          if (Either.isLeft(decoded)) {
-            return yield* Effect.logWarning("config edit refused; the last good hook table stays in force").pipe(
-              Effect.annotateLogs({ path, key: decoded.left.key, problem: decoded.left.problem })
-            )
-          }
-          // Hooks without a secret of their own, in the HTTP source, may still need it.
-          if ((yield* SubscriptionRef.get(current)).signingSecret !== undefined && decoded.right.signing.secret === undefined) {
-            return yield* Effect.logWarning("config edit refused; the last good hook table stays in force").pipe(
-              Effect.annotateLogs({ path, key: "signing.secret", problem: "cannot be removed while the router runs (change it, or restart without it)" })
-            )
-          }
-          const restart = needsRestart(config, decoded.right)
-          if (restart.length > 0) yield* Effect.logWarning("config edit needs a restart").pipe(Effect.annotateLogs({ path, keys: restart.join(", ") }))
-          const next = hookSetOf(decoded.right)
-          // Comments and other keys change the text, not the table.
-          if (sameHooks(next, yield* SubscriptionRef.get(current))) return
-          yield* SubscriptionRef.set(current, next)
-          yield* Effect.log("hooks reloaded").pipe(Effect.annotateLogs({ path, hooks: next.hooks.length, numbers: next.numbers.length }))
-        }).pipe(Effect.catchAll((error) => Effect.logWarning("config file unreadable; keeping the hook table", error)))
-
-        // Watch events only say "look now"; a burst of them (write, rename, chmod) becomes one check.
-        const pokes = yield* Queue.sliding<void>(1)
-        yield* Effect.acquireRelease(
-          Effect.sync(() =>
-            watch(dirname(path), (_, file) => {
-              if (file === null || file === basename(path)) Queue.unsafeOffer(pokes, undefined)
-            })
-          ),
-          (watcher) => Effect.sync(() => watcher.close())
-        )
-        yield* check
-        const polled = Stream.fromSchedule(Schedule.spaced(config.reload.interval))
-        const watched = Stream.fromQueue(pokes).pipe(Stream.debounce(Duration.millis(50)))
-        yield* Stream.merge(polled, watched).pipe(Stream.runForEach(() => check), Effect.forkScoped)
-        return current
-      })
-    )
+  static readonly Default = Layer.scoped(
+    FileHooks,
+    Effect.gen(function* () {
+      const config = yield* LiveConfig
+      const current = yield* SubscriptionRef.make(hookSetOf(yield* SubscriptionRef.get(config.current)))
+      yield* config.current.changes.pipe(
+        Stream.runForEach((edited) =>
+          Effect.gen(function* () {
+            const next = hookSetOf(edited)
+            // Comments and other keys change the file, not the table.
+            if (sameHooks(next, yield* SubscriptionRef.get(current))) return
+            yield* SubscriptionRef.set(current, next)
+            yield* Effect.log("hooks reloaded").pipe(Effect.annotateLogs({ path: config.path, hooks: next.hooks.length, numbers: next.numbers.length }))
+          })
+        ),
+        Effect.forkScoped
+      )
+      return current
+    })
+  )
 }

@@ -14,6 +14,7 @@ import { NumbersLive } from "./NumbersHandlers.ts"
 import { StreamLive } from "./StreamHandlers.ts"
 import { StreamHub } from "./StreamHub.ts"
 import { TenantsLive } from "./TenantsHandlers.ts"
+import { TokensLive } from "./TokensHandlers.ts"
 import { UnroutableLive } from "./UnroutableHandlers.ts"
 
 /** A path, query or payload HttpApi could not decode: the documented 400, naming the field (the body, when the whole of it is wrong). */
@@ -49,7 +50,7 @@ const Endpoints = HttpApiBuilder.Router.unwrap(
     )
   }, Layer.effectDiscard)
 ).pipe(
-  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive, StreamLive]),
+  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive, StreamLive, TokensLive]),
   Layer.provide([AuthorizationLive, JsonBodyLive, StreamHub.Default])
 )
 

@@ -1,5 +1,6 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
 import { Context, Schema } from "effect"
+import { TokenChanges, TokenCreatedView, TokenId, TokenListView } from "../domain/AdminToken.ts"
 import { CallDetailView, CallListParams, CallPageView } from "../domain/CallViews.ts"
 import {
   DeliveryDetailView,
@@ -45,9 +46,9 @@ export type Principal = { readonly _tag: "Operator" } | { readonly _tag: "Tenant
 
 export class CurrentPrincipal extends Context.Tag("CurrentPrincipal")<CurrentPrincipal, Principal>() {}
 
-/** Operator and tenant bearer tokens (see Authorization.ts). */
+/** Operator and tenant bearer tokens (see Authorization.ts); a token made through the API is looked up in the store. */
 export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Authorization", {
-  failure: UnauthorizedView,
+  failure: Schema.Union(UnauthorizedView, StoreUnavailableView),
   provides: CurrentPrincipal,
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
@@ -66,6 +67,7 @@ const host = HttpApiSchema.param("host", HostPattern)
 const number = HttpApiSchema.param("number", E164)
 const id = HttpApiSchema.param("id", DeliveryId)
 const room = HttpApiSchema.param("room", RoomName)
+const tokenId = HttpApiSchema.param("id", TokenId)
 
 export class HooksGroup extends HttpApiGroup.make("hooks")
   .add(HttpApiEndpoint.get("list", "/v1/hooks").addSuccess(HookListView).annotate(OpenApi.Summary, "List hooks"))
@@ -220,6 +222,30 @@ export class StreamGroup extends HttpApiGroup.make("stream").add(
     )
 ) {}
 
+export class TokensGroup extends HttpApiGroup.make("tokens")
+  .add(
+    HttpApiEndpoint.post("create", "/v1/tokens")
+      .setPayload(TokenChanges)
+      .addSuccess(TokenCreatedView, { status: 201 })
+      .middleware(JsonBody)
+      .annotate(OpenApi.Summary, "Make a tenant token for some hosts (operators only)")
+      .annotate(
+        OpenApi.Description,
+        "The token is in this answer only: the router keeps its SHA-256, never the token. It works at once on every instance, like a file tenant token for the same hosts."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/v1/tokens")
+      .addSuccess(TokenListView)
+      .annotate(OpenApi.Summary, "The tenant tokens made through the API, oldest first, without the tokens (operators only)")
+  )
+  .add(
+    HttpApiEndpoint.del("revoke")`/v1/tokens/${tokenId}`
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(NotFoundView)
+      .annotate(OpenApi.Summary, "Revoke a token: refused from the next request on, on every instance (operators only)")
+  ) {}
+
 /**
  * Two corrections to the generated document, so it says what the router does:
  * the bearer scheme applies to every operation (an API-level middleware leaves
@@ -253,6 +279,7 @@ export class AdminApi extends HttpApi.make("admin")
   .add(UnroutableGroup)
   .add(ExplainGroup)
   .add(StreamGroup)
+  .add(TokensGroup)
   .addError(BadRequestView)
   .addError(ForbiddenView)
   .addError(StoreUnavailableView)

@@ -39,6 +39,15 @@ export interface BackendHooks extends Omit<HookStore["Type"], "apiHooks" | "putA
   readonly putApiHook: (host: string, json: string) => Effect.Effect<void, StoreUnavailable>
 }
 
+/** The admin API's tokens as a backend keeps them: each the JSON its schema encodes, by hash and by id. */
+export interface BackendTokens {
+  readonly put: (id: string, hash: string, json: string) => Effect.Effect<void, StoreUnavailable>
+  readonly byHash: (hash: string) => Effect.Effect<Option.Option<string>, StoreUnavailable>
+  /** In any order. */
+  readonly list: Effect.Effect<ReadonlyArray<string>, StoreUnavailable>
+  readonly remove: (id: string) => Effect.Effect<boolean, StoreUnavailable>
+}
+
 /**
  * What keeps the data (SQLite's tables, Redis's keys), as the operations each
  * does in its own SQL or Lua. What the stores have in common is written once
@@ -63,6 +72,7 @@ export interface StoreBackend {
   /** Its reads are asked for at least one record. */
   readonly history: DeliveryHistory["Type"]
   readonly hooks: BackendHooks
+  readonly tokens: BackendTokens
   readonly leases: Leases["Type"]
   /** Deletes at most `limit` of the target's records last changed before `before` (never a pending delivery): how many went. */
   readonly pruneSlice: (target: PruneTarget, before: number, limit: number) => Effect.Effect<number, StoreUnavailable>

@@ -1,4 +1,5 @@
 import { Context, Effect, Layer, Option, ParseResult, Redacted, Schema, type Scope } from "effect"
+import { StoredToken } from "../domain/AdminToken.ts"
 import { CallListing } from "../domain/Call.ts"
 import { NewDelivery, Pin } from "../domain/Delivery.ts"
 import { StoreUnavailable } from "../domain/Errors.ts"
@@ -12,13 +13,14 @@ import { HealthStore } from "./HealthStore.ts"
 import { HookStore } from "./HookStore.ts"
 import { Leases } from "./Leases.ts"
 import { Retention, type PruneTarget } from "./Retention.ts"
+import { TokenStore } from "./TokenStore.ts"
 import { healthKey, justQueued, type Acceptance, type AcceptResult } from "./Store.ts"
 import type { AcceptOutcome, EncodedAcceptance, StoreBackend } from "./StoreBackend.ts"
 import { makeRedisStore, type RedisStoreOptions } from "./redis/RedisStore.ts"
 import { makeSqliteStore } from "./sqlite/SqliteStore.ts"
 
 /** Every tag a store provides. */
-export type StoreServices = EventStore | DeliveryQueue | Leases | HealthStore | DeliveryHistory | HookStore | Retention | CallHistory
+export type StoreServices = EventStore | DeliveryQueue | Leases | HealthStore | DeliveryHistory | HookStore | Retention | CallHistory | TokenStore
 
 /** Every store tag over one backend, opened once and shared: what the stores have in common, written once. */
 const storeOver = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Scope>): Layer.Layer<StoreServices, StoreUnavailable> =>
@@ -31,6 +33,7 @@ const storeOver = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Sco
         Context.add(DeliveryHistory, history(backend)),
         Context.add(HookStore, hooks(backend)),
         Context.add(CallHistory, calls(backend)),
+        Context.add(TokenStore, tokens(backend)),
         Context.add(Retention, retention(backend))
       )
     )
@@ -103,6 +106,26 @@ const hooks = ({ hooks }: StoreBackend): HookStore["Type"] => ({
   ...hooks,
   apiHooks: Effect.flatMap(hooks.apiHooks, (stored) => Effect.mapError(decodeHooks(stored), unreadable)),
   putApiHook: (hook) => hooks.putApiHook(hook.host, encodeHook(hook))
+})
+
+const decodeToken = Schema.decodeUnknown(Schema.parseJson(StoredToken))
+const decodeTokens = Schema.decodeUnknown(Schema.Array(Schema.parseJson(StoredToken)))
+const encodeToken = Schema.encodeSync(Schema.parseJson(StoredToken))
+
+const tokens = ({ tokens }: StoreBackend): TokenStore["Type"] => ({
+  putToken: (token) => tokens.put(token.id, token.hash, encodeToken(token)),
+  tokenByHash: (hash) =>
+    Effect.flatMap(tokens.byHash(hash), (json) =>
+      Option.isNone(json) ? Effect.succeedNone : Effect.mapError(Effect.map(decodeToken(json.value), Option.some), unreadable)
+    ),
+  // Redis keeps no order: both stores list by age here.
+  tokens: Effect.flatMap(tokens.list, (stored) =>
+    Effect.mapError(
+      Effect.map(decodeTokens(stored), (found) => [...found].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1))),
+      unreadable
+    )
+  ),
+  removeToken: tokens.remove
 })
 
 const queue = ({ queue }: StoreBackend): DeliveryQueue["Type"] => ({

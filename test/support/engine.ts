@@ -16,6 +16,7 @@ import { decodeConfig } from "../../src/domain/Config.ts"
 import type { Delivery, NewDelivery } from "../../src/domain/Delivery.ts"
 import { TenantRejected, TenantUnreachable, type DeliveryError } from "../../src/domain/Errors.ts"
 import { FileHooks } from "../../src/hooks/FileHookSource.ts"
+import { LiveConfig } from "../../src/LiveConfig.ts"
 import { HookTable } from "../../src/hooks/HookTable.ts"
 import { RemoteHooks } from "../../src/hooks/HttpHookSource.ts"
 import { Lifecycle } from "../../src/Lifecycle.ts"
@@ -95,7 +96,7 @@ export const startEngine = async (options: EngineOptions = {}) => {
 
   const layer = DeliveryEngineLive.pipe(
     Layer.provideMerge(Layer.mergeAll(HookTable.Default, sender)),
-    Layer.provideMerge(Layer.mergeAll(FileHooks.layer(config), RemoteHooks.Default)),
+    Layer.provideMerge(Layer.mergeAll(FileHooks.Default, RemoteHooks.Default).pipe(Layer.provideMerge(LiveConfig.layer(config)))),
     Layer.provideMerge(Layer.mergeAll(StoreLive.memory(), Lifecycle.Default, AppConfig.layer(config), TracingLive(config), clock.layer)),
     // Seeded, so the retry schedule's jitter is the same in every run.
     Layer.provide(Layer.mergeAll(Layer.setRandom(Random.make(options.seed ?? "engine")), Logger.replace(Logger.defaultLogger, Logger.none)))

@@ -109,8 +109,10 @@ export const startRouter = async (
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) })
     })
+  // A router whose /metrics needs admin.metricsToken is scraped with it.
+  const metricsToken: unknown = doc.admin && typeof doc.admin === "object" ? (doc.admin as Record<string, unknown>).metricsToken : undefined
   const metric: RunningRouter["metric"] = async (name, labels = {}) => {
-    const text = await (await fetch(`${url}/metrics`)).text()
+    const text = await (await fetch(`${url}/metrics`, typeof metricsToken === "string" ? { headers: { authorization: `Bearer ${metricsToken}` } } : {})).text()
     const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
     const line = text
       .split("\n")

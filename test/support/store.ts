@@ -8,6 +8,7 @@ import { HookStore } from "../../src/store/HookStore.ts"
 import { Leases } from "../../src/store/Leases.ts"
 import { Retention } from "../../src/store/Retention.ts"
 import type { StoreServices } from "../../src/store/StoreLive.ts"
+import { TokenStore } from "../../src/store/TokenStore.ts"
 
 /** Every store tag's operations in one object (no two tags share a name), so the cases read as against one store. */
 export type Store = EventStore["Type"] &
@@ -17,10 +18,11 @@ export type Store = EventStore["Type"] &
   DeliveryHistory["Type"] &
   HookStore["Type"] &
   Retention["Type"] &
-  CallHistory["Type"]
+  CallHistory["Type"] &
+  TokenStore["Type"]
 
 export const Store: Effect.Effect<Store, never, StoreServices> = Effect.map(
-  Effect.all([EventStore, DeliveryQueue, Leases, HealthStore, DeliveryHistory, HookStore, Retention, CallHistory]),
+  Effect.all([EventStore, DeliveryQueue, Leases, HealthStore, DeliveryHistory, HookStore, Retention, CallHistory, TokenStore]),
   (services): Store => Object.assign({}, ...services)
 )
 
@@ -34,5 +36,6 @@ export const provideStore = <A, E>(program: Effect.Effect<A, E, StoreServices>, 
     Effect.provideService(DeliveryHistory, store),
     Effect.provideService(HookStore, store),
     Effect.provideService(Retention, store),
-    Effect.provideService(CallHistory, store)
+    Effect.provideService(CallHistory, store),
+    Effect.provideService(TokenStore, store)
   )

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test"
-import { Effect, type Layer, Option } from "effect"
+import { Effect, type Layer, Option, Schema } from "effect"
 import fc from "fast-check"
+import { StoredToken, tokenHash } from "../../src/domain/AdminToken.ts"
 import type { Delivery, DeliveryStatus, Pin, UnroutableEvent } from "../../src/domain/Delivery.ts"
 import type { StoreUnavailable } from "../../src/domain/Errors.ts"
 import { HEALTHY } from "../../src/domain/TenantHealth.ts"
@@ -776,6 +777,29 @@ export const storeContract = (fresh: () => Layer.Layer<StoreServices, StoreUnava
           expect(pruned).toEqual({ deliveries: 0, events: 4, unroutable: 0, pins: 0, calls: 0, feed: 5 })
           expect(yield* pendingAll(store)).toEqual(before)
           expect(Option.getOrThrow(yield* store.delivery(ds[0]!.id)).history).toHaveLength(1)
+        })
+      ))
+  })
+
+  describe("tokens", () => {
+    const token = (id: string, createdAt: number, hosts: ReadonlyArray<string> = ["a.example"]) =>
+      Schema.decodeSync(StoredToken)({ id, hash: tokenHash(`srt_${id}`), hosts, label: null, createdAt })
+
+    test("found by hash, listed oldest first, removed by id once", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const older = token("tok_00000000000000aa", 2_000, ["*.citydental.com", "calls.drsmith.com"])
+          const newer = { ...token("tok_00000000000000bb", 3_000), label: "Dr Smith's front desk" }
+          yield* store.putToken(newer)
+          yield* store.putToken(older)
+          expect(yield* store.tokenByHash(older.hash)).toEqual(Option.some(older))
+          expect(yield* store.tokenByHash(tokenHash("srt_unknown"))).toEqual(Option.none())
+          expect(yield* store.tokens).toEqual([older, newer])
+          expect(yield* store.removeToken(older.id)).toBe(true)
+          expect(yield* store.removeToken(older.id)).toBe(false)
+          expect(yield* store.tokenByHash(older.hash)).toEqual(Option.none())
+          expect(yield* store.tokens).toEqual([newer])
         })
       ))
   })

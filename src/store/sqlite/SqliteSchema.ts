@@ -210,6 +210,14 @@ DROP INDEX feed_by_age;
 `
 
 /** A delivery field's column: its name in snake case. */
+const API_TOKENS = `
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  record TEXT NOT NULL
+) WITHOUT ROWID;
+`
+
 const columnOf = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
 /** Reads the columns back under their fields' names, so a row decodes as it is. */
@@ -261,7 +269,9 @@ const MIGRATIONS: ReadonlyArray<(db: Database) => void> = [
     db.exec(CALLS)
   },
   // 3: fewer pages written per event (see LIGHTER_WRITES).
-  (db) => db.exec(LIGHTER_WRITES)
+  (db) => db.exec(LIGHTER_WRITES),
+  // 4: tenant tokens made through the admin API, by the SHA-256 of each (the token itself is never kept).
+  (db) => db.exec(API_TOKENS)
 ]
 
 /** Applies the migrations the database has not had, each in its own transaction with the version it reaches. */

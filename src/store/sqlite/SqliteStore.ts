@@ -153,6 +153,8 @@ const prepareReads = (db: Database) => ({
   selectHooks: db.query<{ hook: string }, []>("SELECT hook FROM hooks ORDER BY host"),
   selectNumbers: db.query<NumberMapping, []>("SELECT number, host FROM numbers ORDER BY number"),
   selectCached: db.query<{ value: string }, [string]>("SELECT value FROM cache WHERE key = ?"),
+  selectToken: db.query<{ record: string }, [string]>("SELECT record FROM tokens WHERE hash = ?"),
+  selectTokens: db.query<{ record: string }, []>("SELECT record FROM tokens"),
   ping: db.query<unknown, []>("SELECT 1")
 })
 
@@ -321,6 +323,12 @@ export const makeSqliteStore = (path: string) =>
         apiChanges: Stream.never,
         cached: (key) => read(() => Option.fromNullable(sql.selectCached.get(key)?.value)),
         cache: (key, value) => write({ _tag: "Cache", key, value })
+      },
+      tokens: {
+        put: (id, hash, json) => write({ _tag: "PutToken", id, hash, json }),
+        byHash: (hash) => read(() => Option.fromNullable(sql.selectToken.get(hash)?.record)),
+        list: read(() => sql.selectTokens.all().map((row) => row.record)),
+        remove: (id) => write({ _tag: "RemoveToken", id })
       },
       // Nor does anybody else hold deliveries.
       leases: { renewLeases: Effect.void, claimStale: Effect.succeed([]) },

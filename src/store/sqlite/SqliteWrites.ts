@@ -25,6 +25,8 @@ export type WriteOp =
   | { readonly _tag: "PutApiNumber"; readonly mapping: NumberMapping }
   | { readonly _tag: "RemoveApiNumber"; readonly number: string }
   | { readonly _tag: "Cache"; readonly key: string; readonly value: string }
+  | { readonly _tag: "PutToken"; readonly id: string; readonly hash: string; readonly json: string }
+  | { readonly _tag: "RemoveToken"; readonly id: string }
 
 export interface WriteResults {
   Accept: ReadonlyArray<AcceptOutcome>
@@ -38,6 +40,8 @@ export interface WriteResults {
   PutApiNumber: void
   RemoveApiNumber: boolean
   Cache: void
+  PutToken: void
+  RemoveToken: boolean
 }
 
 export type WriteResult<Op extends WriteOp> = WriteResults[Op["_tag"]]
@@ -120,6 +124,8 @@ export const prepareWrites = (db: Database) => {
     upsertNumber: db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO numbers (number, host, updated_at) VALUES (?, ?, ?)"),
     deleteNumber: db.query<unknown, [string]>("DELETE FROM numbers WHERE number = ?"),
     upsertCached: db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO cache (key, value, updated_at) VALUES (?, ?, ?)"),
+    insertToken: db.query<unknown, [string, string, string]>("INSERT INTO tokens (id, hash, record) VALUES (?, ?, ?)"),
+    deleteToken: db.query<unknown, [string]>("DELETE FROM tokens WHERE id = ?"),
     expiredDeliveries: db.query<{ id: number }, [string, number, number]>("SELECT id FROM deliveries WHERE status = ? AND updated_at < ? LIMIT ?"),
     deleteAttemptsOf: db.query<unknown, [string]>("DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?))"),
     deleteDeliveries: db.query<unknown, [string]>("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?))"),
@@ -251,6 +257,11 @@ export const prepareWrites = (db: Database) => {
       case "Cache":
         q.upsertCached.run(op.key, op.value, Date.now())
         return undefined
+      case "PutToken":
+        q.insertToken.run(op.id, op.hash, op.json)
+        return undefined
+      case "RemoveToken":
+        return q.deleteToken.run(op.id).changes > 0
     }
   }
 
