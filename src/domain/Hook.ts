@@ -117,7 +117,8 @@ export const TargetUrl = Schema.String.pipe(Schema.filter((s) => targetUrlProble
 
 /** A setting written as text, parsed once when decoded, and shown as it was written. */
 const parsedText = <A extends object>(parse: (text: string) => A | undefined, expected: string) =>
-  Schema.transformOrFail(Schema.String, Schema.Any as Schema.Schema<A & { readonly text: string }>, {
+  // Only a parsed setting is one (not any value), so a union such as `NullOr` encodes null as null.
+  Schema.transformOrFail(Schema.String, Schema.declare((u): u is A & { readonly text: string } => typeof u === "object" && u !== null && "text" in u), {
     strict: true,
     decode: (text, _, ast) => {
       const parsed = parse(text)
