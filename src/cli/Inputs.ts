@@ -8,6 +8,8 @@ import { Config, Effect, Option, type Redacted, Schema } from "effect"
 import { DeliveryId } from "../domain/DeliveryViews.ts"
 import { firstProblem } from "../domain/Errors.ts"
 import { E164, EventName, HostPattern } from "../domain/Hook.ts"
+import { CLEARABLE } from "../domain/HookViews.ts"
+import { oneOf } from "../domain/Untrusted.ts"
 
 export const DEFAULT_ROUTER_URL = "http://127.0.0.1:8080"
 
@@ -59,9 +61,16 @@ export const hostArg = argument("HOST", HostPattern).pipe(Args.withDescription('
 export const numberArg = argument("E164", E164).pipe(Args.withDescription("a dialled number, e.g. +15557654321"))
 export const deliveryArg = argument("ID", DeliveryId).pipe(Args.withDescription("a delivery id"))
 
-/** `a,b`: a comma-separated list of LiveKit event names. */
-export const EventList = Schema.transform(Schema.String, Schema.Array(Schema.String), {
-  strict: true,
-  decode: (text) => text.split(",").map((item) => item.trim()).filter((item) => item !== ""),
-  encode: (items) => items.join(",")
-}).pipe(Schema.compose(Schema.Array(EventName)))
+/** `a,b`: a comma-separated list, each item decoded with `item`. */
+const listOf = <A, I extends string>(item: Schema.Schema<A, I>) =>
+  Schema.transform(Schema.String, Schema.Array(Schema.String), {
+    strict: true,
+    decode: (text) => text.split(",").map((entry) => entry.trim()).filter((entry) => entry !== ""),
+    encode: (items) => items.join(",")
+  }).pipe(Schema.compose(Schema.Array(item), { strict: false }))
+
+/** `a,b`: LiveKit event names (and call events). */
+export const EventList = listOf(EventName)
+
+/** `maxAge,headers`: the fields of a hook `hooks update --clear` removes. */
+export const ClearList = listOf(oneOf(Schema.Literal(...CLEARABLE)))
