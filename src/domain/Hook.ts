@@ -150,7 +150,7 @@ export const HookFields = Schema.Struct({
   }),
   events: Schema.optional(Schema.Array(EventName)).annotations({
     description:
-      "what is forwarded: LiveKit event names, `*` (every LiveKit event), and the call events `call.started` and `call.ended`, sent only when listed. Without it: every LiveKit event and no call event"
+      "what is forwarded: LiveKit event names, `*` (every LiveKit event), and the call events `call.started` and `call.ended`, sent only when listed. Without it: every LiveKit event and no call event. `room_started` never arrives: LiveKit sends it before any caller has pinned the room to a hook"
   }),
   rateLimit: Schema.optional(RateLimitSetting).annotations({ description: "`50/s`, `600/m` or `1000/h`: the most requests sent to the tenant per unit of time" }),
   maxAge: Schema.optional(MaxAge).annotations({
