@@ -344,7 +344,9 @@ describe("admin API on a running router", () => {
         source: "api",
         rateLimit: null,
         maxAge: null,
-        hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null
+        hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null,
+        // A replacement says what it took away: nothing, here.
+        cleared: []
       })
       expect(await entry(host)).toEqual({
         host,
@@ -370,7 +372,8 @@ describe("admin API on a running router", () => {
       expect(response.status).toBe(200)
       const body = await jsonOf(response)
       expect(body.secret).toBeUndefined()
-      // Not merged with the previous PUT: the event filter is gone.
+      // Not merged with the previous PUT: the event filter is gone, and the answer says so.
+      expect(body.cleared).toEqual(["events"])
       expect(await entry(host)).toEqual({ host, url: `${capture.url}/life-3`, events: null, source: "api", rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null })
 
       const delivery = await capture.forRoom(await call(router, host))

@@ -325,6 +325,8 @@ describe("call records on a running router", () => {
       ["frob=1", "frob"]
     ]
     for (const [query, field] of cases) await expectBadRequest(`/v1/calls?${query}`, field)
+    // An unknown status is answered with the ones there are.
+    expect((await get("/v1/calls?status=lost")).body.error.message).toBe('status: expected one of active, ended or unrouted, got "lost"')
   })
 
   // ---------------------------------------------------------------- pages

@@ -28,14 +28,15 @@ const FILE_HOST = "file.cli.example"
 describe("formatting answers", () => {
   const hook = { host: "h.example", url: "https://u", source: "api", events: null, rateLimit: null, maxAge: null, hasOwnSecret: true, headers: [], hasAuth: false, disabled: false, disabledAt: null } as const
 
-  test("tables align columns without trailing spaces", () => {
+  test("tables align columns without trailing spaces; a hook's row shows its maxAge, header names and whether it is disabled", () => {
     expect(formatTable(["a", "bb"], [["ccc", "d"]])).toBe("a    bb\nccc  d")
     expect(formatHookList([])).toBe("no hooks")
-    expect(formatHookList([hook, { ...hook, host: "*.w.example", events: ["room_started", "room_finished"], rateLimit: "5/s" }])).toBe(
+    const wild = { ...hook, host: "*.w.example", events: ["room_started", "room_finished"], rateLimit: "5/s", maxAge: "30s", headers: ["X-Api-Key", "X-Tenant"], disabled: true }
+    expect(formatHookList([hook, wild])).toBe(
       [
-        "host         url        source  events                      rateLimit",
-        "h.example    https://u  api     all                         -",
-        "*.w.example  https://u  api     room_started,room_finished  5/s"
+        "host         url        source  events                      rateLimit  maxAge  headers             disabled",
+        "h.example    https://u  api     all                         -          -       -                   no",
+        "*.w.example  https://u  api     room_started,room_finished  5/s        30s     X-Api-Key,X-Tenant  yes"
       ].join("\n")
     )
   })
@@ -47,6 +48,10 @@ describe("formatting answers", () => {
     expect(created).toContain(`secret: ${HOOK_SECRET}`)
     expect(created).toContain("never shows it again")
     expect(formatHookSet(hook)).toBe("updated h.example -> https://u")
+    expect(formatHookSet({ ...hook, cleared: [] })).toBe("updated h.example -> https://u")
+    expect(formatHookSet({ ...hook, cleared: ["maxAge", "headers"] })).toBe(
+      "updated h.example -> https://u\ncleared: maxAge, headers (hooks set replaces the whole hook; hooks update h.example changes only what it is given)"
+    )
   })
 
   test("a call: its record, then one line per timeline entry, whatever its kind", () => {
@@ -131,7 +136,9 @@ describe("the CLI against a running router", () => {
     receiver = startReceiver(HOOK_SECRET)
     router = await startRouter({
       hooks: [{ host: FILE_HOST, url: "https://tenant.cli.example/voice" }],
-      numbers: [{ number: "+15550000001", host: FILE_HOST }]
+      numbers: [{ number: "+15550000001", host: FILE_HOST }],
+      // A tenant that keeps failing is disabled within a second or so (for hooks enable).
+      delivery: { maxAttempts: 100, disableAfter: "1s", circuitBreaker: { failureThreshold: 1000 } }
     })
     remote = ["--url", router.url, "--token", ADMIN_TOKEN]
     remoteForSet = ["--router-url", router.url, "--token", ADMIN_TOKEN]
@@ -169,14 +176,96 @@ describe("the CLI against a running router", () => {
     const listed = await runCli(["hooks", "list", ...remote])
     expect({ code: listed.code, stderr: listed.stderr }).toEqual({ code: 0, stderr: "" })
     const [header, ...rows] = listed.stdout.trim().split("\n").map((line) => line.split(/\s+/))
-    expect(header).toEqual(["host", "url", "source", "events", "rateLimit"])
-    expect(rows).toContainEqual([FILE_HOST, "https://tenant.cli.example/voice", "file", "all", "-"])
-    expect(rows).toContainEqual([host, `${receiver.url}/gen2`, "api", "participant_joined,room_finished", "50/s"])
+    expect(header).toEqual(["host", "url", "source", "events", "rateLimit", "maxAge", "headers", "disabled"])
+    expect(rows).toContainEqual([FILE_HOST, "https://tenant.cli.example/voice", "file", "all", "-", "-", "-", "no"])
+    expect(rows).toContainEqual([host, `${receiver.url}/gen2`, "api", "participant_joined,room_finished", "50/s", "-", "-", "no"])
     expect(listed.stdout).not.toContain("whsec_")
 
     const removed = await runCli(["hooks", "rm", host, ...remote])
     expect(removed).toEqual({ code: 0, stdout: `removed ${host}\n`, stderr: "" })
     expect((await router.admin("GET", `/v1/hooks/${host}`)).status).toBe(404)
+  })
+
+  test("hooks update changes only what it is given and says what --clear removed; hooks set says what it cleared", async () => {
+    const host = "update.cli.example"
+    const apiKey = `key-${randomBytes(8).toString("hex")}`
+    const created = await router.admin("PUT", `/v1/hooks/${host}`, {
+      url: `${receiver.url}/upd-old`,
+      secret: HOOK_SECRET,
+      events: ["participant_joined"],
+      rateLimit: "50/s",
+      maxAge: "10m",
+      headers: { "X-Api-Key": apiKey },
+      auth: { bearer: "cli-bearer-token" }
+    })
+    expect(created.status).toBe(201)
+
+    const moved = await runCli(["hooks", "update", host, "--url", `${receiver.url}/upd-new`, ...remoteForSet])
+    expect(moved).toEqual({ code: 0, stdout: `updated ${host} -> ${receiver.url}/upd-new\n`, stderr: "" })
+    expect(await (await router.admin("GET", `/v1/hooks/${host}`)).json()).toMatchObject({
+      url: `${receiver.url}/upd-new`,
+      events: ["participant_joined"],
+      rateLimit: "50/s",
+      maxAge: "10m",
+      headers: ["X-Api-Key"],
+      hasAuth: true,
+      hasOwnSecret: true
+    })
+    // The next call goes to the new URL, signed with the same secret (the receiver verifies it), with the headers and auth.
+    const room = `cli-update-${Date.now().toString(36)}`
+    expect((await router.post(sipParticipantEvent("participant_joined", { room, xToIp: host }))).status).toBe(200)
+    await receiver.waitFor((received) => received.some((r) => r.json?.call?.room === room))
+    const delivered = receiver.received.find((r) => r.json?.call?.room === room)!
+    expect(delivered.path).toBe("/upd-new")
+    expect(delivered.headers["x-api-key"]).toBe(apiKey)
+    expect(delivered.headers["authorization"]).toBe("Bearer cli-bearer-token")
+
+    const cleared = await runCli(["hooks", "update", host, "--clear", "maxAge,headers", "--rate-limit", "600/m", ...remoteForSet])
+    expect(cleared).toEqual({ code: 0, stdout: `updated ${host} -> ${receiver.url}/upd-new\ncleared: maxAge, headers\n`, stderr: "" })
+    const listed = await runCli(["hooks", "list", ...remote])
+    const [header, ...rows] = listed.stdout.trim().split("\n").map((line) => line.split(/\s+/))
+    expect(header).toEqual(["host", "url", "source", "events", "rateLimit", "maxAge", "headers", "disabled"])
+    expect(rows).toContainEqual([host, `${receiver.url}/upd-new`, "api", "participant_joined", "600/m", "-", "-", "no"])
+
+    // set replaces the whole hook: what it was not given goes, and it says so.
+    const set = await runCli(["hooks", "set", host, "--url", `${receiver.url}/upd-set`, ...remoteForSet])
+    expect(set.code).toBe(0)
+    expect(set.stdout).toBe(
+      `updated ${host} -> ${receiver.url}/upd-set\ncleared: events, rateLimit, auth (hooks set replaces the whole hook; hooks update ${host} changes only what it is given)\n`
+    )
+
+    // Refusals: a file hook (409, exit 1); nothing to change, or a field both given and cleared (usage, exit 2).
+    const file = await runCli(["hooks", "update", FILE_HOST, "--max-age", "30s", ...remoteForSet])
+    expect({ code: file.code, stdout: file.stdout }).toEqual({ code: 1, stdout: "" })
+    expect(file.stderr.trim()).toMatch(new RegExp(`^error: 409 conflict: .*${FILE_HOST} is defined in the config file`))
+    const unknown = await runCli(["hooks", "update", "nobody.cli.example", "--max-age", "30s", ...remoteForSet])
+    expect({ code: unknown.code, stderr: unknown.stderr.trim() }).toEqual({ code: 1, stderr: "error: 404 not_found: no hook for nobody.cli.example" })
+    const nothing = await runCli(["hooks", "update", host, ...remoteForSet])
+    expect({ code: nothing.code, stdout: nothing.stdout }).toEqual({ code: 2, stdout: "" })
+    expect(nothing.stderr).toStartWith("error: hooks update needs a change")
+    const both = await runCli(["hooks", "update", host, "--events", "room_finished", "--clear", "events", ...remoteForSet])
+    expect(both.code).toBe(2)
+    expect(both.stderr).toStartWith("error: hooks update: events both given and cleared")
+    expect(((await (await router.admin("GET", `/v1/hooks/${host}`)).json()) as { url: string }).url).toBe(`${receiver.url}/upd-set`)
+  })
+
+  test("hooks list shows a disabled hook; hooks enable enables it, and says how to resend what failed meanwhile", async () => {
+    const host = "dead.hooks.cli.example"
+    expect((await router.admin("PUT", `/v1/hooks/${host}`, { url: `http://127.0.0.1:${closedPort()}/voice` })).status).toBe(201)
+    expect((await router.post(sipParticipantEvent("participant_joined", { room: `cli-dead-${Date.now().toString(36)}`, xToIp: host }))).status).toBe(200)
+    await eventually(async () => ((await (await router.admin("GET", `/v1/hooks/${host}`)).json()) as { disabled: boolean }).disabled, 15_000, "the hook to be disabled")
+    const rowOf = async () => (await runCli(["hooks", "list", ...remote])).stdout.split("\n").find((line) => line.startsWith(`${host} `))?.split(/\s+/).at(-1)
+    expect(await rowOf()).toBe("yes")
+
+    const enabled = await runCli(["hooks", "enable", host, ...remote])
+    expect(enabled).toEqual({
+      code: 0,
+      stdout: `enabled ${host}: new deliveries flow again.\nThose that failed while it was disabled are resent by: tenants recover ${host} --since TIME\n`,
+      stderr: ""
+    })
+    expect(await rowOf()).toBe("no")
+    const unknown = await runCli(["hooks", "enable", "nobody.cli.example", ...remote])
+    expect({ code: unknown.code, stderr: unknown.stderr.trim() }).toEqual({ code: 1, stderr: "error: 404 not_found: no hook for nobody.cli.example" })
   })
 
   test("a wildcard host survives the trip through the path", async () => {
@@ -343,7 +432,7 @@ describe("every command's --help, completions and typed validation, without a ro
     ["serve"],
     ["help"],
     ["check-config"],
-    ...["list", "get", "set", "rm", "test", "rotate-secret"].map((verb) => ["hooks", verb]),
+    ...["list", "get", "set", "update", "rm", "test", "rotate-secret", "enable"].map((verb) => ["hooks", verb]),
     ...["list", "set", "rm"].map((verb) => ["numbers", verb]),
     ...["list", "get", "retry"].map((verb) => ["deliveries", verb]),
     ["tenants", "recover"],
@@ -368,8 +457,10 @@ describe("every command's --help, completions and typed validation, without a ro
       })
       expect(runs[0]!.stdout).toContain("usage: bun run src/main.ts COMMAND")
       expect(runs[COMMANDS.findIndex((c) => c.join(" ") === "hooks set")]!.stdout).toMatch(/--rate-limit/)
+      expect(runs[COMMANDS.findIndex((c) => c.join(" ") === "hooks update")]!.stdout).toMatch(/--clear/)
     },
-    60_000
+    // A process per command, all at once, on two shared cores.
+    90_000
   )
 
   test("--completions bash prints a completion script for the commands", async () => {
@@ -388,6 +479,8 @@ describe("every command's --help, completions and typed validation, without a ro
         [["hooks", "set", "a.example", "--url", "ftp://t.example/"], "error: --url: expected an http or https URL"],
         [["hooks", "set", "a.example", "--url", "https://t.example/", "--events", "participant_joined,nope"], "error: --events: expected a LiveKit event name"],
         [["hooks", "set", "a.example", "--url", "https://t.example/", "--rate-limit", "fast"], "error: --rate-limit: expected a rate"],
+        [["hooks", "update", "a.example", "--clear", "maxAge,url"], 'error: --clear: expected one of events, rateLimit, maxAge, headers or auth, got "url"'],
+        [["hooks", "update", "a.example", "--url", "ftp://t.example/"], "error: --url: expected an http or https URL"],
         [["deliveries", "list", "--limit", "0"], "error: --limit: expected a whole number from 1 to 1000"],
         [["deliveries", "get", "0x10"], "error: ID: expected a whole number"],
         [["tenants", "recover", "a.example", "--since", "2026-02-30"], "error: --since: expected an ISO-8601 time"],

@@ -16,6 +16,7 @@ const ENDPOINTS = [
   "GET /v1/hooks",
   "GET /v1/hooks/{host}",
   "PUT /v1/hooks/{host}",
+  "PATCH /v1/hooks/{host}",
   "DELETE /v1/hooks/{host}",
   "POST /v1/hooks/{host}/rotate-secret",
   "POST /v1/hooks/{host}/test",
@@ -86,6 +87,11 @@ describe("GET /openapi.json", () => {
     const put = spec.paths["/v1/hooks/{host}"].put
     expect(Object.keys(resolve(spec, put.requestBody.content["application/json"].schema).properties)).toEqual(["url", "secret", "events", "rateLimit", "maxAge", "headers", "auth"])
     expect(Object.keys(put.responses)).toEqual(expect.arrayContaining(["200", "201", "400", "401", "403", "409", "413", "503"]))
+    const patch = spec.paths["/v1/hooks/{host}"].patch
+    const patchBody = resolve(spec, patch.requestBody.content["application/json"].schema)
+    expect(Object.keys(patchBody.properties)).toEqual(["url", "secret", "events", "rateLimit", "maxAge", "headers", "auth"])
+    expect(patchBody.required ?? []).toEqual([])
+    expect(Object.keys(patch.responses)).toEqual(expect.arrayContaining(["200", "400", "401", "403", "404", "409", "413", "503"]))
     expect(spec.paths["/v1/deliveries"].get.parameters.map((p: Spec) => p.name)).toEqual(["status", "tenant", "limit", "cursor", "room", "eventId", "eventType", "domain"])
     expect(spec.paths["/v1/calls"].get.parameters.map((p: Spec) => p.name)).toEqual(["tenant", "status", "number", "domain", "since", "until", "limit", "cursor"])
     for (const [name, op] of operationsOf(spec)) {
@@ -129,7 +135,7 @@ describe("GET /openapi.json", () => {
       const [method, template] = name.split(" ") as [string, string]
       const path = template.replace(/\{(\w+)\}/g, (_, param: string) => SAMPLE[param]!) + (template.endsWith("/recover") ? "?since=2020-01-01" : "")
       for (const token of [ADMIN_TOKEN, "not-a-token-0123456789"]) {
-        const response = await router.admin(method, path, method === "PUT" ? {} : undefined, token)
+        const response = await router.admin(method, path, method === "PUT" || method === "PATCH" ? {} : undefined, token)
         // The live stream answers with events until the client leaves: its status is the answer.
         const streaming = response.headers.get("content-type")?.startsWith("text/event-stream") === true
         if (streaming) await response.body?.cancel()

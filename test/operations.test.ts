@@ -311,6 +311,8 @@ describe("operations API on a running router (3 attempts, backoff 50–200ms)", 
         ["status=failed&page=2", "page"]
       ]
       for (const [query, field] of cases) await expectBadRequest("GET", `/v1/deliveries?${query}`, field)
+      // An unknown status is answered with the ones there are.
+      expect(await expectBadRequest("GET", "/v1/deliveries?status=bogus", "status")).toBe('status: expected one of pending, failed, delivered or expired, got "bogus"')
     })
 
     test("no token or a wrong one → 401 on every operations endpoint, and nothing changes", async () => {
@@ -410,7 +412,7 @@ describe("operations API on a running router (3 attempts, backoff 50–200ms)", 
   // ---------------------------------------------------------------- POST /v1/deliveries/{id}/retry
 
   describe("POST /v1/deliveries/{id}/retry", () => {
-    test("a failed delivery whose tenant now answers 200: 202, redelivered with the same webhook-id, attempts from 1 again", async () => {
+    test("a failed delivery whose tenant now answers 200: 202, redelivered with the same webhook-id, a fresh budget, the history numbered on", async () => {
       const before = await listed(T.flaky, fixtures.flaky.id)
       expect(before).toMatchObject({ status: "failed", attempts: 1, lastStatus: 404 })
       const firstHistory = (await detail(before.id)).history
@@ -433,7 +435,7 @@ describe("operations API on a running router (3 attempts, backoff 50–200ms)", 
       expect(after).toMatchObject({ status: "delivered", attempts: 1, lastStatus: 200, lastError: null, nextAttemptAt: null, createdAt: before.createdAt })
       expect(after.history.map((h: any) => [h.attempt, h.status, h.error])).toEqual([
         [1, 404, null],
-        [1, 200, null]
+        [2, 200, null]
       ])
       expect(after.history[0]).toEqual(firstHistory[0])
       expect(isoMs(after.history[1].at)).toBeGreaterThanOrEqual(isoMs(after.history[0].at))
@@ -526,7 +528,7 @@ describe("operations API on a running router (3 attempts, backoff 50–200ms)", 
       expect(bAfter).toMatchObject({ status: "delivered", attempts: 1, lastStatus: 200 })
       expect(bAfter.history.map((h: any) => [h.attempt, h.status])).toEqual([
         [1, 404],
-        [1, 200]
+        [2, 200]
       ])
       expect(await listed(T.recover, first.id)).toMatchObject({ status: "failed", attempts: 1, lastStatus: 404 })
 

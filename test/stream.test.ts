@@ -142,6 +142,7 @@ describe("GET /v1/stream", () => {
     for (const query of ["tenant=http://a.example", "bodies=maybe", "other=1"]) {
       const refused = await open(`/v1/stream?${query}`)
       expect({ query, status: refused.response.status }).toEqual({ query, status: 400 })
+      if (query === "bodies=maybe") expect(((await refused.response.json()) as any).error.message).toBe('bodies: expected one of 1, true, 0 or false, got "maybe"')
     }
 
     const toB = await post(router, callTo(B))

@@ -24,8 +24,9 @@ import { tokens } from "./TokenCommands.ts"
 export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS]
 
   --config FILE               run the router (also: serve --config FILE, or set ROUTER_CONFIG)
-  hooks list | get HOST | rm HOST | test HOST | rotate-secret HOST
+  hooks list | get HOST | rm HOST | test HOST | rotate-secret HOST | enable HOST
   hooks set HOST --url URL [--secret whsec_...] [--events a,b] [--rate-limit 50/s] [--max-age 30s]
+  hooks update HOST [--url URL] [--events a,b] [--rate-limit 50/s] [--max-age 30s] [--clear maxAge,headers]
   numbers list | set E164 HOST | rm E164
   deliveries list [--status S] [--tenant HOST] [--limit N] | get ID | retry ID
   deliveries list [--room NAME] [--event-id ID] [--event-type TYPE] [--domain D]
@@ -38,8 +39,8 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
   listen --tenant HOST --forward-to URL   forward a tenant's deliveries to a local app, signed
   check-config FILE           decode FILE exactly as the router would; needs no router
 
-Admin commands talk to a running router: --url (--router-url in hooks set, where --url is
-the hook's) or ROUTER_URL, default ${DEFAULT_ROUTER_URL}; --token or ROUTER_ADMIN_TOKEN.
+Admin commands talk to a running router: --url (--router-url in hooks set and update, where
+--url is the hook's) or ROUTER_URL, default ${DEFAULT_ROUTER_URL}; --token or ROUTER_ADMIN_TOKEN.
 COMMAND --help says more. Exit status: 0 done, 1 failed, 2 bad usage.`
 
 /** What `deliveries list` may also select by: the call's room and domain, and the event. */

@@ -3,7 +3,7 @@ import type { CallDetailView, CallPageView, CallView, TimelineEntryView } from "
 import type { UnroutableDomainView } from "../domain/DeliveryViews.ts"
 import type { DeliveryDetailView, DeliveryPageView, DeliveryView, RecoveryView, UnroutableView } from "../domain/DeliveryViews.ts"
 import type { ExplainView } from "../domain/ExplainViews.ts"
-import { HookCreated, type HookView, type NumberView, type RotationView, type SavedHookView, type TestResultView } from "../domain/HookViews.ts"
+import { HookCreated, type HookView, type NumberView, type PatchedHookView, type RotationView, type SavedHookView, type TestResultView } from "../domain/HookViews.ts"
 import { excerpt } from "../domain/Untrusted.ts"
 
 /** Left-aligned columns two spaces apart; the last column is not padded. */
@@ -24,12 +24,23 @@ const orDash = (value: string | number | null) => (value === null ? "-" : String
 
 const eventsText = (events: ReadonlyArray<string> | null) => (events === null ? "all" : events.length === 0 ? "none" : events.join(","))
 
+const headersText = (headers: ReadonlyArray<string>) => (headers.length > 0 ? headers.join(",") : "-")
+
 export const formatHookList = (hooks: ReadonlyArray<HookView>): string =>
   hooks.length === 0
     ? "no hooks"
     : formatTable(
-        ["host", "url", "source", "events", "rateLimit"],
-        hooks.map((hook) => [hook.host, hook.url, hook.source, eventsText(hook.events), orDash(hook.rateLimit)])
+        ["host", "url", "source", "events", "rateLimit", "maxAge", "headers", "disabled"],
+        hooks.map((hook) => [
+          hook.host,
+          hook.url,
+          hook.source,
+          eventsText(hook.events),
+          orDash(hook.rateLimit),
+          orDash(hook.maxAge),
+          headersText(hook.headers),
+          hook.disabled ? "yes" : "no"
+        ])
       )
 
 export const formatHook = (hook: HookView): string =>
@@ -48,11 +59,24 @@ export const formatHook = (hook: HookView): string =>
 
 const STORE_IT = "Store this secret now: the router never shows it again."
 
-/** A created hook is a HookCreated (the router answered 201); a replaced one a plain view (200). */
+/** The fields a change took away, if it took any. */
+const clearedLines = (cleared: ReadonlyArray<string> | undefined, why = "") => (cleared === undefined || cleared.length === 0 ? [] : [`cleared: ${cleared.join(", ")}${why}`])
+
+/** A created hook is a HookCreated (the router answered 201); a replaced one a plain view (200), which says what it lost. */
 export const formatHookSet = (saved: SavedHookView): string =>
   [
     `${saved instanceof HookCreated ? "created" : "updated"} ${saved.host} -> ${saved.url}`,
+    ...clearedLines(saved.cleared, ` (hooks set replaces the whole hook; hooks update ${saved.host} changes only what it is given)`),
     ...(saved.secret === undefined ? [] : [`secret: ${saved.secret}`, STORE_IT])
+  ].join("\n")
+
+export const formatHookUpdate = (patched: PatchedHookView): string =>
+  [`updated ${patched.host} -> ${patched.url}`, ...clearedLines(patched.cleared)].join("\n")
+
+export const formatEnabled = (hook: HookView): string =>
+  [
+    `enabled ${hook.host}: new deliveries flow again.`,
+    `Those that failed while it was disabled are resent by: tenants recover ${hook.host} --since TIME`
   ].join("\n")
 
 export const formatTest = (answer: TestResultView): string =>

@@ -8,6 +8,8 @@ import { Config, Effect, Option, type Redacted, Schema } from "effect"
 import { DeliveryId } from "../domain/DeliveryViews.ts"
 import { firstProblem } from "../domain/Errors.ts"
 import { E164, EventName, HostPattern } from "../domain/Hook.ts"
+import { CLEARABLE } from "../domain/HookViews.ts"
+import { oneOf } from "../domain/Untrusted.ts"
 
 export const DEFAULT_ROUTER_URL = "http://127.0.0.1:8080"
 
@@ -67,7 +69,9 @@ const commaSeparated = <A, I extends string>(item: Schema.Schema<A, I>) =>
     encode: (items) => items.join(",")
   }).pipe(Schema.compose(Schema.Array(item), { strict: false }))
 
-/** LiveKit event names. */
+/** `a,b`: LiveKit event names (and call events). */
 export const EventList = commaSeparated(EventName)
 /** Hosts and wildcards. */
 export const HostList = commaSeparated(HostPattern)
+/** `maxAge,headers`: the fields of a hook `hooks update --clear` removes. */
+export const ClearList = commaSeparated(oneOf(Schema.Literal(...CLEARABLE)))

@@ -1,7 +1,7 @@
 import { Effect, Either, Runtime } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { ALERTS_TENANT, deliveryFailed, type Alert } from "../domain/Alert.ts"
-import type { AttemptRecord } from "../domain/Delivery.ts"
+import { DISABLED_ERROR, type AttemptRecord } from "../domain/Delivery.ts"
 import type { DeliveryError } from "../domain/Errors.ts"
 import { logEach } from "../telemetry/Logging.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
@@ -128,7 +128,7 @@ export class AttemptRecorder extends Effect.Service<AttemptRecorder>()("AttemptR
             break
           case "Disabled":
             Metrics.countDisabled(finished.delivery.tenant)
-            records.push(unsent(finished, "disabled", "failed"))
+            records.push(unsent(finished, DISABLED_ERROR, "failed"))
             disables.push({ ...about(finished.delivery), attempts: finished.attempts })
             break
         }

@@ -4,7 +4,7 @@ import { CallDomain, Limit } from "./DeliveryViews.ts"
 import { E164, HostPattern } from "./Hook.ts"
 import { strict } from "./HookViews.ts"
 import { IsoTime } from "./IsoTime.ts"
-import { excerpt } from "./Untrusted.ts"
+import { excerpt, oneOf } from "./Untrusted.ts"
 
 /** What the admin API shows of calls (`…View`), and the URL parameters that select them (`…Params`). Times are ISO-8601 in UTC. */
 
@@ -81,7 +81,7 @@ export const CallCursorText = Schema.String.pipe(
 
 export const CallListParams = Schema.Struct({
   tenant: Schema.optional(HostPattern),
-  status: Schema.optional(CallStatus),
+  status: Schema.optional(oneOf(CallStatus)),
   /** Matches the caller's or the dialled number. */
   number: Schema.optional(E164),
   domain: Schema.optional(CallDomain),

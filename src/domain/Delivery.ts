@@ -99,6 +99,31 @@ export const Attempt = Schema.Struct({
 })
 export interface Attempt extends Schema.Schema.Type<typeof Attempt> {}
 
+/** The error of the history entry that ends a delivery unsent because its tenant is disabled. */
+export const DISABLED_ERROR = "disabled"
+
+type HistoryEntry = Pick<Attempt, "attempt" | "status" | "error">
+
+/** A disable's entry in a history: nothing was sent. */
+export const isDisableEntry = (entry: Omit<HistoryEntry, "attempt">) => entry.status === null && entry.error === DISABLED_ERROR
+
+/**
+ * A history numbered as it is read: each attempt one more than the one before
+ * it, across retries (the engine counts within an attempt budget, which a
+ * retry or recover starts afresh), and a disable's entry with the attempts
+ * made before it. Entries in recorded order; `deliveryOf` numbers the
+ * deliveries of a mixed list (a call's timeline) each on its own.
+ */
+export const numberedOn = <A extends HistoryEntry>(entries: ReadonlyArray<A>, deliveryOf: (entry: A) => number = () => 0): ReadonlyArray<A> => {
+  const made = new Map<number, number>()
+  return entries.map((entry) => {
+    const delivery = deliveryOf(entry)
+    const attempt = (made.get(delivery) ?? 0) + (isDisableEntry(entry) ? 0 : 1)
+    made.set(delivery, attempt)
+    return { ...entry, attempt }
+  })
+}
+
 /** The outcome of one attempt, recorded together with the delivery's new state. */
 export interface AttemptRecord extends Attempt {
   /**

@@ -2,6 +2,7 @@ import { Schema } from "effect"
 import { Delivery, type DeliveryChange } from "./Delivery.ts"
 import { DeliveryTenant } from "./DeliveryViews.ts"
 import { strict } from "./HookViews.ts"
+import { oneOf } from "./Untrusted.ts"
 
 /**
  * The live stream of delivery changes (`GET /v1/stream`) on the wire: what
@@ -11,7 +12,7 @@ import { strict } from "./HookViews.ts"
  */
 
 /** `1` or `true`; `0` or `false`. */
-const Flag = Schema.transform(Schema.Literal("1", "true", "0", "false"), Schema.Boolean, {
+const Flag = Schema.transform(oneOf(Schema.Literal("1", "true", "0", "false")), Schema.Boolean, {
   strict: true,
   decode: (text) => text === "1" || text === "true",
   encode: (flag) => (flag ? "1" : "0")

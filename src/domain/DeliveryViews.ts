@@ -4,7 +4,7 @@ import { DeliveryStatus, UnroutableEvent } from "./Delivery.ts"
 import { CALL_EVENTS, HostPattern, isHostname, LIVEKIT_EVENTS, normaliseHost } from "./Hook.ts"
 import { strict } from "./HookViews.ts"
 import { IsoTime } from "./IsoTime.ts"
-import { excerpt } from "./Untrusted.ts"
+import { excerpt, oneOf } from "./Untrusted.ts"
 
 /** What the admin API shows of deliveries and unroutable events (`…View`), and the URL parameters that select them (`…Params`). Times are ISO-8601 in UTC. */
 
@@ -102,7 +102,7 @@ export const CallDomain = Schema.transform(Schema.String, Schema.String, {
 }).pipe(Schema.filter((d) => isHostname(d) || isIpv6(d) || `expected a domain like "calls.example.com" or an IP address, got ${excerpt(d)}`))
 
 export const DeliveryListParams = Schema.Struct({
-  status: Schema.optional(DeliveryStatus),
+  status: Schema.optional(oneOf(DeliveryStatus)),
   tenant: Schema.optional(DeliveryTenant),
   limit: Schema.optional(Limit),
   cursor: Schema.optional(DeliveryId),

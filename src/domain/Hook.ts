@@ -117,7 +117,8 @@ export const TargetUrl = Schema.String.pipe(Schema.filter((s) => targetUrlProble
 
 /** A setting written as text, parsed once when decoded, and shown as it was written. */
 const parsedText = <A extends object>(parse: (text: string) => A | undefined, expected: string) =>
-  Schema.transformOrFail(Schema.String, Schema.Any as Schema.Schema<A & { readonly text: string }>, {
+  // Only a parsed setting is one (not any value), so a union such as `NullOr` encodes null as null.
+  Schema.transformOrFail(Schema.String, Schema.declare((u): u is A & { readonly text: string } => typeof u === "object" && u !== null && "text" in u), {
     strict: true,
     decode: (text, _, ast) => {
       const parsed = parse(text)
@@ -149,7 +150,7 @@ export const HookFields = Schema.Struct({
   }),
   events: Schema.optional(Schema.Array(EventName)).annotations({
     description:
-      "what is forwarded: LiveKit event names, `*` (every LiveKit event), and the call events `call.started` and `call.ended`, sent only when listed. Without it: every LiveKit event and no call event"
+      "what is forwarded: LiveKit event names, `*` (every LiveKit event), and the call events `call.started` and `call.ended`, sent only when listed. Without it: every LiveKit event and no call event. `room_started` never arrives: LiveKit sends it before any caller has pinned the room to a hook"
   }),
   rateLimit: Schema.optional(RateLimitSetting).annotations({ description: "`50/s`, `600/m` or `1000/h`: the most requests sent to the tenant per unit of time" }),
   maxAge: Schema.optional(MaxAge).annotations({

@@ -1,6 +1,6 @@
 import { HttpApiSchema } from "@effect/platform"
 import { Data, Schema } from "effect"
-import { HookFields, HostPattern } from "./Hook.ts"
+import { HookFields, HostPattern, TargetUrl, type Hook } from "./Hook.ts"
 
 /** What the admin API shows of hooks and numbers (`…View`), and the payloads that change them (`…Changes`). */
 
@@ -33,6 +33,42 @@ export const strict = { parseOptions: { onExcessProperty: "error" } } as const
 /** `PUT /v1/hooks/{host}`: the whole hook; fields left out are cleared. */
 export const HookChanges = HookFields.annotations({ ...strict, identifier: "HookChanges" })
 
+/** The fields a hook may be without: a PUT that leaves one out, or a PATCH that sets it to null, takes it away. */
+export const CLEARABLE = ["events", "rateLimit", "maxAge", "headers", "auth"] as const
+export type Clearable = (typeof CLEARABLE)[number]
+
+/** A field a patch may set, or clear with null. */
+const clearable = <S extends Schema.Schema.Any>({ from }: Schema.optional<S>) =>
+  Schema.optional(Schema.NullOr(from)).annotations({ description: "as in PUT; null removes it" })
+
+/** `PATCH /v1/hooks/{host}`: only the fields given change; null removes an optional one. */
+export const HookPatch = Schema.Struct({
+  url: Schema.optional(TargetUrl).annotations({ description: "as in PUT; a hook always has one, so it cannot be removed" }),
+  secret: Schema.optional(HookFields.fields.secret.from).annotations({
+    description: "a new secret, signing alone from now on (POST …/rotate-secret keeps the old one signing for an overlap); it cannot be removed"
+  }),
+  events: clearable(HookFields.fields.events),
+  rateLimit: clearable(HookFields.fields.rateLimit),
+  maxAge: clearable(HookFields.fields.maxAge),
+  headers: clearable(HookFields.fields.headers),
+  auth: clearable(HookFields.fields.auth)
+}).annotations({ ...strict, identifier: "HookPatch" })
+export type HookPatch = typeof HookPatch.Type
+
+/** The hook with the patch applied: given fields replace its own, null ones are removed, the rest kept. */
+export const patched = <H extends Hook>(hook: H, patch: HookPatch): H => {
+  const next: Record<string, unknown> = { ...hook }
+  for (const [field, value] of Object.entries(patch)) {
+    if (value === null) delete next[field]
+    else if (value !== undefined) next[field] = value
+  }
+  return next as H
+}
+
+/** What a change took away: the optional fields the hook had before it and has no more. */
+export const clearedBy = (before: Hook, after: Hook): ReadonlyArray<Clearable> =>
+  CLEARABLE.filter((field) => before[field] !== undefined && after[field] === undefined)
+
 /**
  * 201 and 200 answers share their fields; a created one is an instance of its
  * own class, so the status follows from what the handler returns (and the
@@ -44,9 +80,19 @@ const createdView = <A extends object, I>(view: Schema.Schema<A, I>, Class: new 
     ...HttpApiSchema.annotations({ status: 201 })
   })
 
-/** A generated secret is in this answer only; the router never shows it again. */
-export const SavedHookView = Schema.Struct({ ...HookView.fields, secret: Schema.optional(Schema.String) }).annotations({ identifier: "SavedHook" })
+const Cleared = Schema.Array(Schema.Literal(...CLEARABLE)).annotations({
+  description: "the fields the change took away, which the hook had before it: those a PUT left out, or a PATCH set to null"
+})
+
+/** A generated secret is in this answer only; the router never shows it again. A replaced hook's answer says what it lost. */
+export const SavedHookView = Schema.Struct({ ...HookView.fields, secret: Schema.optional(Schema.String), cleared: Schema.optional(Cleared) }).annotations({
+  identifier: "SavedHook"
+})
 export type SavedHookView = typeof SavedHookView.Type
+
+/** `PATCH /v1/hooks/{host}`: the hook as changed, and what the change removed. */
+export const PatchedHookView = Schema.Struct({ ...HookView.fields, cleared: Cleared }).annotations({ identifier: "PatchedHook" })
+export type PatchedHookView = typeof PatchedHookView.Type
 
 export class HookCreated extends Data.Class<SavedHookView> {}
 export const HookCreatedView = createdView(SavedHookView, HookCreated, "HookCreated")

@@ -1,4 +1,4 @@
-import { Either } from "effect"
+import { Either, Schema, type SchemaAST } from "effect"
 
 /**
  * Helpers for text that came from outside (admin bodies, paths, queries, a
@@ -11,6 +11,21 @@ const EXCERPT_CHARS = 64
 /** A value quoted for an error message: at most a short excerpt of it, and its length when cut. */
 export const excerpt = (value: string): string =>
   value.length <= EXCERPT_CHARS ? JSON.stringify(value) : `${JSON.stringify(value.slice(0, EXCERPT_CHARS))}… (${value.length} characters)`
+
+/**
+ * A choice whose refusal lists every value it takes (`expected one of pending,
+ * failed, delivered or expired, got "bogus"`): Schema's own names only the first.
+ */
+export const oneOf = <const Literals extends readonly [SchemaAST.LiteralValue, ...Array<SchemaAST.LiteralValue>]>(choice: Schema.Literal<Literals>) => {
+  const values = choice.literals.map(String)
+  const listed = values.length === 1 ? values[0] : `${values.slice(0, -1).join(", ")} or ${values.at(-1)}`
+  return choice.annotations({
+    message: (issue) => ({
+      message: `expected one of ${listed}, got ${typeof issue.actual === "string" ? excerpt(issue.actual) : `a ${typeof issue.actual}`}`,
+      override: true
+    })
+  })
+}
 
 const MESSAGE_CHARS = 300
 

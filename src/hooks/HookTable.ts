@@ -13,6 +13,7 @@ import {
   type StoredHook,
   type WebhookSecret
 } from "../domain/Hook.ts"
+import { clearedBy, patched, type Clearable, type HookPatch } from "../domain/HookViews.ts"
 import { DEFAULT_SIGNER, overlapOf } from "../domain/SecretRotation.ts"
 import { FileHooks } from "./FileHookSource.ts"
 import { RemoteHooks } from "./HttpHookSource.ts"
@@ -188,6 +189,12 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
     const apiOwnedHook = (host: string) => apiOwned(`hook ${host}`, (t) => entryFor(t, host))
     const apiOwnedNumber = (number: string) => apiOwned(`number ${number}`, (t) => t.numbers.get(number))
 
+    /** Registration-time check of a hook's target (400 naming `url`). */
+    const checkTarget = (url: string) => {
+      const refused = targetProblem(url, config.security.allowPrivateTargets)
+      return refused ? BadRequest.at("url", refused) : Effect.void
+    }
+
     const saveHook = (hook: StoredHook) =>
       Effect.zipRight(
         store.putApiHook(hook),
@@ -207,20 +214,45 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
       /**
        * Creates or replaces an API hook. Without a secret, a replaced hook keeps
        * its own (and any rotation in progress); a new one gets a generated
-       * secret, returned so the caller can show it once.
+       * secret, returned so the caller can show it once. A replaced hook loses
+       * what the new one leaves out: `cleared` names it.
        */
       put: (
         hook: Hook
-      ): Effect.Effect<{ outcome: "created" | "updated"; generatedSecret: WebhookSecret | undefined }, BadRequest | Conflict | StoreUnavailable> =>
+      ): Effect.Effect<
+        { outcome: "created" | "updated"; generatedSecret: WebhookSecret | undefined; cleared: ReadonlyArray<Clearable> },
+        BadRequest | Conflict | StoreUnavailable
+      > =>
         serialised(
           Effect.gen(function* () {
-            const refused = targetProblem(hook.url, config.security.allowPrivateTargets)
-            if (refused) return yield* BadRequest.at("url", refused)
+            yield* checkTarget(hook.url)
             const existing = yield* apiOwnedHook(hook.host)
             const generatedSecret = hook.secret === undefined && existing?.secret === undefined ? generateSecret() : undefined
             const kept = hook.secret === undefined && existing ? { previousSecret: existing.previousSecret, previousSecretUntil: existing.previousSecretUntil } : {}
             yield* saveHook({ ...hook, secret: hook.secret ?? existing?.secret ?? generatedSecret, ...kept })
-            return { outcome: existing ? "updated" : "created", generatedSecret }
+            return { outcome: existing ? "updated" : "created", generatedSecret, cleared: existing ? clearedBy(existing, hook) : [] }
+          })
+        ),
+
+      /**
+       * Changes only the fields an API hook is given; null removes an optional
+       * one. A new secret replaces the old at once, as on PUT (rotateSecret is
+       * the way with an overlap).
+       */
+      patch: (host: string, changes: HookPatch): Effect.Effect<{ cleared: ReadonlyArray<Clearable> }, BadRequest | Conflict | NotFound | StoreUnavailable> =>
+        serialised(
+          Effect.gen(function* () {
+            const existing = yield* apiOwnedHook(host)
+            if (!existing) return yield* new NotFound({ message: `no hook for ${host}` })
+            if (changes.url !== undefined) yield* checkTarget(changes.url)
+            const { source: _, ...stored } = existing
+            const next = patched(stored, changes)
+            if (changes.secret === undefined) yield* saveHook(next)
+            else {
+              const { previousSecret: _previous, previousSecretUntil: _until, ...replaced } = next
+              yield* saveHook(replaced)
+            }
+            return { cleared: clearedBy(stored, next) }
           })
         ),
 

@@ -25,11 +25,13 @@ import {
   HookChanges,
   HookCreatedView,
   HookListView,
+  HookPatch,
   HookView,
   NumberChanges,
   NumberCreatedView,
   NumberListView,
   NumberView,
+  PatchedHookView,
   RotationView,
   SavedHookView,
   TestResultView
@@ -83,6 +85,20 @@ export class HooksGroup extends HttpApiGroup.make("hooks")
       .addError(NotFoundView)
       .middleware(JsonBody)
       .annotate(OpenApi.Summary, "Create or replace an API hook")
+      .annotate(OpenApi.Description, "Fields left out are cleared; a replaced hook's answer names them in `cleared`. PATCH changes only the fields it is given.")
+  )
+  .add(
+    HttpApiEndpoint.patch("patch")`/v1/hooks/${host}`
+      .setPayload(HookPatch)
+      .addSuccess(PatchedHookView)
+      .addError(NotFoundView)
+      .addError(ConflictView)
+      .middleware(JsonBody)
+      .annotate(OpenApi.Summary, "Change some fields of an API hook")
+      .annotate(
+        OpenApi.Description,
+        "Only the fields given change; the others, the secret included, are kept. null removes an optional field (events, rateLimit, maxAge, headers, auth); `cleared` names those it removed. 404 for an unknown host, 409 for a hook from the config file or the HTTP source."
+      )
   )
   .add(
     HttpApiEndpoint.del("remove")`/v1/hooks/${host}`

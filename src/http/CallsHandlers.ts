@@ -4,6 +4,7 @@ import { AppConfig } from "../AppConfig.ts"
 import { sortAtOf, type CallListing, type CallTimeline } from "../domain/Call.ts"
 import { cursorKey, issueCursor, readCursor } from "../domain/CallCursor.ts"
 import type { CallView, TimelineEntryView } from "../domain/CallViews.ts"
+import { isDisableEntry } from "../domain/Delivery.ts"
 import { BadRequest, NotFound } from "../domain/Errors.ts"
 import { excerpt } from "../domain/Untrusted.ts"
 import { CallHistory } from "../store/CallHistory.ts"
@@ -44,7 +45,7 @@ const timelineView = ({ events, attempts, expiries }: CallTimeline): ReadonlyArr
     ]),
     ...attempts.map(({ at, deliveryId, eventId, eventType, ...outcome }): [number, TimelineEntryView] => [
       at,
-      outcome.status === null && outcome.error === "disabled"
+      isDisableEntry(outcome)
         ? { kind: "disabled", at: iso(at), deliveryId, eventId, eventType }
         : { kind: "attempt", at: iso(at), deliveryId, eventId, eventType, ...outcome }
     ]),

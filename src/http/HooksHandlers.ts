@@ -85,9 +85,16 @@ export const HooksLive = HttpApiBuilder.group(AdminApi, "hooks", (handlers) =>
       .handle("put", ({ path, payload }) =>
         Effect.gen(function* () {
           yield* allowed(path.host)
-          const { outcome, generatedSecret } = yield* hooks.put({ host: path.host, ...payload })
+          const { outcome, generatedSecret, cleared } = yield* hooks.put({ host: path.host, ...payload })
           const saved = { ...(yield* viewOf(yield* addressed(path.host))), ...(generatedSecret ? { secret: Redacted.value(generatedSecret) } : {}) }
-          return outcome === "created" ? new HookCreated(saved) : saved
+          return outcome === "created" ? new HookCreated(saved) : { ...saved, cleared }
+        })
+      )
+      .handle("patch", ({ path, payload }) =>
+        Effect.gen(function* () {
+          yield* allowed(path.host)
+          const { cleared } = yield* hooks.patch(path.host, payload)
+          return { ...(yield* viewOf(yield* addressed(path.host))), cleared }
         })
       )
       .handle("remove", ({ path }) => Effect.zipRight(allowed(path.host), hooks.remove(path.host)))

@@ -1,7 +1,7 @@
 import { Context, Effect, Layer, Option, ParseResult, Redacted, Schema, type Scope } from "effect"
 import { StoredToken } from "../domain/AdminToken.ts"
 import { CallListing } from "../domain/Call.ts"
-import { NewDelivery, Pin } from "../domain/Delivery.ts"
+import { NewDelivery, numberedOn, Pin } from "../domain/Delivery.ts"
 import { StoreUnavailable } from "../domain/Errors.ts"
 import { StoredHookJson } from "../domain/Hook.ts"
 import { decodeTenantHealth, encodeTenantHealth } from "../domain/TenantHealth.ts"
@@ -97,7 +97,13 @@ const calls = ({ calls }: StoreBackend): CallHistory["Type"] => ({
     Effect.flatMap(calls.call(ref), (found) =>
       Option.match(found, {
         onNone: () => Effect.succeedNone,
-        onSome: ({ record, timeline }) => Effect.mapError(Effect.map(decodeListing(record), (listing) => Option.some({ ...listing, timeline })), unreadable)
+        onSome: ({ record, timeline }) =>
+          Effect.mapError(
+            Effect.map(decodeListing(record), (listing) =>
+              Option.some({ ...listing, timeline: { ...timeline, attempts: numberedOn(timeline.attempts, (attempt) => attempt.deliveryId) } })
+            ),
+            unreadable
+          )
       })
     )
 })
@@ -137,6 +143,7 @@ const queue = ({ queue }: StoreBackend): DeliveryQueue["Type"] => ({
 const history = ({ history }: StoreBackend): DeliveryHistory["Type"] => ({
   ...history,
   deliveries: (query) => upTo(query.limit, () => history.deliveries(query)),
+  delivery: (id) => Effect.map(history.delivery(id), Option.map((found) => ({ ...found, history: numberedOn(found.history) }))),
   unroutable: (limit) => upTo(limit, () => history.unroutable(limit)),
   changesAfter: (after, limit) => upTo(limit, () => history.changesAfter(after, limit))
 })

@@ -354,6 +354,29 @@ export const callContract = (fresh: () => Layer.Layer<StoreServices, StoreUnavai
           ])
         })
       ))
+
+    test("in a call's timeline each delivery's attempts number on across a retry, each delivery on its own", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const joined = callChange("RM_N", "n1", 1_000, { identity: routedIdentity(), startedAt: 1_000 })
+          const a = queued(yield* event(joined, { delivery: deliveryOf(joined), pinChange: { _tag: "Set", pin: pin("room-of-RM_N") } }))
+          const left = callChange("RM_N", "n2", 1_100, { eventType: "participant_left" })
+          const b = queued(yield* event(left, { delivery: deliveryOf(left) }))
+          const [joinedId, leftId] = [a.delivery!.id, b.delivery!.id]
+          yield* recordOne(store, joinedId, attempt({ attempt: 1, at: 1_200, final: "failed" }))
+          yield* recordOne(store, leftId, attempt({ attempt: 1, at: 1_250, final: "failed" }))
+          yield* store.requeue(joinedId, 1_300)
+          // The engine's own count starts afresh with the new budget.
+          yield* recordOne(store, joinedId, attempt({ attempt: 1, at: 1_400, status: 200, error: null, final: "delivered" }))
+          const { timeline } = Option.getOrThrow(yield* store.call("RM_N"))
+          expect(timeline.attempts.map((x) => [x.deliveryId, x.attempt, x.at])).toEqual([
+            [joinedId, 1, 1_200],
+            [leftId, 1, 1_250],
+            [joinedId, 2, 1_400]
+          ])
+        })
+      ))
   })
 
   // ---------------------------------------------------------------------------

@@ -166,18 +166,22 @@ export const storeContract = (fresh: () => Layer.Layer<StoreServices, StoreUnava
         Effect.gen(function* () {
           const store = yield* Store
           const d = yield* deliver(1_000)
-          yield* recordOne(store, d.id, attempt({ attempt: 3, at: 2_000, status, error, final, nextAttemptAt: 2_000 }))
+          yield* recordOne(store, d.id, attempt({ attempt: 1, at: 1_500 }))
+          yield* recordOne(store, d.id, attempt({ attempt: 2, at: 2_000, status, error, final, nextAttemptAt: 2_000 }))
           expect(yield* pendingAll(store)).toEqual([])
           const detail = Option.getOrThrow(yield* store.delivery(d.id))
           expect(detail).toEqual({
             ...d,
             status: final,
-            attempts: 3,
+            attempts: 2,
             lastStatus: status,
             lastError: error,
             nextAttemptAt: 2_000,
             updatedAt: 2_000,
-            history: [{ attempt: 3, at: 2_000, status, error, latencyMs: 12 }]
+            history: [
+              { attempt: 1, at: 1_500, status: 503, error: "HTTP 503", latencyMs: 12 },
+              { attempt: 2, at: 2_000, status, error, latencyMs: 12 }
+            ]
           })
         })
       ))
@@ -331,6 +335,34 @@ export const storeContract = (fresh: () => Layer.Layer<StoreServices, StoreUnava
         })
       ))
 
+    test("after a retry or a recover the history numbers on from the last attempt; the budget (attempts) starts afresh", () =>
+      run(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const d = yield* deliver(1_000)
+          const entry = (a: { attempt: number; at: number; status: number | null; error: string | null }) => ({ ...a, latencyMs: 12 })
+          // The engine numbers within a budget: from 1 again after each requeue.
+          yield* recordOne(store, d.id, attempt({ attempt: 1, at: 1_100 }))
+          yield* recordOne(store, d.id, attempt({ attempt: 2, at: 1_200, final: "failed" }))
+          yield* store.requeue(d.id, 2_000)
+          yield* recordOne(store, d.id, attempt({ attempt: 1, at: 2_100, final: "failed", status: 500, error: "HTTP 500" }))
+          yield* store.requeueFailed(d.tenant, 0, 3_000)
+          // Ended unsent by its tenant's disable: an entry with the attempts made before it.
+          yield* recordOne(store, d.id, attempt({ attempt: 0, at: 3_100, final: "failed", status: null, error: "disabled", latencyMs: 0 }))
+          yield* store.requeue(d.id, 4_000)
+          yield* recordOne(store, d.id, attempt({ attempt: 1, at: 4_100, final: "delivered", status: 200, error: null }))
+          const detail = Option.getOrThrow(yield* store.delivery(d.id))
+          expect(detail).toMatchObject({ status: "delivered", attempts: 1, lastStatus: 200 })
+          expect(detail.history).toEqual([
+            entry({ attempt: 1, at: 1_100, status: 503, error: "HTTP 503" }),
+            entry({ attempt: 2, at: 1_200, status: 503, error: "HTTP 503" }),
+            entry({ attempt: 3, at: 2_100, status: 500, error: "HTTP 500" }),
+            { attempt: 3, at: 3_100, status: null, error: "disabled", latencyMs: 0 },
+            entry({ attempt: 4, at: 4_100, status: 200, error: null })
+          ])
+        })
+      ))
+
     test("requeueFailed touches only that tenant's failed deliveries created at or after `since`", () =>
       run(
         Effect.gen(function* () {
@@ -376,18 +408,18 @@ export const storeContract = (fresh: () => Layer.Layer<StoreServices, StoreUnava
           const store = yield* Store
           const d = yield* deliver(1_000, { room: "room-x" })
           const next = yield* deliver(1_000, { room: "room-x" })
-          yield* recordOne(store, d.id, attempt({ attempt: 2, at: 1_500, status: 503, error: "HTTP 503", nextAttemptAt: 3_000 }))
+          yield* recordOne(store, d.id, attempt({ attempt: 1, at: 1_500, status: 503, error: "HTTP 503", nextAttemptAt: 3_000 }))
           expect((yield* store.queueStats).depth).toBe(2)
-          yield* recordOne(store, d.id, expiry(2, 3_000))
+          yield* recordOne(store, d.id, expiry(1, 3_000))
           expect(Option.getOrThrow(yield* store.delivery(d.id))).toEqual({
             ...d,
             status: "expired",
-            attempts: 2,
+            attempts: 1,
             lastStatus: 503,
             lastError: "expired",
             nextAttemptAt: 3_000,
             updatedAt: 3_000,
-            history: [{ attempt: 2, at: 1_500, status: 503, error: "HTTP 503", latencyMs: 12 }]
+            history: [{ attempt: 1, at: 1_500, status: 503, error: "HTTP 503", latencyMs: 12 }]
           })
           // Not pending any more, by any of the queue's reads; the call's next delivery is its lane's head.
           expect(ids(yield* pendingAll(store))).toEqual([next.id])
