@@ -15,6 +15,7 @@ describe("readE164", () => {
     ["+1 (555) 765-4321", undefined, "+15557654321"],
     ["tel:+1-555-765-4321", undefined, "+15557654321"],
     ["TEL:+1.555.765.4321", undefined, "+15557654321"],
+    ["(+1) 555-765-4321", undefined, "+15557654321"],
     ["  +44 20 7946 0958 ", undefined, "+442079460958"],
     // National spellings, read in the default country: trunk prefixes and international prefixes included.
     ["(555) 123-0010", "US", "+15551230010"],

@@ -8,9 +8,9 @@ export type Country = CountryCode
 
 export const isCountry = (text: string): text is Country => isSupportedCountry(text)
 
-// The spellings carriers and people use: digits in groups split by spaces, dashes, dots or brackets, maybe a `tel:` and a `+`.
-const SPELLING = /^\+?[0-9\s\-.()]*[0-9][0-9\s\-.()]*$/
+// The spellings carriers and people use: digits in groups split by spaces, dashes, dots or brackets, maybe after `tel:` and a `+`.
 const SEPARATORS = /[\s\-.()]/g
+const DIGITS = /^\+?[0-9]+$/
 
 const LENGTH_PROBLEMS: Readonly<Record<string, string>> = {
   TOO_SHORT: "too short",
@@ -25,20 +25,20 @@ const impossible = (raw: string, compact: string, country: Country | undefined) 
   return `${excerpt(raw)} is not a possible phone number (${why}${compact.startsWith("+") ? "" : ` for ${country}`})`
 }
 
-const spelled = (raw: string) => raw.trim().replace(/^tel:/i, "")
-
-/** Digits written without a + (or tel:+): a number of some country, read only in `defaultCountry`. */
-export const isNationalSpelling = (raw: string) => {
-  const text = spelled(raw)
-  return SPELLING.test(text) && !text.startsWith("+")
+/** The digits (and a leading +) of a spelling, or undefined for text that is no spelling of a number. */
+const compacted = (raw: string) => {
+  const compact = raw.trim().replace(/^tel:/i, "").replace(SEPARATORS, "")
+  return DIGITS.test(compact) ? compact : undefined
 }
 
+/** Digits written without a + (or tel:+): a number of some country, read only in `defaultCountry`. */
+export const isNationalSpelling = (raw: string) => compacted(raw)?.startsWith("+") === false
+
 const read = (raw: string, country: Country | undefined): Either.Either<string, string> => {
-  const text = spelled(raw)
-  if (!SPELLING.test(text)) {
+  const compact = compacted(raw)
+  if (compact === undefined) {
     return Either.left(`expected a phone number like "+15557654321" (digits, spaces, dashes, dots and brackets, maybe after + or tel:), got ${excerpt(raw)}`)
   }
-  const compact = text.replace(SEPARATORS, "")
   // Without a country, digits with no + could be any country's: refused rather than guessed.
   if (!compact.startsWith("+") && country === undefined) {
     return Either.left(`${excerpt(raw)} is a national number: write it with + and its country code, or set defaultCountry`)
