@@ -3,7 +3,6 @@ import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { Either, Option } from "effect"
 import fc from "fast-check"
 import { MalformedHeader, MissingHeader } from "../src/domain/Errors.ts"
-import { normaliseE164 } from "../src/domain/PhoneNumber.ts"
 import { domainFromAttributes, parseSipHost } from "../src/ingest/DomainExtractor.ts"
 
 // Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
@@ -297,40 +296,6 @@ describe("domainFromAttributes", () => {
   })
 })
 
-describe("normaliseE164", () => {
-  test.each<[string, string]>([
-    ["+15557654321", "+15557654321"],
-    ["15557654321", "+15557654321"],
-    ["+1 (555) 765-4321", "+15557654321"],
-    ["tel:+1-555-765-4321", "+15557654321"],
-    ["TEL:+1.555.765.4321", "+15557654321"],
-    ["  +44 20 7946 0958 ", "+442079460958"],
-    ["+123456", "+123456"],
-    ["+123456789012345", "+123456789012345"]
-  ])("%p -> %p", (input, expected) => {
-    expect(normaliseE164(input)).toEqual(some(expected))
-  })
-
-  test.each<[string]>([
-    [""],
-    ["+"],
-    ["tel:"],
-    ["+12345"], // 5 digits: too short
-    ["+1234567890123456"], // 16 digits: too long
-    ["+05557654321"],
-    ["05557654321"],
-    ["++15557654321"],
-    ["+1555765432a"],
-    ["1+5557654321"],
-    ["+1/555/765/4321"],
-    ["sip:+15557654321@example.com"],
-    ["tel:+1-555-765-4321;phone-context=example.com"],
-    ["+1555７654321"] // full-width digit
-  ])("%p -> none", (input) => {
-    expect(normaliseE164(input)).toEqual(none)
-  })
-})
-
 // ---------------------------------------------------------------------------
 // Properties
 // ---------------------------------------------------------------------------
@@ -531,31 +496,6 @@ describe("domainFromAttributes properties", () => {
         )
       }),
       { numRuns: 300 }
-    )
-  })
-})
-
-describe("normaliseE164 properties", () => {
-  test("any formatting of an E.164 number normalises to it", () => {
-    const number = fc
-      .tuple(chars("123456789"), fc.stringOf(chars(DIGIT), { minLength: 5, maxLength: 14 }))
-      .map(([first, rest]) => first + rest)
-    fc.assert(
-      fc.property(
-        number,
-        fc.array(fc.constantFrom(" ", "-", ".", "(", ")", ""), { minLength: 16, maxLength: 16 }),
-        fc.boolean(),
-        fc.constantFrom("", "tel:", "TEL:"),
-        (digits, separators, plus, prefix) => {
-          const formatted = digits
-            .split("")
-            .map((d, i) => d + (i < digits.length - 1 ? (separators[i] ?? "") : ""))
-            .join("")
-          const input = prefix + (plus ? "+" : "") + formatted
-          expect(normaliseE164(input)).toEqual(some(`+${digits}`))
-        }
-      ),
-      { numRuns: 500 }
     )
   })
 })

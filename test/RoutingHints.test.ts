@@ -19,7 +19,7 @@ const table = compileTable(HOOKS.map(hook), [
   { number: "+15550000001" as E164, host: "gone.example.com" as HostPattern, source: "api" }
 ])
 const isShared = sharedDomainMatcher(["sip.carrier.net"])
-const routing = { table, isShared }
+const routing = { table, isShared, defaultCountry: undefined }
 const enabled: DisabledSince = () => null
 
 /** What the router sees of calls to `domain` dialling `dialled`, and where it sends them. */
@@ -29,7 +29,7 @@ const seen = (domain: string | null, dialled: ReadonlyArray<string> = []): Obser
   routedTo:
     domain !== null && !isShared(domain)
       ? matchHost(table, domain)
-      : dialled.flatMap((number) => Option.toArray(normaliseE164(number))).map((number) => matchNumber(table, number)).find((found) => found !== undefined)
+      : dialled.flatMap((number) => Option.toArray(normaliseE164(number, undefined))).map((number) => matchNumber(table, number)).find((found) => found !== undefined)
 })
 const hints = (observed: Observed, disabledSince = enabled) => hintsFor(observed, routing, disabledSince)
 
@@ -106,10 +106,14 @@ describe("hintsFor", () => {
       })
     )
     expect(hints(seen(null, ["5557654321"]))).toEqual([
-      'The dialled number "5557654321" reads as +5557654321, not the mapped +15557654321 (calls.drsmith.com), though its digits match: map +5557654321 to calls.drsmith.com too (PUT /v1/numbers/+5557654321), or have the carrier send +15557654321.'
+      'The dialled number "5557654321" is national, and without defaultCountry no national number is read, though its digits match the mapped +15557654321 (calls.drsmith.com): set defaultCountry to the carrier\'s country, or have it send +15557654321.'
     ])
-    expect(hints(seen("sip.carrier.net", ["0015557654321"]))).toEqual([
-      'The dialled number "0015557654321" is not a number the router can read, though its digits match the mapped +15557654321 (calls.drsmith.com): have the carrier send +15557654321.'
+    // Read in the wrong country, the digits are another number.
+    expect(hintsFor(seen(null, ["5557654321"]), { ...routing, defaultCountry: "GB" }, enabled)).toEqual([
+      'The dialled number "5557654321" reads as +445557654321, not the mapped +15557654321 (calls.drsmith.com), though its digits match: map +445557654321 to calls.drsmith.com too (PUT /v1/numbers/+445557654321), or have the carrier send +15557654321.'
+    ])
+    expect(hints(seen("sip.carrier.net", ["+1 555 765 4321 x"]))).toEqual([
+      'The dialled number "+1 555 765 4321 x" is not a number the router can read, though its digits match the mapped +15557654321 (calls.drsmith.com): have the carrier send +15557654321.'
     ])
   })
 
@@ -152,7 +156,7 @@ describe("hintsFor", () => {
     fc.assert(
       fc.property(header, header, dialled, (xToIp, to, number) => {
         const attributes = Object.fromEntries(Object.entries({ "sip.h.x-to-ip": xToIp, "sip.h.to": to, "sip.trunkPhoneNumber": number }).filter((entry): entry is [string, string] => entry[1] !== undefined))
-        const said = hints(observedIn(decideSip(attributes, table, isShared)))
+        const said = hints(observedIn(decideSip(attributes, table, routing)))
         expect(said.length).toBeLessThanOrEqual(5)
         for (const value of Object.values(attributes)) {
           for (let at = 0; at + 65 <= value.length; at++) expect(said.some((hint) => hint.includes(value.slice(at, at + 65)))).toBe(false)
@@ -161,6 +165,6 @@ describe("hintsFor", () => {
       { numRuns: 50 }
     )
     const manyNear = compileTable(["a.example.com", "b.example.com", "c.example.com", "d.example.com", "e.example.com", "f.example.com"].map(hook))
-    expect(hintsFor(seen("example.com"), { table: manyNear, isShared }, () => 0)).toHaveLength(5)
+    expect(hintsFor(seen("example.com"), { ...routing, table: manyNear }, () => 0)).toHaveLength(5)
   })
 })

@@ -278,15 +278,19 @@ describe("call records on a running router", () => {
     expect(roomsOf(await listed(`domain=${encodeURIComponent("A.Wild.Calls.Example.")}`))).toEqual([fixtures.underWild.room])
   })
 
-  test("number matches the caller or the dialled number, in any spelling the E.164 normaliser accepts", async () => {
+  test("number matches the caller or the dialled number, in any international spelling; a national one needs defaultCountry", async () => {
     // The dialled number arrived as "+1 555 765 0042" and is kept in E.164.
-    const spellings = ["+15557650042", "+1 (555) 765-0042", "tel:+1-555-765-0042", "1.555.765.0042", "15557650042", "(+1) 555-000-4242", "+15550004242"]
+    const spellings = ["+15557650042", "+1 (555) 765-0042", "tel:+1-555-765-0042", "+1.555.765.0042", "(+1) 555-000-4242", "+15550004242"]
     for (const spelling of spellings) {
       const items = await listed(`number=${encodeURIComponent(spelling)}`)
       expect({ spelling, rooms: roomsOf(items) }).toEqual({ spelling, rooms: [fixtures.active.room] })
     }
     expect((await listed(`number=${encodeURIComponent("+15557650042")}`))[0]).toMatchObject({ from: "+15550004242", to: "+15557650042" })
     expect(await listed("number=%2B15559999999")).toEqual([])
+    expect(await get(`/v1/calls?number=${encodeURIComponent("1.555.765.0042")}`)).toEqual({
+      status: 400,
+      body: { error: { code: "bad_request", message: 'number: "1.555.765.0042" is a national number: write it with + and its country code, or set defaultCountry' } }
+    })
   })
 
   test("since is inclusive and until exclusive, by start", async () => {

@@ -504,9 +504,12 @@ describe("numbers API", () => {
   const SHARED = "sip.platform.example"
   const HOOK = "dental.numbers.example"
   const HOOK_SECRET = secretOf()
+  const OTHER = "other.numbers.example"
+  // A number in the file names a hook of the file.
   const config = () => ({
     sharedDomains: [SHARED],
-    numbers: [{ number: "+15550009999", host: "file-number.example" }]
+    numbers: [{ number: "+15550009999", host: "file-number.example" }],
+    hooks: [{ host: "file-number.example", url: `${capture.url}/file` }]
   })
   let router: RunningRouter
   let capture: Capture
@@ -516,6 +519,7 @@ describe("numbers API", () => {
     dir = mkdtempSync(join(tmpdir(), "router-numbers-"))
     router = await startRouter(config(), dir)
     expect((await router.admin("PUT", `/v1/hooks/${HOOK}`, { url: `${capture.url}/dental`, secret: HOOK_SECRET })).status).toBe(201)
+    expect((await router.admin("PUT", `/v1/hooks/${OTHER}`, { url: `${capture.url}/other` })).status).toBe(201)
   })
   afterAll(async () => {
     await router?.stop()
@@ -524,9 +528,9 @@ describe("numbers API", () => {
   })
 
   test("PUT creates (201), then updates (200); the listing shows api and file numbers", async () => {
-    const created = await router.admin("PUT", numberPath("+15557654321"), { host: "first.numbers.example" })
+    const created = await router.admin("PUT", numberPath("+15557654321"), { host: OTHER })
     expect(created.status).toBe(201)
-    expect(await jsonOf(created)).toEqual({ number: "+15557654321", host: "first.numbers.example", source: "api" })
+    expect(await jsonOf(created)).toEqual({ number: "+15557654321", host: OTHER, source: "api" })
     const updated = await router.admin("PUT", numberPath("+15557654321"), { host: HOOK })
     expect(updated.status).toBe(200)
     expect(await jsonOf(updated)).toEqual({ number: "+15557654321", host: HOOK, source: "api" })
@@ -551,7 +555,7 @@ describe("numbers API", () => {
     const created = await router.admin("PUT", numberPath("+1 (555) 765-4322"), { host: HOOK })
     expect(created.status).toBe(201)
     expect((await jsonOf(created)).number).toBe("+15557654322")
-    for (const spelling of ["+1-555-765-4322", "1.555.765.4322", "tel:+15557654322", " +15557654322 ", "15557654322"]) {
+    for (const spelling of ["+1-555-765-4322", "+1.555.765.4322", "tel:+15557654322", " +15557654322 ", "TEL:+1 555 765 4322"]) {
       const response = await router.admin("PUT", numberPath(spelling), { host: HOOK })
       expect({ spelling, status: response.status }).toEqual({ spelling, status: 200 })
       expect((await jsonOf(response)).number).toBe("+15557654322")
@@ -562,9 +566,9 @@ describe("numbers API", () => {
     expect((await numbersListed(router)).some((n) => n.number === "+15557654322")).toBe(false)
   })
 
-  test("numbers that are not E.164 → 400 naming number; nothing stored", async () => {
+  test("numbers that are no possible number → 400 naming number; nothing stored", async () => {
     const before = await numbersListed(router)
-    for (const bad of ["call-me", "12345", "+0123456789", "+1234567890123456", "+1 555 CALL NOW", "++15557654321", "%2B1"]) {
+    for (const bad of ["call-me", "+12345", "+0123456789", "+1234567890123456", "+1 555 CALL NOW", "++15557654321", "%2B1", "+999 1234 5678"]) {
       const response = await router.admin("PUT", numberPath(bad), { host: HOOK })
       expect({ bad, status: response.status }).toEqual({ bad, status: 400 })
       await expectBadRequest(response, "number")
@@ -572,6 +576,14 @@ describe("numbers API", () => {
       expect({ bad, status: del.status }).toEqual({ bad, status: 400 })
     }
     expect(await numbersListed(router)).toEqual(before)
+  })
+
+  test("without defaultCountry a national spelling → 400 saying so, rather than a guessed country", async () => {
+    for (const national of ["(555) 123-0010", "5551230010", "1.555.123.0010"]) {
+      const message = await expectBadRequest(await router.admin("PUT", numberPath(national), { host: HOOK }), "number")
+      expect(message).toBe(`number: "${national}" is a national number: write it with + and its country code, or set defaultCountry`)
+    }
+    expect((await numbersListed(router)).some((n) => n.number.endsWith("5551230010"))).toBe(false)
   })
 
   test("the body is {host} exactly: bad host, missing host, unknown field, bad JSON → 400", async () => {
@@ -755,7 +767,7 @@ describe("tenant-scoped tokens", () => {
     expect(await hostsListed(router)).not.toContain("south.citydental.com")
   })
 
-  test("numbers: the listing is filtered; mapping to or taking over a foreign host's number → 403", async () => {
+  test("numbers: the listing is filtered; mapping a new number, moving one, or touching a foreign one → 403; its own it reads and releases", async () => {
     expect((await numbersListed(router, TENANT_TOKEN)).map((n) => n.number)).toEqual(["+15551110001", "+15551110003"])
 
     await expectError(await asTenant("PUT", numberPath("+15551110009"), { host: "other.example.com" }), 403, "forbidden")
@@ -769,9 +781,20 @@ describe("tenant-scoped tokens", () => {
     expect(foreign.status).toBe(403)
     expect(await foreign.text()).not.toContain("other.example.com")
 
-    const own = await asTenant("PUT", numberPath("+15551110009"), { host: "north.citydental.com" })
-    expect(own.status).toBe(201)
-    expect((await asTenant("PUT", numberPath("+15551110009"), { host: "calls.drsmith.com" })).status).toBe(200)
+    // An unmapped number may be another customer's (a port in progress): a tenant cannot take it, even for its own host.
+    const taken = await expectError(await asTenant("PUT", numberPath("+15551110009"), { host: "north.citydental.com" }), 403, "forbidden")
+    expect(taken).toBe("+15551110009 is not mapped: an operator token maps a new number")
+    // Nor move its own number, even between its own hosts; putting it where it is changes nothing and is allowed.
+    const moved = await expectError(await asTenant("PUT", numberPath("+15551110001"), { host: "north.citydental.com" }), 403, "forbidden")
+    expect(moved).toBe("+15551110001 is mapped to calls.drsmith.com: an operator token moves a number")
+    expect((await asTenant("PUT", numberPath("+1 555 111 0001"), { host: "calls.drsmith.com" })).status).toBe(200)
+    expect((await numbersListed(router)).some((n) => n.number === "+15551110009")).toBe(false)
+
+    // What the operator maps to its host, the tenant reads and releases.
+    expect((await router.admin("PUT", numberPath("+15551110009"), { host: "north.citydental.com" })).status).toBe(201)
+    const own = await asTenant("GET", numberPath("+15551110009"))
+    expect(own.status).toBe(200)
+    expect(await jsonOf(own)).toEqual({ number: "+15551110009", host: "north.citydental.com", source: "api" })
     expect((await asTenant("DELETE", numberPath("+15551110009"))).status).toBe(204)
 
     expect(await numbersListed(router)).toEqual([

@@ -11,7 +11,7 @@ import { CallStatus } from "../domain/Call.ts"
 import { CallCursorText } from "../domain/CallViews.ts"
 import { DeliveryStatus } from "../domain/Delivery.ts"
 import { CallDomain, DeliveryId, DeliveryTenant, EventIdFilter, EventType, Limit, RoomName } from "../domain/DeliveryViews.ts"
-import { E164, HostPattern } from "../domain/Hook.ts"
+import { HostPattern, NumberText } from "../domain/Hook.ts"
 import { IsoTime } from "../domain/IsoTime.ts"
 import { AnsweredNo, Failed, group, print, Usage, withClient } from "./AdminClient.ts"
 import * as Format from "./Format.ts"
@@ -27,7 +27,7 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
   hooks list | get HOST | rm HOST | test HOST | rotate-secret HOST | enable HOST
   hooks set HOST --url URL [--secret whsec_...] [--events a,b] [--rate-limit 50/s] [--max-age 30s]
   hooks update HOST [--url URL] [--events a,b] [--rate-limit 50/s] [--max-age 30s] [--clear maxAge,headers]
-  numbers list | set E164 HOST | rm E164
+  numbers list | set NUMBER HOST | rm NUMBER
   deliveries list [--status S] [--tenant HOST] [--limit N] | get ID | retry ID
   deliveries list [--room NAME] [--event-id ID] [--event-type TYPE] [--domain D]
   tenants recover HOST --since ISO
@@ -133,7 +133,7 @@ const calls = group("calls").pipe(
         connection,
         tenant: option("tenant", HostPattern).pipe(Options.optional, Options.withDescription("one hook host (a tenant token: one of its own)")),
         status: Options.choice("status", CallStatus.literals).pipe(Options.optional),
-        number: option("number", E164).pipe(Options.optional, Options.withDescription("the caller's or the dialled number, in any spelling")),
+        number: option("number", NumberText).pipe(Options.optional, Options.withDescription("the caller's or the dialled number, in any spelling (national ones read in the router's defaultCountry)")),
         domain: option("domain", CallDomain).pipe(Options.optional, Options.withDescription("the domain the SIP headers gave")),
         since: option("since", IsoTime).pipe(Options.optional, Options.withDescription("calls that started at or after this ISO-8601 time")),
         until: option("until", IsoTime).pipe(Options.optional, Options.withDescription("calls that started before this ISO-8601 time")),

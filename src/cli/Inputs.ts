@@ -7,7 +7,7 @@ import { Args, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { Config, Effect, Option, type Redacted, Schema } from "effect"
 import { DeliveryId } from "../domain/DeliveryViews.ts"
 import { firstProblem } from "../domain/Errors.ts"
-import { E164, EventName, HostPattern } from "../domain/Hook.ts"
+import { EventName, HostPattern, NumberText } from "../domain/Hook.ts"
 import { CLEARABLE } from "../domain/HookViews.ts"
 import { oneOf } from "../domain/Untrusted.ts"
 
@@ -58,7 +58,8 @@ export const connectionForSet = Options.all({ url: routerUrlFrom(Options.text("r
 export type Connection = { readonly url: string; readonly token: Redacted.Redacted }
 
 export const hostArg = argument("HOST", HostPattern).pipe(Args.withDescription('a host like calls.example.com, or a wildcard like "*.example.com"'))
-export const numberArg = argument("E164", E164).pipe(Args.withDescription("a dialled number, e.g. +15557654321"))
+// Read by the router, in its defaultCountry: a national spelling means what the router's config says it means.
+export const numberArg = argument("NUMBER", NumberText).pipe(Args.withDescription('a dialled number, e.g. +15557654321, or national ("(555) 765-4321") when the router has a defaultCountry'))
 export const deliveryArg = argument("ID", DeliveryId).pipe(Args.withDescription("a delivery id"))
 
 /** `a,b`: a comma-separated list, each item decoded by `item`. */

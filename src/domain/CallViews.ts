@@ -1,7 +1,7 @@
 import { Schema } from "effect"
 import { CallRouting, CallStatus, DeliveryCounts, EndedBy } from "./Call.ts"
 import { CallDomain, Limit } from "./DeliveryViews.ts"
-import { E164, HostPattern } from "./Hook.ts"
+import { HostPattern, NumberText } from "./Hook.ts"
 import { strict } from "./HookViews.ts"
 import { IsoTime } from "./IsoTime.ts"
 import { excerpt, oneOf } from "./Untrusted.ts"
@@ -83,7 +83,7 @@ export const CallListParams = Schema.Struct({
   tenant: Schema.optional(HostPattern),
   status: Schema.optional(oneOf(CallStatus)),
   /** Matches the caller's or the dialled number. */
-  number: Schema.optional(E164),
+  number: Schema.optional(NumberText),
   domain: Schema.optional(CallDomain),
   since: Schema.optional(IsoTime),
   until: Schema.optional(IsoTime),

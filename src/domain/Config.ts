@@ -3,9 +3,16 @@ import { AlertsConfig } from "./Alert.ts"
 import { Admin, DAY, Delivery, LiveKit, RemoteHooks, Retention, Server, Signing, Store, Telemetry, withDefault } from "./ConfigSections.ts"
 import { DurationString } from "./Duration.ts"
 import { ConfigError, firstProblem } from "./Errors.ts"
-import { Hook, hookSetProblem, hookWithoutSecret, HostPattern, isHostPattern, normaliseHost, NumberMapping, targetProblem, targetUrlProblem } from "./Hook.ts"
+import { Hook, hookSetProblem, hookWithoutSecret, HostPattern, isHostPattern, normaliseHost, numberMapping, targetProblem, targetUrlProblem } from "./Hook.ts"
+import { isCountry, type Country } from "./PhoneNumber.ts"
+import { excerpt } from "./Untrusted.ts"
 
-export const RouterConfig = Schema.Struct({
+const DefaultCountry = Schema.String.pipe(
+  Schema.filter(isCountry, { message: (issue) => `expected an ISO 3166 country code such as "US", "GB" or "DE", got ${excerpt(String(issue.actual))}` })
+)
+
+/** The config's schema, reading national spellings in `numbers` as numbers of `country` (the file's `defaultCountry`). */
+const routerConfig = (country: Country | undefined) => Schema.Struct({
   server: withDefault(Server, () => Schema.decodeSync(Server)({})),
   livekit: LiveKit,
   admin: withDefault(Admin, () => Schema.decodeSync(Admin)({})),
@@ -38,17 +45,22 @@ export const RouterConfig = Schema.Struct({
       "operational alerts (`tenant.failing`, `delivery.failed`, ...), sent signed to one endpoint (see [Operational alerts](alerts.md)). Without it no alert is made"
   }),
   telemetry: withDefault(Telemetry, () => Schema.decodeSync(Telemetry)({})),
+  defaultCountry: Schema.optional(DefaultCountry).annotations({
+    description:
+      "ISO 3166 code (`US`, `GB`, ...) of the country whose national spellings of numbers are read: `(555) 123-0010` in `numbers`, the admin API and the CLI, and a carrier's national `sip.trunkPhoneNumber` and `sip.phoneNumber`. Without it a number needs `+` and its country code: a national one is refused (and a call's is left as sent). Read at start"
+  }),
   sharedDomains: withDefault(Schema.Array(HostPattern), () => []).annotations({
     description:
       "domains that identify no tenant: route those calls by dialled number (read at start: a change needs a restart; see [Shared domains](carrier-setup.md#shared-domains))"
   }),
-  numbers: withDefault(Schema.Array(NumberMapping), () => []).annotations({
-    description: "dialled number → hook host, for shared domains; reloaded like `hooks`"
+  numbers: withDefault(Schema.Array(numberMapping(country)), () => []).annotations({
+    description: "dialled number → hook host, for shared domains; each names a host one of `hooks` matches; reloaded like `hooks`"
   }),
   hooks: withDefault(Schema.Array(Hook), () => []).annotations({
     description: "the tenants' webhooks (see [Hooks](#hooks)); reloaded while the router runs"
   })
 })
+export const RouterConfig = routerConfig(undefined)
 export type RouterConfig = typeof RouterConfig.Type
 
 /** Environment variables that override or extend the file (secrets usually come from here). */
@@ -156,7 +168,15 @@ const storeKindProblem = (store: unknown): ConfigError | undefined => {
   return "path" in store ? new ConfigError({ key: "store", problem: "set either store.path (SQLite) or store.redis, not both" }) : undefined
 }
 
-const decodeRouterConfig = Schema.decodeUnknownEither(RouterConfig, { onExcessProperty: "error" })
+const decoders = new Map<Country | undefined, ReturnType<typeof decoderFor>>()
+const decoderFor = (country: Country | undefined) => Schema.decodeUnknownEither(routerConfig(country), { onExcessProperty: "error" })
+/** The decoder for the file's `defaultCountry` (a wrong one is reported by the schema, and reads no national number). */
+const decodeRouterConfig = (document: Record<string, unknown>) => {
+  const country = typeof document.defaultCountry === "string" && isCountry(document.defaultCountry) ? document.defaultCountry : undefined
+  const decode = decoders.get(country) ?? decoderFor(country)
+  decoders.set(country, decode)
+  return decode(document)
+}
 const decodeHook = Schema.decodeUnknownEither(Hook, { onExcessProperty: "error" })
 
 /**

@@ -1,6 +1,6 @@
-import { Option, ParseResult, Redacted, Schema } from "effect"
+import { Either, ParseResult, Redacted, Schema } from "effect"
 import { HookAuth, HookHeaders } from "./HookHeaders.ts"
-import { normaliseE164 } from "./PhoneNumber.ts"
+import { readE164, type Country } from "./PhoneNumber.ts"
 import { parseDurationMs } from "./Duration.ts"
 import { parseRateLimit, type RateLimit } from "./RateLimit.ts"
 import { refusedTargetHost } from "./TargetAddress.ts"
@@ -173,30 +173,51 @@ export const Hook = Schema.Struct({
 })
 export type Hook = typeof Hook.Type
 
-/** A dialled number in E.164 (`+15557654321`), however it was written. */
-export const E164 = Schema.transformOrFail(Schema.String, Schema.String, {
-  strict: true,
-  decode: (text, _, ast) =>
-    Option.match(normaliseE164(text), {
-      onNone: () => ParseResult.fail(new ParseResult.Type(ast, text, `expected an E.164 number like "+15557654321", got ${excerpt(text)}`)),
-      onSome: ParseResult.succeed
-    }),
-  encode: ParseResult.succeed
-}).pipe(Schema.brand("E164"))
+/** A number as the router keeps it: E.164 (`+15557654321`), a number the phone-number metadata finds possible. */
+export const E164 = Schema.String.pipe(
+  Schema.filter((s) => Either.getOrUndefined(readE164(s, undefined)) === s || `expected an E.164 number like "+15557654321", got ${excerpt(s)}`),
+  Schema.brand("E164")
+)
 export type E164 = typeof E164.Type
 
-/** Shared domains identify no tenant: the dialled number does, through these. */
-export const NumberMapping = Schema.Struct({
-  number: Schema.propertySignature(E164).annotations({ description: "the dialled number (`sip.trunkPhoneNumber`) in any common spelling, kept in E.164" }),
-  host: Schema.propertySignature(HostPattern).annotations({ description: "the hook host its calls go to" })
+/** A number as written, read in `country`: its E.164 form, or why it is none (in a sentence). */
+export const readNumber = (text: string, country: Country | undefined): Either.Either<E164, string> => readE164(text, country) as Either.Either<E164, string>
+
+/** A number in a request, as written; the handler reads it in `defaultCountry`. */
+export const NumberText = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64)).annotations({
+  description: "a phone number in any common spelling: `+15557654321`, `+1 (555) 765-4321`, `tel:+1-555-765-4321`, or national (`(555) 765-4321`) when `defaultCountry` is set"
 })
+
+/**
+ * A number as written (`+1 (555) 765-4321`, `tel:+1-555-765-4321`, or national,
+ * `(555) 765-4321`, read in `country`), kept in E.164. Without a country a
+ * national spelling is refused: the schema is made for the country in force.
+ */
+export const dialledNumber = (country: Country | undefined) =>
+  Schema.transformOrFail(Schema.String, E164, {
+    strict: true,
+    decode: (text, _, ast) => Either.match(readNumber(text, country), { onLeft: (problem) => ParseResult.fail(new ParseResult.Type(ast, text, problem)), onRight: ParseResult.succeed }),
+    encode: ParseResult.succeed
+  })
+
+/** Shared domains identify no tenant: the dialled number does, through these. */
+export const numberMapping = (country: Country | undefined) =>
+  Schema.Struct({
+    number: Schema.propertySignature(dialledNumber(country)).annotations({
+      description: "the dialled number (`sip.trunkPhoneNumber`) in any common spelling (a national one read in `defaultCountry`), kept in E.164"
+    }),
+    host: Schema.propertySignature(HostPattern).annotations({ description: "the hook host its calls go to: a host that one of the hooks beside it matches" })
+  })
+export const NumberMapping = numberMapping(undefined)
 export type NumberMapping = typeof NumberMapping.Type
 
-/** What one source (the config file, the HTTP source) contributes to the table. */
-export const HookSet = Schema.Struct({
-  hooks: Schema.optionalWith(Schema.Array(Hook), { default: () => [] }),
-  numbers: Schema.optionalWith(Schema.Array(NumberMapping), { default: () => [] })
-})
+/** What one source (the config file, the HTTP source) contributes to the table; national numbers are read in `country`. */
+export const hookSet = (country: Country | undefined) =>
+  Schema.Struct({
+    hooks: Schema.optionalWith(Schema.Array(Hook), { default: () => [] }),
+    numbers: Schema.optionalWith(Schema.Array(numberMapping(country)), { default: () => [] })
+  })
+export const HookSet = hookSet(undefined)
 export type HookSet = typeof HookSet.Type
 
 export const emptyHookSet: HookSet = { hooks: [], numbers: [] }
@@ -277,7 +298,20 @@ export interface ActiveNumber extends NumberMapping {
 export const targetProblem = (url: string, allowPrivateTargets: boolean): string | undefined =>
   allowPrivateTargets ? undefined : refusedTargetHost(new URL(url))
 
-/** The first problem in a set of hooks: duplicate hosts or refused targets, with the index at fault. */
+/**
+ * Whether a hook of `hooks` matches `host` as routing does (the host itself, or
+ * a wildcard it lies under): one set lookup per label, however many hooks.
+ */
+export const hostsMatcher = (hooks: ReadonlyArray<Pick<Hook, "host">>) => {
+  const hosts = new Set(hooks.map((hook) => hook.host as string))
+  return (host: string) => {
+    if (hosts.has(host)) return true
+    for (let dot = host.indexOf("."); dot !== -1; dot = host.indexOf(".", dot + 1)) if (hosts.has(`*${host.slice(dot)}`)) return true
+    return false
+  }
+}
+
+/** The first problem in a set of hooks: duplicate hosts or numbers, refused targets, numbers no hook of the set matches; with the key at fault. */
 export const hookSetProblem = (
   set: HookSet,
   allowPrivateTargets: boolean
@@ -290,9 +324,12 @@ export const hookSetProblem = (
     if (refused) return { key: `hooks.${i}.url`, problem: `${refused} (set security.allowPrivateTargets to allow it)` }
   }
   const numbers = new Set<string>()
+  const matched = hostsMatcher(set.hooks)
   for (const [i, mapping] of set.numbers.entries()) {
     if (numbers.has(mapping.number)) return { key: `numbers.${i}.number`, problem: `duplicate number "${mapping.number}"` }
     numbers.add(mapping.number)
+    // Its calls would be unmapped, silently: a number must name a host its own set's hooks match.
+    if (!matched(mapping.host)) return { key: `numbers.${i}.host`, problem: `no hook matches "${mapping.host}": add its hook beside the number, or map ${mapping.number} to a host one matches` }
   }
   return undefined
 }

@@ -84,6 +84,9 @@ export const matchNumber = (table: Table, number: string): ActiveHook | undefine
 export const entryFor = (table: Table, pattern: string): ActiveHook | undefined =>
   pattern.startsWith("*.") ? table.wildcard.get(pattern.slice(2)) : table.exact.get(pattern)
 
+/** The numbers whose host no hook of the table matches: their calls look unmapped. */
+export const unmatchedNumbers = (table: Table): ReadonlyArray<ActiveNumber> => [...table.numbers.values()].filter((entry) => !matchHost(table, entry.host))
+
 export const allHooks = (table: Table): ReadonlyArray<ActiveHook> =>
   [...table.exact.values(), ...table.wildcard.values()].sort((a, b) => a.host.localeCompare(b.host))
 
@@ -152,12 +155,30 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
     })
     // Swapped whole by each rebuild; readers always see one complete table.
     let inForce = yield* build
+    /**
+     * A source can drop the hook another source's number names (a file edit removing the hook of an
+     * API number): the table keeps the number, and says so once, naming the numbers, each time the set changes.
+     */
+    let unmatchedReported = ""
+    const reportUnmatched = (table: Table) => {
+      const unmatched = unmatchedNumbers(table)
+      const said = unmatched.map((entry) => `${entry.number} -> ${entry.host} (${entry.source})`)
+      if (said.join() === unmatchedReported) return Effect.void
+      unmatchedReported = said.join()
+      return said.length === 0
+        ? Effect.void
+        : Effect.logWarning("numbers mapped to a host no hook matches: their calls are unmapped").pipe(
+            Effect.annotateLogs({ count: said.length, numbers: said.slice(0, 20).join(", ") })
+          )
+    }
+    yield* reportUnmatched(inForce)
     // One rebuild at a time, each reading every source afresh, so a slow one cannot install a stale table.
     const rebuildLock = yield* Effect.makeSemaphore(1)
     const rebuild = rebuildLock.withPermits(1)(
       Effect.flatMap(build, (next) =>
-        Effect.sync(() => {
+        Effect.suspend(() => {
           inForce = next
+          return reportUnmatched(next)
         })
       )
     )
@@ -256,10 +277,19 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
           })
         ),
 
+      /** Removes an API hook, unless numbers route through it that no other hook would take. */
       remove: (host: string): Effect.Effect<void, Conflict | NotFound | StoreUnavailable> =>
         serialised(
           Effect.gen(function* () {
             if (!(yield* apiOwnedHook(host))) return yield* new NotFound({ message: `no hook for ${host}` })
+            const withoutIt = compileTable(allHooks(inForce).filter((hook) => hook.host !== host), inForce.numbers.values())
+            const stranded = unmatchedNumbers(withoutIt).filter((entry) => matchHost(inForce, entry.host))
+            if (stranded.length > 0) {
+              const numbers = stranded.slice(0, 3).map((entry) => entry.number).join(", ")
+              return yield* new Conflict({
+                message: `${host} is the only hook for the numbers mapped to it (${numbers}${stranded.length > 3 ? ", ..." : ""}): remove or move them first (DELETE or PUT /v1/numbers/{number})`
+              })
+            }
             yield* store.removeApiHook(host)
             apiHooks.delete(host)
             yield* rebuild
@@ -283,9 +313,13 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
           })
         ),
 
-      putNumber: (mapping: NumberMapping): Effect.Effect<"created" | "updated", Conflict | StoreUnavailable> =>
+      /** Maps a number to a host a hook in force matches (else its calls would look unmapped). */
+      putNumber: (mapping: NumberMapping): Effect.Effect<"created" | "updated", BadRequest | Conflict | StoreUnavailable> =>
         serialised(
           Effect.gen(function* () {
+            if (!matchHost(inForce, mapping.host)) {
+              return yield* BadRequest.at("host", `no hook matches ${mapping.host}: add its hook first (PUT /v1/hooks/${mapping.host}), or map ${mapping.number} to a host one matches`)
+            }
             const existing = yield* apiOwnedNumber(mapping.number)
             yield* store.putApiNumber(mapping)
             apiNumbers.set(mapping.number, mapping)

@@ -2,7 +2,7 @@ import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientError } 
 import { Context, Duration, Effect, Either, identity, Layer, Option, Schedule, Schema, SubscriptionRef } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { firstProblem } from "../domain/Errors.ts"
-import { emptyHookSet, HookSet, hookSetProblem, hookWithoutSecret } from "../domain/Hook.ts"
+import { emptyHookSet, HookSet, hookSet, hookSetProblem, hookWithoutSecret } from "../domain/Hook.ts"
 import { parseJsonWithin } from "../domain/Untrusted.ts"
 import { HookStore } from "../store/HookStore.ts"
 
@@ -11,7 +11,6 @@ const FETCH_TIMEOUT = Duration.seconds(10)
 
 /** What is kept across restarts: the last good table and the ETag it came with. */
 const Cached = Schema.parseJson(Schema.Struct({ etag: Schema.NullOr(Schema.String), set: HookSet }))
-const decodeSet = Schema.decodeUnknownEither(HookSet, { onExcessProperty: "error" })
 
 /** A redirect is the endpoint's answer (refused as one), not somewhere else to fetch the table from. */
 const NoRedirectFetch = FetchHttpClient.layer.pipe(Layer.provide(Layer.succeed(FetchHttpClient.RequestInit, { redirect: "manual" })))
@@ -31,6 +30,7 @@ export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, Subscri
       const store = yield* HookStore
       const source = config.remoteHooks
       if (source === undefined) return yield* SubscriptionRef.make(emptyHookSet)
+      const decodeSet = Schema.decodeUnknownEither(hookSet(config.defaultCountry), { onExcessProperty: "error" })
       // Not traced: a poll is no one's request, and the endpoint is not told our trace ids.
       const client = HttpClient.withTracerDisabledWhen(yield* HttpClient.HttpClient, () => true)
 

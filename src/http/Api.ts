@@ -20,7 +20,7 @@ import {
 import { ExplainRequest, ExplainView } from "../domain/ExplainViews.ts"
 import { StreamHeaders, StreamParams } from "../domain/DeliveryStream.ts"
 import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, PayloadTooLargeView, ShuttingDownView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
-import { E164, HostPattern } from "../domain/Hook.ts"
+import { HostPattern, NumberText } from "../domain/Hook.ts"
 import {
   HookChanges,
   HookCreatedView,
@@ -66,7 +66,7 @@ export class JsonBody extends HttpApiMiddleware.Tag<JsonBody>()("JsonBody", {
 }) {}
 
 const host = HttpApiSchema.param("host", HostPattern)
-const number = HttpApiSchema.param("number", E164)
+const number = HttpApiSchema.param("number", NumberText)
 const id = HttpApiSchema.param("id", DeliveryId)
 const room = HttpApiSchema.param("room", RoomName)
 const tokenId = HttpApiSchema.param("id", TokenId)

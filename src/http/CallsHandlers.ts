@@ -10,7 +10,7 @@ import { excerpt } from "../domain/Untrusted.ts"
 import { CallHistory } from "../store/CallHistory.ts"
 import { AdminApi, CurrentPrincipal } from "./Api.ts"
 import { mayAccess, requireAccess } from "./Authorization.ts"
-import { iso } from "./Responses.ts"
+import { iso, requestedNumber } from "./Responses.ts"
 
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms))
 
@@ -70,13 +70,14 @@ export const CallsLive = HttpApiBuilder.group(AdminApi, "calls", (handlers) =>
           if (q.since !== undefined && q.until !== undefined && q.until <= q.since) return yield* BadRequest.at("until", "must be later than since")
           const after = q.cursor === undefined ? undefined : readCursor(key, q.cursor)
           if (q.cursor !== undefined && after === undefined) return yield* BadRequest.at("cursor", "not a cursor this router issued: pass a page's nextCursor as it is")
+          const number = q.number === undefined ? undefined : yield* requestedNumber("number", q.number, config.defaultCountry)
           const limit = q.limit ?? DEFAULT_LIMIT
           // One more than asked says whether another page exists; a tenant token sees the calls of its own hosts only.
           const found = yield* history.calls({
             tenant: q.tenant,
             scope: principal._tag === "Tenant" ? principal.hosts : undefined,
             status: q.status,
-            number: q.number,
+            number,
             domain: q.domain,
             since: q.since?.getTime(),
             until: q.until?.getTime(),

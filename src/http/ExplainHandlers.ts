@@ -5,7 +5,7 @@ import type { ExplainView } from "../domain/ExplainViews.ts"
 import { HookTable } from "../hooks/HookTable.ts"
 import { REASONS } from "../ingest/Router.ts"
 import { observedIn } from "../ingest/RoutingHints.ts"
-import { decideSip, sharedDomainMatcher } from "../ingest/SipDecision.ts"
+import { decideSip, sipRules } from "../ingest/SipDecision.ts"
 import { HealthStore } from "../store/HealthStore.ts"
 import { AdminApi, CurrentPrincipal } from "./Api.ts"
 import { requireOperator } from "./Authorization.ts"
@@ -21,12 +21,12 @@ export const ExplainLive = HttpApiBuilder.group(AdminApi, "explain", (handlers) 
     const config = yield* AppConfig
     const hooks = yield* HookTable
     const health = yield* HealthStore
-    const isShared = sharedDomainMatcher(config.sharedDomains)
+    const rules = sipRules(config)
     return handlers.handle("explain", ({ payload: { attributes } }) =>
       Effect.gen(function* () {
         yield* requireOperator(yield* CurrentPrincipal)
-        const routing = { table: hooks.inForce(), isShared }
-        const decision = decideSip(attributes, routing.table, isShared)
+        const routing = { ...rules, table: hooks.inForce() }
+        const decision = decideSip(attributes, routing.table, rules)
         const hints = yield* hintsWithHealth(health, routing, observedIn(decision))
         return {
           routed: decision.hook !== undefined,

@@ -1,6 +1,8 @@
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Effect } from "effect"
-import { PayloadTooLarge } from "../domain/Errors.ts"
+import { Effect, Either } from "effect"
+import { BadRequest, PayloadTooLarge } from "../domain/Errors.ts"
+import { readNumber, type E164 } from "../domain/Hook.ts"
+import type { Country } from "../domain/PhoneNumber.ts"
 import { readBodyWithin } from "./Body.ts"
 
 /** Times in answers are ISO-8601 in UTC. */
@@ -21,3 +23,7 @@ export const readBody = (request: HttpServerRequest.HttpServerRequest, limit: nu
       (body) => (body instanceof PayloadTooLarge ? Effect.fail(body) : Effect.succeed(body))
     )
   )
+
+/** A number a request names, in E.164: read in `defaultCountry`, else a 400 saying why not. */
+export const requestedNumber = (field: string, text: string, country: Country | undefined): Effect.Effect<E164, BadRequest> =>
+  Either.match(readNumber(text, country), { onLeft: (problem) => Effect.fail(BadRequest.at(field, problem)), onRight: Effect.succeed })

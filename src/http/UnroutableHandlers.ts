@@ -4,7 +4,7 @@ import type { UnroutableEvent, UnroutableGroup } from "../domain/Delivery.ts"
 import type { UnroutableDomainView, UnroutableView } from "../domain/DeliveryViews.ts"
 import { AppConfig } from "../AppConfig.ts"
 import { HookTable } from "../hooks/HookTable.ts"
-import { sharedDomainMatcher } from "../ingest/SipDecision.ts"
+import { sipRules } from "../ingest/SipDecision.ts"
 import { HealthStore } from "../store/HealthStore.ts"
 import { hintsWithHealth } from "./Hints.ts"
 import { Replay } from "../ingest/Replay.ts"
@@ -43,7 +43,7 @@ export const UnroutableLive = HttpApiBuilder.group(AdminApi, "unroutable", (hand
     const config = yield* AppConfig
     const hooks = yield* HookTable
     const health = yield* HealthStore
-    const isShared = sharedDomainMatcher(config.sharedDomains)
+    const rules = sipRules(config)
     /**
      * What an operator could do about a domain's unroutable events, from the latest one's headers.
      * A tenant conflict's domain routes; what is wrong is the room its callers were put in.
@@ -51,7 +51,7 @@ export const UnroutableLive = HttpApiBuilder.group(AdminApi, "unroutable", (hand
     const hintsOf = (group: UnroutableGroup) =>
       group.reason === "tenant_conflict"
         ? Effect.succeed([TENANT_CONFLICT_HINT])
-        : hintsWithHealth(health, { table: hooks.inForce(), isShared }, {
+        : hintsWithHealth(health, { ...rules, table: hooks.inForce() }, {
             domain: group.domain,
             dialled: group.headers.dialled === null ? [] : [group.headers.dialled],
             routedTo: undefined

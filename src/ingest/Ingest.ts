@@ -108,6 +108,8 @@ const report = ({ event, span }: Verified, routing: Routing, warnings: Array<War
       room: routing.call.room,
       reason,
       domain: routing.call.domain,
+      // On a shared domain the dialled number is what the operator must map (E.164 when it reads as one).
+      ...(routing.call.to !== null ? { number: routing.call.to } : {}),
       ...(routing.reason._tag === "MalformedHeader" ? { header: routing.reason.header, value: routing.reason.value } : {}),
       ...span.ids
     }

@@ -3,14 +3,14 @@ import { AppConfig } from "../AppConfig.ts"
 import type { CallInfo, Destination, Pin, UnroutableEvent } from "../domain/Delivery.ts"
 import { TenantConflict, type StoreUnavailable, type Unroutable } from "../domain/Errors.ts"
 import { callKeyOf, type CallChange, type CallIdentity, type EndedBy, type UnroutableReason } from "../domain/Call.ts"
-import { normaliseE164 } from "../domain/PhoneNumber.ts"
+import { normaliseE164, type Country } from "../domain/PhoneNumber.ts"
 import { callEnded, callStarted, callStartOf, eventTime, isCallParticipant, type CallEvent } from "../domain/CallEvents.ts"
 import { wantsEvent, type ActiveHook } from "../domain/Hook.ts"
 import { sipAttributesOf, type LiveKitEvent } from "../domain/LiveKitEvent.ts"
 import { HookTable, type Table } from "../hooks/HookTable.ts"
 import { EventStore } from "../store/EventStore.ts"
 import type { PinChange } from "../store/Store.ts"
-import { decideSip, sharedDomainMatcher, type SipDecision } from "./SipDecision.ts"
+import { decideSip, sipRules, type SipDecision } from "./SipDecision.ts"
 
 
 /** What an event says about its call's record (see CallChange): who the call is, when it started, how it ended. */
@@ -59,10 +59,10 @@ const headersSeen = (attributes: Readonly<Record<string, string>>) => ({
   dialled: seen(attributes, "sip.trunkPhoneNumber")
 })
 
-/** A number as a call record keeps it: E.164 when it is one, else as sent (cut short). */
-const numberOf = (attributes: Readonly<Record<string, string>>, key: string) => {
+/** A number as a call's record and envelope keep it: E.164 when it reads as one, else as sent (cut short). */
+const numberOf = (attributes: Readonly<Record<string, string>> | undefined, key: string, country: Country | undefined) => {
   const raw = attr(attributes, key)
-  return raw === null ? null : Option.getOrElse(normaliseE164(raw), () => raw.slice(0, MAX_SEEN))
+  return raw === null ? null : Option.getOrElse(normaliseE164(raw, country), () => raw.slice(0, MAX_SEEN))
 }
 
 /** Why an event reached no tenant, as records and metrics name it. */
@@ -76,11 +76,12 @@ export const REASONS = {
 /** Whether the event is about the pinned call's own SIP participant (its later events stay with the call, whatever the table says now). */
 const isCallParticipantOf = (pin: Pin, event: LiveKitEvent) => pin.start !== undefined && isCallParticipant(pin.start, event)
 
-const callInfo = (room: string | undefined, attributes: Readonly<Record<string, string>> | undefined, domain: string | null): CallInfo => ({
+/** What the envelope says of the call: its numbers in E.164 when they read as numbers (the event in `data` keeps them as sent). */
+const callInfo = (room: string | undefined, attributes: Readonly<Record<string, string>> | undefined, domain: string | null, country: Country | undefined): CallInfo => ({
   room: room ?? null,
   sipCallId: attr(attributes, "sip.callID"),
-  from: attr(attributes, "sip.phoneNumber"),
-  to: attr(attributes, "sip.trunkPhoneNumber"),
+  from: numberOf(attributes, "sip.phoneNumber", country),
+  to: numberOf(attributes, "sip.trunkPhoneNumber", country),
   domain
 })
 
@@ -155,14 +156,15 @@ export class Router extends Effect.Service<Router>()("Router", {
     const config = yield* AppConfig
     const hooks = yield* HookTable
     const store = yield* EventStore
-    const isShared = sharedDomainMatcher(config.sharedDomains)
+    const rules = sipRules(config)
+    const country = config.defaultCountry
 
-    /** Who a SIP call is, as its record keeps it. */
-    const identityOf = (attributes: Readonly<Record<string, string>>, decision: SipDecision): CallIdentity => ({
+    /** Who a SIP call is, as its record keeps it: the numbers as the envelope has them. */
+    const identityOf = (attributes: Readonly<Record<string, string>>, decision: SipDecision, call: CallInfo): CallIdentity => ({
       tenant: decision.hook?.host ?? null,
       domain: decision.domain,
-      from: numberOf(attributes, "sip.phoneNumber"),
-      to: numberOf(attributes, "sip.trunkPhoneNumber"),
+      from: call.from,
+      to: call.to,
       sipCallId: attr(attributes, "sip.callID"),
       routing: { rule: decision.rule, pattern: decision.pattern, source: decision.source, reason: decision.reason ? REASONS[decision.reason._tag] : null },
       sip: sipOf(attributes)
@@ -173,11 +175,11 @@ export class Router extends Effect.Service<Router>()("Router", {
       const { event } = incoming
       const { destination, call } = pin
       const attributes = sipAttributesOf(event)
-      const own = attributes && !isCallParticipantOf(pin, event) ? decideSip(attributes, table, isShared) : undefined
+      const own = attributes && !isCallParticipantOf(pin, event) ? decideSip(attributes, table, rules) : undefined
       if (own?.hook !== undefined && own.hook.host !== destination.tenant) {
         const reason = new TenantConflict({ domain: own.domain ?? own.pattern ?? "", tenant: own.hook.host, roomTenant: destination.tenant })
         const callKey = callKeyOf(pin.room, event.roomSid ?? pin.roomSid)
-        return { _tag: "Unrouted", reason, call: callInfo(event.room, attributes, own.domain), headers: headersSeen(attributes!), callKey }
+        return { _tag: "Unrouted", reason, call: callInfo(event.room, attributes, own.domain, country), headers: headersSeen(attributes!), callKey }
       }
       const { pinChange, callEvent, ended } = onPinnedCall(incoming, pin)
       return {
@@ -210,12 +212,12 @@ export class Router extends Effect.Service<Router>()("Router", {
             ? { at, by: leaving, disconnectReason: event.participant?.disconnectReason ?? null }
             : undefined
       if (attributes === undefined) {
-        return { _tag: "Unrouted", reason: undefined, call: callInfo(room, undefined, null), headers: undefined, callKey, ended } satisfies Unrouted
+        return { _tag: "Unrouted", reason: undefined, call: callInfo(room, undefined, null, country), headers: undefined, callKey, ended } satisfies Unrouted
       }
 
-      const decision = decideSip(attributes, table, isShared)
-      const call = callInfo(room, attributes, decision.domain)
-      const identity = identityOf(attributes, decision)
+      const decision = decideSip(attributes, table, rules)
+      const call = callInfo(room, attributes, decision.domain, country)
+      const identity = identityOf(attributes, decision, call)
       const startedAt = event.event === "participant_joined" ? at : undefined
       const hook = decision.hook
       if (!hook) return { _tag: "Unrouted", reason: decision.reason, call, headers: headersSeen(attributes), callKey, identity, startedAt, ended } satisfies Unrouted

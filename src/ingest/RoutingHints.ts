@@ -1,9 +1,9 @@
 import { Option } from "effect"
 import { isHostPattern, type ActiveHook } from "../domain/Hook.ts"
-import { normaliseE164 } from "../domain/PhoneNumber.ts"
+import { isNationalSpelling, normaliseE164 } from "../domain/PhoneNumber.ts"
 import { excerpt } from "../domain/Untrusted.ts"
 import { allHooks, matchHost, matchNumber, type Table } from "../hooks/HookTable.ts"
-import type { SipDecision } from "./SipDecision.ts"
+import type { SipDecision, SipRules } from "./SipDecision.ts"
 
 /**
  * Sentences an operator can act on, about why a call went where it did, or
@@ -22,10 +22,9 @@ export interface Observed {
   readonly routedTo: ActiveHook | undefined
 }
 
-/** The routing in force: the hook table and which domains are shared. */
-export interface RoutingInForce {
+/** The routing in force: the hook table, which domains are shared, and the country national numbers are read in. */
+export interface RoutingInForce extends SipRules {
   readonly table: Table
-  readonly isShared: (domain: string) => boolean
 }
 
 /** When a hook host was disabled for failing (ms), or null while it is enabled. */
@@ -147,8 +146,8 @@ const sameDigits = (dialled: string, mapped: string) => {
 }
 
 /** A dialled number consulted (the domain was shared or absent) that found no hook. */
-const unmatchedNumber = (dialled: string, table: Table): Lead | undefined => {
-  const reads = Option.getOrNull(normaliseE164(dialled))
+const unmatchedNumber = (dialled: string, { table, defaultCountry }: RoutingInForce): Lead | undefined => {
+  const reads = Option.getOrNull(normaliseE164(dialled, defaultCountry))
   const mapping = reads === null ? undefined : table.numbers.get(reads)
   if (mapping && !matchHost(table, mapping.host)) {
     return {
@@ -162,7 +161,9 @@ const unmatchedNumber = (dialled: string, table: Table): Lead | undefined => {
   const to = `the mapped ${near.number} (${near.host})`
   return {
     sentence:
-      reads === null
+      reads === null && defaultCountry === undefined && isNationalSpelling(dialled)
+        ? `${said} is national, and without defaultCountry no national number is read, though its digits match ${to}: set defaultCountry to the carrier's country, or have it send ${near.number}.`
+        : reads === null
         ? `${said} is not a number the router can read, though its digits match ${to}: have the carrier send ${near.number}.`
         : `${said} reads as ${reads}, not ${to}, though its digits match: map ${reads} to ${near.host} too (PUT /v1/numbers/${reads}), or have the carrier send ${near.number}.`,
     host: near.host
@@ -170,18 +171,18 @@ const unmatchedNumber = (dialled: string, table: Table): Lead | undefined => {
 }
 
 /** A mapped number a domain kept from deciding: numbers decide only for shared domains and calls without one. */
-const mappedNumbers = (observed: Observed, table: Table) =>
+const mappedNumbers = (observed: Observed, { table, defaultCountry }: RoutingInForce) =>
   distinctDialled(observed).flatMap((dialled) => {
-    const reads = Option.getOrNull(normaliseE164(dialled))
+    const reads = Option.getOrNull(normaliseE164(dialled, defaultCountry))
     const hook = reads === null ? undefined : matchNumber(table, reads)
     return hook ? [{ number: reads!, host: hook.host }] : []
   })
 
 // ---------------------------------------------------------------- hints
 
-const ipAddress = (ip: string, observed: Observed, table: Table): Lead => {
+const ipAddress = (ip: string, observed: Observed, routing: RoutingInForce): Lead => {
   const seen = excerpt(ip)
-  const [mapped] = mappedNumbers(observed, table)
+  const [mapped] = mappedNumbers(observed, routing)
   const share = !isHostPattern(ip)
     ? ""
     : mapped
@@ -190,15 +191,16 @@ const ipAddress = (ip: string, observed: Observed, table: Table): Lead => {
   return { sentence: `The SIP headers name the IP address ${seen}, not a domain: the carrier sends its calls to an address. Ask it to send them to the tenant's domain${share}.`, host: mapped?.host }
 }
 
-const leadsFor = (observed: Observed, { table, isShared }: RoutingInForce): ReadonlyArray<Lead> => {
+const leadsFor = (observed: Observed, routing: RoutingInForce): ReadonlyArray<Lead> => {
   if (observed.routedTo) return [{ sentence: undefined, host: observed.routedTo.host }]
   const { domain } = observed
-  if (domain === null || isShared(domain)) return distinctDialled(observed).flatMap((dialled) => unmatchedNumber(dialled, table) ?? [])
-  if (isIpAddress(domain)) return [ipAddress(domain, observed, table)]
+  const { table, isShared } = routing
+  if (domain === null || isShared(domain)) return distinctDialled(observed).flatMap((dialled) => unmatchedNumber(dialled, routing) ?? [])
+  if (isIpAddress(domain)) return [ipAddress(domain, observed, routing)]
   // A domain near a hook is a tenant's, mistyped: only a domain near none may be the carrier's own.
   const near = nearHooks(domain, table)
   if (near.length > 0) return near
-  return mappedNumbers(observed, table).map(({ number, host }) => ({
+  return mappedNumbers(observed, routing).map(({ number, host }) => ({
     sentence: `The dialled number ${number} is mapped to ${host}, but a number decides only for a shared domain (or a call without one): if ${excerpt(domain)} is the carrier's own host, list it in sharedDomains.`,
     host
   }))

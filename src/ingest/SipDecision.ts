@@ -1,7 +1,7 @@
 import { Option } from "effect"
 import { UnknownDomain, type Unroutable } from "../domain/Errors.ts"
 import { isUnderWildcard, type ActiveHook } from "../domain/Hook.ts"
-import { normaliseE164 } from "../domain/PhoneNumber.ts"
+import { normaliseE164, type Country } from "../domain/PhoneNumber.ts"
 import { matchHost, type Table } from "../hooks/HookTable.ts"
 import { readDomain } from "./DomainExtractor.ts"
 
@@ -51,6 +51,17 @@ export const sharedDomainMatcher = (patterns: ReadonlyArray<string>) => {
   return (domain: string) => exact.has(domain) || wildcards.some((wildcard) => isUnderWildcard(domain, wildcard))
 }
 
+/** What decides a call besides the hook table: which domains are shared, and the country a national number is read in. */
+export interface SipRules {
+  readonly isShared: (domain: string) => boolean
+  readonly defaultCountry: Country | undefined
+}
+
+export const sipRules = (config: { readonly sharedDomains: ReadonlyArray<string>; readonly defaultCountry?: Country | undefined }): SipRules => ({
+  isShared: sharedDomainMatcher(config.sharedDomains),
+  defaultCountry: config.defaultCountry
+})
+
 /**
  * The tenant for a SIP participant's attributes: the domain the edge preserved
  * (x-to-ip, else To) when it names a hook; for a shared domain, or when no header
@@ -58,7 +69,7 @@ export const sharedDomainMatcher = (patterns: ReadonlyArray<string>) => {
  * skipped; a present but unparsable one is reported. Pure: the router and
  * `POST /v1/explain` run the same decision.
  */
-export const decideSip = (attributes: Readonly<Record<string, string>>, table: Table, isShared: (domain: string) => boolean): SipDecision => {
+export const decideSip = (attributes: Readonly<Record<string, string>>, table: Table, { isShared, defaultCountry }: SipRules): SipDecision => {
   const { found, readings, problem } = readDomain(attributes)
   const dialled = attributes["sip.trunkPhoneNumber"]
   const headerSteps = (outcome: Step["outcome"]): Array<Step> =>
@@ -85,7 +96,7 @@ export const decideSip = (attributes: Readonly<Record<string, string>>, table: T
   // A shared domain names no tenant, and no domain names none: the dialled number may.
   const reason = found !== undefined ? new UnknownDomain({ domain: found.host }) : problem
   const domain = found?.host ?? null
-  const number = dialled === undefined ? Option.none() : normaliseE164(dialled)
+  const number = dialled === undefined ? Option.none() : normaliseE164(dialled, defaultCountry)
   if (Option.isNone(number)) {
     const outcome = dialled === undefined || dialled.trim() === "" ? "absent" : "unparseable"
     return { hook: undefined, domain, rule: null, pattern: null, source: null, reason, steps: [...headerSteps("skipped"), { source: "sip.trunkPhoneNumber", value: shown(dialled), domain: null, outcome }] }
