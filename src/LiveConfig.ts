@@ -27,6 +27,17 @@ const changedKeys = (before: unknown, after: unknown, path = ""): ReadonlyArray<
 const needsRestart = (running: RouterConfig, edited: RouterConfig): ReadonlyArray<string> =>
   changedKeys(encodeConfig(running), encodeConfig(edited)).filter((key) => !RELOADED_KEYS.includes(key))
 
+/** Edits that would leave the reloaded keys at odds with what is read only at start: the whole edit waits for a restart. */
+const refusedWhileRunning = (running: RouterConfig, edited: RouterConfig): { readonly key: string; readonly problem: string } | undefined => {
+  // Hooks without a secret of their own in the HTTP source, and alerts, may still need it.
+  if (running.signing.secret !== undefined && edited.signing.secret === undefined) {
+    return { key: "signing.secret", problem: "cannot be removed while the router runs (change it, or restart without it)" }
+  }
+  // The file's numbers would be read in the new country, calls' numbers still in the old one.
+  if (running.defaultCountry !== edited.defaultCountry) return { key: "defaultCountry", problem: "changes only with a restart (the numbers in the file are read in it)" }
+  return undefined
+}
+
 /**
  * The config as the file says now: what was read at start, replaced by each
  * edit that decodes. The file is watched (its folder, since editors save by
@@ -80,11 +91,9 @@ export class LiveConfig extends Context.Tag("LiveConfig")<
               Effect.annotateLogs({ path, key: decoded.left.key, problem: decoded.left.problem })
             )
           }
-          // Hooks without a secret of their own in the HTTP source, and alerts, may still need it.
-          if ((yield* SubscriptionRef.get(current)).signing.secret !== undefined && decoded.right.signing.secret === undefined) {
-            return yield* Effect.logWarning("config edit refused; the last good config stays in force").pipe(
-              Effect.annotateLogs({ path, key: "signing.secret", problem: "cannot be removed while the router runs (change it, or restart without it)" })
-            )
+          const refused = refusedWhileRunning(yield* SubscriptionRef.get(current), decoded.right)
+          if (refused !== undefined) {
+            return yield* Effect.logWarning("config edit refused; the last good config stays in force").pipe(Effect.annotateLogs({ path, ...refused }))
           }
           const restart = needsRestart(config, decoded.right)
           if (restart.length > 0) yield* Effect.logWarning("config edit needs a restart").pipe(Effect.annotateLogs({ path, keys: restart.join(", ") }))

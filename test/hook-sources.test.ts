@@ -411,6 +411,12 @@ describe("broken edits keep the last good table", () => {
       /duplicate host "sneaky\.example\.org"/
     ],
     [
+      "a defaultCountry changed while running (the file's numbers would be read in another country than calls')",
+      () => yaml({ ...good, defaultCountry: "GB", hooks: attempted() }),
+      "defaultCountry",
+      /changes only with a restart/
+    ],
+    [
       "a hook URL that is not http(s)",
       () => yaml({ ...good, hooks: [...attempted(), { host: "ftp.example.org", url: "ftp://files.example.org/in" }] }),
       "hooks.2.url",

@@ -47,7 +47,7 @@ const routerConfig = (country: Country | undefined) => Schema.Struct({
   telemetry: withDefault(Telemetry, () => Schema.decodeSync(Telemetry)({})),
   defaultCountry: Schema.optional(DefaultCountry).annotations({
     description:
-      "ISO 3166 code (`US`, `GB`, ...) of the country whose national spellings of numbers are read: `(555) 123-0010` in `numbers`, the admin API and the CLI, and a carrier's national `sip.trunkPhoneNumber` and `sip.phoneNumber`. Without it a number needs `+` and its country code: a national one is refused (and a call's is left as sent). Read at start"
+      "ISO 3166 code (`US`, `GB`, ...) of the country whose national spellings of numbers are read: `(555) 123-0010` in `numbers`, the admin API and the CLI, and a carrier's national `sip.trunkPhoneNumber` and `sip.phoneNumber`. Without it a number needs `+` and its country code: a national one is refused (and a call's is left as sent). Read at start: an edit while running is refused until a restart"
   }),
   sharedDomains: withDefault(Schema.Array(HostPattern), () => []).annotations({
     description:
