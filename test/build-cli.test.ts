@@ -30,7 +30,7 @@ test("the single binary is also the command line: --help, completions, and admin
     expect(msg).toBe("listening")
     const listed = run(["hooks", "list", "--url", `http://127.0.0.1:${port}`, "--token", ADMIN_TOKEN])
     expect({ code: listed.code, stderr: listed.stderr }).toEqual({ code: 0, stderr: "" })
-    expect(listed.stdout).toMatch(/^binary\.example\.com +https:\/\/binary\.example\.com\/voice +file +all +-$/m)
+    expect(listed.stdout).toMatch(/^binary\.example\.com +https:\/\/binary\.example\.com\/voice +file +all +- +- +- +no$/m)
   } finally {
     server.kill("SIGTERM")
     expect(await server.exited).toBe(0)

@@ -71,7 +71,8 @@ describe("replaying a domain's unroutable calls", () => {
   test("a call of the domain after its hook exists routes as usual; only what was kept is replayed", async () => {
     const before = late.received.length
     await post(...callTo("late-3", LATE))
-    await late.waitFor((got) => got.length === before + 3)
+    // Its three events and, as the hook asks, call.started and call.ended.
+    await late.waitFor((got) => got.length === before + 5)
     expect(await (await replay({ domain: LATE })).json()).toEqual({ replayed: 0, tenant: LATE })
   })
 

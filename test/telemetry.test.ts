@@ -248,7 +248,7 @@ describe("telemetry config", () => {
     )
     expect(config.telemetry).toMatchObject({ serviceName: "router-eu", otlp: { endpoint: "http://127.0.0.1:4318", protocol: "http/json" } })
     const refused = decode({}, { OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" })
-    expect(Either.isLeft(refused) && refused.left.key).toBe("telemetry.otlp.protocol")
+    expect(Either.isLeft(refused) && refused.left.key).toBe("OTEL_EXPORTER_OTLP_PROTOCOL (env)")
   })
 
   test("bad values name their key", () => {
