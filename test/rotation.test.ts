@@ -117,7 +117,7 @@ describe("a secret changed in the config file overlaps like a rotation", () => {
     await start(secret(74), OLD)
     expectSignedBy(await deliveredTo(DEFAULTED), OLD)
 
-    await edit(secret(74), NEW, [DEFAULTED, "@default"])
+    await edit(secret(74), NEW, ["@default"])
     expect(router!.logs.some((l) => l.msg === "config edit needs a restart")).toBe(false)
     expectSignedBy(await deliveredTo(DEFAULTED), NEW, OLD)
     expectSignedBy(await deliveredTo(OWN), secret(74))

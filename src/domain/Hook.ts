@@ -265,7 +265,10 @@ const distinct = (secrets: ReadonlyArray<Redacted.Redacted>) =>
  * stored under a default secret the config no longer has.
  */
 export const signingSecrets = (hook: StoredHook | undefined, defaults: DefaultSigning, now: number): ReadonlyArray<Redacted.Redacted> =>
-  distinct([...(hook?.secret !== undefined ? [hook.secret] : defaults.secret !== undefined ? [defaults.secret] : []), ...(hook ? overlapping(hook, now) : [])])
+  hook?.secret !== undefined
+    ? distinct([hook.secret, ...overlapping(hook, now)])
+    : // Signed with the default: its rotation, and the hook's own last secret while that overlaps.
+      distinct([...(defaults.secret === undefined ? [] : [defaults.secret, ...overlapping(defaults, now)]), ...(hook ? overlapping(hook, now) : [])])
 
 /**
  * What a delivery is signed with now. While the hook still points where the

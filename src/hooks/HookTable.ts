@@ -139,18 +139,17 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
       const file = yield* SubscriptionRef.get(fileHooks)
       const remote = yield* SubscriptionRef.get(remoteHooks)
       const fileHosts = new Set(file.hooks.map((hook) => hook.host))
-      const signed = [...file.hooks, ...remote.hooks.filter((hook) => !fileHosts.has(hook.host))]
-      const signers = signed.flatMap((hook) => {
-        const secret = hook.secret ?? file.signingSecret
-        return secret === undefined ? [] : [{ signer: hook.host, secret }]
-      })
-      const rotated = yield* rotations.observe(file.signingSecret === undefined ? signers : [...signers, { signer: DEFAULT_SIGNER, secret: file.signingSecret }])
-      const withRotation = (hook: Hook): Hook => ({ ...hook, ...overlapOf(rotated.get(hook.host), hook.secret ?? file.signingSecret) })
+      const rotated = yield* rotations.observe([...file.hooks, ...remote.hooks.filter((hook) => !fileHosts.has(hook.host))], file.signingSecret)
+      // Most hooks have no rotation under way: they stay the objects the source made.
+      const withRotation = (hook: Hook): Hook => {
+        const overlap = overlapOf(rotated[hook.host], hook.secret ?? file.signingSecret)
+        return overlap.previousSecret === undefined ? hook : { ...hook, ...overlap }
+      }
       return mergeSources(
         { hooks: file.hooks.map(withRotation), numbers: file.numbers },
         { hooks: remote.hooks.map(withRotation), numbers: remote.numbers },
         { hooks: apiHooks.values(), numbers: apiNumbers.values() },
-        { secret: file.signingSecret, ...overlapOf(rotated.get(DEFAULT_SIGNER), file.signingSecret) }
+        { secret: file.signingSecret, ...overlapOf(rotated[DEFAULT_SIGNER], file.signingSecret) }
       )
     })
     // Swapped whole by each rebuild; readers always see one complete table.

@@ -1,68 +1,94 @@
 import { Clock, Duration, Effect, Either, Option, Schema } from "effect"
 import { AppConfig } from "../AppConfig.ts"
-import type { WebhookSecret } from "../domain/Hook.ts"
-import { observeSecret, type SecretRotation, SecretRotationJson } from "../domain/SecretRotation.ts"
+import type { Hook, WebhookSecret } from "../domain/Hook.ts"
+import { DEFAULT_SIGNER, observeSecret, SecretRotation } from "../domain/SecretRotation.ts"
 import { HookStore } from "../store/HookStore.ts"
 
-const decode = Schema.decodeUnknownEither(SecretRotationJson)
-const encode = Schema.encodeSync(SecretRotationJson)
-const keyOf = (signer: string) => `signing:${signer}`
+// One value for every signer: read once at start, written (whole) only when a secret changes.
+const KEY = "signing-rotations"
+const Rotations = Schema.parseJson(Schema.Record({ key: Schema.String, value: SecretRotation }))
+const decode = Schema.decodeUnknownEither(Rotations)
+const encode = Schema.encodeSync(Rotations)
+
+/** A signer and the secret it is configured with now. */
+interface Signer {
+  readonly signer: string
+  readonly secret: WebhookSecret
+}
 
 /**
- * The rotations of the secrets the config file and the HTTP source give: a
- * signer's record is read from the store the first time it is seen, and a change
- * of its secret is written there, so the next run and every other instance sign
- * with the old secret too while `signing.rotationOverlap` lasts. The store is
- * touched only when a secret changes, never per delivery.
+ * The rotations of the secrets the config file and the HTTP source give, kept in
+ * the store so the next run and every other instance sign with the old secret
+ * too while `signing.rotationOverlap` lasts. Signers are the default secret and
+ * the hooks with a secret of their own (and any hook that had one: its record
+ * stays until its overlap ends); a hook signed with the default follows the
+ * default's rotation. The store is read once and written only when a secret
+ * changes, never per delivery.
  */
 export class SecretRotations extends Effect.Service<SecretRotations>()("SecretRotations", {
   effect: Effect.gen(function* () {
     const config = yield* AppConfig
     const store = yield* HookStore
     const overlapMs = Duration.toMillis(config.signing.rotationOverlap)
-    const known = new Map<string, SecretRotation>()
+    let known: Record<string, SecretRotation> | undefined
 
-    const stored = (signer: string) =>
-      Effect.map(store.cached(keyOf(signer)), (value) =>
-        Option.match(value, { onNone: () => undefined, onSome: (json) => Either.getOrUndefined(decode(json)) })
-      )
+    const stored = Effect.map(store.cached(KEY), (value) =>
+      Option.match(value, { onNone: () => ({}), onSome: (json) => Either.getOrElse(decode(json), () => ({})) })
+    )
 
-    const observeOne = (signer: string, secret: WebhookSecret, now: number) =>
+    /** The changes `signers` make to `records`, at `now`. */
+    const changesTo = (records: Record<string, SecretRotation>, signers: ReadonlyArray<Signer>, now: number) =>
+      signers.flatMap(({ signer, secret }) => {
+        const next = observeSecret(records[signer], secret, now, overlapMs)
+        return next === undefined ? [] : [[signer, next] as const]
+      })
+
+    /** The default secret, the hooks with a secret of their own, and those with a record from when they had one. */
+    const signersOf = (hooks: ReadonlyArray<Hook>, defaultSecret: WebhookSecret | undefined, records: Record<string, SecretRotation>): ReadonlyArray<Signer> => [
+      ...(defaultSecret === undefined ? [] : [{ signer: DEFAULT_SIGNER, secret: defaultSecret }]),
+      ...hooks.flatMap((hook) => {
+        const secret = hook.secret ?? (hook.host in records ? defaultSecret : undefined)
+        return secret === undefined ? [] : [{ signer: hook.host, secret }]
+      })
+    ]
+
+    const observeAll = (hooks: ReadonlyArray<Hook>, defaultSecret: WebhookSecret | undefined) =>
       Effect.gen(function* () {
-        const remembered = known.get(signer)
-        if (remembered !== undefined && observeSecret(remembered, secret, now, overlapMs) === undefined) return remembered
-        // Another instance, or an earlier run, may have seen this secret first.
-        const before = yield* stored(signer)
-        const next = observeSecret(before, secret, now, overlapMs)
-        if (next !== undefined) {
-          yield* store.cache(keyOf(signer), encode(next))
-          if (before !== undefined) yield* Effect.log("signing secret changed; the old one keeps signing too").pipe(Effect.annotateLogs({ signer, until: new Date(next.previousUntil!).toISOString() }))
+        const now = yield* Clock.currentTimeMillis
+        known ??= yield* stored
+        const signers = signersOf(hooks, defaultSecret, known)
+        if (changesTo(known, signers, now).length === 0) return known
+        // Another instance, or an earlier run, may have seen these secrets first: decide against what is stored now.
+        const fresh = yield* stored
+        const changes = changesTo(fresh, signers, now)
+        if (changes.length > 0) {
+          const present = new Set(signers.map((s) => s.signer))
+          // A signer gone from the sources is forgotten once nothing of it overlaps any more.
+          const kept = Object.entries(fresh).filter(([signer, r]) => present.has(signer) || (r.previousUntil ?? 0) > now)
+          yield* store.cache(KEY, encode(Object.fromEntries([...kept, ...changes])))
+          for (const [signer, next] of changes) {
+            if (next.previous !== undefined) {
+              yield* Effect.log("signing secret changed; the old one keeps signing too").pipe(Effect.annotateLogs({ signer, until: new Date(next.previousUntil!).toISOString() }))
+            }
+          }
         }
-        const rotation = next ?? before!
-        known.set(signer, rotation)
-        return rotation
+        known = { ...fresh, ...Object.fromEntries(changes) }
+        return known
       })
 
     return {
       /**
-       * Each signer's rotation, given the secret it is configured with now. A store
-       * that cannot be reached leaves the rotations last seen in force (and none for
-       * a signer never seen): signing goes on with the configured secret.
+       * The rotations of the default secret (under DEFAULT_SIGNER) and of the hooks
+       * in force (by host), given the secrets they are configured with now. A store
+       * that cannot be reached leaves the rotations last seen in force: signing goes
+       * on with the configured secrets.
        */
-      observe: (signers: ReadonlyArray<{ readonly signer: string; readonly secret: WebhookSecret }>) =>
-        Effect.gen(function* () {
-          const now = yield* Clock.currentTimeMillis
-          const rotations = new Map<string, SecretRotation>()
-          for (const { signer, secret } of signers) {
-            const rotation = yield* observeOne(signer, secret, now).pipe(
-              Effect.catchTag("StoreUnavailable", (e) =>
-                Effect.as(Effect.logWarning("could not read or record a signing secret's rotation; signing with the configured secret", e.cause).pipe(Effect.annotateLogs({ signer })), known.get(signer))
-              )
-            )
-            if (rotation !== undefined) rotations.set(signer, rotation)
-          }
-          return rotations as ReadonlyMap<string, SecretRotation>
-        })
+      observe: (hooks: ReadonlyArray<Hook>, defaultSecret: WebhookSecret | undefined): Effect.Effect<Readonly<Record<string, SecretRotation>>> =>
+        observeAll(hooks, defaultSecret).pipe(
+          Effect.catchTag("StoreUnavailable", (e) =>
+            Effect.as(Effect.logWarning("could not read or record the signing secrets' rotations; signing with the configured secrets", e.cause), known ?? {})
+          )
+        )
     }
   })
 }) {}
