@@ -27,8 +27,11 @@ export class FileHooks extends Context.Tag("FileHooks")<FileHooks, SubscriptionR
         Stream.runForEach((edited) =>
           Effect.gen(function* () {
             const next = hookSetOf(edited)
+            const held = yield* SubscriptionRef.get(current)
+            // The config it was made from (the stream's first value): encoding a large table to compare it is most of a start.
+            if (next.hooks === held.hooks && next.numbers === held.numbers && next.signingSecret === held.signingSecret) return
             // Comments and other keys change the file, not the table.
-            if (sameHooks(next, yield* SubscriptionRef.get(current))) return
+            if (sameHooks(next, held)) return
             yield* SubscriptionRef.set(current, next)
             yield* Effect.log("hooks reloaded").pipe(Effect.annotateLogs({ path: config.path, hooks: next.hooks.length, numbers: next.numbers.length }))
           })

@@ -138,16 +138,21 @@ export class HookTable extends Effect.Service<HookTable>()("HookTable", {
     const build = Effect.gen(function* () {
       const file = yield* SubscriptionRef.get(fileHooks)
       const remote = yield* SubscriptionRef.get(remoteHooks)
-      const fileHosts = new Set(file.hooks.map((hook) => hook.host))
-      const rotated = yield* rotations.observe([...file.hooks, ...remote.hooks.filter((hook) => !fileHosts.has(hook.host))], file.signingSecret)
-      // Most hooks have no rotation under way: they stay the objects the source made.
-      const withRotation = (hook: Hook): Hook => {
-        const overlap = overlapOf(rotated[hook.host], hook.secret ?? file.signingSecret)
-        return overlap.previousSecret === undefined ? hook : { ...hook, ...overlap }
-      }
+      const fileHosts = remote.hooks.length === 0 ? undefined : new Set(file.hooks.map((hook) => hook.host))
+      const signed = fileHosts === undefined ? file.hooks : [...file.hooks, ...remote.hooks.filter((hook) => !fileHosts.has(hook.host))]
+      const rotated = yield* rotations.observe(signed, file.signingSecret)
+      // Most hooks have no rotation under way: they stay the objects (and lists) the source made.
+      const overlapping = Object.values(rotated).some((rotation) => rotation.previous !== undefined)
+      const withRotation = (hooks: ReadonlyArray<Hook>) =>
+        !overlapping
+          ? hooks
+          : hooks.map((hook): Hook => {
+              const overlap = overlapOf(rotated[hook.host], hook.secret ?? file.signingSecret)
+              return overlap.previousSecret === undefined ? hook : { ...hook, ...overlap }
+            })
       return mergeSources(
-        { hooks: file.hooks.map(withRotation), numbers: file.numbers },
-        { hooks: remote.hooks.map(withRotation), numbers: remote.numbers },
+        { hooks: withRotation(file.hooks), numbers: file.numbers },
+        { hooks: withRotation(remote.hooks), numbers: remote.numbers },
         { hooks: apiHooks.values(), numbers: apiNumbers.values() },
         { secret: file.signingSecret, ...overlapOf(rotated[DEFAULT_SIGNER], file.signingSecret) }
       )

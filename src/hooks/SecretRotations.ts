@@ -44,13 +44,15 @@ export class SecretRotations extends Effect.Service<SecretRotations>()("SecretRo
       })
 
     /** The default secret, the hooks with a secret of their own, and those with a record from when they had one. */
-    const signersOf = (hooks: ReadonlyArray<Hook>, defaultSecret: WebhookSecret | undefined, records: Record<string, SecretRotation>): ReadonlyArray<Signer> => [
-      ...(defaultSecret === undefined ? [] : [{ signer: DEFAULT_SIGNER, secret: defaultSecret }]),
-      ...hooks.flatMap((hook) => {
+    const signersOf = (hooks: ReadonlyArray<Hook>, defaultSecret: WebhookSecret | undefined, records: Record<string, SecretRotation>): ReadonlyArray<Signer> => {
+      const signers: Array<Signer> = defaultSecret === undefined ? [] : [{ signer: DEFAULT_SIGNER, secret: defaultSecret }]
+      // A loop, not flatMap: a table of a hundred thousand hooks on the default would make as many empty lists.
+      for (const hook of hooks) {
         const secret = hook.secret ?? (hook.host in records ? defaultSecret : undefined)
-        return secret === undefined ? [] : [{ signer: hook.host, secret }]
-      })
-    ]
+        if (secret !== undefined) signers.push({ signer: hook.host, secret })
+      }
+      return signers
+    }
 
     const observeAll = (hooks: ReadonlyArray<Hook>, defaultSecret: WebhookSecret | undefined) =>
       Effect.gen(function* () {
