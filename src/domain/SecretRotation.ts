@@ -3,9 +3,9 @@ import { WebhookSecret } from "./Hook.ts"
 
 /**
  * A signer's secret as the router last saw it configured, and the one it replaced
- * while `signing.rotationOverlap` lasts. Signers are the hooks of the config file and
- * the HTTP source (by host) and the default secret; an API hook keeps its own
- * rotation on the hook. Kept in the store, so a rotation holds across restarts and
+ * while `signing.rotationOverlap` lasts. Signers are the default secret and the hooks
+ * of the config file and the HTTP source (by host) with a secret of their own; an API
+ * hook keeps its own rotation on the hook. Kept in the store, so a rotation holds across restarts and
  * instances.
  */
 export const SecretRotation = Schema.Struct({
@@ -15,7 +15,6 @@ export const SecretRotation = Schema.Struct({
   previousUntil: Schema.optional(Schema.Number)
 })
 export interface SecretRotation extends Schema.Schema.Type<typeof SecretRotation> {}
-export const SecretRotationJson = Schema.parseJson(SecretRotation)
 
 /** The signer of `signing.secret`: what signs hooks without a secret of their own once their hook is gone, and alerts without `alerts.secret`. */
 export const DEFAULT_SIGNER = "@default"
