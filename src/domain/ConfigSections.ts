@@ -39,6 +39,11 @@ export const LiveKit = Schema.Struct({
 
 const Token = Schema.Redacted(Schema.String.pipe(Schema.minLength(16, { message: () => "admin tokens must be at least 16 characters" })))
 
+/** An origin a page may frame the console from: scheme and host (and port), nothing a CSP would read as another directive. */
+const FrameAncestor = Schema.String.pipe(
+  Schema.pattern(/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$/, { message: () => "an origin such as https://app.example.com" })
+)
+
 const TenantToken = Schema.Struct({
   token: Schema.propertySignature(Token).annotations({ description: "the bearer token (16+ chars)" }),
   hosts: Schema.propertySignature(Schema.Array(HostPattern).pipe(Schema.minItems(1))).annotations({
@@ -61,6 +66,23 @@ export const Admin = Schema.Struct({
   docs: withDefault(Schema.Boolean, () => true).annotations({
     description:
       "serve the admin API's OpenAPI document (`/openapi.json`) and its reference (`/docs`) without a token (they describe the API, never its data); `false`: both 404"
+  }),
+  console: withDefault(Schema.Boolean, () => true).annotations({
+    description: "serve the console and tenant portal at `/console/` (see [Console](console.md)); `false`: it 404s, and the API still takes sessions"
+  }),
+  sessionTtl: withDefault(DurationString, () => Duration.hours(8)).annotations({
+    description: "how long a console session lasts after sign-in (its cookie expires with it; sign-out ends it sooner)"
+  }),
+  portalLinkTtl: withDefault(DurationString, () => Duration.minutes(15)).annotations({
+    description: "how long a tenant portal link (`POST /v1/tenants/{host}/portal-links`) can be opened, once"
+  }),
+  secureCookies: withDefault(Schema.Boolean, () => false).annotations({
+    description:
+      "mark session cookies `Secure` on every request: set it when TLS ends at a proxy in front of the router (a request that reaches the router over https, or with `X-Forwarded-Proto: https`, gets `Secure` anyway)"
+  }),
+  portalFrameAncestors: withDefault(Schema.Array(FrameAncestor), () => []).annotations({
+    description:
+      "origins that may show the console in a frame (`https://app.example.com`), for embedding the tenant portal in your own product; empty: no page may frame it"
   })
 })
 

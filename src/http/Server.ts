@@ -1,6 +1,7 @@
 import { HttpApp, HttpLayerRouter, HttpServerRequest } from "@effect/platform"
 import { Cause, Effect, Layer, Runtime, type Scope } from "effect"
 import type { RouterConfig } from "../domain/Config.ts"
+import { consoleRoutes } from "../console/ConsoleRoutes.ts"
 import { Ingest } from "../ingest/Ingest.ts"
 import { adminRoutes } from "./AdminRoutes.ts"
 import { OpsLive } from "./Ops.ts"
@@ -38,7 +39,9 @@ const logInternal = (method: string, url: string, cause: Cause.Cause<unknown>) =
 export const ServerLive = (config: RouterConfig) =>
   Layer.scopedDiscard(
     Effect.gen(function* () {
-      const routes = yield* HttpLayerRouter.toHttpEffect(Layer.merge(adminRoutes(config), OpsLive)).pipe(Effect.provide(routerConfig))
+      const routes = yield* HttpLayerRouter.toHttpEffect(
+        config.admin.console ? Layer.mergeAll(adminRoutes(config), OpsLive, consoleRoutes(config)) : Layer.merge(adminRoutes(config), OpsLive)
+      ).pipe(Effect.provide(routerConfig))
       const app = routes.pipe(
         Effect.catchTag("RouteNotFound", () => Effect.succeed(errorResponse(404, "not_found", "no such endpoint"))),
         Effect.catchAllCause((cause) =>
