@@ -86,7 +86,7 @@ export const deliveryOf = async (router: RunningRouter, tenant: string, status: 
   let found: any
   await eventually(
     async () => {
-      const page = await (await router.admin("GET", `/v1/deliveries?tenant=${tenant}&status=${status}`)).json()
+      const page: any = await (await router.admin("GET", `/v1/deliveries?tenant=${tenant}&status=${status}`)).json()
       found = page.items?.[0]
       return found !== undefined
     },

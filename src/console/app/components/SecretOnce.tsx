@@ -7,7 +7,7 @@ export const SecretOnce = ({ secret, note }: { secret: string; note: string }) =
       New secret
     </label>
     <input id="new-secret" readOnly value={secret} spellcheck={false} onFocus={(e) => (e.currentTarget as HTMLInputElement).select()} />
-    <CopyButton value={secret} what="the new secret" />
+    <CopyButton value={secret} what="secret" />
     <p class="muted">{note}</p>
   </div>
 )
