@@ -32,10 +32,10 @@ export const openPage = async (browser: Browser, options: { colorScheme?: "light
   return { context, page, requested }
 }
 
-/** Every request went to the router (data:, blob: and about: stay in the page). */
-export const expectOnlyRouter = (requested: ReadonlyArray<string>, router: RunningRouter) => {
-  const origin = new URL(router.url).origin
-  const elsewhere = requested.filter((url) => !/^(data:|blob:|about:)/.test(url) && new URL(url).origin !== origin)
+/** Every request went to the router, or one of them (data:, blob: and about: stay in the page). */
+export const expectOnlyRouter = (requested: ReadonlyArray<string>, ...routers: ReadonlyArray<RunningRouter>) => {
+  const origins = routers.map((router) => new URL(router.url).origin)
+  const elsewhere = requested.filter((url) => !/^(data:|blob:|about:)/.test(url) && !origins.includes(new URL(url).origin))
   expect(elsewhere).toEqual([])
   expect(requested.length).toBeGreaterThan(0)
 }
