@@ -168,17 +168,17 @@ describe("persistence", () => {
       }
     }
     await run(Effect.asVoid(deliver(1_000)), StoreLive.sqlite(path))
-    expect(version()).toBe(4)
+    expect(version()).toBe(5)
     const depth = await run(Effect.flatMap(Store, (store) => Effect.map(store.queueStats, (s) => s.depth)), StoreLive.sqlite(path))
     expect(depth).toBe(1)
-    expect(version()).toBe(4)
+    expect(version()).toBe(5)
   })
 
   test("a data file from before API tokens (version 3) keeps its queue and takes tokens", async () => {
     const path = tempDbPath()
     await run(Effect.asVoid(deliver(1_000)), StoreLive.sqlite(path))
     const db = new Database(path)
-    db.exec("DROP TABLE tokens; PRAGMA user_version = 3")
+    db.exec("DROP TABLE tokens; DROP TABLE expiring; PRAGMA user_version = 3")
     db.close()
     const token = Schema.decodeSync(StoredToken)({ id: "tok_0123456789abcdef", hash: tokenHash("srt_x"), hosts: ["a.example"], label: null, createdAt: 1 })
     const after = await run(

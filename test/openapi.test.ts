@@ -38,8 +38,16 @@ const ENDPOINTS = [
   "GET /v1/stream",
   "POST /v1/tokens",
   "GET /v1/tokens",
-  "DELETE /v1/tokens/{id}"
+  "DELETE /v1/tokens/{id}",
+  "POST /v1/tenants/{host}/portal-links",
+  "POST /v1/sessions",
+  "POST /v1/portal-links/redeem",
+  "GET /v1/sessions/current",
+  "DELETE /v1/sessions/current"
 ]
+
+/** Signing in is what a credential is for: these two take none. */
+const SIGN_IN = ["POST /v1/sessions", "POST /v1/portal-links/redeem"]
 
 type Spec = Record<string, any>
 
@@ -76,11 +84,16 @@ describe("GET /openapi.json", () => {
     expect(operationsOf(spec).map(([name]) => name).sort()).toEqual([...ENDPOINTS].sort())
   })
 
-  test("every operation needs the bearer token; the scheme is HTTP bearer", () => {
-    expect(spec.components.securitySchemes).toEqual({ bearer: { type: "http", scheme: "bearer" } })
-    expect(spec.security).toEqual([{ bearer: [] }])
-    // An operation's own empty `security` would mean "no token needed".
-    for (const [name, op] of operationsOf(spec)) expect({ name, security: op.security }).toEqual({ name, security: undefined })
+  test("every operation but signing in needs the bearer token or the console's session cookie", () => {
+    expect(spec.components.securitySchemes).toEqual({
+      bearer: { type: "http", scheme: "bearer" },
+      session: { type: "apiKey", in: "cookie", name: "srt_session" }
+    })
+    expect(spec.security ?? []).toEqual([])
+    for (const [name, op] of operationsOf(spec)) {
+      const expected = SIGN_IN.includes(name) ? [] : [{ bearer: [] }, { session: [] }]
+      expect({ name, security: op.security ?? [] }).toEqual({ name, security: expected })
+    }
   })
 
   test("request and response schemas: bodies, parameters, and every error as {error: {code, message}}", () => {

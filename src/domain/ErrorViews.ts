@@ -28,7 +28,7 @@ function errorView<E extends Answered, Code extends string>(Class: AnsweredClass
 }
 
 export const BadRequestView = errorView(BadRequest)
-export const UnauthorizedView = errorView(Unauthorized, () => new Unauthorized())
+export const UnauthorizedView = errorView(Unauthorized, (message) => new Unauthorized({ reason: message }))
 export const ForbiddenView = errorView(Forbidden)
 export const NotFoundView = errorView(NotFound)
 export const ConflictView = errorView(Conflict)

@@ -135,10 +135,10 @@ export class BadRequest extends answered("BadRequest", "bad_request", 400)<{ rea
   }
 }
 
-/** 401: no admin bearer token, or one the router does not know. */
-export class Unauthorized extends answered("Unauthorized", "unauthorized", 401)<{}> {
+/** 401: no admin bearer token or console session, or one the router does not know (`reason` says which, when it helps). */
+export class Unauthorized extends answered("Unauthorized", "unauthorized", 401)<{ readonly reason?: string }> {
   override get message() {
-    return "a valid admin bearer token is required"
+    return this.reason ?? "a valid admin bearer token is required"
   }
 }
 

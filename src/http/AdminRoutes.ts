@@ -6,11 +6,13 @@ import { BadRequest, firstIssue } from "../domain/Errors.ts"
 import { AdminApi } from "./Api.ts"
 import { AuthorizationLive } from "./Authorization.ts"
 import { CallsLive } from "./CallsHandlers.ts"
+import { CredentialsLive } from "./Credentials.ts"
 import { DeliveriesLive } from "./DeliveriesHandlers.ts"
 import { ExplainLive } from "./ExplainHandlers.ts"
 import { HooksLive } from "./HooksHandlers.ts"
 import { JsonBodyLive } from "./JsonBody.ts"
 import { NumbersLive } from "./NumbersHandlers.ts"
+import { SessionLive, SignInLive } from "./SessionsHandlers.ts"
 import { StreamLive } from "./StreamHandlers.ts"
 import { StreamHub } from "./StreamHub.ts"
 import { TenantsLive } from "./TenantsHandlers.ts"
@@ -50,8 +52,9 @@ const Endpoints = HttpApiBuilder.Router.unwrap(
     )
   }, Layer.effectDiscard)
 ).pipe(
-  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive, StreamLive, TokensLive]),
-  Layer.provide([AuthorizationLive, JsonBodyLive, StreamHub.Default])
+  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive, StreamLive, TokensLive, SignInLive, SessionLive]),
+  Layer.provide([AuthorizationLive, JsonBodyLive, StreamHub.Default]),
+  Layer.provide(CredentialsLive)
 )
 
 /** The OpenAPI document and its rendering, both generated from the same definition, with nothing fetched from elsewhere. */

@@ -18,6 +18,7 @@ import {
   UnroutableListView
 } from "../domain/DeliveryViews.ts"
 import { ExplainRequest, ExplainView } from "../domain/ExplainViews.ts"
+import { PortalLinkView, RedeemRequest, SESSION_COOKIE, SessionView, SignInRequest } from "../domain/Session.ts"
 import { StreamHeaders, StreamParams } from "../domain/DeliveryStream.ts"
 import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, PayloadTooLargeView, ShuttingDownView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
 import { HostPattern, NumberText } from "../domain/Hook.ts"
@@ -48,9 +49,14 @@ export type Principal = { readonly _tag: "Operator" } | { readonly _tag: "Tenant
 
 export class CurrentPrincipal extends Context.Tag("CurrentPrincipal")<CurrentPrincipal, Principal>() {}
 
-/** Operator and tenant bearer tokens (see Authorization.ts); a token made through the API is looked up in the store. */
+/**
+ * Operator and tenant bearer tokens, or the console's session cookie (see
+ * Authorization.ts); a token made through the API is looked up in the store.
+ * Every group but the sign-in one has it, on each endpoint after the JsonBody
+ * middleware, so it runs first: nothing is read from an unauthorised request.
+ */
 export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Authorization", {
-  failure: Schema.Union(UnauthorizedView, StoreUnavailableView),
+  failure: Schema.Union(UnauthorizedView, ForbiddenView, StoreUnavailableView),
   provides: CurrentPrincipal,
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
@@ -165,12 +171,50 @@ export class DeliveriesGroup extends HttpApiGroup.make("deliveries")
       .annotate(OpenApi.Summary, "Requeue a failed delivery")
   ) {}
 
-export class TenantsGroup extends HttpApiGroup.make("tenants").add(
-  HttpApiEndpoint.post("recover")`/v1/tenants/${host}/recover`
-    .setUrlParams(RecoverParams)
-    .addSuccess(RecoveryView, { status: 202 })
-    .annotate(OpenApi.Summary, "Requeue a tenant's failed deliveries created since a time")
-) {}
+export class TenantsGroup extends HttpApiGroup.make("tenants")
+  .add(
+    HttpApiEndpoint.post("recover")`/v1/tenants/${host}/recover`
+      .setUrlParams(RecoverParams)
+      .addSuccess(RecoveryView, { status: 202 })
+      .annotate(OpenApi.Summary, "Requeue a tenant's failed deliveries created since a time")
+  )
+  .add(
+    HttpApiEndpoint.post("portalLink")`/v1/tenants/${host}/portal-links`
+      .addSuccess(PortalLinkView, { status: 201 })
+      .annotate(OpenApi.Summary, "A single-use link that signs a tenant into the console for this host (operators only)")
+      .annotate(
+        OpenApi.Description,
+        "Valid for `admin.portalLinkTtl`, once. Its secret is in the URL fragment, which browsers never send to a server; opening it signs the tenant in with a tenant token's confinement to the host."
+      )
+  ) {}
+
+/** Signing in to the console: the only endpoints that take no credential. */
+export class SignInGroup extends HttpApiGroup.make("signIn")
+  .add(
+    HttpApiEndpoint.post("signIn", "/v1/sessions")
+      .setPayload(SignInRequest)
+      .addSuccess(SessionView, { status: 201 })
+      .addError(UnauthorizedView)
+      .middleware(JsonBody)
+      .annotate(OpenApi.Summary, "Exchange an admin or tenant token for a console session cookie")
+      .annotate(OpenApi.Description, "The session has the token's rights, as they are on each request: revoking the token ends it. It lasts `admin.sessionTtl`.")
+  )
+  .add(
+    HttpApiEndpoint.post("redeem", "/v1/portal-links/redeem")
+      .setPayload(RedeemRequest)
+      .addSuccess(SessionView, { status: 201 })
+      .addError(UnauthorizedView)
+      .middleware(JsonBody)
+      .annotate(OpenApi.Summary, "Open a tenant portal link (once) for a console session cookie")
+  ) {}
+
+export class SessionGroup extends HttpApiGroup.make("session")
+  .add(HttpApiEndpoint.get("current", "/v1/sessions/current").addSuccess(SessionView).annotate(OpenApi.Summary, "Who the credential speaks for"))
+  .add(
+    HttpApiEndpoint.del("signOut", "/v1/sessions/current")
+      .addSuccess(HttpApiSchema.NoContent)
+      .annotate(OpenApi.Summary, "End the console session, on every instance, and clear its cookie")
+  ) {}
 
 export class CallsGroup extends HttpApiGroup.make("calls")
   .add(
@@ -264,16 +308,18 @@ export class TokensGroup extends HttpApiGroup.make("tokens")
 
 /**
  * Two corrections to the generated document, so it says what the router does:
- * the bearer scheme applies to every operation (an API-level middleware leaves
- * each operation an empty `security`, which would mean "none"), and every
+ * every operation that takes the bearer token takes the console's session
+ * cookie instead (one middleware reads both; see Authorization.ts), and every
  * decode error is answered as `bad_request` (see AdminRoutes.ts), never in
  * HttpApi's own HttpApiDecodeError shape.
  */
 const DECODE_ERROR = "#/components/schemas/HttpApiDecodeError"
 const documentedAsServed = (spec: Record<string, any>) => {
+  spec.components.securitySchemes.session = { type: "apiKey", in: "cookie", name: SESSION_COOKIE }
   for (const operations of Object.values<Record<string, any>>(spec.paths)) {
     for (const operation of Object.values<Record<string, any>>(operations)) {
-      if (operation.security?.length === 0) delete operation.security
+      const security: Array<Record<string, Array<string>>> | undefined = operation.security
+      if (security?.some((scheme) => "bearer" in scheme)) security.push({ session: [] })
       const media = operation.responses?.["400"]?.content?.["application/json"]
       const options: Array<{ $ref?: string }> | undefined = media?.schema?.anyOf
       if (options) {
@@ -287,20 +333,21 @@ const documentedAsServed = (spec: Record<string, any>) => {
 }
 
 export class AdminApi extends HttpApi.make("admin")
-  .add(HooksGroup)
-  .add(NumbersGroup)
-  .add(DeliveriesGroup)
-  .add(TenantsGroup)
-  .add(CallsGroup)
-  .add(UnroutableGroup)
-  .add(ExplainGroup)
-  .add(StreamGroup)
-  .add(TokensGroup)
+  .add(HooksGroup.middlewareEndpoints(Authorization))
+  .add(NumbersGroup.middlewareEndpoints(Authorization))
+  .add(DeliveriesGroup.middlewareEndpoints(Authorization))
+  .add(TenantsGroup.middlewareEndpoints(Authorization))
+  .add(CallsGroup.middlewareEndpoints(Authorization))
+  .add(UnroutableGroup.middlewareEndpoints(Authorization))
+  .add(ExplainGroup.middlewareEndpoints(Authorization))
+  .add(StreamGroup.middlewareEndpoints(Authorization))
+  .add(TokensGroup.middlewareEndpoints(Authorization))
+  .add(SessionGroup.middlewareEndpoints(Authorization))
+  .add(SignInGroup)
   .addError(BadRequestView)
   .addError(ForbiddenView)
   .addError(StoreUnavailableView)
   .addError(InternalView)
-  .middleware(Authorization)
   .annotate(OpenApi.Transform, (spec) => documentedAsServed(spec))
   .annotate(OpenApi.Title, "sip-tenant-router admin API")
   .annotate(OpenApi.Description, 'Errors are `{"error":{"code","message"}}`; a 400 names the field at fault.') {}

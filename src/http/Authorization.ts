@@ -1,12 +1,10 @@
 import { HttpServerRequest } from "@effect/platform"
-import { Effect, Layer, Option, Redacted, SubscriptionRef } from "effect"
-import { isApiTokenShape, tokenHash } from "../domain/AdminToken.ts"
+import { Effect, Layer, Option } from "effect"
 import { Forbidden, Unauthorized } from "../domain/Errors.ts"
 import { isUnderWildcard } from "../domain/Hook.ts"
-import { constantTimeEqual } from "../domain/Signing.ts"
-import { LiveConfig } from "../LiveConfig.ts"
-import { TokenStore } from "../store/TokenStore.ts"
+import { SESSION_COOKIE } from "../domain/Session.ts"
 import { Authorization, type Principal } from "./Api.ts"
+import { Credentials, presentedToken } from "./Credentials.ts"
 
 /** A tenant's pattern covers itself and, for a wildcard, every host and narrower wildcard under it. */
 const covers = (own: string, pattern: string) => own === pattern || isUnderWildcard(pattern, own)
@@ -21,40 +19,52 @@ export const requireAccess = (principal: Principal, pattern: string) =>
 export const requireOperator = (principal: Principal) =>
   principal._tag === "Operator" ? Effect.void : Effect.fail(new Forbidden({ message: "this endpoint needs an operator token" }))
 
-/** The bearer token as sent (HttpApi's bearer decoding would take any scheme's last characters for a token). */
-export const presentedToken = (request: HttpServerRequest.HttpServerRequest) =>
-  /^Bearer\s+(.+)$/i.exec(request.headers["authorization"] ?? "")?.[1]?.trim() ?? ""
+const READS = new Set(["GET", "HEAD", "OPTIONS"])
 
 /**
- * The file's tokens as the file says now (an edit applies without a restart):
- * every one is compared in constant time, so timing reveals neither which nor
- * how close. A token made through the API is looked up by its SHA-256 on every
- * request, so a revoke is in force on every instance at once; there is nothing
- * secret to compare byte by byte, and only a token of its shape is looked up.
+ * Whether a request that may change something came from the router's own pages.
+ * Browsers send `Origin` with every such request (and `Sec-Fetch-Site`), so one
+ * with neither did not come from a browser page, and one with a foreign origin
+ * came from another site's page riding on the cookie.
+ */
+export const fromOwnOrigin = (request: HttpServerRequest.HttpServerRequest): boolean => {
+  if (READS.has(request.method)) return true
+  const site = request.headers["sec-fetch-site"]
+  if (site !== undefined && site !== "same-origin") return false
+  const origin = request.headers["origin"]
+  if (origin === undefined) return site === "same-origin"
+  try {
+    return new URL(origin).host === request.headers["host"]
+  } catch {
+    return false
+  }
+}
+
+export const CROSS_ORIGIN = new Forbidden({ message: "a request made with a console session must come from the console's own origin" })
+
+/**
+ * A bearer token, when the request has an `Authorization` header; else the
+ * console's session cookie, for which a change must come from the router's own
+ * origin (see `fromOwnOrigin`). Rights are read as they are now (Credentials.ts).
  */
 export const AuthorizationLive = Layer.effect(
   Authorization,
   Effect.gen(function* () {
-    const config = yield* LiveConfig
-    const stored = yield* TokenStore
+    const credentials = yield* Credentials
     return Authorization.of({
       bearer: () =>
         Effect.gen(function* () {
-          const presented = presentedToken(yield* HttpServerRequest.HttpServerRequest)
-          if (!presented) return yield* new Unauthorized()
-          const { admin } = yield* SubscriptionRef.get(config.current)
-          const operator = admin.tokens.reduce((found, token) => constantTimeEqual(Redacted.value(token), presented) || found, false)
-          const tenant = admin.tenantTokens.reduce<ReadonlyArray<string> | undefined>(
-            (found, entry) => (constantTimeEqual(Redacted.value(entry.token), presented) ? entry.hosts : found),
-            undefined
-          )
-          if (operator) return { _tag: "Operator" } satisfies Principal
-          if (tenant) return { _tag: "Tenant", hosts: tenant } satisfies Principal
-          if (isApiTokenShape(presented)) {
-            const found = yield* stored.tokenByHash(tokenHash(presented))
-            if (Option.isSome(found)) return { _tag: "Tenant", hosts: found.value.hosts } satisfies Principal
+          const request = yield* HttpServerRequest.HttpServerRequest
+          const presented = presentedToken(request)
+          if (presented) {
+            const found = yield* credentials.ofToken(presented)
+            return Option.isSome(found) ? found.value.principal : yield* new Unauthorized({})
           }
-          return yield* new Unauthorized()
+          const secret = request.cookies[SESSION_COOKIE]
+          if (secret === undefined) return yield* new Unauthorized({})
+          if (!fromOwnOrigin(request)) return yield* CROSS_ORIGIN
+          const session = yield* credentials.ofSession(secret)
+          return Option.isSome(session) ? session.value.principal : yield* new Unauthorized({ reason: "the console session has ended; sign in again" })
         })
     })
   })

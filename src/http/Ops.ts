@@ -5,7 +5,7 @@ import { Lifecycle } from "../Lifecycle.ts"
 import { LiveConfig } from "../LiveConfig.ts"
 import { Metrics } from "../telemetry/Metrics.ts"
 import { EventStore } from "../store/EventStore.ts"
-import { presentedToken } from "./Authorization.ts"
+import { presentedToken } from "./Credentials.ts"
 import { errorResponse } from "./Responses.ts"
 
 /** With `admin.metricsToken` (as the file says now), only a scraper that sends it sees the metrics: their labels name every tenant. */

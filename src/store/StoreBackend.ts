@@ -48,6 +48,19 @@ export interface BackendTokens {
   readonly remove: (id: string) => Effect.Effect<boolean, StoreUnavailable>
 }
 
+/** What expires by itself: console sessions and tenant portal links. */
+export type ExpiringKind = "session" | "portal-link"
+
+/** Records that expire, as a backend keeps them: each the JSON its schema encodes, by kind and the hash of its secret. */
+export interface BackendExpiring {
+  readonly put: (kind: ExpiringKind, hash: string, json: string, expiresAt: number, now: number) => Effect.Effect<void, StoreUnavailable>
+  /** None once it has expired. */
+  readonly get: (kind: ExpiringKind, hash: string, now: number) => Effect.Effect<Option.Option<string>, StoreUnavailable>
+  /** Removes it and returns it, if it has not expired: of callers racing for one, only one gets it. */
+  readonly take: (kind: ExpiringKind, hash: string, now: number) => Effect.Effect<Option.Option<string>, StoreUnavailable>
+  readonly remove: (kind: ExpiringKind, hash: string) => Effect.Effect<void, StoreUnavailable>
+}
+
 /**
  * What keeps the data (SQLite's tables, Redis's keys), as the operations each
  * does in its own SQL or Lua. What the stores have in common is written once
@@ -73,6 +86,7 @@ export interface StoreBackend {
   readonly history: DeliveryHistory["Type"]
   readonly hooks: BackendHooks
   readonly tokens: BackendTokens
+  readonly expiring: BackendExpiring
   readonly leases: Leases["Type"]
   /** Deletes at most `limit` of the target's records last changed before `before` (never a pending delivery): how many went. */
   readonly pruneSlice: (target: PruneTarget, before: number, limit: number) => Effect.Effect<number, StoreUnavailable>

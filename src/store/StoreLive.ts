@@ -1,9 +1,10 @@
-import { Context, Effect, Layer, Option, ParseResult, Redacted, Schema, type Scope } from "effect"
+import { Clock, Context, Effect, Layer, Option, ParseResult, Redacted, Schema, type Scope } from "effect"
 import { StoredToken } from "../domain/AdminToken.ts"
 import { CallListing } from "../domain/Call.ts"
 import { NewDelivery, numberedOn, Pin } from "../domain/Delivery.ts"
 import { StoreUnavailable } from "../domain/Errors.ts"
 import { StoredHookJson } from "../domain/Hook.ts"
+import { StoredPortalLink, StoredSession } from "../domain/Session.ts"
 import { decodeTenantHealth, encodeTenantHealth } from "../domain/TenantHealth.ts"
 import { CallHistory } from "./CallHistory.ts"
 import { DeliveryHistory } from "./DeliveryHistory.ts"
@@ -13,6 +14,7 @@ import { HealthStore } from "./HealthStore.ts"
 import { HookStore } from "./HookStore.ts"
 import { Leases } from "./Leases.ts"
 import { Retention, type PruneTarget } from "./Retention.ts"
+import { SessionStore } from "./SessionStore.ts"
 import { TokenStore } from "./TokenStore.ts"
 import { healthKey, justQueued, type Acceptance, type AcceptResult } from "./Store.ts"
 import type { AcceptOutcome, EncodedAcceptance, StoreBackend } from "./StoreBackend.ts"
@@ -20,7 +22,7 @@ import { makeRedisStore, type RedisStoreOptions } from "./redis/RedisStore.ts"
 import { makeSqliteStore } from "./sqlite/SqliteStore.ts"
 
 /** Every tag a store provides. */
-export type StoreServices = EventStore | DeliveryQueue | Leases | HealthStore | DeliveryHistory | HookStore | Retention | CallHistory | TokenStore
+export type StoreServices = EventStore | DeliveryQueue | Leases | HealthStore | DeliveryHistory | HookStore | Retention | CallHistory | TokenStore | SessionStore
 
 /** Every store tag over one backend, opened once and shared: what the stores have in common, written once. */
 const storeOver = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Scope>): Layer.Layer<StoreServices, StoreUnavailable> =>
@@ -34,6 +36,7 @@ const storeOver = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Sco
         Context.add(HookStore, hooks(backend)),
         Context.add(CallHistory, calls(backend)),
         Context.add(TokenStore, tokens(backend)),
+        Context.add(SessionStore, sessions(backend)),
         Context.add(Retention, retention(backend))
       )
     )
@@ -132,6 +135,25 @@ const tokens = ({ tokens }: StoreBackend): TokenStore["Type"] => ({
     )
   ),
   removeToken: tokens.remove
+})
+
+const decodeSession = Schema.decodeUnknown(Schema.parseJson(StoredSession))
+const decodeLink = Schema.decodeUnknown(Schema.parseJson(StoredPortalLink))
+const encodeSession = Schema.encodeSync(Schema.parseJson(StoredSession))
+const encodeLink = Schema.encodeSync(Schema.parseJson(StoredPortalLink))
+
+const decodedIfFound = <A>(found: Option.Option<string>, decode: (json: string) => Effect.Effect<A, ParseResult.ParseError>) =>
+  Option.isNone(found) ? Effect.succeedNone : Effect.mapError(Effect.map(decode(found.value), Option.some), unreadable)
+
+const sessions = ({ expiring }: StoreBackend): SessionStore["Type"] => ({
+  startSession: (hash, session) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => expiring.put("session", hash, encodeSession(session), session.expiresAt, now)),
+  sessionByHash: (hash) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.flatMap(expiring.get("session", hash, now), (found) => decodedIfFound(found, decodeSession))),
+  endSession: (hash) => expiring.remove("session", hash),
+  putPortalLink: (hash, link) => Effect.flatMap(Clock.currentTimeMillis, (now) => expiring.put("portal-link", hash, encodeLink(link), link.expiresAt, now)),
+  redeemPortalLink: (hash) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.flatMap(expiring.take("portal-link", hash, now), (found) => decodedIfFound(found, decodeLink)))
 })
 
 const queue = ({ queue }: StoreBackend): DeliveryQueue["Type"] => ({

@@ -8,6 +8,7 @@ import { HookStore } from "../../src/store/HookStore.ts"
 import { Leases } from "../../src/store/Leases.ts"
 import { Retention } from "../../src/store/Retention.ts"
 import type { StoreServices } from "../../src/store/StoreLive.ts"
+import { SessionStore } from "../../src/store/SessionStore.ts"
 import { TokenStore } from "../../src/store/TokenStore.ts"
 
 /** Every store tag's operations in one object (no two tags share a name), so the cases read as against one store. */
@@ -19,10 +20,11 @@ export type Store = EventStore["Type"] &
   HookStore["Type"] &
   Retention["Type"] &
   CallHistory["Type"] &
-  TokenStore["Type"]
+  TokenStore["Type"] &
+  SessionStore["Type"]
 
 export const Store: Effect.Effect<Store, never, StoreServices> = Effect.map(
-  Effect.all([EventStore, DeliveryQueue, Leases, HealthStore, DeliveryHistory, HookStore, Retention, CallHistory, TokenStore]),
+  Effect.all([EventStore, DeliveryQueue, Leases, HealthStore, DeliveryHistory, HookStore, Retention, CallHistory, TokenStore, SessionStore]),
   (services): Store => Object.assign({}, ...services)
 )
 
@@ -37,5 +39,6 @@ export const provideStore = <A, E>(program: Effect.Effect<A, E, StoreServices>, 
     Effect.provideService(HookStore, store),
     Effect.provideService(Retention, store),
     Effect.provideService(CallHistory, store),
-    Effect.provideService(TokenStore, store)
+    Effect.provideService(TokenStore, store),
+    Effect.provideService(SessionStore, store)
   )

@@ -8,6 +8,7 @@ import { openRedis } from "./RedisConnection.ts"
 import { ACCEPT, acceptArgs } from "./RedisAccept.ts"
 import { decodeAttempt, decodeUnroutable, decoding, makeRedisReads, toDelivery, toQueued } from "./RedisReads.ts"
 import * as Scripts from "./RedisScripts.ts"
+import { makeRedisExpiring } from "./RedisExpiring.ts"
 import { makeRedisTokens } from "./RedisTokens.ts"
 import { DELIVERY_FIELDS } from "../DeliveryRecord.ts"
 import type { RecordedAttempt } from "../Store.ts"
@@ -218,6 +219,7 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
         cache: (key, value) => Effect.asVoid(send("HSET", [`${P}cache`, key, value]))
       },
       tokens: makeRedisTokens(run, send, P),
+      expiring: makeRedisExpiring(send, P),
       leases: {
         // One key, whatever this instance holds: while it exists, nobody takes over what this instance holds.
         renewLeases: Effect.asVoid(renew()),

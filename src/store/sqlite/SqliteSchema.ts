@@ -218,6 +218,16 @@ CREATE TABLE tokens (
 ) WITHOUT ROWID;
 `
 
+const EXPIRING = `
+CREATE TABLE expiring (
+  kind TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  record TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (kind, hash)
+) WITHOUT ROWID;
+`
+
 const columnOf = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
 /** Reads the columns back under their fields' names, so a row decodes as it is. */
@@ -271,7 +281,9 @@ const MIGRATIONS: ReadonlyArray<(db: Database) => void> = [
   // 3: fewer pages written per event (see LIGHTER_WRITES).
   (db) => db.exec(LIGHTER_WRITES),
   // 4: tenant tokens made through the admin API, by the SHA-256 of each (the token itself is never kept).
-  (db) => db.exec(API_TOKENS)
+  (db) => db.exec(API_TOKENS),
+  // 5: console sessions and portal links, by the SHA-256 of each secret, until they expire.
+  (db) => db.exec(EXPIRING)
 ]
 
 /** Applies the migrations the database has not had, each in its own transaction with the version it reaches. */

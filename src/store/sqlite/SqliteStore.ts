@@ -155,6 +155,7 @@ const prepareReads = (db: Database) => ({
   selectCached: db.query<{ value: string }, [string]>("SELECT value FROM cache WHERE key = ?"),
   selectToken: db.query<{ record: string }, [string]>("SELECT record FROM tokens WHERE hash = ?"),
   selectTokens: db.query<{ record: string }, []>("SELECT record FROM tokens"),
+  selectExpiring: db.query<{ record: string }, [string, string, number]>("SELECT record FROM expiring WHERE kind = ? AND hash = ? AND expires_at > ?"),
   ping: db.query<unknown, []>("SELECT 1")
 })
 
@@ -329,6 +330,12 @@ export const makeSqliteStore = (path: string) =>
         byHash: (hash) => read(() => Option.fromNullable(sql.selectToken.get(hash)?.record)),
         list: read(() => sql.selectTokens.all().map((row) => row.record)),
         remove: (id) => write({ _tag: "RemoveToken", id })
+      },
+      expiring: {
+        put: (kind, hash, json, expiresAt, now) => write({ _tag: "PutExpiring", kind, hash, json, expiresAt, now }),
+        get: (kind, hash, now) => read(() => Option.fromNullable(sql.selectExpiring.get(kind, hash, now)?.record)),
+        take: (kind, hash, now) => Effect.map(write({ _tag: "TakeExpiring", kind, hash, now }), Option.fromNullable),
+        remove: (kind, hash) => write({ _tag: "RemoveExpiring", kind, hash })
       },
       // Nor does anybody else hold deliveries.
       leases: { renewLeases: Effect.void, claimStale: Effect.succeed([]) },

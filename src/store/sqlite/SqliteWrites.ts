@@ -7,7 +7,7 @@ import { prepareCallWrites } from "./SqliteCalls.ts"
 import { DELIVERY_COLUMNS, NEW_COLUMNS } from "./SqliteSchema.ts"
 import type { PruneTarget } from "../Retention.ts"
 import type { RecordedAttempt, Requeued } from "../Store.ts"
-import type { AcceptOutcome, EncodedAcceptance } from "../StoreBackend.ts"
+import type { AcceptOutcome, EncodedAcceptance, ExpiringKind } from "../StoreBackend.ts"
 
 /**
  * Every change the SQLite store makes, as plain data: the writer may be another
@@ -27,6 +27,9 @@ export type WriteOp =
   | { readonly _tag: "Cache"; readonly key: string; readonly value: string }
   | { readonly _tag: "PutToken"; readonly id: string; readonly hash: string; readonly json: string }
   | { readonly _tag: "RemoveToken"; readonly id: string }
+  | { readonly _tag: "PutExpiring"; readonly kind: ExpiringKind; readonly hash: string; readonly json: string; readonly expiresAt: number; readonly now: number }
+  | { readonly _tag: "TakeExpiring"; readonly kind: ExpiringKind; readonly hash: string; readonly now: number }
+  | { readonly _tag: "RemoveExpiring"; readonly kind: ExpiringKind; readonly hash: string }
 
 export interface WriteResults {
   Accept: ReadonlyArray<AcceptOutcome>
@@ -42,6 +45,9 @@ export interface WriteResults {
   Cache: void
   PutToken: void
   RemoveToken: boolean
+  PutExpiring: void
+  TakeExpiring: string | undefined
+  RemoveExpiring: void
 }
 
 export type WriteResult<Op extends WriteOp> = WriteResults[Op["_tag"]]
@@ -126,6 +132,10 @@ export const prepareWrites = (db: Database) => {
     upsertCached: db.query<unknown, [string, string, number]>("INSERT OR REPLACE INTO cache (key, value, updated_at) VALUES (?, ?, ?)"),
     insertToken: db.query<unknown, [string, string, string]>("INSERT INTO tokens (id, hash, record) VALUES (?, ?, ?)"),
     deleteToken: db.query<unknown, [string]>("DELETE FROM tokens WHERE id = ?"),
+    pruneExpiring: db.query<unknown, [number]>("DELETE FROM expiring WHERE expires_at <= ?"),
+    insertExpiring: db.query<unknown, [string, string, string, number]>("INSERT OR REPLACE INTO expiring (kind, hash, record, expires_at) VALUES (?, ?, ?, ?)"),
+    takeExpiring: db.query<{ record: string }, [string, string, number]>("DELETE FROM expiring WHERE kind = ? AND hash = ? AND expires_at > ? RETURNING record"),
+    deleteExpiring: db.query<unknown, [string, string]>("DELETE FROM expiring WHERE kind = ? AND hash = ?"),
     expiredDeliveries: db.query<{ id: number }, [string, number, number]>("SELECT id FROM deliveries WHERE status = ? AND updated_at < ? LIMIT ?"),
     deleteAttemptsOf: db.query<unknown, [string]>("DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?))"),
     deleteDeliveries: db.query<unknown, [string]>("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?))"),
@@ -262,6 +272,16 @@ export const prepareWrites = (db: Database) => {
         return undefined
       case "RemoveToken":
         return q.deleteToken.run(op.id).changes > 0
+      case "PutExpiring":
+        // Few and short-lived: what has expired goes whenever another is written.
+        q.pruneExpiring.run(op.now)
+        q.insertExpiring.run(op.kind, op.hash, op.json, op.expiresAt)
+        return undefined
+      case "TakeExpiring":
+        return q.takeExpiring.get(op.kind, op.hash, op.now)?.record
+      case "RemoveExpiring":
+        q.deleteExpiring.run(op.kind, op.hash)
+        return undefined
     }
   }
 
