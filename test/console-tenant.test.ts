@@ -75,17 +75,17 @@ describe.skipIf(SKIP)("the tenant portal", () => {
     await page.getByRole("link", { name: rooms.mine }).waitFor(WAIT)
     expect(await page.getByRole("link", { name: rooms.theirs }).count()).toBe(0)
 
-    await nav.getByRole("link", { name: "Deliveries" }).click()
+    await nav.getByRole("link", { name: "Deliveries", exact: true }).click()
     await heading(page, "Deliveries")
     await page.getByRole("row").filter({ hasText: rooms.mine }).waitFor(WAIT)
     expect(await page.getByRole("main").innerText()).not.toContain(THEIRS)
 
-    await nav.getByRole("link", { name: "Hooks" }).click()
+    await nav.getByRole("link", { name: "Hooks", exact: true }).click()
     await heading(page, "Hooks")
     await page.getByRole("table").getByRole("link", { name: MINE }).waitFor(WAIT)
     expect(await page.getByRole("main").innerText()).not.toContain(THEIRS)
 
-    await nav.getByRole("link", { name: "Live" }).click()
+    await nav.getByRole("link", { name: "Live", exact: true }).click()
     await heading(page, "Live")
     await page.getByText("Connected to the live stream").waitFor(WAIT)
     const live = uniqueRoom("live-mine")

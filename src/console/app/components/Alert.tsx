@@ -16,9 +16,14 @@ export const Note = ({ children }: { children: ComponentChildren }) => (
   </p>
 )
 
+/** What an action came to: a success as a status, a failure as an alert. */
+export type Outcome = { readonly ok: boolean; readonly text: string } | null
+
+export const Said = ({ outcome }: { outcome: Outcome }) => (outcome === null ? null : outcome.ok ? <Note>{outcome.text}</Note> : <Alert>{outcome.text}</Alert>)
+
 /** Shows a load's data through `render`, a loading line meanwhile, or the API's error. */
 export const Loading = <A,>({ loaded, children }: { loaded: Loaded<A>; children: (value: A) => ComponentChildren }) =>
-  loaded.state === "loading" ? <p class="muted">Loading…</p> : <Outcome result={loaded.result}>{children}</Outcome>
+  loaded.state === "loading" ? <p class="muted">Loading…</p> : <Loaded result={loaded.result}>{children}</Loaded>
 
-export const Outcome = <A,>({ result, children }: { result: Result<A>; children: (value: A) => ComponentChildren }) =>
+const Loaded = <A,>({ result, children }: { result: Result<A>; children: (value: A) => ComponentChildren }) =>
   result.ok ? <>{children(result.value)}</> : <Alert>{result.error.message}</Alert>

@@ -1,5 +1,6 @@
+import { useState } from "preact/hooks"
 import { api } from "../api.ts"
-import { Loading } from "../components/Alert.tsx"
+import { Loading, Said, type Outcome } from "../components/Alert.tsx"
 import { Id } from "../components/CopyButton.tsx"
 import { Title } from "../components/Layout.tsx"
 import { RetryButton } from "../components/RetryButton.tsx"
@@ -52,10 +53,16 @@ const FailedDeliveries = ({ call }: { call: CallDetail }) => {
     (signal) => api.deliveries.list({ room: call.room, status: "failed", ...(call.tenant ? { tenant: call.tenant } : {}) }, signal),
     [call.room, call.tenant, call.deliveries.failed]
   )
+  const [outcome, setOutcome] = useState<Outcome>(null)
+  const retried = (said: Outcome) => {
+    setOutcome(said)
+    if (said?.ok) reload()
+  }
   if (call.tenant === null || call.deliveries.failed === 0) return null
   return (
     <section aria-labelledby="failed-heading">
       <h2 id="failed-heading">Failed deliveries</h2>
+      <Said outcome={outcome} />
       <Loading loaded={loaded}>
         {(page) => (
           <Table
@@ -67,7 +74,7 @@ const FailedDeliveries = ({ call }: { call: CallDetail }) => {
               { header: "Delivery", cell: (d: Delivery) => deliveryLink(d.id) },
               { header: "Event type", cell: (d: Delivery) => d.type },
               { header: "Last result", cell: (d: Delivery) => <HttpResult status={d.lastStatus} error={d.lastError} /> },
-              { header: "Action", cell: (d: Delivery) => <RetryButton id={d.id} done={reload} /> }
+              { header: "Action", cell: (d: Delivery) => <RetryButton id={d.id} done={retried} /> }
             ]}
           />
         )}

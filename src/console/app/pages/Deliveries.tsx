@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks"
 import { api } from "../api.ts"
-import { Alert, Loading, Note } from "../components/Alert.tsx"
+import { Loading, Said, type Outcome } from "../components/Alert.tsx"
 import { Id } from "../components/CopyButton.tsx"
 import { Title } from "../components/Layout.tsx"
 import { RetryButton } from "../components/RetryButton.tsx"
@@ -15,7 +15,7 @@ import { isOperator } from "../session.ts"
 import { useTenantHosts } from "../tenants.ts"
 import { DELIVERY_STATUSES, type Delivery } from "../types.ts"
 
-const columns = (reload: () => void) => [
+const columns = (retried: (outcome: Outcome) => void) => [
   { header: "Id", cell: (d: Delivery) => <span class="id"><a href={href(`/deliveries/${d.id}`)}>{d.id}</a></span> },
   { header: "Event id", cell: (d: Delivery) => <Id value={d.eventId} what="event id" /> },
   { header: "Event type", cell: (d: Delivery) => d.type },
@@ -25,12 +25,12 @@ const columns = (reload: () => void) => [
   { header: "Attempts", cell: (d: Delivery) => d.attempts, numeric: true },
   { header: "Last result", cell: (d: Delivery) => <HttpResult status={d.lastStatus} error={d.lastError} /> },
   { header: "Updated", cell: (d: Delivery) => <Time iso={d.updatedAt} /> },
-  { header: "Action", cell: (d: Delivery) => (d.status === "failed" ? <RetryButton id={d.id} done={reload} /> : null) }
+  { header: "Action", cell: (d: Delivery) => (d.status === "failed" ? <RetryButton id={d.id} done={retried} /> : null) }
 ]
 
 /** Requeues a tenant's failed deliveries created since a time. */
 const Recover = ({ tenant, done }: { tenant: string; done: () => void }) => {
-  const [outcome, setOutcome] = useState<{ ok: boolean; text: string } | null>(null)
+  const [outcome, setOutcome] = useState<Outcome>(null)
   const submit = async (event: Event) => {
     event.preventDefault()
     const since = ((event.currentTarget as HTMLFormElement).elements.namedItem("since") as HTMLInputElement).value
@@ -46,7 +46,7 @@ const Recover = ({ tenant, done }: { tenant: string; done: () => void }) => {
         <input id="recover-since" name="since" type="datetime-local" required step={1} />
       </span>
       <button type="submit">Recover</button>
-      {outcome && (outcome.ok ? <Note>{outcome.text}</Note> : <Alert>{outcome.text}</Alert>)}
+      <Said outcome={outcome} />
     </form>
   )
 }
@@ -67,6 +67,11 @@ export const Deliveries = () => {
     const next = await api.deliveries.list({ ...filters, cursor })
     if (next.ok) setMore((before) => ({ items: [...before.items, ...next.value.items], cursor: next.value.nextCursor }))
   }
+  const [outcome, setOutcome] = useState<Outcome>(null)
+  const retried = (said: Outcome) => {
+    setOutcome(said)
+    if (said?.ok) reload()
+  }
   const tenantOptions = [...(isOperator() ? [["", "All tenants"] as const] : []), ...hosts.map((h) => [h, h] as const)]
   return (
     <>
@@ -80,12 +85,13 @@ export const Deliveries = () => {
           </span>
         )}
       </div>
+      <Said outcome={outcome} />
       <Loading loaded={loaded}>
         {(page) => {
           const cursor = more.items.length > 0 ? more.cursor : page.nextCursor
           return (
             <>
-              <Table caption="Deliveries, newest first" columns={columns(reload)} rows={[...page.items, ...more.items]} rowKey={(d) => d.id} empty="No deliveries match." />
+              <Table caption="Deliveries, newest first" columns={columns(retried)} rows={[...page.items, ...more.items]} rowKey={(d) => d.id} empty="No deliveries match." />
               {cursor && (
                 <button type="button" onClick={() => loadMore(cursor)}>
                   Load more

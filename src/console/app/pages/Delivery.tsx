@@ -1,5 +1,6 @@
+import { useState } from "preact/hooks"
 import { api } from "../api.ts"
-import { Loading } from "../components/Alert.tsx"
+import { Loading, Said, type Outcome } from "../components/Alert.tsx"
 import { Id } from "../components/CopyButton.tsx"
 import { Title } from "../components/Layout.tsx"
 import { RetryButton } from "../components/RetryButton.tsx"
@@ -21,16 +22,22 @@ const HISTORY = [
 /** One delivery, at its own URL: it opens in a tab of its own from any list. */
 export const DeliveryPage = ({ id }: { id: string }) => {
   const { loaded, reload } = useLoad((signal) => api.deliveries.get(id, signal), [id])
+  const [outcome, setOutcome] = useState<Outcome>(null)
+  const retried = (said: Outcome) => {
+    setOutcome(said)
+    if (said?.ok) reload()
+  }
   return (
     <>
       <Title>Delivery {id}</Title>
+      <Said outcome={outcome} />
       <Loading loaded={loaded}>
         {(d) => (
           <>
             <dl class="record">
               <dt>Status</dt>
               <dd>
-                <StatusBadge status={d.status} /> {d.status === "failed" && <RetryButton id={d.id} done={reload} />}
+                <StatusBadge status={d.status} /> {d.status === "failed" && <RetryButton id={d.id} done={retried} />}
               </dd>
               <dt>Id</dt>
               <dd><Id value={d.id} what="delivery id" /></dd>

@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks"
 import { api } from "../api.ts"
-import { Alert, Loading, Note } from "../components/Alert.tsx"
+import { Alert, Loading, Said, type Outcome } from "../components/Alert.tsx"
 import { CopyButton } from "../components/CopyButton.tsx"
 import { HookForm } from "../components/HookForm.tsx"
 import { Title } from "../components/Layout.tsx"
@@ -12,10 +12,6 @@ import { useLoad } from "../load.ts"
 import { href } from "../router.ts"
 import { isOperator } from "../session.ts"
 import type { Hook } from "../types.ts"
-
-type Outcome = { readonly ok: boolean; readonly text: string } | null
-
-const Said = ({ outcome }: { outcome: Outcome }) => (outcome === null ? null : outcome.ok ? <Note>{outcome.text}</Note> : <Alert>{outcome.text}</Alert>)
 
 /** A single-use link that signs the tenant in to the portal (operators only). */
 const PortalLink = ({ host }: { host: string }) => {
