@@ -11,6 +11,7 @@ import { ExplainLive } from "./ExplainHandlers.ts"
 import { HooksLive } from "./HooksHandlers.ts"
 import { JsonBodyLive } from "./JsonBody.ts"
 import { NumbersLive } from "./NumbersHandlers.ts"
+import { OverviewLive } from "./OverviewHandlers.ts"
 import { StreamLive } from "./StreamHandlers.ts"
 import { StreamHub } from "./StreamHub.ts"
 import { TenantsLive } from "./TenantsHandlers.ts"
@@ -50,7 +51,7 @@ const Endpoints = HttpApiBuilder.Router.unwrap(
     )
   }, Layer.effectDiscard)
 ).pipe(
-  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive, StreamLive, TokensLive]),
+  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive, StreamLive, TokensLive, OverviewLive]),
   Layer.provide([AuthorizationLive, JsonBodyLive, StreamHub.Default])
 )
 
