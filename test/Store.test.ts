@@ -6,6 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Cause, Effect, Exit, Layer, Option, Schema } from "effect"
 import { StoredToken, tokenHash } from "../src/domain/AdminToken.ts"
+import { MINUTE_MS, MINUTE_TALLY_KEPT } from "../src/domain/AttemptMinutes.ts"
 import type { StoreUnavailable } from "../src/domain/Errors.ts"
 import type { StoreServices } from "../src/store/StoreLive.ts"
 import { StoreLive } from "../src/store/StoreLive.ts"
@@ -88,6 +89,38 @@ describe("prune, SQLite", () => {
 // persistence
 // ---------------------------------------------------------------------------
 
+describe("attempt tallies, SQLite", () => {
+  const M = 29_000_000
+  const finalAt = (minute: number) => attempt({ at: (M + minute) * MINUTE_MS, status: 200, error: null, final: "delivered" })
+
+  test("a minute's tally goes in the write of an attempt MINUTE_TALLY_KEPT minutes later; younger ones stay", () =>
+    run(
+      Effect.gen(function* () {
+        const store = yield* Store
+        for (const minute of [0, 1, MINUTE_TALLY_KEPT + 1]) yield* recordOne(store, (yield* deliver(1)).id, finalAt(minute))
+        const kept = yield* store.attemptMinutes(M, M + MINUTE_TALLY_KEPT + 1)
+        expect(kept.map((t) => t.minute).sort()).toEqual([M + 1, M + MINUTE_TALLY_KEPT + 1])
+      })
+    ))
+
+  test("a tally that cannot be written fails the write as StoreUnavailable, and the attempt is rolled back with it", async () => {
+    const path = tempDbPath()
+    await run(
+      Effect.gen(function* () {
+        const store = yield* Store
+        const d = yield* deliver(1_000)
+        const other = new Database(path)
+        other.exec("DROP TABLE attempt_minutes")
+        other.close()
+        const written = yield* Effect.either(recordOne(store, d.id, finalAt(0)))
+        expect(written._tag === "Left" && written.left._tag).toBe("StoreUnavailable")
+        expect(Option.getOrThrow(yield* store.delivery(d.id))).toMatchObject({ status: "pending", history: [] })
+      }),
+      StoreLive.sqlite(path)
+    )
+  })
+})
+
 describe("persistence", () => {
   test("a SQLite file keeps pending deliveries, history, pins, unroutable records and dedupe ids across a restart", async () => {
     const path = tempDbPath()
@@ -168,10 +201,10 @@ describe("persistence", () => {
       }
     }
     await run(Effect.asVoid(deliver(1_000)), StoreLive.sqlite(path))
-    expect(version()).toBe(5)
+    expect(version()).toBe(6)
     const depth = await run(Effect.flatMap(Store, (store) => Effect.map(store.queueStats, (s) => s.depth)), StoreLive.sqlite(path))
     expect(depth).toBe(1)
-    expect(version()).toBe(5)
+    expect(version()).toBe(6)
   })
 
   test("a data file from before API tokens (version 3) keeps its queue and takes tokens", async () => {

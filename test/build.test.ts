@@ -26,6 +26,13 @@ test("bun build --compile makes a single binary that runs the router without Bun
     const raw = protojsonish(roomEvent("room_started", "binary-room"))
     const response = await fetch(`http://127.0.0.1:${port}/livekit/webhook`, { method: "POST", headers: { authorization: await signAsLiveKit(raw) }, body: raw })
     expect(response.status).toBe(200)
+    // The console's page and script were built into the binary: nothing is read from disk.
+    const page = await (await fetch(`http://127.0.0.1:${port}/console/calls`)).text()
+    const script = /src="(\/console\/assets\/app-[a-z0-9]+\.js)"/.exec(page)?.[1]
+    expect(script).toBeDefined()
+    const served = await fetch(`http://127.0.0.1:${port}${script}`)
+    expect(served.headers.get("content-type")).toStartWith("text/javascript")
+    expect(await served.text()).toContain("Sign in")
   } finally {
     proc.kill("SIGTERM")
     expect(await proc.exited).toBe(0)

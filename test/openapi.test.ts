@@ -43,7 +43,8 @@ const ENDPOINTS = [
   "POST /v1/sessions",
   "POST /v1/portal-links/redeem",
   "GET /v1/sessions/current",
-  "DELETE /v1/sessions/current"
+  "DELETE /v1/sessions/current",
+  "GET /v1/overview"
 ]
 
 /** Signing in is what a credential is for: these two take none. */
@@ -141,6 +142,17 @@ describe("GET /openapi.json", () => {
     expect(schemas.UnroutableEvent.properties.reason.enum).toEqual(reasons)
     expect(schemas.UnroutableDomain.properties.reason.enum).toEqual(reasons)
     expect(schemas.CallRouting.properties.reason.anyOf[0].enum).toEqual(reasons)
+  })
+
+  test("the overview is a named component with the console's fields, its minutes and counts named too", () => {
+    const overview = resolve(spec, spec.paths["/v1/overview"].get.responses["200"].content["application/json"].schema)
+    expect(overview).toBe(spec.components.schemas.Overview)
+    expect(Object.keys(overview.properties)).toEqual(["from", "to", "minutes", "successRate", "p99Ms", "queue", "tenants", "unroutable"])
+    expect(Object.keys(spec.components.schemas.OverviewMinute.properties)).toEqual(["at", "succeeded", "failed"])
+    expect(Object.keys(spec.components.schemas.UnroutableCount.properties)).toEqual(["domain", "count"])
+    expect(Object.keys(overview.properties.queue.properties)).toEqual(["pending", "oldestPendingAt"])
+    expect(Object.keys(overview.properties.tenants.properties)).toEqual(["failing", "disabled"])
+    expect(Object.keys(spec.paths["/v1/overview"].get.responses)).toEqual(expect.arrayContaining(["200", "401", "403", "503"]))
   })
 
   test("every documented operation is routed: with and without a token it answers a documented status, never 'no such endpoint'", async () => {

@@ -3,6 +3,7 @@ import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { RedisClient } from "bun"
 import { Effect, Fiber, Layer, Option, Stream } from "effect"
 import fc from "fast-check"
+import { MINUTE_MS, MINUTE_TALLY_KEPT } from "../src/domain/AttemptMinutes.ts"
 import type { AttemptRecord, Delivery } from "../src/domain/Delivery.ts"
 import type { NumberMapping } from "../src/domain/Hook.ts"
 import type { CallChange } from "../src/domain/Call.ts"
@@ -495,8 +496,9 @@ describe.skipIf(!redisAvailable())("the Redis store", () => {
           const zero = { delivered: 0, failed: 0, dedupe: 0, unroutable: 0, pins: 0 }
           expect(yield* store.prune(10_000, zero)).toEqual({ deliveries: 1, events: 2, unroutable: 1, pins: 0, calls: 2, feed: 2 })
           const left = ((yield* Effect.promise(() => raw.send("KEYS", [`${prefix}*`]))) as Array<string>).map((k) => k.slice(prefix.length)).sort()
-          // Counters, this instance's heartbeat and the feed's stream (which keeps its last id, so streams resume after it).
-          expect(left.filter((k) => !k.startsWith("hb:"))).toEqual(["consumers", "feed", "seq", "useq"])
+          // Counters, this instance's heartbeat, the feed's stream (which keeps its last id, so streams resume after it)
+          // and the attempt's minute tally (which expires by itself).
+          expect(left.filter((k) => !k.startsWith("hb:"))).toEqual(["am:0", "consumers", "feed", "seq", "useq"])
         })
       )
     })
@@ -588,6 +590,51 @@ describe.skipIf(!redisAvailable())("the Redis store", () => {
         expect(yield* b.apiNumbers).toEqual([{ number: "+15550001111", host: "calls.example.com" } as NumberMapping])
       }).pipe(Effect.timeout("3 seconds"))
     ))
+
+  describe("attempt tallies", () => {
+    const minuteAt = (at: number) => Math.floor(at / MINUTE_MS)
+    const AT = 29_000_000 * MINUTE_MS + 5_000
+
+    test("a batch's attempts add to their minute's hash in the attempts' own script call, one HINCRBY per count it changes, and the hash expires", async () => {
+      const prefix = `tally-${run}:`
+      await runOn(layer({ prefix }))(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const ds = yield* Effect.forEach(Array.from({ length: 30 }, (_, i) => i), (i) => deliver(AT - 1_000 + i))
+          // Load the script first, so no NOSCRIPT retry is counted.
+          yield* store.recordAttempts([{ id: ds[0]!.id, record: attemptAt(AT, { latencyMs: 5 }) }])
+          const calls = yield* Effect.promise(() =>
+            callsDuring(() =>
+              Effect.runPromise(store.recordAttempts(ds.slice(1).map((d, i) => ({ id: d.id, record: i % 2 === 0 ? delivered(AT + i) : attemptAt(AT + i, { latencyMs: 300 }) }))))
+            )
+          )
+          expect(scriptCalls(calls)).toBe(1)
+          // succeeded, failed, and the two latency buckets used; one expiry.
+          expect(calls.get("hincrby")).toBe(4)
+          expect(calls.get("pexpire")).toBe(1)
+          const ttl = Number(yield* Effect.promise(() => raw.send("PTTL", [`${prefix}am:${minuteAt(AT)}`])))
+          expect(ttl).toBeGreaterThan((MINUTE_TALLY_KEPT - 1) * MINUTE_MS)
+          expect(ttl).toBeLessThanOrEqual(MINUTE_TALLY_KEPT * MINUTE_MS)
+          const [t] = yield* store.attemptMinutes(minuteAt(AT), minuteAt(AT))
+          expect([t!.succeeded, t!.failed]).toEqual([15, 15])
+        })
+      )
+    })
+
+    test("a tally that cannot be written fails the write as StoreUnavailable, and the attempt is not recorded either", async () => {
+      const prefix = `tally-broken-${run}:`
+      await runOn(layer({ prefix }))(
+        Effect.gen(function* () {
+          const store = yield* Store
+          const d = yield* deliver(AT - 1_000)
+          yield* Effect.promise(() => raw.send("SET", [`${prefix}am:${minuteAt(AT)}`, "not a hash"]))
+          const written = yield* Effect.either(store.recordAttempts([{ id: d.id, record: delivered(AT) }]))
+          expect(written._tag === "Left" && written.left._tag).toBe("StoreUnavailable")
+          expect(Option.getOrThrow(yield* store.delivery(d.id))).toMatchObject({ status: "pending", history: [] })
+        })
+      )
+    })
+  })
 
   test("Redis down: every call fails fast with StoreUnavailable; back up: the same store works again, data intact", async () => {
     const own = await startRedis()

@@ -32,6 +32,7 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
   deliveries list [--room NAME] [--event-id ID] [--event-type TYPE] [--domain D]
   tenants recover HOST --since ISO
   tokens create --hosts a,b [--label TEXT] | list | revoke ID   tenant tokens, without a restart
+  portal-link HOST            a single-use link into the console for a tenant (see /console/)
   unroutable list | domains | replay DOMAIN [--since ISO]
   calls list [--tenant HOST] [--status S] [--number N] [--domain D] [--since ISO] [--until ISO]
   calls show ROOM             a call (by room name or sid) and its timeline
@@ -169,6 +170,16 @@ const explain = Command.make(
   )
 )
 
+const portalLink = Command.make(
+  "portal-link",
+  { connection, host: hostArg },
+  withClient((client, input) =>
+    Effect.flatMap(client.tenants.portalLink({ path: { host: input.host } }), (link) =>
+      print(`${link.url}\nopens the tenant portal for ${input.host} once, until ${link.expiresAt}`)
+    )
+  )
+).pipe(Command.withDescription("a single-use link (first line) that signs the tenant into the console for HOST; operator token"))
+
 const listen = listenCommand({ connection, option, failed: (message) => new Failed({ message }) })
 
 // ---------------------------------------------------------------- the router and its config
@@ -212,7 +223,7 @@ const help = Command.make("help", {}, () => Effect.suspend(() => runCommand(["--
 
 const root = Command.make("sip-tenant-router", { config: configOption }, ({ config }) => serveWith(config)).pipe(
   Command.withDescription(OVERVIEW),
-  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, calls, explain, tokens, listen, checkConfig, help])
+  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, calls, explain, tokens, portalLink, listen, checkConfig, help])
 )
 
 const runCommand = (args: ReadonlyArray<string>): Effect.Effect<void, unknown, CliApp.CliApp.Environment> => Command.run(root, { name: "sip-tenant-router", version: "0.1.0" })(["bun", "main.ts", ...args])

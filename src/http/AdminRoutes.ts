@@ -13,6 +13,7 @@ import { HooksLive } from "./HooksHandlers.ts"
 import { JsonBodyLive } from "./JsonBody.ts"
 import { NumbersLive } from "./NumbersHandlers.ts"
 import { SessionLive, SignInLive } from "./SessionsHandlers.ts"
+import { OverviewLive } from "./OverviewHandlers.ts"
 import { StreamLive } from "./StreamHandlers.ts"
 import { StreamHub } from "./StreamHub.ts"
 import { TenantsLive } from "./TenantsHandlers.ts"
@@ -52,7 +53,7 @@ const Endpoints = HttpApiBuilder.Router.unwrap(
     )
   }, Layer.effectDiscard)
 ).pipe(
-  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive, StreamLive, TokensLive, SignInLive, SessionLive]),
+  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive, StreamLive, TokensLive, OverviewLive, SignInLive, SessionLive]),
   Layer.provide([AuthorizationLive, JsonBodyLive, StreamHub.Default]),
   Layer.provide(CredentialsLive)
 )

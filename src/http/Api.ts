@@ -19,6 +19,7 @@ import {
 } from "../domain/DeliveryViews.ts"
 import { ExplainRequest, ExplainView } from "../domain/ExplainViews.ts"
 import { PortalLinkView, RedeemRequest, SESSION_COOKIE, SessionView, SignInRequest } from "../domain/Session.ts"
+import { OverviewView } from "../domain/OverviewViews.ts"
 import { StreamHeaders, StreamParams } from "../domain/DeliveryStream.ts"
 import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, PayloadTooLargeView, ShuttingDownView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
 import { HostPattern, NumberText } from "../domain/Hook.ts"
@@ -306,6 +307,17 @@ export class TokensGroup extends HttpApiGroup.make("tokens")
       .annotate(OpenApi.Summary, "Revoke a token: refused from the next request on, on every instance (operators only)")
   ) {}
 
+export class OverviewGroup extends HttpApiGroup.make("overview").add(
+  HttpApiEndpoint.get("overview", "/v1/overview")
+    .addSuccess(OverviewView)
+    .annotate(OpenApi.Summary, "The last hour of delivery attempts, the queue, failing and disabled tenants, and the top unroutable domains (operators only)")
+    .annotate(
+      OpenApi.Description,
+      "Attempts are counted per minute as they are recorded (each minute's tally is written with its attempts), so this reads at most 60 tallies, never the attempts. " +
+        "The newest minute is the one in progress; p99Ms is the upper bound of the latency bucket that holds the 99th percentile."
+    )
+) {}
+
 /**
  * Two corrections to the generated document, so it says what the router does:
  * every operation that takes the bearer token takes the console's session
@@ -342,6 +354,7 @@ export class AdminApi extends HttpApi.make("admin")
   .add(ExplainGroup.middlewareEndpoints(Authorization))
   .add(StreamGroup.middlewareEndpoints(Authorization))
   .add(TokensGroup.middlewareEndpoints(Authorization))
+  .add(OverviewGroup.middlewareEndpoints(Authorization))
   .add(SessionGroup.middlewareEndpoints(Authorization))
   .add(SignInGroup)
   .addError(BadRequestView)

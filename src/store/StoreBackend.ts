@@ -37,6 +37,8 @@ export interface EncodedAcceptance extends Omit<Acceptance, "delivery" | "callEv
 export interface BackendHooks extends Omit<HookStore["Type"], "apiHooks" | "putApiHook"> {
   readonly apiHooks: Effect.Effect<ReadonlyArray<string>, StoreUnavailable>
   readonly putApiHook: (host: string, json: string) => Effect.Effect<void, StoreUnavailable>
+  /** The cached values whose keys start with `prefix`, with their keys, in any order. */
+  readonly cachedUnder: (prefix: string) => Effect.Effect<ReadonlyArray<readonly [key: string, value: string]>, StoreUnavailable>
 }
 
 /** The admin API's tokens as a backend keeps them: each the JSON its schema encodes, by hash and by id. */

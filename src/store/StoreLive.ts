@@ -173,6 +173,9 @@ const history = ({ history }: StoreBackend): DeliveryHistory["Type"] => ({
 /** A tenant's health is one small value in the cache; none, or one that does not decode, is healthy. */
 const health = ({ hooks }: StoreBackend): HealthStore["Type"] => ({
   tenantHealth: (tenant) => Effect.map(hooks.cached(healthKey(tenant)), (value) => decodeTenantHealth(Option.getOrUndefined(value))),
+  recordedHealth: Effect.map(hooks.cachedUnder(healthKey("")), (entries) =>
+    entries.map(([key, value]) => [key.slice(healthKey("").length), decodeTenantHealth(value)] as const)
+  ),
   setTenantHealth: (tenant, health) => hooks.cache(healthKey(tenant), encodeTenantHealth(health))
 })
 

@@ -8,6 +8,7 @@ import { HEALTHY } from "../../src/domain/TenantHealth.ts"
 import type { AcceptResult, PinChange, RetentionPolicy } from "../../src/store/Store.ts"
 import type { StoreServices } from "../../src/store/StoreLive.ts"
 import { callContract } from "./callContract.ts"
+import { overviewContract } from "./overviewContract.ts"
 import { Store } from "./store.ts"
 import {
   acceptance,
@@ -837,4 +838,5 @@ export const storeContract = (fresh: () => Layer.Layer<StoreServices, StoreUnava
   })
 
   callContract(fresh)
+  overviewContract(fresh)
 }

@@ -22,6 +22,8 @@
  *   pin:<room>  ended:<room>  pins       a room's pin (JSON), when its call ended, and pins by last use
  *   feed  feed:age                       every change of a delivery (a stream: id, status, attempts, time; at most
  *                                        FEED_MAX entries) and its entries by time, for pruning
+ *   am:<minute>                          the tally of the attempts that ended in a minute (a hash of counts, see
+ *                                        TALLY_FIELDS in RedisStore.ts), expiring MINUTE_TALLY_KEPT minutes after its last write
  * Calls, K a call's key (room sid, or `name:` and the room), as is:
  *   c:<K>                                a call's record
  *   ce:<K>  cu:<K>  cd:<K>               its LiveKit events (a list of timeline entries), the events kept for a replay
@@ -50,6 +52,7 @@
  * it halfway through its writes.
  */
 
+import { MINUTE_MS, MINUTE_TALLY_KEPT } from "../../domain/AttemptMinutes.ts"
 import { DELIVERY_FIELDS, NEW_FIELDS, QUEUED_FIELDS } from "../DeliveryRecord.ts"
 
 /** How many ARGV values one attempt takes in RECORD_ATTEMPTS. */
@@ -152,7 +155,8 @@ export const script = (body: string) => `#!lua\n${LIB}${body}`
 export const reader = (body: string) => `#!lua flags=no-writes\n${LIB}${body}`
 
 /**
- * ATTEMPT_WIDTH values per attempt from ARGV[4]: id, attempt JSON, encoded new status, attempts,
+ * ARGV[4]: how many minutes' tallies follow, each as: minute, n, then n field and increment pairs.
+ * Then ATTEMPT_WIDTH values per attempt: id, attempt JSON, encoded new status, attempts,
  * encoded last status, encoded last error, next attempt at, at. Applied in order; an unknown id is skipped.
  *
  * Only a pending delivery changes state. An attempt at a finished one can come from an instance
@@ -160,7 +164,14 @@ export const reader = (body: string) => `#!lua flags=no-writes\n${LIB}${body}`
  * history, but must not make the delivery pending again, held by nobody.
  */
 export const RECORD_ATTEMPTS = script(`
-for base = 4, #ARGV, ${ATTEMPT_WIDTH} do
+local first = 5
+for _ = 1, tonumber(ARGV[4]) do
+  local tally, n = P .. 'am:' .. ARGV[first], tonumber(ARGV[first + 1])
+  for i = first + 2, first + 2 * n, 2 do redis.call('HINCRBY', tally, ARGV[i], ARGV[i + 1]) end
+  redis.call('PEXPIRE', tally, ${MINUTE_TALLY_KEPT * MINUTE_MS})
+  first = first + 2 + 2 * n
+end
+for base = first, #ARGV, ${ATTEMPT_WIDTH} do
   local id, status, at = ARGV[base], ARGV[base + 2], ARGV[base + 7]
   local key = dkey(id)
   local from = redis.call('HGET', key, 'status')

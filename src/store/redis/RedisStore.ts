@@ -1,6 +1,7 @@
 import { hostname } from "node:os"
 import { Effect, Exit, Option } from "effect"
 import type { Attempt, DeliveryStatus, Pin } from "../../domain/Delivery.ts"
+import { LATENCY_BUCKETS, tallyAttempts, tallyCounts, tallyOfCounts } from "../../domain/AttemptMinutes.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping } from "../../domain/Hook.ts"
 import { answeredPerTurn } from "../../TurnBatch.ts"
@@ -68,6 +69,21 @@ const attemptArgs = ({ id, record: r }: RecordedAttempt): Array<string> => {
   return [String(id), enc(attempt), enc(r.final ?? "pending"), String(r.attempt), enc(r.status), enc(r.error), String(r.nextAttemptAt), String(r.at)]
 }
 
+/** A minute's tally fields (hash `am:<minute>`), in the order of the domain's tallyCounts. */
+const TALLY_FIELDS = ["succeeded", "failed", ...Array.from({ length: LATENCY_BUCKETS }, (_, i) => `b${i}`)]
+
+/** The tallies of these attempts as RECORD_ATTEMPTS reads them: how many minutes, then each with the counts it adds to. */
+const tallyArgs = (attempts: ReadonlyArray<RecordedAttempt>): Array<string | number> => {
+  const tallies = tallyAttempts(attempts.map((a) => a.record))
+  return [
+    tallies.length,
+    ...tallies.flatMap((tally) => {
+      const added = tallyCounts(tally).flatMap((n, i) => (n === 0 ? [] : [TALLY_FIELDS[i]!, n]))
+      return [tally.minute, added.length / 2, ...added]
+    })
+  ]
+}
+
 /**
  * The shared store for several instances: the same semantics as SQLite. Each
  * pending delivery is held by one instance (the one that accepted, requeued or
@@ -124,7 +140,7 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
     )
 
     const recordGrouped = grouping((attempts: ReadonlyArray<RecordedAttempt>) =>
-      Effect.as(recordAttempts(...attempts.flatMap(attemptArgs)), attempts.map(() => undefined))
+      Effect.as(recordAttempts(...tallyArgs(attempts), ...attempts.flatMap(attemptArgs)), attempts.map(() => undefined))
     )
 
     const load = (ids: ReadonlyArray<number | string>) =>
@@ -189,6 +205,16 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
       },
       history: {
         ...reads.history,
+        // At most an hour's hashes, sent together (the client pipelines them).
+        attemptMinutes: (first, last) =>
+          Effect.map(
+            Effect.forEach(
+              Array.from({ length: last - first + 1 }, (_, i) => first + i),
+              (minute) => Effect.map(send("HMGET", [`${P}am:${minute}`, ...TALLY_FIELDS]), (counts) => ({ minute, counts: counts as Array<string | null> })),
+              { concurrency: "unbounded" }
+            ),
+            (found) => found.filter(({ counts }) => counts.some((n) => n !== null)).map(({ minute, counts }) => tallyOfCounts(minute, counts.map(Number)))
+          ),
         delivery: (id) =>
           Effect.gen(function* () {
             const [delivery] = yield* load([id])
@@ -216,7 +242,19 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
         removeApiNumber: (number) => removeApi("numbers", number),
         apiChanges: redis.changes(`${P}api`),
         cached: (key) => Effect.map(send("HGET", [`${P}cache`, key]), (value) => Option.fromNullable(value as string | null)),
-        cache: (key, value) => Effect.asVoid(send("HSET", [`${P}cache`, key, value]))
+        cache: (key, value) => Effect.asVoid(send("HSET", [`${P}cache`, key, value])),
+        // Redis matches the keys, a page at a time: the cache's other values (a whole hook table, say) never travel.
+        cachedUnder: (prefix) =>
+          Effect.gen(function* () {
+            const found: Array<readonly [string, string]> = []
+            let cursor = "0"
+            do {
+              const [next, page] = (yield* send("HSCAN", [`${P}cache`, cursor, "MATCH", `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`, "COUNT", "1000"])) as [string, Array<string>]
+              for (let i = 0; i < page.length; i += 2) found.push([page[i]!, page[i + 1]!])
+              cursor = String(next)
+            } while (cursor !== "0")
+            return found
+          })
       },
       tokens: makeRedisTokens(run, send, P),
       expiring: makeRedisExpiring(send, P),

@@ -228,6 +228,22 @@ CREATE TABLE expiring (
 ) WITHOUT ROWID;
 `
 
+/**
+ * Delivery attempts counted per minute (see domain/AttemptMinutes.ts): what ended in the minute,
+ * and how many took each latency bucket's time. Written with the attempts; read an hour at a time.
+ */
+const ATTEMPT_MINUTES = `
+CREATE TABLE IF NOT EXISTS attempt_minutes (
+  minute INTEGER PRIMARY KEY,
+  succeeded INTEGER NOT NULL, failed INTEGER NOT NULL,
+  b0 INTEGER NOT NULL, b1 INTEGER NOT NULL, b2 INTEGER NOT NULL, b3 INTEGER NOT NULL, b4 INTEGER NOT NULL, b5 INTEGER NOT NULL,
+  b6 INTEGER NOT NULL, b7 INTEGER NOT NULL, b8 INTEGER NOT NULL, b9 INTEGER NOT NULL, b10 INTEGER NOT NULL, b11 INTEGER NOT NULL
+);
+`
+
+/** The tally columns of attempt_minutes, in the order of the domain's tallyCounts: b0 to b11 are its 12 latency buckets. */
+export const TALLY_COLUMNS = ["succeeded", "failed", ...Array.from({ length: 12 }, (_, i) => `b${i}`)]
+
 const columnOf = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
 /** Reads the columns back under their fields' names, so a row decodes as it is. */
@@ -283,7 +299,9 @@ const MIGRATIONS: ReadonlyArray<(db: Database) => void> = [
   // 4: tenant tokens made through the admin API, by the SHA-256 of each (the token itself is never kept).
   (db) => db.exec(API_TOKENS),
   // 5: console sessions and portal links, by the SHA-256 of each secret, until they expire.
-  (db) => db.exec(EXPIRING)
+  (db) => db.exec(EXPIRING),
+  // 6: delivery attempts counted per minute, for the overview.
+  (db) => db.exec(ATTEMPT_MINUTES)
 ]
 
 /** Applies the migrations the database has not had, each in its own transaction with the version it reaches. */

@@ -2,11 +2,12 @@ import { Database } from "bun:sqlite"
 import { Effect, Option, Stream } from "effect"
 import { answeredPerTurn } from "../../TurnBatch.ts"
 import type { DeliveryStatus, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
+import { tallyOfCounts } from "../../domain/AttemptMinutes.ts"
 import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping } from "../../domain/Hook.ts"
 import { decodeDelivery, decodeQueued } from "../DeliveryRecord.ts"
 import { prepareCallReads, recordOf } from "./SqliteCalls.ts"
-import { DELIVERY_COLUMNS, openDatabase, QUEUED_COLUMNS } from "./SqliteSchema.ts"
+import { DELIVERY_COLUMNS, openDatabase, QUEUED_COLUMNS, TALLY_COLUMNS } from "./SqliteSchema.ts"
 import { prepareWrites, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
 import type { StoreBackend } from "../StoreBackend.ts"
 import type { FromWriter, ToWriter } from "./StoreWorker.ts"
@@ -153,6 +154,9 @@ const prepareReads = (db: Database) => ({
   selectHooks: db.query<{ hook: string }, []>("SELECT hook FROM hooks ORDER BY host"),
   selectNumbers: db.query<NumberMapping, []>("SELECT number, host FROM numbers ORDER BY number"),
   selectCached: db.query<{ value: string }, [string]>("SELECT value FROM cache WHERE key = ?"),
+  // A range of the primary key: the keys that start with ?1 sort from it to before ?2 (?1 with its last character one higher).
+  selectCachedUnder: db.query<{ key: string; value: string }, [string, string]>("SELECT key, value FROM cache WHERE key >= ? AND key < ?"),
+  selectMinutes: db.query<Record<string, number>, [number, number]>(`SELECT minute, ${TALLY_COLUMNS.join(", ")} FROM attempt_minutes WHERE minute BETWEEN ? AND ?`),
   selectToken: db.query<{ record: string }, [string]>("SELECT record FROM tokens WHERE hash = ?"),
   selectTokens: db.query<{ record: string }, []>("SELECT record FROM tokens"),
   selectExpiring: db.query<{ record: string }, [string, string, number]>("SELECT record FROM expiring WHERE kind = ? AND hash = ? AND expires_at > ?"),
@@ -290,6 +294,8 @@ export const makeSqliteStore = (path: string) =>
             }))
           ),
         lastChange: read(() => String(sql.selectLastChange.get()?.seq ?? 0)),
+        attemptMinutes: (first, last) =>
+          read(() => sql.selectMinutes.all(first, last).map((row) => tallyOfCounts(row.minute!, TALLY_COLUMNS.map((column) => row[column])))),
         delivery: (id) =>
           read(() => {
             const row = sql.selectDelivery.get(id)
@@ -323,6 +329,10 @@ export const makeSqliteStore = (path: string) =>
         // One process owns the file: nobody else changes the API entries.
         apiChanges: Stream.never,
         cached: (key) => read(() => Option.fromNullable(sql.selectCached.get(key)?.value)),
+        cachedUnder: (prefix) =>
+          read(() =>
+            sql.selectCachedUnder.all(prefix, prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)).map((row) => [row.key, row.value] as const)
+          ),
         cache: (key, value) => write({ _tag: "Cache", key, value })
       },
       tokens: {

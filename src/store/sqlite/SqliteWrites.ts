@@ -1,10 +1,11 @@
 import type { Database } from "bun:sqlite"
+import { MINUTE_TALLY_KEPT, tallyAttempts, tallyCounts } from "../../domain/AttemptMinutes.ts"
 import type { Delivery, NewDelivery } from "../../domain/Delivery.ts"
 import type { DeliveryStatus } from "../../domain/Delivery.ts"
 import type { NumberMapping } from "../../domain/Hook.ts"
 import { NEW_FIELDS } from "../DeliveryRecord.ts"
 import { prepareCallWrites } from "./SqliteCalls.ts"
-import { DELIVERY_COLUMNS, NEW_COLUMNS } from "./SqliteSchema.ts"
+import { DELIVERY_COLUMNS, NEW_COLUMNS, TALLY_COLUMNS } from "./SqliteSchema.ts"
 import type { PruneTarget } from "../Retention.ts"
 import type { RecordedAttempt, Requeued } from "../Store.ts"
 import type { AcceptOutcome, EncodedAcceptance, ExpiringKind } from "../StoreBackend.ts"
@@ -113,6 +114,12 @@ export const prepareWrites = (db: Database) => {
       `UPDATE deliveries SET status = 'expired', attempts = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
        WHERE id = ? AND status = 'pending'`
     ),
+    // The minute's tally grows by the batch's; a tally kept long enough goes in the same write (the table stays a few hours' rows).
+    addToMinute: db.query<unknown, Array<number>>(
+      `INSERT INTO attempt_minutes (minute, ${TALLY_COLUMNS.join(", ")}) VALUES (?${", ?".repeat(TALLY_COLUMNS.length)})
+       ON CONFLICT (minute) DO UPDATE SET ${TALLY_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(", ")}`
+    ),
+    pruneMinutes: db.query<unknown, [number]>("DELETE FROM attempt_minutes WHERE minute < ?"),
     selectStatus: db.query<{ status: Delivery["status"] }, [number]>("SELECT status FROM deliveries WHERE id = ?"),
     requeueOne: db.query<unknown, [number, number, number]>(
       `UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, queued_at = ?1, updated_at = ?2
@@ -230,9 +237,13 @@ export const prepareWrites = (db: Database) => {
     switch (op._tag) {
       case "Accept":
         return op.acceptances.map(accept)
-      case "RecordAttempts":
+      case "RecordAttempts": {
         op.attempts.forEach(recordAttempt)
+        const tallies = tallyAttempts(op.attempts.map((a) => a.record))
+        for (const tally of tallies) q.addToMinute.run(tally.minute, ...tallyCounts(tally))
+        if (tallies.length > 0) q.pruneMinutes.run(Math.max(...tallies.map((t) => t.minute)) - MINUTE_TALLY_KEPT)
         return undefined
+      }
       case "Requeue": {
         const row = q.requeueOne.get(op.now, op.now, op.id)
         // The row goes back as it is: decoded where it is used, since a decoded secret does not survive the trip between threads.
