@@ -203,6 +203,9 @@ describe.skipIf(SKIP)("the console for an operator", () => {
   test("Hooks: New hook saves one and shows its secret once; its page rotates the secret, sends a test event and enables it when disabled", async () => {
     const { context, page } = await signedIn("/console/hooks")
     await heading(page, "Hooks")
+    // Health in words: the tenant whose every attempt fails is not shown as well.
+    await rowWith(page, BROKEN).getByText(/failing|disabled/).waitFor(WAIT)
+    expect(await rowWith(page, GOOD).innerText()).toContain("enabled")
     await page.getByRole("button", { name: "New hook" }).click()
     await page.getByLabel("Host").fill(DOOMED)
     await page.getByLabel("URL").fill(`${tenants.broken.url}/voice`)

@@ -7,6 +7,7 @@ const SYMBOLS: Record<string, string> = {
   active: "●",
   pending: "…",
   failed: "✕",
+  failing: "!",
   disabled: "⊘",
   expired: "⌛",
   unrouted: "?"
@@ -18,6 +19,7 @@ const TONES: Record<string, string> = {
   ended: "neutral",
   pending: "info",
   failed: "bad",
+  failing: "bad",
   disabled: "bad",
   expired: "warn",
   unrouted: "warn"

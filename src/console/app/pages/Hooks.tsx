@@ -9,11 +9,22 @@ import { Table } from "../components/Table.tsx"
 import { Time } from "../components/Time.tsx"
 import { useLoad } from "../load.ts"
 import { href, place, setParams } from "../router.ts"
+import { isOperator } from "../session.ts"
 import type { Hook, SavedHook } from "../types.ts"
 
-const COLUMNS = [
+/** Disabled (with since when), failing (every attempt since its last 2xx failed: the overview's list, operators only) or enabled. */
+const Health = ({ hook, failing }: { hook: Hook; failing: ReadonlySet<string> }) =>
+  hook.disabled ? (
+    <>
+      <StatusBadge status="disabled" /> since <Time iso={hook.disabledAt} />
+    </>
+  ) : (
+    <StatusBadge status={failing.has(hook.host) ? "failing" : "enabled"} />
+  )
+
+const columns = (failing: ReadonlySet<string>) => [
   { header: "Host", cell: (h: Hook) => <a href={href(`/hooks/${encodeURIComponent(h.host)}`)}>{h.host}</a> },
-  { header: "Health", cell: (h: Hook) => (h.disabled ? <><StatusBadge status="disabled" /> since <Time iso={h.disabledAt} /></> : <StatusBadge status="enabled" />) },
+  { header: "Health", cell: (h: Hook) => <Health hook={h} failing={failing} /> },
   { header: "URL", cell: (h: Hook) => <code>{h.url}</code> },
   { header: "Events", cell: (h: Hook) => h.events?.join(", ") ?? "every LiveKit event" },
   { header: "Rate limit", cell: (h: Hook) => h.rateLimit ?? "—" },
@@ -27,6 +38,9 @@ const COLUMNS = [
  */
 export const Hooks = () => {
   const { loaded, reload } = useLoad((signal) => api.hooks.list(signal), [])
+  const operator = isOperator()
+  const { loaded: overview } = useLoad((signal) => (operator ? api.overview(signal) : Promise.resolve({ ok: true as const, value: null })), [operator])
+  const failing = new Set<string>(overview.state === "done" && overview.result.ok ? (overview.result.value?.tenants.failing ?? []) : [])
   const open = place.value.params.get("new") === "1"
   const [created, setCreated] = useState<SavedHook | null>(null)
   const closed = { new: undefined, host: undefined }
@@ -53,7 +67,7 @@ export const Hooks = () => {
         </div>
       )}
       <Loading loaded={loaded}>
-        {({ hooks }) => <Table caption="Hooks" columns={COLUMNS} rows={hooks} rowKey={(h) => h.host} empty="No hooks yet." />}
+        {({ hooks }) => <Table caption="Hooks" columns={columns(failing)} rows={hooks} rowKey={(h) => h.host} empty="No hooks yet." />}
       </Loading>
     </>
   )
