@@ -75,6 +75,15 @@ describe.skipIf(SKIP)("the tenant portal", () => {
     await page.getByRole("link", { name: rooms.mine }).waitFor(WAIT)
     expect(await page.getByRole("link", { name: rooms.theirs }).count()).toBe(0)
 
+    await page.getByRole("link", { name: rooms.mine }).click()
+    await heading(page, new RegExp(rooms.mine))
+    await page.getByRole("region", { name: "Timeline" }).getByText("HTTP 200").waitFor(WAIT)
+
+    await nav.getByRole("link", { name: "Overview", exact: true }).click()
+    await heading(page, "Overview")
+    await page.getByRole("main").getByRole("link", { name: MINE }).waitFor(WAIT)
+    expect(await page.getByRole("main").innerText()).not.toContain(THEIRS)
+
     await nav.getByRole("link", { name: "Deliveries", exact: true }).click()
     await heading(page, "Deliveries")
     await page.getByRole("row").filter({ hasText: rooms.mine }).waitFor(WAIT)
@@ -84,6 +93,12 @@ describe.skipIf(SKIP)("the tenant portal", () => {
     await heading(page, "Hooks")
     await page.getByRole("table").getByRole("link", { name: MINE }).waitFor(WAIT)
     expect(await page.getByRole("main").innerText()).not.toContain(THEIRS)
+    await page.getByRole("table").getByRole("link", { name: MINE }).click()
+    await heading(page, new RegExp(MINE.replaceAll(".", "\\.")))
+    await page.getByRole("button", { name: "Send test event" }).click()
+    await page.getByRole("status").filter({ hasText: "delivered: HTTP 200" }).waitFor(WAIT)
+    // Portal links are the operators' to hand out.
+    expect(await page.getByRole("button", { name: "Create portal link" }).count()).toBe(0)
 
     await nav.getByRole("link", { name: "Live", exact: true }).click()
     await heading(page, "Live")

@@ -293,6 +293,26 @@ describe.skipIf(SKIP)("the console for an operator", () => {
     await context.close()
   })
 
+  test("the keyboard alone signs in and moves between pages, with focus visible and on the new page's h1", async () => {
+    const { context, page } = await openPage(browser)
+    page.on("request", (request) => void requested.push(request.url()))
+    await page.goto(`${router.url}/console/`)
+    await heading(page, "Sign in")
+    await page.keyboard.press("Tab")
+    expect(await page.evaluate<string>("document.activeElement.id")).toBe("token")
+    await page.keyboard.type(ADMIN_TOKEN)
+    await page.keyboard.press("Enter")
+    await heading(page, "Overview")
+    // Tab forward (a bounded number of times) to the Deliveries link.
+    for (let i = 0; i < 12 && (await page.evaluate<string>("document.activeElement.textContent")) !== "Deliveries"; i++) await page.keyboard.press("Tab")
+    expect(await page.evaluate<string>("document.activeElement.textContent")).toBe("Deliveries")
+    expect(await page.evaluate<string>("getComputedStyle(document.activeElement).outlineStyle")).not.toBe("none")
+    await page.keyboard.press("Enter")
+    await heading(page, "Deliveries")
+    expect(await page.evaluate<string>("document.activeElement.tagName + ' ' + document.activeElement.textContent")).toBe("H1 Deliveries")
+    await context.close()
+  })
+
   test("dark mode follows the system's choice", async () => {
     const background = async (colorScheme: "light" | "dark") => {
       const { context, page } = await openPage(browser, { colorScheme })
