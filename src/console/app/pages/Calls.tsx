@@ -9,6 +9,7 @@ import { Time } from "../components/Time.tsx"
 import { duration } from "../format.ts"
 import { useLoad } from "../load.ts"
 import { href, place, setParams } from "../router.ts"
+import { isOperator } from "../session.ts"
 import { streamStateText, useStream } from "../stream.ts"
 import { useTenantHosts } from "../tenants.ts"
 import { CALL_STATUSES, type Call, type Page } from "../types.ts"
@@ -68,7 +69,7 @@ export const Calls = () => {
   const onInput = (value: string) => {
     setTyped(value)
     clearTimeout(typing.current)
-    typing.current = setTimeout(() => setParams({ q: value.trim() }, { replace: true }), 300)
+    typing.current = setTimeout(() => setParams({ q: value }, { replace: true }), 300)
   }
   const onSubmit = (event: Event) => {
     event.preventDefault()
@@ -97,7 +98,7 @@ export const Calls = () => {
           <input id="calls-q" type="search" value={typed} placeholder="number, room or domain" onInput={(e) => onInput((e.currentTarget as HTMLInputElement).value)} />
         </span>
         <Select id="calls-status" label="Status" value={status} options={[["", "All statuses"], ...CALL_STATUSES.map((s) => [s, s] as const)]} onChange={(v) => setParams({ status: v })} />
-        <Select id="calls-tenant" label="Tenant" value={tenant} options={[["", "All tenants"], ...hosts.map((h) => [h, h] as const)]} onChange={(v) => setParams({ tenant: v })} />
+        <Select id="calls-tenant" label="Tenant" value={tenant} options={[["", isOperator() ? "All tenants" : "All your hosts"], ...hosts.map((h) => [h, h] as const)]} onChange={(v) => setParams({ tenant: v })} />
       </form>
       <p role="status" class="muted live-state">
         {streamStateText(live)}
