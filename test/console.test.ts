@@ -234,6 +234,14 @@ describe.skipIf(SKIP)("the console for an operator", () => {
     await page.getByRole("button", { name: "Enable" }).click(WAIT)
     await page.getByRole("status").filter({ hasText: "is enabled" }).waitFor(WAIT)
     await page.getByRole("button", { name: "Enable" }).waitFor({ state: "detached", ...WAIT })
+
+    // Edit changes what the form changes and keeps the rest.
+    await page.getByRole("button", { name: "Edit" }).click()
+    await page.getByLabel("Max age").fill("30s")
+    await page.getByRole("button", { name: "Save" }).click()
+    await page.getByRole("definition").filter({ hasText: "30s" }).waitFor(WAIT)
+    const hook = (await (await router.admin("GET", `/v1/hooks/${DOOMED}`)).json()) as any
+    expect({ maxAge: hook.maxAge, url: hook.url, events: hook.events }).toEqual({ maxAge: "30s", url: `${tenants.broken.url}/voice`, events: null })
     await context.close()
   })
 

@@ -54,7 +54,7 @@ export const Live = () => {
         {paused && ` · paused, ${plural(held.length, "change")} held back`}
       </p>
       <div class="actions">
-        <button type="button" onClick={toggle} aria-pressed={paused}>
+        <button type="button" onClick={toggle}>
           {paused ? "Resume" : "Pause"}
         </button>
         <button type="button" class="secondary" onClick={() => setShown([])}>
