@@ -101,7 +101,7 @@ describe.skipIf(SKIP)("the console for an operator", () => {
     await heading(page, "Overview")
     await page.getByRole("img", { name: /Delivery attempts per minute/ }).waitFor(WAIT)
     const text = await page.getByRole("main").innerText()
-    for (const label of ["Success rate", "p99 delivery latency", "Queue depth", "Oldest pending", "Failing", "Disabled", NOBODY]) expect(text).toContain(label)
+    for (const label of ["Success rate", "p99 attempt latency", "Queue depth", "Oldest pending", "Failing", "Disabled", NOBODY]) expect(text).toContain(label)
     await context.close()
   })
 

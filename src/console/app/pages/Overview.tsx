@@ -17,12 +17,12 @@ const OperatorOverview = ({ data }: { data: OverviewData }) => (
   <>
     <dl class="stats">
       <div><dt>Success rate (last hour)</dt><dd>{percent(data.successRate)}</dd></div>
-      <div><dt>p99 delivery latency</dt><dd>{data.p99Ms === null ? "—" : `≤ ${ms(data.p99Ms)}`}</dd></div>
+      <div><dt>p99 attempt latency (last hour)</dt><dd>{data.p99Ms === null ? "—" : `≤ ${ms(data.p99Ms)}`}</dd></div>
       <div><dt>Queue depth</dt><dd><a href={href("/deliveries", { status: "pending" })}>{data.queue.pending} pending</a></dd></div>
       <div><dt>Oldest pending</dt><dd><Time iso={data.queue.oldestPendingAt} /></dd></div>
     </dl>
     <section aria-labelledby="chart-heading">
-      <h2 id="chart-heading">Deliveries per minute</h2>
+      <h2 id="chart-heading">Delivery attempts per minute</h2>
       <MinuteChart minutes={data.minutes} />
     </section>
     <section aria-labelledby="tenants-heading">
