@@ -20,6 +20,7 @@ import {
   isRouterProcess,
   load,
   percentile,
+  post,
   presign,
   readyAfter,
   residentBytes,
@@ -43,7 +44,6 @@ const CRASH_EVENTS = 2_000
 /** A duplicate is the kill's doing if its first arrival came at most this long before the kill (or 50 ms after: two processes' clocks). */
 const CRASH_WINDOW_MS = 2_000
 const CHUNK = 2_000
-const REQUEST_TIMEOUT_MS = 30_000
 const ARRIVAL_DEADLINE_MS = 60_000
 const FILL_DEADLINE_MS = Math.max(300_000, BACKLOG * 5)
 const DRAIN_DEADLINE_MS = Math.max(120_000, BACKLOG * 4)
@@ -53,22 +53,6 @@ const SETTLE_MS = 1_000
 const healthyTenant = (i: number) => {
   const t = i % (TENANTS - 1)
   return t >= DOWN ? t + 1 : t
-}
-
-/** One webhook; true when acknowledged with 200. Never throws. */
-const post = async (url: string, event: Signed): Promise<boolean> => {
-  try {
-    const response = await fetch(`${url}/livekit/webhook`, {
-      method: "POST",
-      headers: { authorization: event.authorization, "content-type": "application/webhook+json" },
-      body: event.raw,
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)
-    })
-    await response.arrayBuffer()
-    return response.status === 200
-  } catch {
-    return false
-  }
 }
 
 /** The router's own count of pending deliveries (`tenant_router_queue_depth`), if it reports one. */

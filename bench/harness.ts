@@ -105,6 +105,8 @@ export interface RouterOptions {
   readonly capture?: ReadonlyArray<string>
   /** Another checkout's src/main.ts, to measure an earlier build side by side. */
   readonly main?: string
+  /** A compiled router (`bun run build`'s output) to run instead of `bun run` on a main.ts. */
+  readonly binary?: string
 }
 
 export type RouterProcess = Spawned & { readonly dir: string }
@@ -114,8 +116,9 @@ export const spawnRouter = async (config: (dir: string) => Record<string, unknow
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "router-bench-"))
   const configPath = join(dir, "router.yaml")
   writeFileSync(configPath, Bun.YAML.stringify(config(dir)))
+  const command = options.binary ? [options.binary] : ["bun", "run", options.main ?? ROUTER_MAIN]
   const spawned = await spawnListening(
-    ["bun", "run", options.main ?? ROUTER_MAIN, "--config", configPath],
+    [...command, "--config", configPath],
     { LIVEKIT_API_KEY: "", LIVEKIT_API_SECRET: "", ROUTER_ADMIN_TOKEN: "", ...options.env },
     dir,
     options.capture
@@ -134,15 +137,15 @@ export const isRouterProcess = (pid: number): boolean => {
   }
 }
 
-/** Milliseconds from the spawn to the first 200 of GET /readyz, polled every 10 ms; NaN past the deadline. */
-export const readyAfter = async (target: Spawned, deadlineMs = 60_000): Promise<number> => {
+/** Milliseconds from the spawn to the first 200 of GET /readyz, polled every `everyMs`; NaN past the deadline. */
+export const readyAfter = async (target: Spawned, deadlineMs = 60_000, everyMs = 10): Promise<number> => {
   const deadline = Date.now() + deadlineMs
   while (Date.now() < deadline) {
     const ready = await fetch(`${target.url}/readyz`, { signal: AbortSignal.timeout(1_000) })
       .then(async (response) => (await response.arrayBuffer(), response.status === 200))
       .catch(() => false)
     if (ready) return epochNow() - target.spawnedAt
-    await Bun.sleep(10)
+    await Bun.sleep(everyMs)
   }
   return Number.NaN
 }
@@ -236,6 +239,56 @@ export const load = async (urls: ReadonlyArray<string>, requests: ReadonlyArray<
   const elapsed = epochNow() - startedAt
   latencies.sort()
   return { perSecond: (acknowledged / elapsed) * 1000, acknowledged, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99), sentAt, startedAt }
+}
+
+/** One webhook; true when acknowledged with 200. Never throws. */
+export const post = async (url: string, event: Signed, timeoutMs = 30_000): Promise<boolean> => {
+  try {
+    const response = await fetch(`${url}/livekit/webhook`, {
+      method: "POST",
+      headers: { authorization: event.authorization, "content-type": "application/webhook+json" },
+      body: event.raw,
+      signal: AbortSignal.timeout(timeoutMs)
+    })
+    await response.arrayBuffer()
+    return response.status === 200
+  } catch {
+    return false
+  }
+}
+
+export interface OpenLoopResult {
+  readonly acknowledged: number
+  /** Epoch ms each request was due by the schedule, by event id: latencies count from here, so a late send counts against the server. */
+  readonly dueAt: ReadonlyMap<string, number>
+  /** From the due time to the 200, over the acknowledged requests. */
+  readonly ackP50Ms: number
+  readonly ackP99Ms: number
+  /** How late the load generator itself sent, p99: high when the machine, not only the server, fell behind. */
+  readonly sendLagP99Ms: number
+}
+
+/**
+ * An open loop: request i is sent `i × intervalMs` after the start whether or
+ * not earlier ones were answered, as LiveKit sends. Bounded by the request
+ * count, and every request by post's timeout.
+ */
+export const openLoop = async (url: string, requests: ReadonlyArray<Signed>, intervalMs: number): Promise<OpenLoopResult> => {
+  const startedAt = epochNow() + intervalMs
+  const dueAt = new Map<string, number>()
+  const lags = new Float64Array(requests.length)
+  const answers: Array<Promise<number>> = []
+  for (let i = 0; i < requests.length; i++) {
+    const due = startedAt + i * intervalMs
+    // Bun.sleep may wake a fraction of a millisecond early.
+    for (let wait = due - epochNow(); wait > 0; wait = due - epochNow()) await Bun.sleep(wait)
+    lags[i] = epochNow() - due
+    dueAt.set(requests[i]!.id, due)
+    answers.push(post(url, requests[i]!).then((ok) => (ok ? epochNow() - due : Number.NaN)))
+  }
+  const latencies = Float64Array.from((await Promise.all(answers)).filter((l) => !Number.isNaN(l))).sort()
+  lags.sort()
+  return { acknowledged: latencies.length, dueAt, ackP50Ms: percentile(latencies, 0.5), ackP99Ms: percentile(latencies, 0.99), sendLagP99Ms: percentile(lags, 0.99) }
 }
 
 /** Resident set size of a process, in bytes (Linux). */

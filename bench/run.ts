@@ -13,15 +13,23 @@
  *    event, when it reports them (ROUTER_COUNT_EFFECT_STEPS=1).
  * 2. End to end: from the first request to the last tenant 2xx at a local
  *    tenant farm that verifies every signature with `standardwebhooks`.
- * 3. Isolation: the same run with 10 % of tenants sleeping past the timeout.
- * 4. Two instances on one Redis (appendfsync always), load round robin,
+ * 3. Steady: right after its closed-loop run, on the same process, the durable
+ *    floor and the router take STEADY_EVENTS (BENCH_EVENTS ÷ 4, at most 5,000)
+ *    at a steady 500 events/s in an open loop: one send every 2 ms on a
+ *    schedule, not waiting for answers. Send to tenant = first arrival at the
+ *    farm − the scheduled send time, so a late send counts against the server.
+ * 4. Isolation: the same run with 10 % of tenants sleeping past the timeout.
+ * 5. Two instances on one Redis (appendfsync always), load round robin,
  *    next to the single instance on SQLite (when redis-server is installed).
- * 5. Scale: hook lookups at 100 000 hooks against Map.get; the router's
+ * 6. Scale: hook lookups at 100 000 hooks against Map.get; the router's
  *    resident memory and start-up time with a 100 000-hook config file.
+ * 7. Start-up (startup.ts): the compiled binary (`bun run build`), `bun start`
+ *    and an empty Bun process, each launched 5 times with an empty store:
+ *    spawn to the first /readyz 200, and resident memory when idle; medians.
  * With BENCH_BEFORE=DIR (another checkout of the router, its dependencies
- * installed), that build's router takes the same load just before this one's,
- * for a change's cost as a ratio from one run.
- * 6. Backlog (backlog.ts): one tenant down while BENCH_BACKLOG deliveries pile
+ * installed), that build's router takes the same loads (1 to 3) just before
+ * this one's, for a change's cost as a ratio from one run.
+ * 8. Backlog (backlog.ts): one tenant down while BENCH_BACKLOG deliveries pile
  *    up for it; memory, restarts (SIGTERM, kill -9) to /readyz, the drain, and
  *    every acknowledged event accounted for. BENCH_BACKLOG=0 skips it.
  * Results go to bench/results.json and bench/results.md, and the tables into
@@ -37,8 +45,10 @@ import { API_KEY, API_SECRET } from "../test/support/livekit.ts"
 import { redisServerPath, startRedis } from "../test/support/redis.ts"
 import { DEFAULT_SECRET, testConfig } from "../test/support/router.ts"
 import { BACKLOG, backlogRun, type BacklogResult } from "./backlog.ts"
+import { IDLE_MS, LAUNCHES, POLL_MS, startupRun, type Launches, type StartupResult } from "./startup.ts"
 import {
   load,
+  openLoop,
   percentile,
   presign,
   residentBytes,
@@ -60,6 +70,10 @@ const LOOKUPS = 2_000_000
 const SLEEPY = Array.from({ length: TENANTS / 10 }, (_, i) => i * 10)
 const DRAIN_DEADLINE_MS = 180_000
 const STEP_EVENTS = Math.min(EVENTS, 5_000)
+const STEADY_EVENTS = Math.min(5_000, Math.ceil(EVENTS / 4))
+const STEADY_RATE = 500
+/** Before the open loop, so it does not meet the closed loop's last deliveries and commits. */
+const STEADY_SETTLE_MS = 1_000
 const OUT = process.env.BENCH_OUT
 const BEFORE = process.env.BENCH_BEFORE
 
@@ -129,9 +143,52 @@ const measure = async (
   }
 }
 
+interface SteadyResult {
+  readonly sent: number
+  readonly acknowledged: number
+  readonly arrived: number
+  /** Deliveries that failed verification at the farm. */
+  readonly rejected: number
+  readonly ackP50Ms: number
+  readonly ackP99Ms: number
+  readonly toTenantP50Ms: number
+  readonly toTenantP99Ms: number
+  /** How late the load generator itself sent (p99). */
+  readonly sendLagP99Ms: number
+}
+
+/** `events` at STEADY_RATE in an open loop to `url`; latency to the tenant counts from each event's scheduled send. */
+const steady = async (url: string, farm: Farm, events: ReadonlyArray<Signed>): Promise<SteadyResult> => {
+  await Bun.sleep(STEADY_SETTLE_MS)
+  await farm.stats(true)
+  const sent = await openLoop(url, events, 1000 / STEADY_RATE)
+  const seen = await farm.arrived(events.length, DRAIN_DEADLINE_MS)
+  const firstArrival = new Map<string, number>()
+  for (const [id, , at] of seen.arrivals) if (sent.dueAt.has(id) && !firstArrival.has(id)) firstArrival.set(id, at)
+  const toTenant = Float64Array.from([...firstArrival].map(([id, at]) => at - sent.dueAt.get(id)!)).sort()
+  return {
+    sent: events.length,
+    acknowledged: sent.acknowledged,
+    arrived: firstArrival.size,
+    rejected: seen.rejected,
+    ackP50Ms: sent.ackP50Ms,
+    ackP99Ms: sent.ackP99Ms,
+    toTenantP50Ms: percentile(toTenant, 0.5),
+    toTenantP99Ms: percentile(toTenant, 0.99),
+    sendLagP99Ms: sent.sendLagP99Ms
+  }
+}
+
+/** The closed-loop run, then the open loop on the same (warm) process. */
+const measureWithSteady = async (target: { url: string; pid: number }, farm: Farm, warmup: ReadonlyArray<Signed>, events: ReadonlyArray<Signed>, steadyEvents: ReadonlyArray<Signed>) => {
+  const closed = await measure([target.url], [target.pid], farm, warmup, events)
+  return { ...closed, steady: await steady(target.url, farm, steadyEvents) }
+}
+
 const ingestRuns = async () => {
   const warmup = await presign(WARMUP, "warm")
   const events = await presign(EVENTS, "run")
+  const steadyEvents = await presign(STEADY_EVENTS, "steady")
   const farm = await startFarm()
 
   const floorServer = await spawnServer("baseline-server.ts")
@@ -147,12 +204,12 @@ const ingestRuns = async () => {
 
   const floorDir = mkdtempSync(join(tmpdir(), "durable-floor-"))
   const durableFloorServer = await spawnServer("durable-floor.ts", { API_KEY, API_SECRET, SECRET: DEFAULT_SECRET, TENANTS: tenants, DB: join(floorDir, "floor.db") })
-  const durableFloor = await measure([durableFloorServer.url], [durableFloorServer.pid], farm, warmup, events)
+  const durableFloor = await measureWithSteady(durableFloorServer, farm, warmup, events, steadyEvents)
   await durableFloorServer.stop()
   rmSync(floorDir, { recursive: true, force: true })
 
-  const before = BEFORE ? await measureRouter(farm, warmup, events, join(BEFORE, "src", "main.ts")) : undefined
-  const durable = await measureRouter(farm, warmup, events)
+  const before = BEFORE ? await measureRouter(farm, warmup, events, steadyEvents, join(BEFORE, "src", "main.ts")) : undefined
+  const durable = await measureRouter(farm, warmup, events, steadyEvents)
   const steps = await effectSteps(farm)
   await farm.stop()
 
@@ -166,9 +223,9 @@ const ingestRuns = async () => {
 }
 
 /** The router (this checkout's, or the one `main` names) on its durable SQLite store. */
-const measureRouter = async (farm: Farm, warmup: ReadonlyArray<Signed>, events: ReadonlyArray<Signed>, main?: string) => {
+const measureRouter = async (farm: Farm, warmup: ReadonlyArray<Signed>, events: ReadonlyArray<Signed>, steadyEvents: ReadonlyArray<Signed>, main?: string) => {
   const router = await spawnRouter(routerConfig(farm), main ? { main } : {})
-  const result = await measure([router.url], [router.pid], farm, warmup, events)
+  const result = await measureWithSteady(router, farm, warmup, events, steadyEvents)
   await router.stop()
   return result
 }
@@ -245,6 +302,7 @@ const largeTable = async () => {
 const runs = await ingestRuns()
 const lookup = lookups()
 const scale = await largeTable()
+const startup = await startupRun()
 const backlog: BacklogResult | undefined = BACKLOG > 0 ? await backlogRun(() => startFarm(), (farm) => routerConfig(farm, 1000)) : undefined
 const { floor, straightforward, durableFloor, before, durable, steps, isolated, twoOnRedis } = runs
 
@@ -272,6 +330,14 @@ const isolationRatio = isolated.e2eP99Ms / durable.e2eP99Ms
 const mibs = (v: number) => `${v.toFixed(0)} MiB`
 const msInt = (v: number) => `${n(v)} ms`
 
+const startupTargets = (s: StartupResult): Target[] => {
+  const ready = `compiled binary: launch to \`/readyz\` (empty Bun process: ${msInt(s.emptyBun.readyMs)})`
+  const idle = `compiled binary: resident when idle, empty store (empty Bun process: ${mib(s.emptyBun.idleRssBytes)})`
+  return s.binary
+    ? [target(ready, s.binary.readyMs, 150, msInt, true), target(idle, s.binary.idleRssBytes / MiB, 64, mibs, true)]
+    : [unavailable(ready, `≤ ${msInt(150)}`, s.binaryUnavailable ?? "no binary"), unavailable(idle, `≤ ${mibs(64)}`, s.binaryUnavailable ?? "no binary")]
+}
+
 const backlogTargets = (b: BacklogResult): Target[] => {
   const withBacklog = Math.max(...b.fill.samples.map((s) => s.rssBytes), b.restart.afterRestart.rssBytes)
   const lost = b.events.down.lost + b.events.healthy.lost
@@ -297,6 +363,8 @@ const targets: Target[] = [
   target("acks/s / straightforward", durable.ingest.perSecond / straightforward.ingest.perSecond, 1.2, x),
   target("end to end / durable floor", durable.endToEndPerSecond / durableFloor.endToEndPerSecond, 0.8, x),
   target("p99 acknowledgement at 64 clients", durable.ingest.p99Ms, 20, ms, true),
+  target(`p50 send to tenant at ${STEADY_RATE} events/s (open loop) / durable floor`, durable.steady.toTenantP50Ms / durableFloor.steady.toTenantP50Ms, 2, x, true),
+  target(`p99 send to tenant at ${STEADY_RATE} events/s (open loop) / durable floor`, durable.steady.toTenantP99Ms / durableFloor.steady.toTenantP99Ms, 2, x, true),
   twoOnRedis
     ? target("acks/s: 2 routers on one Redis / 1 on SQLite", twoOnRedis.ingest.perSecond / durable.ingest.perSecond, 0.8, x)
     : unavailable("acks/s: 2 routers on one Redis / 1 on SQLite", `≥ ${x(0.8)}`, "no redis-server"),
@@ -308,6 +376,7 @@ const targets: Target[] = [
   target("lookups at 100 000 hooks", lookup.table.perSecond, 5_000_000, (v) => `${n(v)}/s`),
   target("extra memory for 100 000 hooks", scale.extraBytes / MiB, 100, mibs, true),
   target("start-up with 100 000 hooks", scale.startMs, 1000, msInt, true),
+  ...startupTargets(startup),
   ...(backlog ? backlogTargets(backlog) : [])
 ]
 
@@ -320,6 +389,32 @@ const machine = {
 }
 const ingestRow = (label: string, r: LoadResult, run?: RunResult) =>
   `| ${label} | ${n(r.perSecond)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${run ? n(run.endToEndPerSecond) : "–"} | ${run ? `${(run.verifiedShare * 100).toFixed(2)} %` : "–"} | ${run ? ms(run.e2eP99Ms) : "–"} |`
+
+const steadyRow = (label: string, r: SteadyResult) =>
+  `| ${label} | ${ms(r.ackP50Ms)} | ${ms(r.ackP99Ms)} | ${ms(r.toTenantP50Ms)} | ${ms(r.toTenantP99Ms)} | ${ms(r.sendLagP99Ms)} |`
+const steadySection = [
+  "",
+  `Open loop: ${n(STEADY_EVENTS)} events at a steady ${STEADY_RATE}/s (one sent every ${1000 / STEADY_RATE} ms on a schedule, not waiting for answers), right after the run above on the same process. Latencies count from each event's scheduled send, so a late send counts against the server; the last column is how late the load generator itself sent.`,
+  "",
+  `| open loop, ${STEADY_RATE} events/s | p50 ack | p99 ack | p50 send to tenant | p99 send to tenant | sent late, p99 |`,
+  "|---|---:|---:|---:|---:|---:|",
+  steadyRow("durable floor", durableFloor.steady),
+  ...(before ? [steadyRow("router of BENCH_BEFORE", before.steady)] : []),
+  steadyRow("router", durable.steady)
+]
+
+const launchRow = (label: string, l: Launches | undefined, why?: string) =>
+  l ? `| ${label} | ${msInt(l.readyMs)} | ${mib(l.idleRssBytes)} |` : `| ${label} | unavailable (${why}) | – |`
+const startupSection = [
+  "",
+  `Start-up: the median of ${LAUNCHES} launches each, on a minimal config with an empty store: from the spawn to the first 200 of \`/readyz\` (polled every ${POLL_MS} ms), and resident memory ${IDLE_MS / 1000} s after it.`,
+  "",
+  "| process | spawn to `/readyz` | resident when idle |",
+  "|---|---:|---:|",
+  launchRow("compiled binary (`bun run build`)", startup.binary, startup.binaryUnavailable),
+  launchRow("`bun start` (`bun run src/main.ts`)", startup.bunStart),
+  launchRow("empty Bun process (a bare `Bun.serve`)", startup.emptyBun)
+]
 
 const accounting = (a: BacklogResult["events"]["down"]) =>
   `${n(a.acknowledged)} / ${n(a.arrivedOnce)} / ${n(a.lost)} / ${n(a.duplicatedByKill)} / ${n(a.duplicatedOtherwise)}`
@@ -353,6 +448,8 @@ const markdown = [
   ...(twoOnRedis ? [ingestRow("2 routers on one Redis, round robin", twoOnRedis.ingest, twoOnRedis)] : []),
   "",
   `Router resident memory after the run: ${mib(durable.residentBytes)}${twoOnRedis ? ` (two on Redis: ${mib(twoOnRedis.residentBytes)} together)` : ""}. ${steps.perEvent !== null ? `Effect steps: ${n(steps.steps!)} for ${n(steps.events)} events, ${steps.perEvent.toFixed(1)} per event.` : "Effect steps per event: unavailable (the router logged no `effect steps` line)."} Lookups at ${n(HOOKS)} hooks: ${n(lookup.table.perSecond)}/s (Map.get: ${n(lookup.map.perSecond)}/s, ratio ${x(lookup.table.perSecond / lookup.map.perSecond)}). A ${n(HOOKS)}-hook config file: start-up ${n(scale.startMs)} ms, ${mib(scale.largeRss)} resident against ${mib(scale.smallRss)} with ${TENANTS} hooks.`,
+  ...steadySection,
+  ...startupSection,
   ...(backlog ? backlogSection(backlog) : []),
   "",
   "| target | measured | goal | met |",
@@ -360,7 +457,7 @@ const markdown = [
   ...targets.map((t) => `| ${t.what} | ${t.measured} | ${t.target} | ${t.met === undefined ? "–" : t.met ? "yes" : "**no**"} |`)
 ].join("\n")
 
-const results = { machine, events: EVENTS, tenants: TENANTS, concurrency: CONCURRENCY, runs, lookup, scale, backlog, targets }
+const results = { machine, events: EVENTS, tenants: TENANTS, concurrency: CONCURRENCY, steadyEvents: STEADY_EVENTS, steadyRate: STEADY_RATE, runs, lookup, scale, startup, backlog, targets }
 const replacer = (key: string, value: unknown) => (key === "sentAt" ? undefined : value)
 const outDir = OUT ?? import.meta.dir
 if (OUT) mkdirSync(OUT, { recursive: true })
@@ -375,7 +472,11 @@ if (!OUT) {
 console.log(markdown)
 
 const routerRuns = [durableFloor, ...(before ? [before] : []), durable, isolated, ...(twoOnRedis ? [twoOnRedis] : [])]
-if (routerRuns.some((r) => r.ingest.acknowledged !== EVENTS || r.rejected > 0 || r.verifiedShare < 1)) {
+const steadyRuns = [durableFloor.steady, ...(before ? [before.steady] : []), durable.steady]
+if (
+  routerRuns.some((r) => r.ingest.acknowledged !== EVENTS || r.rejected > 0 || r.verifiedShare < 1) ||
+  steadyRuns.some((r) => r.acknowledged !== r.sent || r.arrived !== r.sent || r.rejected > 0)
+) {
   console.error("benchmark saw failures: an event was not acknowledged, not delivered, or failed verification")
   process.exit(1)
 }
