@@ -357,12 +357,13 @@ const backlogTargets = (b: BacklogResult): Target[] => {
 }
 
 const targets: Target[] = [
-  target("acks/s / durable floor", durable.ingest.perSecond / durableFloor.ingest.perSecond, 0.8, x),
+  // The goals issue 23 set for the closed loop: 0.6x the durable floor that also signs, p99 within 25 ms.
+  target("acks/s / durable floor", durable.ingest.perSecond / durableFloor.ingest.perSecond, 0.6, x),
   // A change may cost the hot path at most 5 %.
   ...(before ? [target("acks/s / BENCH_BEFORE's router", durable.ingest.perSecond / before.ingest.perSecond, 0.95, x)] : []),
   target("acks/s / straightforward", durable.ingest.perSecond / straightforward.ingest.perSecond, 1.2, x),
   target("end to end / durable floor", durable.endToEndPerSecond / durableFloor.endToEndPerSecond, 0.8, x),
-  target("p99 acknowledgement at 64 clients", durable.ingest.p99Ms, 20, ms, true),
+  target("p99 acknowledgement at 64 clients", durable.ingest.p99Ms, 25, ms, true),
   target(`p50 send to tenant at ${STEADY_RATE} events/s (open loop) / durable floor`, durable.steady.toTenantP50Ms / durableFloor.steady.toTenantP50Ms, 2, x, true),
   target(`p99 send to tenant at ${STEADY_RATE} events/s (open loop) / durable floor`, durable.steady.toTenantP99Ms / durableFloor.steady.toTenantP99Ms, 2, x, true),
   twoOnRedis
