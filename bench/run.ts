@@ -233,15 +233,22 @@ const measureRouter = async (farm: Farm, warmup: ReadonlyArray<Signed>, events: 
 /**
  * Effect steps per event: a separate router started with ROUTER_COUNT_EFFECT_STEPS=1
  * (the counting may cost time), which logs `{"msg":"effect steps","steps":N}` on
- * SIGTERM. Steps over the process's life (start-up included) ÷ events acknowledged.
+ * SIGTERM. Steps over the process's life (start-up included) ÷ events acknowledged;
+ * beside it, a router that takes no events gives the steps of start-up and shutdown
+ * alone, and so what each event itself costs.
  */
 const effectSteps = async (farm: Farm) => {
-  const router = await spawnRouter(routerConfig(farm), { env: { ROUTER_COUNT_EFFECT_STEPS: "1" }, capture: ["effect steps"] })
-  const run = await measure([router.url], [router.pid], farm, [], await presign(STEP_EVENTS, "steps"))
-  await router.stop()
-  const steps = router.captured("effect steps")?.steps
-  const events = run.ingest.acknowledged
-  return typeof steps === "number" && events > 0 ? { steps, events, perEvent: steps / events } : { steps: null, events, perEvent: null }
+  const counted = async (events: ReadonlyArray<Signed>) => {
+    const router = await spawnRouter(routerConfig(farm), { env: { ROUTER_COUNT_EFFECT_STEPS: "1" }, capture: ["effect steps"] })
+    const run = events.length > 0 ? await measure([router.url], [router.pid], farm, [], events) : undefined
+    await router.stop()
+    const steps = router.captured("effect steps")?.steps
+    return { steps: typeof steps === "number" ? steps : null, events: run?.ingest.acknowledged ?? 0 }
+  }
+  const idle = await counted([])
+  const { steps, events } = await counted(await presign(STEP_EVENTS, "steps"))
+  if (steps === null || events === 0) return { steps: null, events, perEvent: null, startSteps: idle.steps, perEventAfterStart: null }
+  return { steps, events, perEvent: steps / events, startSteps: idle.steps, perEventAfterStart: idle.steps === null ? null : (steps - idle.steps) / events }
 }
 
 const redisRun = async () => {
@@ -448,7 +455,7 @@ const markdown = [
   ingestRow("router, 10 % of tenants sleeping (healthy ones)", isolated.ingest, isolated),
   ...(twoOnRedis ? [ingestRow("2 routers on one Redis, round robin", twoOnRedis.ingest, twoOnRedis)] : []),
   "",
-  `Router resident memory after the run: ${mib(durable.residentBytes)}${twoOnRedis ? ` (two on Redis: ${mib(twoOnRedis.residentBytes)} together)` : ""}. ${steps.perEvent !== null ? `Effect steps: ${n(steps.steps!)} for ${n(steps.events)} events, ${steps.perEvent.toFixed(1)} per event.` : "Effect steps per event: unavailable (the router logged no `effect steps` line)."} Lookups at ${n(HOOKS)} hooks: ${n(lookup.table.perSecond)}/s (Map.get: ${n(lookup.map.perSecond)}/s, ratio ${x(lookup.table.perSecond / lookup.map.perSecond)}). A ${n(HOOKS)}-hook config file: start-up ${n(scale.startMs)} ms, ${mib(scale.largeRss)} resident against ${mib(scale.smallRss)} with ${TENANTS} hooks.`,
+  `Router resident memory after the run: ${mib(durable.residentBytes)}${twoOnRedis ? ` (two on Redis: ${mib(twoOnRedis.residentBytes)} together)` : ""}. ${steps.perEvent !== null ? `Effect steps: ${n(steps.steps!)} for ${n(steps.events)} events, ${steps.perEvent.toFixed(1)} per event${steps.startSteps !== null && steps.perEventAfterStart !== null ? `, of which start-up and shutdown alone take ${n(steps.startSteps)} (a router that took no events), so ${steps.perEventAfterStart.toFixed(1)} per event beyond them` : ""}.` : "Effect steps per event: unavailable (the router logged no `effect steps` line)."} Lookups at ${n(HOOKS)} hooks: ${n(lookup.table.perSecond)}/s (Map.get: ${n(lookup.map.perSecond)}/s, ratio ${x(lookup.table.perSecond / lookup.map.perSecond)}). A ${n(HOOKS)}-hook config file: start-up ${n(scale.startMs)} ms, ${mib(scale.largeRss)} resident against ${mib(scale.smallRss)} with ${TENANTS} hooks.`,
   ...steadySection,
   ...startupSection,
   ...(backlog ? backlogSection(backlog) : []),
