@@ -1,6 +1,10 @@
 /** What every admin command shares: the API's typed client that runs it, and how its failures read. */
 import { Command } from "@effect/cli"
-import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Console, Duration, Effect, ParseResult, Redacted } from "effect"
 import { isAnswered } from "../domain/Errors.ts"
 import { AdminApi } from "../http/Api.ts"
