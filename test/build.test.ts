@@ -33,6 +33,10 @@ test("bun build --compile makes a single binary that runs the router without Bun
     const served = await fetch(`http://127.0.0.1:${port}${script}`)
     expect(served.headers.get("content-type")).toStartWith("text/javascript")
     expect(await served.text()).toContain("Sign in")
+    // The API reference is built on its first request, from a module the binary still carries.
+    const docs = await fetch(`http://127.0.0.1:${port}/docs`)
+    expect(docs.status).toBe(200)
+    expect(await docs.text()).toContain("<title>sip-tenant-router admin API</title>")
   } finally {
     proc.kill("SIGTERM")
     expect(await proc.exited).toBe(0)

@@ -253,6 +253,19 @@ describe("starting the process", () => {
     expect(stderr).toContain("nope.yaml")
   })
 
+  // main runs the router without building the command line when the arguments only ask for it: what the command line refuses stays its usage error.
+  test("--config naming a directory, or a blank ROUTER_CONFIG, is the command line's usage error (exit 2); a missing file is the router's (exit 1)", async () => {
+    const directory = await run(["--config", dir])
+    expect(directory.code).toBe(2)
+    expect(directory.stderr).toStartWith(`error: Expected path '${dir}' to be a regular file`)
+    const blank = await run(["serve"], { ROUTER_CONFIG: "" })
+    expect(blank.code).toBe(2)
+    expect(blank.stderr).toStartWith("error: serve needs --config FILE (or ROUTER_CONFIG)")
+    const missing = await run(["serve", "--config", join(dir, "nope.yaml")])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toStartWith(`config: (file): cannot read ${join(dir, "nope.yaml")}`)
+  })
+
   test("no config at all prints usage", async () => {
     const { code, stderr } = await run([])
     expect(code).not.toBe(0)

@@ -1,24 +1,18 @@
-/** What every admin command shares: its failures, and the API's typed client that runs it. */
+/** What every admin command shares: the API's typed client that runs it, and how its failures read. */
 import { Command } from "@effect/cli"
-import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientError, HttpClientRequest } from "@effect/platform"
-import { Console, Data, Duration, Effect, ParseResult, Redacted } from "effect"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import { Console, Duration, Effect, ParseResult, Redacted } from "effect"
 import { isAnswered } from "../domain/Errors.ts"
 import { AdminApi } from "../http/Api.ts"
+import { AnsweredNo, Failed, Usage } from "./Failures.ts"
 import type { Connection } from "./Inputs.ts"
 
 // A test send waits for the tenant (up to delivery.timeout), so this is well above any sane per-attempt timeout.
 const ANSWER_TIMEOUT = Duration.seconds(60)
-
-// ---------------------------------------------------------------- failures
-
-/** A command that failed (the router refused, could not be reached or answered nonsense; a bad config; a store it cannot open): its line for stderr, exit 1. */
-export class Failed extends Data.TaggedError("Failed")<{ readonly message: string }> {}
-
-/** The router answered, and the answer is no (`hooks test`: not delivered; `explain`: not routed): exit 1, the answer already printed. */
-export class AnsweredNo extends Data.TaggedError("AnsweredNo")<{}> {}
-
-/** A command that cannot run as given (outside what @effect/cli validates). */
-export class Usage extends Data.TaggedError("Usage")<{ readonly message: string }> {}
 
 const describeCause = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
 

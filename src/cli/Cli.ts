@@ -4,20 +4,21 @@
  * from the API's definition, and `check-config`, which needs no router.
  */
 import { Args, type CliApp, Command, Options, ValidationError } from "@effect/cli"
-import { defaultTeardown, type Teardown } from "@effect/platform/Runtime"
-import { Config, Console, Effect, Exit, Option } from "effect"
-import { loadConfigFile, readConfigFile } from "../AppConfig.ts"
+import { Config, Console, Effect, Option } from "effect"
+import { loadConfigFile } from "../AppConfig.ts"
 import { CallStatus } from "../domain/Call.ts"
 import { CallCursorText } from "../domain/CallViews.ts"
 import { DeliveryStatus } from "../domain/Delivery.ts"
 import { CallDomain, DeliveryId, DeliveryTenant, EventIdFilter, EventType, Limit, RoomName } from "../domain/DeliveryViews.ts"
 import { HostPattern, NumberText } from "../domain/Hook.ts"
 import { IsoTime } from "../domain/IsoTime.ts"
-import { AnsweredNo, Failed, group, print, Usage, withClient } from "./AdminClient.ts"
+import { group, print, withClient } from "./AdminClient.ts"
+import { AnsweredNo, Failed, Usage } from "./Failures.ts"
 import * as Format from "./Format.ts"
 import { hooks, numbers } from "./HookCommands.ts"
 import { argument, connection, DEFAULT_ROUTER_URL, deliveryArg, given, hostArg, option } from "./Inputs.ts"
 import { listenCommand } from "./Listen.ts"
+import { serve } from "./Serve.ts"
 import { tokens } from "./TokenCommands.ts"
 
 /** Printed under `--help` and after a usage error. */
@@ -201,18 +202,6 @@ const configOption = Options.file("config").pipe(
   Options.map(Option.filter((path) => path !== ""))
 )
 
-/** Runs the router until SIGTERM/SIGINT; a config or store it cannot use stops it with exit 1. */
-const serve = (path: string) =>
-  Effect.gen(function* () {
-    const { config, text } = yield* readConfigFile(path)
-    // Loaded here, not at the top, so admin commands do not pay for the whole server.
-    const { runApp } = yield* Effect.promise(() => import("../App.ts"))
-    return yield* runApp(config, { configFile: { path, text } })
-  }).pipe(
-    Effect.mapError((error) => new Failed({ message: error._tag === "StoreUnavailable" ? `cannot open the store: ${String(error.cause)}` : error.message })),
-    Effect.catchAllDefect((defect) => Effect.fail(new Failed({ message: `router stopped: ${String(defect)}` })))
-  )
-
 const serveWith = (config: Option.Option<string>): Effect.Effect<void, Failed | Usage> =>
   Option.match(config, { onNone: () => Effect.fail(new Usage({ message: "serve needs --config FILE (or ROUTER_CONFIG)" })), onSome: serve })
 
@@ -250,7 +239,3 @@ export const cli = (args: ReadonlyArray<string>) =>
       })
     )
   })
-
-/** runMain's default teardown knows only 0 and 1; this one exits with the code the CLI returned. */
-export const exitWithCode: Teardown = (exit, onExit) =>
-  Exit.isSuccess(exit) && typeof exit.value === "number" ? onExit(exit.value) : defaultTeardown(exit, onExit)

@@ -8,7 +8,10 @@
  */
 import { Command, Options } from "@effect/cli"
 import * as Sse from "@effect/experimental/Sse"
-import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Clock, Console, Data, Duration, Effect, Option, Redacted, Schema, Stream } from "effect"
 import { DeliveryTenant } from "../domain/DeliveryViews.ts"
 import { isQueued, StreamEvent } from "../domain/DeliveryStream.ts"

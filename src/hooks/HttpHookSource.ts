@@ -1,4 +1,7 @@
-import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientError } from "@effect/platform"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import { Context, Duration, Effect, Either, identity, Layer, Option, Schedule, Schema, SubscriptionRef } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { firstProblem } from "../domain/Errors.ts"

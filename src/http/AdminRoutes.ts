@@ -1,6 +1,9 @@
-import { HttpApiBuilder, HttpApiScalar, HttpLayerRouter, HttpServerResponse, OpenApi } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
-import { Chunk, Effect, Layer } from "effect"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as OpenApi from "@effect/platform/OpenApi"
+import { Chunk, Effect, Layer, Scope } from "effect"
 import type { RouterConfig } from "../domain/Config.ts"
 import { BadRequest, firstIssue } from "../domain/Errors.ts"
 import { AdminApi } from "./Api.ts"
@@ -58,10 +61,30 @@ const Endpoints = HttpApiBuilder.Router.unwrap(
   Layer.provide(CredentialsLive)
 )
 
-/** The OpenAPI document and its rendering, both generated from the same definition, with nothing fetched from elsewhere. */
+/**
+ * /docs: Scalar's page with the OpenAPI document inlined. Built on its first
+ * request, not at start: the page carries Scalar's 3 MB script, which a router
+ * nobody reads the docs of should neither load nor keep.
+ */
+const DocsPage = Layer.unwrapScoped(
+  Effect.gen(function* () {
+    const scope = yield* Effect.scope
+    const page = yield* Effect.cached(
+      Effect.promise(() => import("@effect/platform/HttpApiScalar")).pipe(
+        Effect.flatMap((scalar) => HttpLayerRouter.toHttpEffect(scalar.layerHttpLayerRouter({ api: AdminApi, path: "/docs", scalar: { withDefaultFonts: false } }))),
+        // A router of its own: the request's memo map would hand it the router this route is on.
+        Effect.provideServiceEffect(Layer.CurrentMemoMap, Layer.makeMemoMap),
+        Scope.extend(scope)
+      )
+    )
+    return HttpLayerRouter.add("GET", "/docs", Effect.flatten(page))
+  })
+)
+
+/** The OpenAPI document and its rendering, both generated from the same definition when first asked for, with nothing fetched from elsewhere. */
 const Docs = Layer.mergeAll(
   HttpLayerRouter.add("GET", "/openapi.json", Effect.sync(() => HttpServerResponse.unsafeJson(OpenApi.fromApi(AdminApi)))),
-  HttpApiScalar.layerHttpLayerRouter({ api: AdminApi, path: "/docs", scalar: { withDefaultFonts: false } })
+  DocsPage
 )
 
 /** The admin API, and (unless `admin.docs` is false) its documentation. */

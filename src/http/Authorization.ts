@@ -1,4 +1,4 @@
-import { HttpServerRequest } from "@effect/platform"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Effect, Layer, Option } from "effect"
 import { Forbidden, Unauthorized } from "../domain/Errors.ts"
 import { isUnderWildcard } from "../domain/Hook.ts"

@@ -1,4 +1,4 @@
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Effect, Redacted } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { sortAtOf, type CallListing, type CallTimeline } from "../domain/Call.ts"

@@ -1,4 +1,4 @@
-import { HttpServerRequest } from "@effect/platform"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Context, Effect, Layer, Option, Redacted, SubscriptionRef } from "effect"
 import { isApiTokenShape, tokenHash } from "../domain/AdminToken.ts"
 import type { RouterConfig } from "../domain/Config.ts"

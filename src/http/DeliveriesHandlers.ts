@@ -1,4 +1,4 @@
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Effect } from "effect"
 import { DeliveryAdmin } from "../delivery/DeliveryAdmin.ts"
 import type { Attempt, Delivery } from "../domain/Delivery.ts"

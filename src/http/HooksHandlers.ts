@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto"
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Clock, Duration, Effect, Either, Redacted } from "effect"
 import { DeliveryAdmin } from "../delivery/DeliveryAdmin.ts"
 import { HEALTHY, type TenantHealth } from "../domain/TenantHealth.ts"

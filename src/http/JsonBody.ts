@@ -1,4 +1,6 @@
-import { HttpApi, HttpRouter, HttpServerRequest } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Effect, Either, Layer, Option, Schema, type ParseResult } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { BadRequest, firstProblem } from "../domain/Errors.ts"

@@ -1,4 +1,4 @@
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Effect } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { Forbidden, NotFound } from "../domain/Errors.ts"

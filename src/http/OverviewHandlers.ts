@@ -1,4 +1,4 @@
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Clock, Effect } from "effect"
 import { lastMinutes, MINUTE_MS, summarize } from "../domain/AttemptMinutes.ts"
 import type { TenantHealth } from "../domain/TenantHealth.ts"

@@ -1,4 +1,6 @@
-import { HttpApp, HttpLayerRouter, HttpServerRequest } from "@effect/platform"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Cause, Effect, Layer, Runtime, type Scope } from "effect"
 import type { RouterConfig } from "../domain/Config.ts"
 import { consoleRoutes } from "../console/ConsoleRoutes.ts"

@@ -1,4 +1,5 @@
-import { HttpApiBuilder, HttpServerRequest } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Clock, Duration, Effect, SubscriptionRef } from "effect"
 import { tokenHash } from "../domain/AdminToken.ts"
 import { newSessionSecret } from "../domain/Session.ts"

@@ -1,4 +1,4 @@
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Effect } from "effect"
 import { newToken, newTokenId, tokenHash, tokenView, type StoredToken } from "../domain/AdminToken.ts"
 import { NotFound } from "../domain/Errors.ts"

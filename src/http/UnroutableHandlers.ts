@@ -1,4 +1,4 @@
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Effect } from "effect"
 import type { UnroutableEvent, UnroutableGroup } from "../domain/Delivery.ts"
 import type { UnroutableDomainView, UnroutableView } from "../domain/DeliveryViews.ts"

@@ -4,7 +4,8 @@
  * most of the router's spans are OpenTelemetry's, so the one line that writes
  * it is here.
  */
-import { Headers, HttpTraceContext } from "@effect/platform"
+import * as Headers from "@effect/platform/Headers"
+import * as HttpTraceContext from "@effect/platform/HttpTraceContext"
 import { Option, type Tracer } from "effect"
 
 /** What a traceparent names: the span, its trace, and whether the trace is sampled. */
