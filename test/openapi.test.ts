@@ -44,7 +44,8 @@ const ENDPOINTS = [
   "POST /v1/portal-links/redeem",
   "GET /v1/sessions/current",
   "DELETE /v1/sessions/current",
-  "GET /v1/overview"
+  "GET /v1/overview",
+  "GET /v1/backup"
 ]
 
 /** Signing in is what a credential is for: these two take none. */

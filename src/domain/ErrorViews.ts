@@ -1,6 +1,6 @@
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Schema } from "effect"
-import { BadRequest, Conflict, Forbidden, Internal, NotFound, PayloadTooLarge, ShuttingDown, StoreUnavailable, Unauthorized, type Answered } from "./Errors.ts"
+import { BadRequest, Conflict, Forbidden, Internal, NotFound, NotImplemented, PayloadTooLarge, ShuttingDown, StoreUnavailable, Unauthorized, type Answered } from "./Errors.ts"
 
 /**
  * The admin API's errors on the wire: `{"error":{"code","message"}}` with the
@@ -36,4 +36,5 @@ export const PayloadTooLargeView = errorView(PayloadTooLarge)
 /** The router's answer stands for the cause a client never sees. */
 export const StoreUnavailableView = errorView(StoreUnavailable, (message) => new StoreUnavailable({ cause: message }))
 export const InternalView = errorView(Internal)
+export const NotImplementedView = errorView(NotImplemented)
 export const ShuttingDownView = errorView(ShuttingDown, () => new ShuttingDown())

@@ -151,6 +151,9 @@ export class NotFound extends answered("NotFound", "not_found", 404)<{ readonly 
 /** 409: e.g. a host that the config file owns. */
 export class Conflict extends answered("Conflict", "conflict", 409)<{ readonly message: string }> {}
 
+/** 501: the store in use cannot do what was asked (a backup of Redis is taken on the Redis side); the message says what to do instead. */
+export class NotImplemented extends answered("NotImplemented", "not_implemented", 501)<{ readonly message: string }> {}
+
 /** 500: what the router answers for a failure it did not expect (decoded by clients; never raised by a handler). */
 export class Internal extends answered("Internal", "internal", 500)<{ readonly message: string }> {}
 

@@ -8,6 +8,7 @@ import type { RouterConfig } from "../domain/Config.ts"
 import { BadRequest, firstIssue } from "../domain/Errors.ts"
 import { AdminApi } from "./Api.ts"
 import { AuthorizationLive } from "./Authorization.ts"
+import { BackupLive } from "./BackupHandlers.ts"
 import { CallsLive } from "./CallsHandlers.ts"
 import { CredentialsLive } from "./Credentials.ts"
 import { DeliveriesLive } from "./DeliveriesHandlers.ts"
@@ -56,7 +57,7 @@ const Endpoints = HttpApiBuilder.Router.unwrap(
     )
   }, Layer.effectDiscard)
 ).pipe(
-  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive, StreamLive, TokensLive, OverviewLive, SignInLive, SessionLive]),
+  Layer.provide([HooksLive, NumbersLive, DeliveriesLive, TenantsLive, UnroutableLive, ExplainLive, CallsLive, StreamLive, TokensLive, OverviewLive, BackupLive, SignInLive, SessionLive]),
   Layer.provide([AuthorizationLive, JsonBodyLive, StreamHub.Default]),
   Layer.provide(CredentialsLive)
 )

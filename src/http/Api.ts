@@ -28,7 +28,7 @@ import { ExplainRequest, ExplainView } from "../domain/ExplainViews.ts"
 import { PortalLinkView, RedeemRequest, SESSION_COOKIE, SessionView, SignInRequest } from "../domain/Session.ts"
 import { OverviewView } from "../domain/OverviewViews.ts"
 import { StreamHeaders, StreamParams } from "../domain/DeliveryStream.ts"
-import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, PayloadTooLargeView, ShuttingDownView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
+import { BadRequestView, ConflictView, ForbiddenView, InternalView, NotFoundView, NotImplementedView, PayloadTooLargeView, ShuttingDownView, StoreUnavailableView, UnauthorizedView } from "../domain/ErrorViews.ts"
 import { HostPattern, NumberText } from "../domain/Hook.ts"
 import {
   HookChanges,
@@ -325,6 +325,21 @@ export class OverviewGroup extends HttpApiGroup.make("overview").add(
     )
 ) {}
 
+/** The SQLite database file itself, as a router opens it. */
+export const BACKUP_CONTENT_TYPE = "application/vnd.sqlite3"
+
+export class BackupGroup extends HttpApiGroup.make("backup").add(
+  HttpApiEndpoint.get("backup", "/v1/backup")
+    .addSuccess(HttpApiSchema.Uint8Array({ contentType: BACKUP_CONTENT_TYPE }).annotations({ description: "The SQLite database file: a router started on it serves from that point" }))
+    .addError(NotImplementedView)
+    .annotate(OpenApi.Summary, "A consistent snapshot of the SQLite store, taken while the router keeps serving (operators only)")
+    .annotate(
+      OpenApi.Description,
+      "The body is the database as of the last commit (SQLite's VACUUM INTO), every acknowledged event and pending delivery in it. " +
+        "Restore by stopping the router, putting the file in place of the store's file and starting it. On the Redis store: 501, since Redis is backed up on its own side (AOF or RDB)."
+    )
+) {}
+
 /**
  * Two corrections to the generated document, so it says what the router does:
  * every operation that takes the bearer token takes the console's session
@@ -362,6 +377,7 @@ export class AdminApi extends HttpApi.make("admin")
   .add(StreamGroup.middlewareEndpoints(Authorization))
   .add(TokensGroup.middlewareEndpoints(Authorization))
   .add(OverviewGroup.middlewareEndpoints(Authorization))
+  .add(BackupGroup.middlewareEndpoints(Authorization))
   .add(SessionGroup.middlewareEndpoints(Authorization))
   .add(SignInGroup)
   .addError(BadRequestView)

@@ -1,7 +1,7 @@
 import type { Effect, Option } from "effect"
 import type { CallChange, CallQuery, CallTimeline } from "../domain/Call.ts"
 import type { NewDelivery, Pin } from "../domain/Delivery.ts"
-import type { StoreUnavailable } from "../domain/Errors.ts"
+import type { NotImplemented, StoreUnavailable } from "../domain/Errors.ts"
 import type { DeliveryHistory } from "./DeliveryHistory.ts"
 import type { DeliveryQueue } from "./DeliveryQueue.ts"
 import type { EventStore } from "./EventStore.ts"
@@ -92,4 +92,6 @@ export interface StoreBackend {
   readonly leases: Leases["Type"]
   /** Deletes at most `limit` of the target's records last changed before `before` (never a pending delivery): how many went. */
   readonly pruneSlice: (target: PruneTarget, before: number, limit: number) => Effect.Effect<number, StoreUnavailable>
+  /** Writes a consistent copy of the store, as of its last commit, to the new file `into`; Redis is backed up on its own side. */
+  readonly snapshot: (into: string) => Effect.Effect<void, StoreUnavailable | NotImplemented>
 }

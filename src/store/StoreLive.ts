@@ -1,3 +1,6 @@
+import { rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
 import { Clock, Context, Effect, Layer, Option, ParseResult, Redacted, Schema, type Scope } from "effect"
 import { StoredToken } from "../domain/AdminToken.ts"
 import { CallListing } from "../domain/Call.ts"
@@ -6,6 +9,7 @@ import { StoreUnavailable } from "../domain/Errors.ts"
 import { StoredHookJson } from "../domain/Hook.ts"
 import { StoredPortalLink, StoredSession } from "../domain/Session.ts"
 import { decodeTenantHealth, encodeTenantHealth } from "../domain/TenantHealth.ts"
+import { Backups } from "./Backups.ts"
 import { CallHistory } from "./CallHistory.ts"
 import { DeliveryHistory } from "./DeliveryHistory.ts"
 import { DeliveryQueue } from "./DeliveryQueue.ts"
@@ -22,10 +26,13 @@ import { makeRedisStore, type RedisStoreOptions } from "./redis/RedisStore.ts"
 import { makeSqliteStore } from "./sqlite/SqliteStore.ts"
 
 /** Every tag a store provides. */
-export type StoreServices = EventStore | DeliveryQueue | Leases | HealthStore | DeliveryHistory | HookStore | Retention | CallHistory | TokenStore | SessionStore
+export type StoreServices = EventStore | DeliveryQueue | Leases | HealthStore | DeliveryHistory | HookStore | Retention | CallHistory | TokenStore | SessionStore | Backups
 
-/** Every store tag over one backend, opened once and shared: what the stores have in common, written once. */
-const storeOver = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Scope>): Layer.Layer<StoreServices, StoreUnavailable> =>
+/**
+ * Every store tag over one backend, opened once and shared: what the stores have in common, written once.
+ * Snapshots are written in `snapshotDir` (beside the database: the same disk, never a small tmpfs).
+ */
+const storeOver = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Scope>, snapshotDir: string): Layer.Layer<StoreServices, StoreUnavailable> =>
   Layer.scopedContext(
     Effect.map(open, (backend) =>
       Context.make(EventStore, events(backend)).pipe(
@@ -37,7 +44,8 @@ const storeOver = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Sco
         Context.add(CallHistory, calls(backend)),
         Context.add(TokenStore, tokens(backend)),
         Context.add(SessionStore, sessions(backend)),
-        Context.add(Retention, retention(backend))
+        Context.add(Retention, retention(backend)),
+        Context.add(Backups, backups(backend, snapshotDir))
       )
     )
   )
@@ -206,15 +214,23 @@ const retention = ({ pruneSlice }: StoreBackend): Retention["Type"] => {
   }
 }
 
+/** A snapshot in a file of its own, removed with the scope, also when the snapshot fails halfway. */
+const backups = ({ snapshot }: StoreBackend, snapshotDir: string): Backups["Type"] => ({
+  snapshot: Effect.acquireRelease(
+    Effect.sync(() => join(snapshotDir, `.backup-${crypto.randomUUID()}.db`)),
+    (into) => Effect.promise(() => rm(into, { force: true }))
+  ).pipe(Effect.tap(snapshot))
+})
+
 /**
  * The stores to choose from; each opens its backend once and provides every
  * store tag over it. The tags themselves know none of them.
  */
 export const StoreLive = {
   /** The embedded default: SQLite in WAL mode, a file per deployment, committed by a writer thread. */
-  sqlite: (path: string): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeSqliteStore(path)),
+  sqlite: (path: string): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeSqliteStore(path), dirname(path)),
   /** Shared by every instance behind a load balancer: Redis with appendonly persistence. */
-  redis: (options: RedisStoreOptions): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeRedisStore(options)),
+  redis: (options: RedisStoreOptions): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeRedisStore(options), tmpdir()),
   /** Same code over a fresh in-memory database (a new one per call): nothing survives the process. */
-  memory: (): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeSqliteStore(":memory:"))
+  memory: (): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeSqliteStore(":memory:"), tmpdir())
 }

@@ -1,4 +1,5 @@
 import { Effect } from "effect"
+import { Backups } from "../../src/store/Backups.ts"
 import { CallHistory } from "../../src/store/CallHistory.ts"
 import { DeliveryHistory } from "../../src/store/DeliveryHistory.ts"
 import { DeliveryQueue } from "../../src/store/DeliveryQueue.ts"
@@ -21,10 +22,11 @@ export type Store = EventStore["Type"] &
   Retention["Type"] &
   CallHistory["Type"] &
   TokenStore["Type"] &
-  SessionStore["Type"]
+  SessionStore["Type"] &
+  Backups["Type"]
 
 export const Store: Effect.Effect<Store, never, StoreServices> = Effect.map(
-  Effect.all([EventStore, DeliveryQueue, Leases, HealthStore, DeliveryHistory, HookStore, Retention, CallHistory, TokenStore, SessionStore]),
+  Effect.all([EventStore, DeliveryQueue, Leases, HealthStore, DeliveryHistory, HookStore, Retention, CallHistory, TokenStore, SessionStore, Backups]),
   (services): Store => Object.assign({}, ...services)
 )
 
@@ -40,5 +42,6 @@ export const provideStore = <A, E>(program: Effect.Effect<A, E, StoreServices>, 
     Effect.provideService(Retention, store),
     Effect.provideService(CallHistory, store),
     Effect.provideService(TokenStore, store),
-    Effect.provideService(SessionStore, store)
+    Effect.provideService(SessionStore, store),
+    Effect.provideService(Backups, store)
   )

@@ -2,7 +2,7 @@ import { hostname } from "node:os"
 import { Effect, Exit, Option } from "effect"
 import type { Attempt, DeliveryStatus, Pin } from "../../domain/Delivery.ts"
 import { LATENCY_BUCKETS, tallyAttempts, tallyCounts, tallyOfCounts } from "../../domain/AttemptMinutes.ts"
-import { StoreUnavailable } from "../../domain/Errors.ts"
+import { NotImplemented, StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping } from "../../domain/Hook.ts"
 import { answeredPerTurn } from "../../TurnBatch.ts"
 import { openRedis } from "./RedisConnection.ts"
@@ -26,6 +26,10 @@ export interface RedisStoreOptions {
 }
 
 /** One take-over pass moves at most this many deliveries; the Reclaimer asks again while passes come back full. */
+/** Redis is backed up by Redis: the router's answer to a backup request says how. */
+const REDIS_BACKUP =
+  "the router streams backups of its SQLite store only: back up Redis itself, from its AOF (appendonly, with BGREWRITEAOF) or an RDB snapshot (BGSAVE, then copy dump.rdb); see docs/operations.md, Backup and restore"
+
 export const CLAIM_PAGE = 200
 /** Failed deliveries looked at per requeueFailed script call, so a huge requeue never blocks Redis for long. */
 const REQUEUE_PAGE = 250
@@ -263,7 +267,8 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
         renewLeases: Effect.asVoid(renew()),
         claimStale: decoding(claim(CLAIM_PAGE, graceMs), (reply) => queuedList(reply).sort((a, b) => a.id - b.id))
       },
-      pruneSlice: (target, before, limit) => Effect.map(prune(target, before, limit), Number)
+      pruneSlice: (target, before, limit) => Effect.map(prune(target, before, limit), Number),
+      snapshot: () => Effect.fail(new NotImplemented({ message: REDIS_BACKUP }))
     }
     return backend
   })

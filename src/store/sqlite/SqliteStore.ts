@@ -7,7 +7,7 @@ import { StoreUnavailable } from "../../domain/Errors.ts"
 import type { NumberMapping } from "../../domain/Hook.ts"
 import { decodeDelivery, decodeQueued } from "../DeliveryRecord.ts"
 import { prepareCallReads, recordOf } from "./SqliteCalls.ts"
-import { DELIVERY_COLUMNS, openDatabase, QUEUED_COLUMNS, TALLY_COLUMNS } from "./SqliteSchema.ts"
+import { DELIVERY_COLUMNS, openDatabase, QUEUED_COLUMNS, snapshotInto, TALLY_COLUMNS } from "./SqliteSchema.ts"
 import { prepareWrites, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
 import type { StoreBackend } from "../StoreBackend.ts"
 import type { FromWriter, ToWriter } from "./StoreWorker.ts"
@@ -16,13 +16,20 @@ import type { FromWriter, ToWriter } from "./StoreWorker.ts"
 interface Writer {
   readonly submit: (op: WriteOp) => Promise<Settled>
   readonly alive: () => boolean
+  /** Writes a snapshot of the last commit to the new file `into`, after the writes already submitted. */
+  readonly snapshot: (into: string) => Promise<void>
   readonly close: () => Promise<void>
 }
 
 /** For `:memory:`: the writes run on this thread, on the one connection that also serves reads. */
 const inlineWriter = (db: Database): Writer => {
   const commit = prepareWrites(db)
-  return { submit: answeredPerTurn(async (ops: ReadonlyArray<WriteOp>) => commit(ops)), alive: () => true, close: async () => {} }
+  return {
+    submit: answeredPerTurn(async (ops: ReadonlyArray<WriteOp>) => commit(ops)),
+    alive: () => true,
+    snapshot: async (into) => snapshotInto(db, into),
+    close: async () => {}
+  }
 }
 
 /**
@@ -37,6 +44,7 @@ const workerWriter = (path: string): Promise<Writer> =>
   new Promise((resolve, reject) => {
     const worker = new Worker(new URL(WRITER_ENTRY, import.meta.url).href)
     const inFlight = new Map<number, { readonly count: number; readonly settle: (results: ReadonlyArray<Settled>) => void }>()
+    const snapshots = new Map<number, (error?: string) => void>()
     let seq = 0
     let dead: string | undefined
     let onClosed: (() => void) | undefined
@@ -46,6 +54,8 @@ const workerWriter = (path: string): Promise<Writer> =>
       reject(new Error(reason))
       for (const { count, settle } of inFlight.values()) settle(Array(count).fill({ ok: false, error: reason }))
       inFlight.clear()
+      for (const settle of snapshots.values()) settle(reason)
+      snapshots.clear()
       onClosed?.()
     }
     worker.onerror = (event) => die(`store writer failed: ${event.message}`)
@@ -62,6 +72,10 @@ const workerWriter = (path: string): Promise<Writer> =>
           inFlight.get(message.seq)?.settle(message.results)
           inFlight.delete(message.seq)
           return
+        case "Snapshotted":
+          snapshots.get(message.seq)?.(message.error)
+          snapshots.delete(message.seq)
+          return
         case "Closed":
           return onClosed?.()
       }
@@ -76,6 +90,12 @@ const workerWriter = (path: string): Promise<Writer> =>
           })
       ),
       alive: () => dead === undefined,
+      snapshot: (into) =>
+        new Promise<void>((resolve, reject) => {
+          if (dead) return reject(new Error(dead))
+          snapshots.set(++seq, (error) => (error === undefined ? resolve() : reject(new Error(error))))
+          post({ _tag: "Snapshot", seq, into })
+        }),
       close: () =>
         new Promise<void>((done) => {
           if (dead) return done()
@@ -349,7 +369,8 @@ export const makeSqliteStore = (path: string) =>
       },
       // Nor does anybody else hold deliveries.
       leases: { renewLeases: Effect.void, claimStale: Effect.succeed([]) },
-      pruneSlice: (target, before, limit) => write({ _tag: "PruneSlice", target, before, limit })
+      pruneSlice: (target, before, limit) => write({ _tag: "PruneSlice", target, before, limit }),
+      snapshot: (into) => Effect.tryPromise({ try: () => writer.snapshot(into), catch: unavailable })
     }
     return backend
   })

@@ -5,7 +5,7 @@
  */
 import type { Database } from "bun:sqlite"
 import { TurnBatch } from "../../TurnBatch.ts"
-import { openDatabase } from "./SqliteSchema.ts"
+import { openDatabase, snapshotInto } from "./SqliteSchema.ts"
 import { prepareWrites, type Settled, type WriteOp } from "./SqliteWrites.ts"
 
 declare const self: Worker
@@ -13,12 +13,14 @@ declare const self: Worker
 export type ToWriter =
   | { readonly _tag: "Open"; readonly path: string }
   | { readonly _tag: "Batch"; readonly seq: number; readonly ops: ReadonlyArray<WriteOp> }
+  | { readonly _tag: "Snapshot"; readonly seq: number; readonly into: string }
   | { readonly _tag: "Close" }
 
 export type FromWriter =
   | { readonly _tag: "Opened" }
   | { readonly _tag: "OpenFailed"; readonly error: string }
   | { readonly _tag: "Committed"; readonly seq: number; readonly results: ReadonlyArray<Settled> }
+  | { readonly _tag: "Snapshotted"; readonly seq: number; readonly error?: string }
   | { readonly _tag: "Closed" }
 
 const reply = (message: FromWriter) => self.postMessage(message)
@@ -51,6 +53,16 @@ self.onmessage = (event: MessageEvent<ToWriter>) => {
       return
     case "Batch":
       batches.add(message)
+      return
+    case "Snapshot":
+      // The writes already sent go in first: the snapshot holds every write acknowledged before it was asked for.
+      batches.flush()
+      try {
+        snapshotInto(db!, message.into)
+        reply({ _tag: "Snapshotted", seq: message.seq })
+      } catch (error) {
+        reply({ _tag: "Snapshotted", seq: message.seq, error: error instanceof Error ? error.message : String(error) })
+      }
       return
     case "Close":
       batches.flush()
