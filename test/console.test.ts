@@ -24,10 +24,11 @@ const NOBODY = "nobody.console.example"
 describe.skipIf(SKIP)("the console for an operator", () => {
   const { dir, remove } = temporaryDir("operator")
   const tenants = startTenants()
-  const rooms = { good: uniqueRoom("good"), broken: uniqueRoom("broken"), nobody: uniqueRoom("nobody") }
+  // `listed` is the Deliveries page's own failed call: the Call page's test retries `broken`'s delivery.
+  const rooms = { good: uniqueRoom("good"), broken: uniqueRoom("broken"), listed: uniqueRoom("listed"), nobody: uniqueRoom("nobody") }
   let router: RunningRouter
   let browser: Browser
-  let failed: { id: number; eventId: string }
+  let failed: { id: number; eventId: string; attempts: number }
   // Every request of every page, checked in the last test.
   const requested: Array<string> = []
 
@@ -46,8 +47,10 @@ describe.skipIf(SKIP)("the console for an operator", () => {
     await putHook(router, BROKEN, `${tenants.broken.url}/voice`)
     await placeCall(router, rooms.good, GOOD)
     await placeCall(router, rooms.broken, BROKEN)
+    await placeCall(router, rooms.listed, BROKEN)
     await placeCall(router, rooms.nobody, NOBODY)
-    failed = await deliveryOf(router, BROKEN, "failed")
+    failed = await deliveryOf(router, BROKEN, "failed", rooms.listed)
+    await deliveryOf(router, BROKEN, "failed", rooms.broken)
     await deliveryOf(router, GOOD, "delivered")
     browser = await launch()
   }, 40_000)
@@ -178,7 +181,10 @@ describe.skipIf(SKIP)("the console for an operator", () => {
     await row.waitFor(WAIT)
     const cells = await row.getByRole("cell").allInnerTexts()
     expect(cells.join(" | ")).toContain(String(failed.id))
-    for (const value of ["participant_joined", BROKEN, "failed", "3"]) expect(cells).toContainEqual(expect.stringContaining(value))
+    for (const value of ["participant_joined", BROKEN, "failed"]) expect(cells).toContainEqual(expect.stringContaining(value))
+    // Its attempts, in their column, as the API counts them (3 here, fewer if the hook's disable overtook them).
+    const columns = await page.getByRole("columnheader").allInnerTexts()
+    expect(cells[columns.findIndex((name) => /^attempts$/i.test(name.trim()))]).toBe(String(failed.attempts))
     // A middle click opens the delivery in a new tab, at its own URL.
     const [tab] = await Promise.all([context.waitForEvent("page", WAIT), row.getByRole("link", { name: String(failed.id), exact: true }).click({ button: "middle" })])
     await tab!.waitForLoadState()

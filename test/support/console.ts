@@ -81,12 +81,12 @@ export const putHook = async (router: RunningRouter, host: string, url: string) 
   expect([200, 201]).toContain(response.status)
 }
 
-/** Waits until the API lists a delivery of `tenant` with `status`, and returns it. */
-export const deliveryOf = async (router: RunningRouter, tenant: string, status: string) => {
+/** Waits until the API lists a delivery of `tenant` with `status` (in `room`, if given), and returns it. */
+export const deliveryOf = async (router: RunningRouter, tenant: string, status: string, room?: string) => {
   let found: any
   await eventually(
     async () => {
-      const page: any = await (await router.admin("GET", `/v1/deliveries?tenant=${tenant}&status=${status}`)).json()
+      const page: any = await (await router.admin("GET", `/v1/deliveries?tenant=${tenant}&status=${status}${room ? `&room=${room}` : ""}`)).json()
       found = page.items?.[0]
       return found !== undefined
     },
