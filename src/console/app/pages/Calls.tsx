@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks"
 import { api, type Result } from "../api.ts"
 import { Loading } from "../components/Alert.tsx"
+import { LoadMore, useMorePages } from "../components/MorePages.tsx"
 import { Title } from "../components/Layout.tsx"
 import { Select } from "../components/Select.tsx"
 import { StatusBadge } from "../components/StatusBadge.tsx"
@@ -59,9 +60,8 @@ export const Calls = () => {
   const tenant = params.get("tenant") ?? ""
   const hosts = useTenantHosts()
   const [typed, setTyped] = useState(q)
-  const [more, setMore] = useState<{ items: ReadonlyArray<Call>; cursor: string | null }>({ items: [], cursor: null })
   const { loaded, reload } = useLoad((signal) => search(q.trim(), { status, tenant }, undefined, signal), [q, status, tenant])
-  useEffect(() => setMore({ items: [], cursor: null }), [q, status, tenant])
+  const more = useMorePages((cursor) => search(q.trim(), { status, tenant }, cursor, new AbortController().signal), [q, status, tenant])
   useEffect(() => setTyped(q), [q])
 
   // The search applies as the user types (after a pause) and at once on Enter.
@@ -84,11 +84,6 @@ export const Calls = () => {
   })
   useEffect(() => () => clearTimeout(refresh.current), [])
 
-  const loadMore = async (cursor: string) => {
-    const next = await search(q.trim(), { status, tenant }, cursor, new AbortController().signal)
-    if (next.ok) setMore((before) => ({ items: [...before.items, ...next.value.items], cursor: next.value.nextCursor }))
-  }
-
   return (
     <>
       <Title>Calls</Title>
@@ -107,15 +102,10 @@ export const Calls = () => {
         {(page) => {
           const firstKeys = new Set(page.items.map(callKey))
           const rows = [...page.items, ...more.items.filter((c) => !firstKeys.has(callKey(c)))]
-          const cursor = more.items.length > 0 ? more.cursor : page.nextCursor
           return (
             <>
               <Table caption="Calls, newest first" columns={COLUMNS} rows={rows} rowKey={callKey} empty="No calls match." />
-              {cursor && (
-                <button type="button" onClick={() => loadMore(cursor)}>
-                  Load more
-                </button>
-              )}
+              <LoadMore cursor={more.cursorAfter(page)} load={more.load} />
             </>
           )
         }}

@@ -1,6 +1,7 @@
-import { useEffect, useState } from "preact/hooks"
+import { useState } from "preact/hooks"
 import { api } from "../api.ts"
 import { Loading, Said, type Outcome } from "../components/Alert.tsx"
+import { LoadMore, useMorePages } from "../components/MorePages.tsx"
 import { Id } from "../components/CopyButton.tsx"
 import { Title } from "../components/Layout.tsx"
 import { RetryButton } from "../components/RetryButton.tsx"
@@ -59,14 +60,9 @@ export const Deliveries = () => {
   // A tenant must name one of its hosts; an operator may list every tenant's.
   const tenant = params.get("tenant") ?? (isOperator() ? "" : (hosts[0] ?? ""))
   const waiting = !isOperator() && tenant === ""
-  const [more, setMore] = useState<{ items: ReadonlyArray<Delivery>; cursor: string | null }>({ items: [], cursor: null })
   const filters = { status, tenant, room }
   const { loaded, reload } = useLoad((signal) => (waiting ? new Promise(() => {}) : api.deliveries.list(filters, signal)), [status, tenant, room, waiting])
-  useEffect(() => setMore({ items: [], cursor: null }), [status, tenant, room])
-  const loadMore = async (cursor: string) => {
-    const next = await api.deliveries.list({ ...filters, cursor })
-    if (next.ok) setMore((before) => ({ items: [...before.items, ...next.value.items], cursor: next.value.nextCursor }))
-  }
+  const more = useMorePages((cursor) => api.deliveries.list({ ...filters, cursor }), [status, tenant, room])
   const [outcome, setOutcome] = useState<Outcome>(null)
   const retried = (said: Outcome) => {
     setOutcome(said)
@@ -87,19 +83,12 @@ export const Deliveries = () => {
       </div>
       <Said outcome={outcome} />
       <Loading loaded={loaded}>
-        {(page) => {
-          const cursor = more.items.length > 0 ? more.cursor : page.nextCursor
-          return (
-            <>
-              <Table caption="Deliveries, newest first" columns={columns(retried)} rows={[...page.items, ...more.items]} rowKey={(d) => d.id} empty="No deliveries match." />
-              {cursor && (
-                <button type="button" onClick={() => loadMore(cursor)}>
-                  Load more
-                </button>
-              )}
-            </>
-          )
-        }}
+        {(page) => (
+          <>
+            <Table caption="Deliveries, newest first" columns={columns(retried)} rows={[...page.items, ...more.items]} rowKey={(d) => d.id} empty="No deliveries match." />
+            <LoadMore cursor={more.cursorAfter(page)} load={more.load} />
+          </>
+        )}
       </Loading>
       {tenant !== "" && <Recover tenant={tenant} done={reload} />}
     </>
