@@ -16,13 +16,16 @@ import { iso } from "./Responses.ts"
 
 const cookie = HttpApiSecurity.apiKey({ in: "cookie", key: SESSION_COOKIE })
 
-/** Over https, or behind a proxy that says the client used it, or when the operator says so. */
-const secureFor = (request: HttpServerRequest.HttpServerRequest, always: boolean) =>
-  always || request.url.startsWith("https:") || request.headers["x-forwarded-proto"] === "https"
+/** The client reached the router over https, directly or through a proxy that says so. */
+export const cameOverHttps = (request: HttpServerRequest.HttpServerRequest) =>
+  request.url.startsWith("https:") || request.headers["x-forwarded-proto"] === "https"
+
+/** A principal as a session keeps and shows it. */
+const roleAndHosts = (principal: Principal) =>
+  principal._tag === "Operator" ? ({ role: "operator", hosts: [] } as const) : ({ role: "tenant", hosts: principal.hosts } as const)
 
 const viewOf = (principal: Principal, expiresAt: number | null): SessionView => ({
-  role: principal._tag === "Operator" ? "operator" : "tenant",
-  hosts: principal._tag === "Operator" ? [] : principal.hosts,
+  ...roleAndHosts(principal),
   expiresAt: expiresAt === null ? null : iso(expiresAt)
 })
 
@@ -48,14 +51,13 @@ export const SignInLive = HttpApiBuilder.group(AdminApi, "signIn", (handlers) =>
         const expiresAt = (yield* Clock.currentTimeMillis) + Duration.toMillis(admin.sessionTtl)
         const secret = newSessionSecret()
         const session: StoredSession = {
-          role: principal._tag === "Operator" ? "operator" : "tenant",
-          hosts: principal._tag === "Operator" ? [] : principal.hosts,
+          ...roleAndHosts(principal),
           expiresAt,
           ...(tokenHashOf === undefined ? {} : { tokenHash: tokenHashOf })
         }
         yield* sessions.startSession(tokenHash(secret), session)
         yield* HttpApiBuilder.securitySetCookie(cookie, secret, {
-          secure: secureFor(request, admin.secureCookies),
+          secure: admin.secureCookies || cameOverHttps(request),
           httpOnly: true,
           sameSite: "strict",
           path: "/",

@@ -9,12 +9,11 @@ import { SessionStore } from "../store/SessionStore.ts"
 import { AdminApi, CurrentPrincipal } from "./Api.ts"
 import { requireAccess, requireOperator } from "./Authorization.ts"
 import { iso } from "./Responses.ts"
+import { cameOverHttps } from "./SessionsHandlers.ts"
 
 /** Where the operator reached the router is where the tenant will: the link points there. */
-const originOf = (request: HttpServerRequest.HttpServerRequest) => {
-  const scheme = request.url.startsWith("https:") || request.headers["x-forwarded-proto"] === "https" ? "https" : "http"
-  return `${scheme}://${request.headers["host"] ?? new URL(request.url).host}`
-}
+const originOf = (request: HttpServerRequest.HttpServerRequest) =>
+  `${cameOverHttps(request) ? "https" : "http"}://${request.headers["host"] ?? new URL(request.url).host}`
 
 export const TenantsLive = HttpApiBuilder.group(AdminApi, "tenants", (handlers) =>
   Effect.gen(function* () {
