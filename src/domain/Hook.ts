@@ -1,6 +1,6 @@
 import { Either, ParseResult, Redacted, Schema } from "effect"
 import { HookAuth, HookHeaders } from "./HookHeaders.ts"
-import { readE164, type Country } from "./PhoneNumber.ts"
+import { readE164, spellingProblem, type Country } from "./PhoneNumber.ts"
 import { parseDurationMs } from "./Duration.ts"
 import { parseRateLimit, type RateLimit } from "./RateLimit.ts"
 import { refusedTargetHost } from "./TargetAddress.ts"
@@ -183,8 +183,16 @@ export type E164 = typeof E164.Type
 /** A number as written, read in `country`: its E.164 form, or why it is none (in a sentence). */
 export const readNumber = (text: string, country: Country | undefined): Either.Either<E164, string> => readE164(text, country) as Either.Either<E164, string>
 
-/** A number in a request, as written; the handler reads it in `defaultCountry`. */
-export const NumberText = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64)).annotations({
+/**
+ * A number in a request, as written; the handler reads it in `defaultCountry`.
+ * Text that spells no number in any country is refused here, so a path
+ * parameter is judged before the body, as every other one is.
+ */
+export const NumberText = Schema.String.pipe(
+  Schema.minLength(1),
+  Schema.maxLength(64),
+  Schema.filter((text) => spellingProblem(text) ?? true)
+).annotations({
   description: "a phone number in any common spelling: `+15557654321`, `+1 (555) 765-4321`, `tel:+1-555-765-4321`, or national (`(555) 765-4321`) when `defaultCountry` is set"
 })
 

@@ -34,11 +34,14 @@ const compacted = (raw: string) => {
 /** Digits written without a + (or tel:+): a number of some country, read only in `defaultCountry`. */
 export const isNationalSpelling = (raw: string) => compacted(raw)?.startsWith("+") === false
 
+const noSpelling = (raw: string) => `expected a phone number like "+15557654321" (digits, spaces, dashes, dots and brackets, maybe after + or tel:), got ${excerpt(raw)}`
+
+/** Why `raw` is no spelling of a number at all, whatever the country; undefined when it is one. */
+export const spellingProblem = (raw: string): string | undefined => (compacted(raw) === undefined ? noSpelling(raw) : undefined)
+
 const read = (raw: string, country: Country | undefined): Either.Either<string, string> => {
   const compact = compacted(raw)
-  if (compact === undefined) {
-    return Either.left(`expected a phone number like "+15557654321" (digits, spaces, dashes, dots and brackets, maybe after + or tel:), got ${excerpt(raw)}`)
-  }
+  if (compact === undefined) return Either.left(noSpelling(raw))
   // Without a country, digits with no + could be any country's: refused rather than guessed.
   if (!compact.startsWith("+") && country === undefined) {
     return Either.left(`${excerpt(raw)} is a national number: write it with + and its country code, or set defaultCountry`)

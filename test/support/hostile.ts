@@ -17,7 +17,7 @@ import { API_KEY, API_SECRET } from "./livekit.ts"
  * failure) replay one. The time limit also bounds shrinking: whatever
  * counterexample was reached by then is still reported.
  */
-export const fcParams = (numRuns: number, timeLimitMs = 20_000): fc.Parameters<unknown> => ({
+export const fcParams = <T = unknown>(numRuns: number, timeLimitMs = 20_000): fc.Parameters<T> => ({
   numRuns,
   interruptAfterTimeLimit: timeLimitMs,
   ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}),
