@@ -7,8 +7,10 @@ import { readBodyWithin } from "./Body.ts"
 import { INTERNAL_ERROR } from "./Responses.ts"
 import { TurnBatch } from "../TurnBatch.ts"
 
-const json = (status: number, body: string) => new Response(body, { status, headers: { "content-type": "application/json" } })
-const error = (status: number, code: string, message: string) => json(status, JSON.stringify({ error: { code, message } }))
+const json = (status: number, body: string, headers?: Record<string, string>) => new Response(body, { status, headers: { "content-type": "application/json", ...headers } })
+const error = (status: number, code: string, message: string) => json(status, JSON.stringify({ error: { code, message } }), status === 503 ? RETRY_SOON : undefined)
+/** LiveKit honours Retry-After on a 503; a second lets a brief store outage pass within its four retries. */
+const RETRY_SOON = { "retry-after": "1" }
 const RECEIVED = JSON.stringify({ status: "received" })
 /** LiveKit's words for a batch the store refused: its event, not the store, is what LiveKit retries. */
 const NOT_STORED = "event could not be stored; retry"
