@@ -71,7 +71,11 @@ export class ShuttingDown extends answered("ShuttingDown", "shutting_down", 503)
  * retries 5xx); the admin API answers it too. The cause stays in the router's
  * log; the answer only says to retry.
  */
-export class StoreUnavailable extends answered("StoreUnavailable", "store_unavailable", 503)<{ readonly cause: unknown }> {
+export class StoreUnavailable extends answered("StoreUnavailable", "store_unavailable", 503)<{
+  readonly cause: unknown
+  /** Why, in words /readyz may show anyone: no address, no secret. */
+  readonly reason?: string
+}> {
   override get message() {
     return "the store is unavailable; retry"
   }

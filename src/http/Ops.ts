@@ -35,7 +35,7 @@ const ReadyRoute = HttpLayerRouter.add(
     if (yield* (yield* Lifecycle).isDraining) return errorResponse(503, "not_ready", "shutting down")
     yield* (yield* EventStore).ping
     return HttpServerResponse.unsafeJson({ status: "ready" })
-  }).pipe(Effect.catchTag("StoreUnavailable", () => Effect.succeed(errorResponse(503, "not_ready", "store unavailable"))))
+  }).pipe(Effect.catchTag("StoreUnavailable", (e) => Effect.succeed(errorResponse(503, "not_ready", e.reason === undefined ? "store unavailable" : `store unavailable: ${e.reason}`))))
 )
 
 export const OpsLive = Layer.mergeAll(MetricsRoute, HealthRoute, ReadyRoute)

@@ -1,4 +1,5 @@
 import { Database } from "bun:sqlite"
+import { dirname } from "node:path"
 import { Effect, Option, Stream } from "effect"
 import { answeredPerTurn } from "../../TurnBatch.ts"
 import type { DeliveryStatus, Pin, UnroutableEvent } from "../../domain/Delivery.ts"
@@ -11,6 +12,7 @@ import { DELIVERY_COLUMNS, openDatabase, QUEUED_COLUMNS, snapshotInto, TALLY_COL
 import { prepareWrites, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
 import type { StoreBackend } from "../StoreBackend.ts"
 import type { FromWriter, ToWriter } from "./StoreWorker.ts"
+import { CommitHealth } from "./CommitHealth.ts"
 
 /** Applies the writes of one event-loop turn together (requests that arrive together share a commit): one transaction, one fsync. */
 interface Writer {
@@ -232,10 +234,16 @@ export const makeSqliteStore = (path: string) =>
     const sql = yield* Effect.try({ try: () => prepareReads(db), catch: unavailable })
     const callReads = yield* Effect.try({ try: () => prepareCallReads(db), catch: unavailable })
     const read = <A>(f: () => A) => Effect.try({ try: f, catch: unavailable })
+    const commits = new CommitHealth(path === ":memory:" ? undefined : dirname(path))
     const write = <Op extends WriteOp>(op: Op): Effect.Effect<WriteResult<Op>, StoreUnavailable> =>
-      Effect.flatMap(Effect.promise(() => writer.submit(op)), (settled) =>
-        settled.ok ? Effect.succeed(settled.value as WriteResult<Op>) : Effect.fail(unavailable(settled.error))
-      )
+      Effect.flatMap(Effect.promise(() => writer.submit(op)), (settled) => {
+        if (settled.ok) {
+          commits.succeeded()
+          return Effect.succeed(settled.value as WriteResult<Op>)
+        }
+        if (settled.commit) commits.failed(settled.error)
+        return Effect.fail(unavailable(settled.error))
+      })
 
     const backend: StoreBackend = {
       accept: (acceptances) => write({ _tag: "Accept", acceptances }),
@@ -268,10 +276,15 @@ export const makeSqliteStore = (path: string) =>
             return row === null ? Option.none() : Option.some({ record: recordOf(row), timeline: callReads.timeline(row.key) })
           })
       },
-      ping: Effect.flatMap(
-        read(() => sql.ping.get()),
-        () => (writer.alive() ? Effect.void : Effect.fail(unavailable("store writer stopped")))
-      ),
+      ping: Effect.flatMap(read(() => sql.ping.get()), () => {
+        if (!writer.alive()) return Effect.fail(new StoreUnavailable({ cause: "store writer stopped", reason: "store writer stopped" }))
+        const failing = commits.failing
+        if (failing === undefined) return Effect.void
+        const notReady = new StoreUnavailable({ cause: failing, reason: `writes fail: ${failing}` })
+        if (!commits.mayResume()) return Effect.fail(notReady)
+        // Readiness must come back by itself, with no traffic while it is away: it tries a write.
+        return Effect.mapBoth(write({ _tag: "Probe" }), { onFailure: () => notReady, onSuccess: () => commits.resumed() })
+      }),
       queue: {
         pendingTenants: read(() => sql.selectPendingTenants.all().map((row) => row.tenant)),
         pendingAfter: (tenant, afterId, limit) => read(() => sql.selectPendingAfter.all(tenant, afterId, limit).map(decodeQueued)),

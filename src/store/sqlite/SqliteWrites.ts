@@ -31,6 +31,8 @@ export type WriteOp =
   | { readonly _tag: "PutExpiring"; readonly kind: ExpiringKind; readonly hash: string; readonly json: string; readonly expiresAt: number; readonly now: number }
   | { readonly _tag: "TakeExpiring"; readonly kind: ExpiringKind; readonly hash: string; readonly now: number }
   | { readonly _tag: "RemoveExpiring"; readonly kind: ExpiringKind; readonly hash: string }
+  /** Writes nothing new but commits a page: whether a write can land now (after a full disk, say). */
+  | { readonly _tag: "Probe" }
 
 export interface WriteResults {
   Accept: ReadonlyArray<AcceptOutcome>
@@ -49,6 +51,7 @@ export interface WriteResults {
   PutExpiring: void
   TakeExpiring: string | undefined
   RemoveExpiring: void
+  Probe: void
 }
 
 export type WriteResult<Op extends WriteOp> = WriteResults[Op["_tag"]]
@@ -60,7 +63,10 @@ export type RequeueOutcome =
   | { readonly _tag: "NotFailed"; readonly status: DeliveryStatus }
 
 /** One write's outcome in a batch: a failing write is rolled back alone. */
-export type Settled = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: string }
+export type Settled =
+  | { readonly ok: true; readonly value: unknown }
+  /** `commit`: the transaction itself failed (a full disk, say), not this write alone. */
+  | { readonly ok: false; readonly error: string; readonly commit?: true }
 
 /** Prepares every write statement once and returns the function that applies a batch in one transaction. */
 export const prepareWrites = (db: Database) => {
@@ -143,6 +149,7 @@ export const prepareWrites = (db: Database) => {
     insertExpiring: db.query<unknown, [string, string, string, number]>("INSERT OR REPLACE INTO expiring (kind, hash, record, expires_at) VALUES (?, ?, ?, ?)"),
     takeExpiring: db.query<{ record: string }, [string, string, number]>("DELETE FROM expiring WHERE kind = ? AND hash = ? AND expires_at > ? RETURNING record"),
     deleteExpiring: db.query<unknown, [string, string]>("DELETE FROM expiring WHERE kind = ? AND hash = ?"),
+    probe: db.query<unknown, []>("UPDATE queue_depth SET pending = pending"),
     expiredDeliveries: db.query<{ id: number }, [string, number, number]>("SELECT id FROM deliveries WHERE status = ? AND updated_at < ? LIMIT ?"),
     deleteAttemptsOf: db.query<unknown, [string]>("DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?))"),
     deleteDeliveries: db.query<unknown, [string]>("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?))"),
@@ -293,6 +300,9 @@ export const prepareWrites = (db: Database) => {
       case "RemoveExpiring":
         q.deleteExpiring.run(op.kind, op.hash)
         return undefined
+      case "Probe":
+        q.probe.run()
+        return undefined
     }
   }
 
@@ -316,7 +326,7 @@ export const prepareWrites = (db: Database) => {
       return commit.immediate(batch)
     } catch (cause) {
       const error = describe(cause)
-      return batch.map(() => ({ ok: false, error }))
+      return batch.map(() => ({ ok: false, error, commit: true }))
     }
   }
 }
