@@ -1,4 +1,4 @@
-import { Effect, Either, Runtime } from "effect"
+import { Duration, Effect, Either, Runtime, Schedule } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { ALERTS_TENANT, deliveryFailed, type Alert } from "../domain/Alert.ts"
 import { DISABLED_ERROR, type AttemptRecord } from "../domain/Delivery.ts"
@@ -62,6 +62,9 @@ export interface Disabled {
   readonly at: number
 }
 
+/** While the store refuses a turn's records (a full disk, Redis away): from 100 ms, doubling, at most 2 s apart. */
+const RECORD_RETRY = Schedule.union(Schedule.exponential(Duration.millis(100)), Schedule.spaced(Duration.seconds(2)))
+
 /** What the log lines say of every delivery. */
 const about = (d: QueuedDelivery) => ({ eventId: d.eventId, type: d.eventType, domain: d.domain, tenant: d.tenant, url: d.url })
 
@@ -86,6 +89,7 @@ export class AttemptRecorder extends Effect.Service<AttemptRecorder>()("AttemptR
     const run = Runtime.runPromise(yield* Effect.runtime<never>())
     const alerting = config.alerts !== undefined
     const writes = new InFlight()
+    let stopped = false
 
     const recordAll = (all: ReadonlyArray<Finished>) => {
       const records: Array<RecordedAttempt> = []
@@ -134,9 +138,12 @@ export class AttemptRecorder extends Effect.Service<AttemptRecorder>()("AttemptR
         }
       }
       const recorded = store.recordAttempts(records).pipe(
+        // The tenant may have the event already; what the store shows must catch up, or the delivery would stay pending unsent.
+        Effect.tapError((e) => Effect.logError("delivery attempts not recorded; trying again", e.cause)),
+        Effect.retry({ schedule: RECORD_RETRY, while: () => !stopped }),
         // Once recorded: an alert never tells of a failure the store does not show.
         (recording) => (failed.length === 0 ? recording : Effect.zipRight(recording, alerts.storeAll(failed))),
-        Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded", e.cause))
+        Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded: the deliveries stay pending, sent again at the next start", e.cause))
       )
       const logged = Effect.zipRight(
         Effect.zipRight(logEach("delivery attempt", attempts), logEach("circuit probe failed: the delivery waits for the tenant, its attempts unspent", probes)),
@@ -156,6 +163,10 @@ export class AttemptRecorder extends Effect.Service<AttemptRecorder>()("AttemptR
       recorded: (finished: Finished) => new Promise<void>((recorded) => turn.add({ finished, recorded })),
       /** Writes what finished in this turn now. */
       flush: turn.flush,
+      /** At shutdown: a record the store refuses is tried no more (its deliveries stay pending). */
+      stop: () => {
+        stopped = true
+      },
       writes
     }
   })

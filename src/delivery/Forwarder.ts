@@ -32,6 +32,7 @@ export class Forwarder extends Effect.Service<Forwarder>()("Forwarder", {
         attempt.stop()
         window.stop()
         alerts.stop()
+        recorder.stop()
         for (;;) {
           recorder.flush()
           alerts.flush()
