@@ -86,7 +86,7 @@ describe("durations", () => {
 describe("decoding", () => {
   test("a minimal file gets every documented default", () => {
     const config = Either.getOrThrow(decodeConfig(minimal))
-    expect(config.server).toEqual({ host: "0.0.0.0", port: 8080, maxBodyBytes: 1_048_576, drainTimeout: Duration.seconds(10) })
+    expect(config.server).toEqual({ host: "0.0.0.0", port: 8080, maxBodyBytes: 1_048_576, drainTimeout: Duration.seconds(10), maxWebhooksWaiting: 256 })
     expect(config.store.path).toBe("./data/router.db")
     expect(config.security.allowPrivateTargets).toBe(false)
     expect(config.admin.tokens).toEqual([])

@@ -25,6 +25,10 @@ export const Server = Schema.Struct({
   }),
   drainTimeout: withDefault(DurationString, () => Duration.seconds(10)).annotations({
     description: "on SIGTERM/SIGINT, how long attempts in flight may finish before the process stops"
+  }),
+  maxWebhooksWaiting: withDefault(Positive, () => 256).annotations({
+    description:
+      "webhooks being read or waiting for the store at once; beyond this LiveKit gets 503 with `Retry-After: 1` before the body is read, so a burst past capacity cannot grow memory or latency without bound (see [Overload](operations.md#overload))"
   })
 })
 

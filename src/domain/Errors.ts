@@ -66,6 +66,13 @@ export class ShuttingDown extends answered("ShuttingDown", "shutting_down", 503)
   }
 }
 
+/** `server.maxWebhooksWaiting` webhooks already wait for the store: this one is refused before it is read. */
+export class Overloaded extends answered("Overloaded", "overloaded", 503)<{}> {
+  override get message() {
+    return "too many webhooks waiting to be stored; retry"
+  }
+}
+
 /**
  * 503: the event could not be written, so it must not be acknowledged (LiveKit
  * retries 5xx); the admin API answers it too. The cause stays in the router's

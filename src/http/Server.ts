@@ -55,7 +55,7 @@ export const ServerLive = (config: RouterConfig) =>
       // What the routes need, less the request each one is given.
       const runtime = yield* Effect.runtime<Exclude<Effect.Effect.Context<typeof app>, HttpServerRequest.HttpServerRequest | Scope.Scope>>()
       const api = HttpApp.toWebHandlerRuntime(runtime)(app)
-      const webhook = webhookHandler(Runtime.runPromise(runtime), yield* Ingest, config.server.maxBodyBytes)
+      const webhook = webhookHandler(Runtime.runPromise(runtime), yield* Ingest, { maxBodyBytes: config.server.maxBodyBytes, maxWaiting: config.server.maxWebhooksWaiting })
       /** For what escapes the handlers above (it should be nothing). */
       const lastResort = (request: Request, cause: unknown) => {
         Runtime.runSync(runtime)(logInternal(request.method, request.url, Cause.die(cause)))

@@ -1,5 +1,5 @@
 import { Effect, Either } from "effect"
-import { PayloadTooLarge, StoreUnavailable, type InvalidEvent, type InvalidSignature, type ShuttingDown } from "../domain/Errors.ts"
+import { Overloaded, PayloadTooLarge, StoreUnavailable, type InvalidEvent, type InvalidSignature, type ShuttingDown } from "../domain/Errors.ts"
 import type { Ingest, IngestOutcome, Verified } from "../ingest/Ingest.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
 import type { WebhookSpan } from "../telemetry/Tracing.ts"
@@ -9,13 +9,14 @@ import { TurnBatch } from "../TurnBatch.ts"
 
 const json = (status: number, body: string, headers?: Record<string, string>) => new Response(body, { status, headers: { "content-type": "application/json", ...headers } })
 const error = (status: number, code: string, message: string) => json(status, JSON.stringify({ error: { code, message } }), status === 503 ? RETRY_SOON : undefined)
-/** LiveKit honours Retry-After on a 503; a second lets a brief store outage pass within its four retries. */
+/** LiveKit honours Retry-After on a 503; a second lets a brief store outage or a burst pass within its four retries. */
 const RETRY_SOON = { "retry-after": "1" }
+const OVERLOADED = new Overloaded()
 const RECEIVED = JSON.stringify({ status: "received" })
 /** LiveKit's words for a batch the store refused: its event, not the store, is what LiveKit retries. */
 const NOT_STORED = "event could not be stored; retry"
 
-type Refusal = PayloadTooLarge | ShuttingDown | InvalidSignature | InvalidEvent
+type Refusal = Overloaded | PayloadTooLarge | ShuttingDown | InvalidSignature | InvalidEvent
 
 /** A refusal's metric outcome, and the failure its span records. */
 const describeRefusal = (e: Refusal) => {
@@ -28,6 +29,8 @@ const describeRefusal = (e: Refusal) => {
       return { outcome: "invalid", failure: e.message }
     case "ShuttingDown":
       return { outcome: "unavailable", failure: "shutting down" }
+    case "Overloaded":
+      return { outcome: "overloaded", failure: "overloaded" }
   }
 }
 
@@ -50,8 +53,14 @@ interface Waiting {
  * problems are acknowledged (fail open). Each request is read and checked on
  * its own; the requests that pass in one event-loop turn are resolved, stored
  * and queued together, and answered once that batch is durable. A client that hangs up does not undo its event.
+ * At most `maxWaiting` requests are read or wait for the store at once; the next are refused unread.
  */
-export const webhookHandler = (run: (effect: Effect.Effect<void>) => Promise<void>, ingest: Ingest, maxBodyBytes: number) => {
+export const webhookHandler = (
+  run: (effect: Effect.Effect<void>) => Promise<void>,
+  ingest: Ingest,
+  limits: { readonly maxBodyBytes: number; readonly maxWaiting: number }
+) => {
+  let waiting = 0
   const answerAll = (waiting: ReadonlyArray<Waiting>): Effect.Effect<void> =>
     ingest.receiveAll(waiting.map((w) => w.verified)).pipe(
       Effect.match({
@@ -89,12 +98,19 @@ export const webhookHandler = (run: (effect: Effect.Effect<void>) => Promise<voi
     )
   )
 
-  return async (request: Request): Promise<Response> => {
+  const handle = async (request: Request): Promise<Response> => {
     const span = ingest.begin()
-    const body = await readBodyWithin(request, maxBodyBytes)
-    if (body instanceof PayloadTooLarge) return refused(body, span)
-    const checked = ingest.check(request.headers.get("authorization") ?? undefined, body, Date.now(), span)
-    if (Either.isLeft(checked)) return refused(checked.left, span)
-    return new Promise<Response>((answer) => batch.add({ verified: checked.right, answer }))
+    if (waiting >= limits.maxWaiting) return refused(OVERLOADED, span)
+    waiting++
+    try {
+      const body = await readBodyWithin(request, limits.maxBodyBytes)
+      if (body instanceof PayloadTooLarge) return refused(body, span)
+      const checked = ingest.check(request.headers.get("authorization") ?? undefined, body, Date.now(), span)
+      if (Either.isLeft(checked)) return refused(checked.left, span)
+      return await new Promise<Response>((answer) => batch.add({ verified: checked.right, answer }))
+    } finally {
+      waiting--
+    }
   }
+  return handle
 }
