@@ -29,7 +29,11 @@
  * With BENCH_BEFORE=DIR (another checkout of the router, its dependencies
  * installed), that build's router takes the same loads (1 to 3) just before
  * this one's, for a change's cost as a ratio from one run.
- * 8. Backlog (backlog.ts): one tenant down while BENCH_BACKLOG deliveries pile
+ * 8. Burst (burst.ts): BURST_CLIENTS clients as fast as they can, past the
+ *    router's bound on webhooks waiting for the store; refused events are sent
+ *    again after their Retry-After. Resident memory, the share of 503s, the
+ *    slowest /healthz beside it, and every event delivered.
+ * 9. Backlog (backlog.ts): one tenant down while BENCH_BACKLOG deliveries pile
  *    up for it; memory, restarts (SIGTERM, kill -9) to /readyz, the drain, and
  *    every acknowledged event accounted for. BENCH_BACKLOG=0 skips it.
  * Results go to bench/results.json and bench/results.md, and the tables into
@@ -45,6 +49,7 @@ import { API_KEY, API_SECRET } from "../test/support/livekit.ts"
 import { redisServerPath, startRedis } from "../test/support/redis.ts"
 import { DEFAULT_SECRET, testConfig } from "../test/support/router.ts"
 import { BACKLOG, backlogRun, type BacklogResult } from "./backlog.ts"
+import { BURST_CLIENTS, burstRuns, type BurstResult } from "./burst.ts"
 import { IDLE_MS, LAUNCHES, POLL_MS, startupRun, type Launches, type StartupResult } from "./startup.ts"
 import {
   load,
@@ -310,6 +315,9 @@ const runs = await ingestRuns()
 const lookup = lookups()
 const scale = await largeTable()
 const startup = await startupRun()
+const burstFarm = await startFarm()
+const { bounded: burst, unbounded: burstUnbounded } = await burstRuns(burstFarm, routerConfig(burstFarm), EVENTS)
+await burstFarm.stop()
 const backlog: BacklogResult | undefined = BACKLOG > 0 ? await backlogRun(() => startFarm(), (farm) => routerConfig(farm, 1000)) : undefined
 const { floor, straightforward, durableFloor, before, durable, steps, isolated, twoOnRedis } = runs
 
@@ -385,6 +393,9 @@ const targets: Target[] = [
   target("extra memory for 100 000 hooks", scale.extraBytes / MiB, 100, mibs, true),
   target("start-up with 100 000 hooks", scale.startMs, 1000, msInt, true),
   ...startupTargets(startup),
+  target(`burst of ${BURST_CLIENTS} clients: resident memory over the idle router`, (burst.peakRssBytes - burst.idleRssBytes) / MiB, 128, mibs, true),
+  target(`burst of ${BURST_CLIENTS} clients: slowest /healthz beside it`, burst.slowestHealthMs, 250, ms, true),
+  target(`burst of ${BURST_CLIENTS} clients: events lost`, burst.events - burst.arrived, 0, n, true),
   ...(backlog ? backlogTargets(backlog) : [])
 ]
 
@@ -424,6 +435,20 @@ const startupSection = [
   launchRow("empty Bun process (a bare `Bun.serve`)", startup.emptyBun)
 ]
 
+const burstRow = (label: string, show: (b: BurstResult) => string) => `| ${label} | ${show(burst)} | ${show(burstUnbounded)} |`
+const burstSection = [
+  "",
+  `Burst: ${BURST_CLIENTS} keep-alive clients send ${n(burst.events)} events as fast as they can, twice the default \`server.maxWebhooksWaiting\` (256); an event refused with 503 is sent again after its \`Retry-After\`, as LiveKit does, until taken.`,
+  "",
+  "| burst | router (bound 256) | the same, bound lifted |",
+  "|---|---:|---:|",
+  burstRow("answers that were 503 (overloaded)", (b) => `${(b.refusedShare * 100).toFixed(1)} % of ${n(b.answers)}`),
+  burstRow("resident memory: idle / peak during the burst", (b) => `${mib(b.idleRssBytes)} / ${mib(b.peakRssBytes)}`),
+  burstRow("acknowledgement p50 / p99 (accepted sends)", (b) => `${ms(b.ackP50Ms)} / ${ms(b.ackP99Ms)}`),
+  burstRow("slowest /healthz beside it (polls, one after another)", (b) => `${ms(b.slowestHealthMs)} (${n(b.healthPolls)})`),
+  burstRow("events acknowledged / delivered / failed verification", (b) => `${n(b.acknowledged)} / ${n(b.arrived)} / ${n(b.rejectedAtFarm)}`)
+]
+
 const accounting = (a: BacklogResult["events"]["down"]) =>
   `${n(a.acknowledged)} / ${n(a.arrivedOnce)} / ${n(a.lost)} / ${n(a.duplicatedByKill)} / ${n(a.duplicatedOtherwise)}`
 const backlogSection = (b: BacklogResult): string[] => [
@@ -458,6 +483,7 @@ const markdown = [
   `Router resident memory after the run: ${mib(durable.residentBytes)}${twoOnRedis ? ` (two on Redis: ${mib(twoOnRedis.residentBytes)} together)` : ""}. ${steps.perEvent !== null ? `Effect steps: ${n(steps.steps!)} for ${n(steps.events)} events, ${steps.perEvent.toFixed(1)} per event${steps.startSteps !== null && steps.perEventAfterStart !== null ? `, of which start-up and shutdown alone take ${n(steps.startSteps)} (a router that took no events), so ${steps.perEventAfterStart.toFixed(1)} per event beyond them` : ""}.` : "Effect steps per event: unavailable (the router logged no `effect steps` line)."} Lookups at ${n(HOOKS)} hooks: ${n(lookup.table.perSecond)}/s (Map.get: ${n(lookup.map.perSecond)}/s, ratio ${x(lookup.table.perSecond / lookup.map.perSecond)}). A ${n(HOOKS)}-hook config file: start-up ${n(scale.startMs)} ms, ${mib(scale.largeRss)} resident against ${mib(scale.smallRss)} with ${TENANTS} hooks.`,
   ...steadySection,
   ...startupSection,
+  ...burstSection,
   ...(backlog ? backlogSection(backlog) : []),
   "",
   "| target | measured | goal | met |",
@@ -465,7 +491,7 @@ const markdown = [
   ...targets.map((t) => `| ${t.what} | ${t.measured} | ${t.target} | ${t.met === undefined ? "–" : t.met ? "yes" : "**no**"} |`)
 ].join("\n")
 
-const results = { machine, events: EVENTS, tenants: TENANTS, concurrency: CONCURRENCY, steadyEvents: STEADY_EVENTS, steadyRate: STEADY_RATE, runs, lookup, scale, startup, backlog, targets }
+const results = { machine, events: EVENTS, tenants: TENANTS, concurrency: CONCURRENCY, steadyEvents: STEADY_EVENTS, steadyRate: STEADY_RATE, runs, lookup, scale, startup, burst: { bounded: burst, unbounded: burstUnbounded }, backlog, targets }
 const replacer = (key: string, value: unknown) => (key === "sentAt" ? undefined : value)
 const outDir = OUT ?? import.meta.dir
 if (OUT) mkdirSync(OUT, { recursive: true })
@@ -483,7 +509,8 @@ const routerRuns = [durableFloor, ...(before ? [before] : []), durable, isolated
 const steadyRuns = [durableFloor.steady, ...(before ? [before.steady] : []), durable.steady]
 if (
   routerRuns.some((r) => r.ingest.acknowledged !== EVENTS || r.rejected > 0 || r.verifiedShare < 1) ||
-  steadyRuns.some((r) => r.acknowledged !== r.sent || r.arrived !== r.sent || r.rejected > 0)
+  steadyRuns.some((r) => r.acknowledged !== r.sent || r.arrived !== r.sent || r.rejected > 0) ||
+  [burst, burstUnbounded].some((b) => b.acknowledged !== b.events || b.arrived !== b.events || b.rejectedAtFarm > 0)
 ) {
   console.error("benchmark saw failures: an event was not acknowledged, not delivered, or failed verification")
   process.exit(1)
