@@ -14,7 +14,7 @@ import { join } from "node:path"
 import { sipParticipantEvent } from "./support/livekit.ts"
 import { startReceiver } from "./support/receiver.ts"
 import { redisAvailable, startRedis } from "./support/redis.ts"
-import { ADMIN_TOKEN, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
+import { ADMIN_TOKEN, closedPort, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
 
 setDefaultTimeout(TEST_TIMEOUT_MS)
 
@@ -31,14 +31,6 @@ const freshDir = () => {
   const dir = mkdtempSync(join(tmpdir(), "router-enc-"))
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
   return dir
-}
-
-/** A loopback port nobody listens on, until a tenant is started on it: deliveries to it stay pending, secret and all. */
-const closedPort = () => {
-  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() })
-  const port = server.port!
-  server.stop(true)
-  return port
 }
 
 const FILE_HOST = "file.example.com"
