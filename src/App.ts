@@ -1,7 +1,8 @@
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Layer, Redacted } from "effect"
 import { AppConfig } from "./AppConfig.ts"
 import type { RouterConfig } from "./domain/Config.ts"
 import type { StoreUnavailable } from "./domain/Errors.ts"
+import { keyFromText } from "./domain/SecretBox.ts"
 import { FileHooks } from "./hooks/FileHookSource.ts"
 import { EffectStepsLive } from "./telemetry/EffectSteps.ts"
 import { EngineClock } from "./delivery/EngineClock.ts"
@@ -31,16 +32,21 @@ export interface AppOptions {
 }
 
 /** SQLite unless the config names a Redis, whose TTLs come from the retention settings. */
-const storeLayer = ({ store, retention }: RouterConfig): Layer.Layer<StoreServices, StoreUnavailable> =>
-  store.redis === undefined
-    ? StoreLive.sqlite(store.path)
-    : StoreLive.redis({
-        url: store.redis,
-        prefix: store.prefix,
-        leaseMs: Duration.toMillis(store.lease),
-        dedupeMs: Duration.toMillis(retention.dedupe),
-        pinsMs: Duration.toMillis(retention.pins)
-      })
+const storeLayer = ({ store, retention }: RouterConfig): Layer.Layer<StoreServices, StoreUnavailable> => {
+  const keys = (store.encryptionKey ?? []).map((key) => keyFromText(Redacted.value(key)))
+  return store.redis === undefined
+    ? StoreLive.sqlite(store.path, keys)
+    : StoreLive.redis(
+        {
+          url: store.redis,
+          prefix: store.prefix,
+          leaseMs: Duration.toMillis(store.lease),
+          dedupeMs: Duration.toMillis(retention.dedupe),
+          pinsMs: Duration.toMillis(retention.pins)
+        },
+        keys
+      )
+}
 
 /** Every service, wired in the direction data flows: verify → resolve → store → deliver. */
 export const ServicesLive = (config: RouterConfig, options: AppOptions = {}) =>

@@ -12,7 +12,7 @@ import { join } from "node:path"
 import { sipParticipantEvent } from "./support/livekit.ts"
 import { startReceiver, type Receiver } from "./support/receiver.ts"
 import { startRedis, redisAvailable } from "./support/redis.ts"
-import { ADMIN_TOKEN, DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
+import { ADMIN_TOKEN, closedPort, DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
 
 // Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
 setDefaultTimeout(TEST_TIMEOUT_MS)
@@ -42,14 +42,6 @@ const receiver = (port: number) => {
   const tenant = startReceiver(DEFAULT_SECRET, [{ status: 200 }], port)
   cleanups.push(() => tenant.stop())
   return tenant
-}
-
-/** A loopback port nobody listens on, until a tenant is started on it. */
-const closedPort = () => {
-  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() })
-  const port = server.port!
-  server.stop(true)
-  return port
 }
 
 const integrity = (path: string) => {

@@ -41,6 +41,7 @@ const ENDPOINTS = [
   "DELETE /v1/tokens/{id}",
   "POST /v1/tenants/{host}/portal-links",
   "POST /v1/sessions",
+  "POST /v1/store/reencrypt",
   "POST /v1/portal-links/redeem",
   "GET /v1/sessions/current",
   "DELETE /v1/sessions/current",

@@ -1,4 +1,4 @@
-/** `backup --to FILE`: the router's SQLite store, as a database file a router can be started on. */
+/** `backup --to FILE`: the router's SQLite store, as a database file a router can be started on; `reencrypt`: its secrets under the first key. */
 import { Command, Options } from "@effect/cli"
 import { link, unlink, writeFile } from "node:fs/promises"
 import { Effect } from "effect"
@@ -37,5 +37,19 @@ export const backup = Command.make(
 ).pipe(
   Command.withDescription(
     "a consistent snapshot of the router's SQLite store, taken while it serves, written to FILE (operator token); restore by putting it in place of the store's file while the router is stopped"
+  )
+)
+
+export const reencrypt = Command.make(
+  "reencrypt",
+  { connection },
+  withClient((client) =>
+    Effect.flatMap(client.backup.reencrypt(), ({ rewritten, keyId }) =>
+      print(`re-encrypted ${rewritten} value${rewritten === 1 ? "" : "s"} with key ${keyId}; the router now starts with that key alone`)
+    )
+  )
+).pipe(
+  Command.withDescription(
+    "encrypt every secret the store holds (SQLite or Redis) with the first key of store.encryptionKey, plain ones too, so the other keys can be dropped (operator token; see Encryption at rest in docs/operations.md)"
   )
 )

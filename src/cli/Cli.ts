@@ -13,7 +13,7 @@ import { CallDomain, DeliveryId, DeliveryTenant, EventIdFilter, EventType, Limit
 import { HostPattern, NumberText } from "../domain/Hook.ts"
 import { IsoTime } from "../domain/IsoTime.ts"
 import { group, print, withClient } from "./AdminClient.ts"
-import { backup } from "./BackupCommand.ts"
+import { backup, reencrypt } from "./BackupCommand.ts"
 import { AnsweredNo, Failed, Usage } from "./Failures.ts"
 import * as Format from "./Format.ts"
 import { hooks, numbers } from "./HookCommands.ts"
@@ -40,6 +40,7 @@ export const OVERVIEW = `usage: bun run src/main.ts COMMAND [ARGUMENTS] [OPTIONS
   calls show ROOM             a call (by room name or sid) and its timeline
   explain [--x-to-ip VALUE] [--to VALUE] [--number VALUE]   where such a call goes now, and why
   backup --to FILE            a consistent snapshot of the SQLite store, written to a new FILE
+  reencrypt                   the store's secrets encrypted again with the first store.encryptionKey
   listen --tenant HOST --forward-to URL   forward a tenant's deliveries to a local app, signed
   check-config FILE           decode FILE exactly as the router would; needs no router
 
@@ -214,7 +215,7 @@ const help = Command.make("help", {}, () => Effect.suspend(() => runCommand(["--
 
 const root = Command.make("sip-tenant-router", { config: configOption }, ({ config }) => serveWith(config)).pipe(
   Command.withDescription(OVERVIEW),
-  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, calls, explain, tokens, portalLink, backup, listen, checkConfig, help])
+  Command.withSubcommands([serveCommand, hooks, numbers, deliveries, tenants, unroutable, calls, explain, tokens, portalLink, backup, reencrypt, listen, checkConfig, help])
 )
 
 const runCommand = (args: ReadonlyArray<string>): Effect.Effect<void, unknown, CliApp.CliApp.Environment> => Command.run(root, { name: "sip-tenant-router", version: "0.1.0" })(["bun", "main.ts", ...args])

@@ -68,6 +68,7 @@ export type ConfigEnv = {
   readonly LIVEKIT_API_KEY?: string | undefined
   readonly LIVEKIT_API_SECRET?: string | undefined
   readonly ROUTER_ADMIN_TOKEN?: string | undefined
+  readonly ROUTER_ENCRYPTION_KEY?: string | undefined
 } & Record<string, string | undefined>
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
@@ -86,7 +87,8 @@ const applyEnv = (raw: Record<string, unknown>, env: ConfigEnv): Record<string, 
   if (env.OTEL_EXPORTER_OTLP_ENDPOINT) otlp.endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT
   if (env.OTEL_EXPORTER_OTLP_PROTOCOL) otlp.protocol = env.OTEL_EXPORTER_OTLP_PROTOCOL
   if (Object.keys(otlp).length > 0) telemetry.otlp = otlp
-  return { ...raw, livekit, admin, ...(Object.keys(telemetry).length > 0 ? { telemetry } : {}) }
+  const store = env.ROUTER_ENCRYPTION_KEY ? { ...(isRecord(raw.store) ? raw.store : {}), encryptionKey: env.ROUTER_ENCRYPTION_KEY.split(",").map((key) => key.trim()) } : raw.store
+  return { ...raw, livekit, admin, ...(Object.keys(telemetry).length > 0 ? { telemetry } : {}), ...(store === undefined ? {} : { store }) }
 }
 
 /** The keys the environment sets in place of the file, by the variable that does. */
@@ -95,7 +97,8 @@ const FROM_ENV: ReadonlyArray<readonly [key: string, variable: string]> = [
   ["livekit.apiSecret", "LIVEKIT_API_SECRET"],
   ["telemetry.serviceName", "OTEL_SERVICE_NAME"],
   ["telemetry.otlp.endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"],
-  ["telemetry.otlp.protocol", "OTEL_EXPORTER_OTLP_PROTOCOL"]
+  ["telemetry.otlp.protocol", "OTEL_EXPORTER_OTLP_PROTOCOL"],
+  ["store.encryptionKey", "ROUTER_ENCRYPTION_KEY"]
 ]
 
 /**
@@ -109,7 +112,10 @@ const blameEnv = (problem: { readonly key: string; readonly problem: string }, r
     env.ROUTER_ADMIN_TOKEN && problem.key === `admin.tokens.${fileTokens}`
       ? "ROUTER_ADMIN_TOKEN"
       : FROM_ENV.find(([key, name]) => env[name] && (problem.key === key || problem.key.startsWith(`${key}.`)))?.[1]
-  return variable === undefined ? problem : { key: `${variable} (env)`, problem: problem.problem }
+  if (variable === undefined) return problem
+  // A list's key is named by its place in the variable's list, counted from 1.
+  const place = variable === "ROUTER_ENCRYPTION_KEY" ? /^store\.encryptionKey\.(\d+)/.exec(problem.key)?.[1] : undefined
+  return { key: `${variable} (env)`, problem: place === undefined ? problem.problem : `key ${Number(place) + 1} of the list: ${problem.problem}` }
 }
 
 /** Alerts need a secret to be signed with, a target hooks could have, and a window to count in. */

@@ -1,6 +1,7 @@
 import { Duration, Schema } from "effect"
 import { DurationString } from "./Duration.ts"
 import { HostPattern, TargetUrl, WebhookSecret } from "./Hook.ts"
+import { keyTextProblem } from "./SecretBox.ts"
 
 // The sections of the config file, one schema each; Config.ts puts them together and checks
 // what a schema cannot express.
@@ -189,6 +190,22 @@ const RedisUrl = Schema.String.pipe(
   })
 )
 
+/** A key of `store.encryptionKey`: base64 of 32 bytes, Redacted once decoded; no message about a refused one quotes it. */
+const EncryptionKey = Schema.Redacted(
+  Schema.String.annotations({ message: () => ({ message: "expected base64 of 32 random bytes, as a string (the key is not shown)", override: true }) }).pipe(
+    Schema.filter((text) => keyTextProblem(text) ?? true)
+  )
+)
+
+/** One key, or a list whose first encrypts and all decrypt; decoded as the list (one key: a list of one, named by its position 0). */
+const EncryptionKeys = Schema.transform(
+  Schema.Unknown,
+  Schema.Array(EncryptionKey)
+    .annotations({ message: () => ({ message: "expected a key, or a list of keys (the keys are not shown)", override: false }) })
+    .pipe(Schema.minItems(1, { message: () => "expected at least one key" })),
+  { strict: false, decode: (given) => (typeof given === "string" ? [given] : given), encode: (keys) => keys }
+)
+
 /** Either the embedded SQLite file (`path`) or a shared Redis (`redis`); `decodeConfig` refuses both at once. */
 export const Store = Schema.Struct({
   path: withDefault(Schema.String, () => "./data/router.db").annotations({
@@ -204,6 +221,10 @@ export const Store = Schema.Struct({
   }),
   prefix: withDefault(Schema.String.pipe(Schema.minLength(1)), () => "sip-tenant-router:").annotations({
     description: "Redis only: prefix of every key and channel, so deployments can share a database"
+  }),
+  encryptionKey: Schema.optional(EncryptionKeys).annotations({
+    description:
+      "base64 of 32 random bytes (`openssl rand -base64 32`), or a list of them: hook secrets, credentials and header values, and the secrets copied into pins and deliveries, are stored encrypted with the first (AES-256-GCM), and read with whichever one they name, so a list rotates keys (see [Encryption at rest](operations.md#encryption-at-rest)). A store holding encrypted values does not start without their key. Env `ROUTER_ENCRYPTION_KEY` (comma-separated for a list) overrides"
   })
 })
 

@@ -7,9 +7,8 @@ import { AppConfig } from "../AppConfig.ts"
 import { firstProblem } from "../domain/Errors.ts"
 import { emptyHookSet, HookSet, hookSet, hookSetProblem, hookWithoutSecret } from "../domain/Hook.ts"
 import { parseJsonWithin } from "../domain/Untrusted.ts"
-import { HookStore } from "../store/HookStore.ts"
+import { HookStore, REMOTE_HOOKS_KEY } from "../store/HookStore.ts"
 
-const CACHE_KEY = "remoteHooks"
 const FETCH_TIMEOUT = Duration.seconds(10)
 
 /** What is kept across restarts: the last good table and the ETag it came with. */
@@ -37,7 +36,7 @@ export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, Subscri
       // Not traced: a poll is no one's request, and the endpoint is not told our trace ids.
       const client = HttpClient.withTracerDisabledWhen(yield* HttpClient.HttpClient, () => true)
 
-      const cached = Option.flatMap(yield* store.cached(CACHE_KEY), (text) => Either.getRight(Schema.decodeEither(Cached)(text)))
+      const cached = Option.flatMap(yield* store.cached(REMOTE_HOOKS_KEY), (text) => Either.getRight(Schema.decodeEither(Cached)(text)))
       const current = yield* SubscriptionRef.make(Option.match(cached, { onNone: () => emptyHookSet, onSome: (c) => c.set }))
       let etag = Option.match(cached, { onNone: () => null, onSome: (c) => c.etag })
 
@@ -72,7 +71,7 @@ export class RemoteHooks extends Context.Tag("RemoteHooks")<RemoteHooks, Subscri
         if (problem) return yield* refuse(`${problem.key}: ${problem.problem}`)
         etag = response.headers["etag"] ?? null
         yield* SubscriptionRef.set(current, decoded.right)
-        yield* store.cache(CACHE_KEY, Schema.encodeSync(Cached)({ etag, set: decoded.right }))
+        yield* store.cache(REMOTE_HOOKS_KEY, Schema.encodeSync(Cached)({ etag, set: decoded.right }))
         yield* Effect.log("remote hooks loaded").pipe(
           Effect.annotateLogs({ url: source.url, hooks: decoded.right.hooks.length, numbers: decoded.right.numbers.length })
         )

@@ -2,10 +2,9 @@ import { Clock, Duration, Effect, Either, Option, Schema } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import type { Hook, WebhookSecret } from "../domain/Hook.ts"
 import { DEFAULT_SIGNER, observeSecret, SecretRotation } from "../domain/SecretRotation.ts"
-import { HookStore } from "../store/HookStore.ts"
+import { HookStore, ROTATIONS_KEY } from "../store/HookStore.ts"
 
 // One value for every signer: read once at start, written (whole) only when a secret changes.
-const KEY = "signing-rotations"
 const Rotations = Schema.parseJson(Schema.Record({ key: Schema.String, value: SecretRotation }))
 const decode = Schema.decodeUnknownEither(Rotations)
 const encode = Schema.encodeSync(Rotations)
@@ -32,7 +31,7 @@ export class SecretRotations extends Effect.Service<SecretRotations>()("SecretRo
     const overlapMs = Duration.toMillis(config.signing.rotationOverlap)
     let known: Record<string, SecretRotation> | undefined
 
-    const stored = Effect.map(store.cached(KEY), (value) =>
+    const stored = Effect.map(store.cached(ROTATIONS_KEY), (value) =>
       Option.match(value, { onNone: () => ({}), onSome: (json) => Either.getOrElse(decode(json), () => ({})) })
     )
 
@@ -67,7 +66,7 @@ export class SecretRotations extends Effect.Service<SecretRotations>()("SecretRo
           const present = new Set(signers.map((s) => s.signer))
           // A signer gone from the sources is forgotten once nothing of it overlaps any more.
           const kept = Object.entries(fresh).filter(([signer, r]) => present.has(signer) || (r.previousUntil ?? 0) > now)
-          yield* store.cache(KEY, encode(Object.fromEntries([...kept, ...changes])))
+          yield* store.cache(ROTATIONS_KEY, encode(Object.fromEntries([...kept, ...changes])))
           for (const [signer, next] of changes) {
             if (next.previous !== undefined) {
               yield* Effect.log("signing secret changed; the old one keeps signing too").pipe(Effect.annotateLogs({ signer, until: new Date(next.previousUntil!).toISOString() }))

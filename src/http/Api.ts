@@ -338,6 +338,12 @@ export class BackupGroup extends HttpApiGroup.make("backup").add(
       "The body is the database as of the last commit (SQLite's VACUUM INTO), every acknowledged event and pending delivery in it. " +
         "Restore by stopping the router, putting the file in place of the store's file and starting it. On the Redis store: 501, since Redis is backed up on its own side (AOF or RDB)."
     )
+).add(
+  HttpApiEndpoint.post("reencrypt", "/v1/store/reencrypt")
+    .addSuccess(Schema.Struct({ rewritten: Schema.Number, keyId: Schema.String }))
+    .addError(ConflictView)
+    .annotate(OpenApi.Summary, "Encrypt every secret the store holds with the first key of store.encryptionKey, plain ones too (operators only)")
+    .annotate(OpenApi.Description, "Then a start with that key alone succeeds (see Encryption at rest in docs/operations.md). 409 without a key.")
 ) {}
 
 /**

@@ -4,6 +4,7 @@ import { open, type FileHandle } from "node:fs/promises"
 import { Effect } from "effect"
 import { StoreUnavailable } from "../domain/Errors.ts"
 import { Backups } from "../store/Backups.ts"
+import { SecretsAtRest } from "../store/SecretsAtRest.ts"
 import { AdminApi, BACKUP_CONTENT_TYPE, CurrentPrincipal } from "./Api.ts"
 import { requireOperator } from "./Authorization.ts"
 
@@ -38,6 +39,7 @@ const fileName = (now: Date) => `router-${now.toISOString().replace(/\.\d+Z$/, "
 export const BackupLive = HttpApiBuilder.group(AdminApi, "backup", (handlers) =>
   Effect.gen(function* () {
     const backups = yield* Backups
+    const secrets = yield* SecretsAtRest
     return handlers.handleRaw("backup", () =>
       Effect.gen(function* () {
         yield* Effect.flatMap(CurrentPrincipal, requireOperator)
@@ -58,6 +60,6 @@ export const BackupLive = HttpApiBuilder.group(AdminApi, "backup", (handlers) =>
           headers: { "content-length": String(size), "content-disposition": `attachment; filename="${fileName(new Date())}"`, "cache-control": "no-store" }
         })
       })
-    )
+    ).handle("reencrypt", () => Effect.zipRight(Effect.flatMap(CurrentPrincipal, requireOperator), secrets.reencrypt))
   })
 )

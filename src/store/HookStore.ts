@@ -2,6 +2,11 @@ import { Context, type Effect, type Option, type Stream } from "effect"
 import type { StoreUnavailable } from "../domain/Errors.ts"
 import type { NumberMapping, StoredHook } from "../domain/Hook.ts"
 
+/** The HTTP hook source's last good table, and the signing secrets' rotations: cached values that hold secrets, so the store seals them whole. */
+export const REMOTE_HOOKS_KEY = "remoteHooks"
+export const ROTATIONS_KEY = "signing-rotations"
+export const SECRET_CACHE_KEYS: ReadonlySet<string> = new Set([REMOTE_HOOKS_KEY, ROTATIONS_KEY])
+
 /** The hooks and numbers managed through the admin API, and the hook sources' cache, kept across restarts. */
 export class HookStore extends Context.Tag("HookStore")<
   HookStore,

@@ -64,6 +64,18 @@ export interface BackendExpiring {
 }
 
 /**
+ * How re-encryption rewrites a stored value (see SecretsAtRest): the new text, or undefined to
+ * leave it as it is. Each throws a SealError on a value it cannot open.
+ */
+export interface Resealing {
+  /** A secret as kept: a delivery's, or a pin destination's. */
+  readonly secret: (text: string) => string | undefined
+  /** An API hook's JSON. */
+  readonly hook: (json: string) => string | undefined
+  readonly cached: (key: string, value: string) => string | undefined
+}
+
+/**
  * What keeps the data (SQLite's tables, Redis's keys), as the operations each
  * does in its own SQL or Lua. What the stores have in common is written once
  * over this, in StoreLive.ts: what acceptance answers, health kept in the
@@ -92,6 +104,12 @@ export interface StoreBackend {
   readonly leases: Leases["Type"]
   /** Deletes at most `limit` of the target's records last changed before `before` (never a pending delivery): how many went. */
   readonly pruneSlice: (target: PruneTarget, before: number, limit: number) => Effect.Effect<number, StoreUnavailable>
+  /**
+   * Rewrites the secrets of every delivery, pin, API hook and cached value with `reseal`, a slice
+   * at a time, each only if it is still what was read (else a writer has just written it anew):
+   * how many were rewritten.
+   */
+  readonly reseal: (reseal: Resealing) => Effect.Effect<number, StoreUnavailable>
   /** Writes a consistent copy of the store, as of its last commit, to the new file `into`; Redis is backed up on its own side. */
   readonly snapshot: (into: string) => Effect.Effect<void, StoreUnavailable | NotImplemented>
 }

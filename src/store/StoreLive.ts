@@ -6,7 +6,8 @@ import { StoredToken } from "../domain/AdminToken.ts"
 import { CallListing } from "../domain/Call.ts"
 import { NewDelivery, numberedOn, Pin } from "../domain/Delivery.ts"
 import { StoreUnavailable } from "../domain/Errors.ts"
-import { StoredHookJson } from "../domain/Hook.ts"
+import { StoredHook } from "../domain/Hook.ts"
+import type { SecretKey } from "../domain/SecretBox.ts"
 import { StoredPortalLink, StoredSession } from "../domain/Session.ts"
 import { decodeTenantHealth, encodeTenantHealth } from "../domain/TenantHealth.ts"
 import { Backups } from "./Backups.ts"
@@ -15,32 +16,54 @@ import { DeliveryHistory } from "./DeliveryHistory.ts"
 import { DeliveryQueue } from "./DeliveryQueue.ts"
 import { EventStore } from "./EventStore.ts"
 import { HealthStore } from "./HealthStore.ts"
-import { HookStore } from "./HookStore.ts"
+import { HookStore, SECRET_CACHE_KEYS } from "./HookStore.ts"
 import { Leases } from "./Leases.ts"
 import { Retention, type PruneTarget } from "./Retention.ts"
 import { SessionStore } from "./SessionStore.ts"
 import { TokenStore } from "./TokenStore.ts"
-import { healthKey, justQueued, type Acceptance, type AcceptResult } from "./Store.ts"
+import { healthKey, justQueued, type Acceptance, type AcceptResult, type RequeueResult } from "./Store.ts"
 import type { AcceptOutcome, EncodedAcceptance, StoreBackend } from "./StoreBackend.ts"
 import { makeRedisStore, type RedisStoreOptions } from "./redis/RedisStore.ts"
 import { makeSqliteStore } from "./sqlite/SqliteStore.ts"
+import { checkKeys, opening, secretsAtRest } from "./KeysInUse.ts"
+import { deliverySecrets, destinationSecrets, hookSecrets, PLAIN, sealer, unopenable, type Sealer } from "./Sealing.ts"
+import { SecretsAtRest } from "./SecretsAtRest.ts"
 
 /** Every tag a store provides. */
-export type StoreServices = EventStore | DeliveryQueue | Leases | HealthStore | DeliveryHistory | HookStore | Retention | CallHistory | TokenStore | SessionStore | Backups
+export type StoreServices =
+  | EventStore
+  | DeliveryQueue
+  | Leases
+  | HealthStore
+  | DeliveryHistory
+  | HookStore
+  | Retention
+  | CallHistory
+  | TokenStore
+  | SessionStore
+  | Backups
+  | SecretsAtRest
 
 /**
  * Every store tag over one backend, opened once and shared: what the stores have in common, written once.
  * Snapshots are written in `snapshotDir` (beside the database: the same disk, never a small tmpfs).
  */
-const storeOver = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Scope>, snapshotDir: string): Layer.Layer<StoreServices, StoreUnavailable> =>
-  Layer.scopedContext(
-    Effect.map(open, (backend) =>
-      Context.make(EventStore, events(backend)).pipe(
-        Context.add(DeliveryQueue, queue(backend)),
-        Context.add(Leases, backend.leases),
+const storeOver = (
+  open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Scope>,
+  snapshotDir: string,
+  /** Undefined for a store that keeps nothing at rest: its values are plain, and nothing is checked. */
+  sealing: Sealer | undefined
+): Layer.Layer<StoreServices, StoreUnavailable> => {
+  const box = sealing ?? PLAIN
+  return Layer.scopedContext(
+    Effect.map(Effect.tap(open, (backend) => (sealing === undefined ? Effect.void : checkKeys(backend.hooks, sealing))), (backend) =>
+      Context.make(EventStore, events(backend, box)).pipe(
+        Context.add(DeliveryQueue, queue(backend, box)),
+        Context.add(Leases, { ...backend.leases, claimStale: opening(backend.leases.claimStale, box) }),
         Context.add(HealthStore, health(backend)),
-        Context.add(DeliveryHistory, history(backend)),
-        Context.add(HookStore, hooks(backend)),
+        Context.add(DeliveryHistory, history(backend, box)),
+        Context.add(HookStore, hooks(backend, box)),
+        Context.add(SecretsAtRest, secretsAtRest(backend, box)),
         Context.add(CallHistory, calls(backend)),
         Context.add(TokenStore, tokens(backend)),
         Context.add(SessionStore, sessions(backend)),
@@ -49,6 +72,7 @@ const storeOver = (open: Effect.Effect<StoreBackend, StoreUnavailable, Scope.Sco
       )
     )
   )
+}
 
 /** A read of at most `limit` records: asked for none, it reads nothing. */
 const upTo = <A>(limit: number, read: () => Effect.Effect<ReadonlyArray<A>, StoreUnavailable>): Effect.Effect<ReadonlyArray<A>, StoreUnavailable> =>
@@ -75,25 +99,37 @@ export const encodePin = (pin: Pin): typeof Pin.Encoded => {
   return { ...pin, destination: secret === undefined ? destination : { ...destination, secret: Redacted.value(secret) } }
 }
 const decodePins = Schema.decodeUnknown(Schema.ReadonlyMapFromSelf({ key: Schema.String, value: Pin }))
-const decodeHooks = Schema.decodeUnknown(Schema.Array(StoredHookJson))
-const encodeHook = Schema.encodeSync(StoredHookJson)
+const decodeHooks = Schema.decodeUnknown(Schema.Array(StoredHook))
+const encodeHook = Schema.encodeSync(StoredHook)
 
 /** What a backend read that does not decode means to callers: the store cannot be read. */
 const unreadable = (error: ParseResult.ParseError) => new StoreUnavailable({ cause: error.message })
 
-const encoded = (a: Acceptance): EncodedAcceptance => ({
+/** An acceptance as written, its secrets sealed. */
+const encoded = (a: Acceptance, { seal }: Sealer): EncodedAcceptance => ({
   ...a,
-  delivery: a.delivery && encodeDelivery(a.delivery),
-  callEvent: a.callEvent && encodeDelivery(a.callEvent),
-  pinChange: a.pinChange?._tag === "Set" ? { _tag: "Set", pin: encodePin(a.pinChange.pin) } : a.pinChange,
+  delivery: a.delivery && deliverySecrets(encodeDelivery(a.delivery), seal),
+  callEvent: a.callEvent && deliverySecrets(encodeDelivery(a.callEvent), seal),
+  pinChange: a.pinChange?._tag === "Set" ? { _tag: "Set", pin: sealedPin(encodePin(a.pinChange.pin), seal) } : a.pinChange,
   call: a.call,
   replayable: a.unroutable !== undefined && a.unroutable.reason !== "tenant_conflict"
 })
 
-const events = (backend: StoreBackend): EventStore["Type"] => ({
+const sealedPin = (pin: typeof Pin.Encoded, f: (text: string) => string): typeof Pin.Encoded =>
+  pin.destination.secret === undefined ? pin : { ...pin, destination: destinationSecrets(pin.destination, f) }
+
+const events = (backend: StoreBackend, box: Sealer): EventStore["Type"] => ({
   acceptAll: (acceptances) =>
-    Effect.map(backend.accept(acceptances.map(encoded)), (outcomes) => outcomes.map((outcome, i) => accepted(acceptances[i]!, outcome))),
-  pinsOf: (rooms) => (rooms.length === 0 ? Effect.succeed(new Map()) : Effect.flatMap(backend.pinsOf(rooms), (pins) => Effect.mapError(decodePins(pins), unreadable))),
+    Effect.map(backend.accept(acceptances.map((a) => encoded(a, box))), (outcomes) => outcomes.map((outcome, i) => accepted(acceptances[i]!, outcome))),
+  pinsOf: (rooms) =>
+    rooms.length === 0
+      ? Effect.succeed(new Map())
+      : Effect.flatMap(backend.pinsOf(rooms), (pins) =>
+          Effect.flatMap(
+            Effect.try({ try: () => new Map([...pins].map(([room, pin]) => [room, sealedPin(pin, box.open)])), catch: unopenable }),
+            (opened) => Effect.mapError(decodePins(opened), unreadable)
+          )
+        ),
   ping: backend.ping,
   unrouted: backend.unrouted,
   forgetUnrouted: (calls) => (calls.length === 0 ? Effect.void : backend.forgetUnrouted(calls))
@@ -119,11 +155,21 @@ const calls = ({ calls }: StoreBackend): CallHistory["Type"] => ({
     )
 })
 
-const hooks = ({ hooks }: StoreBackend): HookStore["Type"] => ({
-  ...hooks,
-  apiHooks: Effect.flatMap(hooks.apiHooks, (stored) => Effect.mapError(decodeHooks(stored), unreadable)),
-  putApiHook: (hook) => hooks.putApiHook(hook.host, encodeHook(hook))
-})
+/** API hooks with their secrets sealed, and the cached values that hold secrets sealed whole. */
+const hooks = ({ hooks }: StoreBackend, box: Sealer): HookStore["Type"] => {
+  const openCached = (key: string, value: string) => (SECRET_CACHE_KEYS.has(key) ? box.open(value) : value)
+  return {
+    ...hooks,
+    apiHooks: Effect.flatMap(hooks.apiHooks, (stored) =>
+      Effect.flatMap(Effect.try({ try: () => stored.map((json) => hookSecrets(JSON.parse(json), box.open)), catch: unopenable }), (opened) =>
+        Effect.mapError(decodeHooks(opened), unreadable)
+      )
+    ),
+    putApiHook: (hook) => hooks.putApiHook(hook.host, JSON.stringify(hookSecrets(encodeHook(hook), box.seal))),
+    cached: (key) => Effect.flatMap(hooks.cached(key), (value) => Effect.try({ try: () => Option.map(value, (text) => openCached(key, text)), catch: unopenable })),
+    cache: (key, value) => hooks.cache(key, SECRET_CACHE_KEYS.has(key) ? box.seal(value) : value)
+  }
+}
 
 const decodeToken = Schema.decodeUnknown(Schema.parseJson(StoredToken))
 const decodeTokens = Schema.decodeUnknown(Schema.Array(Schema.parseJson(StoredToken)))
@@ -164,16 +210,27 @@ const sessions = ({ expiring }: StoreBackend): SessionStore["Type"] => ({
     Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.flatMap(expiring.take("portal-link", hash, now), (found) => decodedIfFound(found, decodeLink)))
 })
 
-const queue = ({ queue }: StoreBackend): DeliveryQueue["Type"] => ({
+const queue = ({ queue }: StoreBackend, box: Sealer): DeliveryQueue["Type"] => ({
   ...queue,
-  pendingAfter: (tenant, afterId, limit) => upTo(limit, () => queue.pendingAfter(tenant, afterId, limit)),
-  pendingInLane: (tenant, room, limit) => upTo(limit, () => queue.pendingInLane(tenant, room, limit))
+  pendingAfter: (tenant, afterId, limit) => upTo(limit, () => opening(queue.pendingAfter(tenant, afterId, limit), box)),
+  pendingInLane: (tenant, room, limit) => upTo(limit, () => opening(queue.pendingInLane(tenant, room, limit), box)),
+  requeue: (id, now) =>
+    Effect.flatMap(
+      queue.requeue(id, now),
+      (result): Effect.Effect<RequeueResult, StoreUnavailable> =>
+        result._tag === "Requeued" ? Effect.map(opening(Effect.succeed([result.delivery]), box), ([delivery]) => ({ ...result, delivery: delivery! })) : Effect.succeed(result)
+    )
 })
 
-const history = ({ history }: StoreBackend): DeliveryHistory["Type"] => ({
+const history = ({ history }: StoreBackend, box: Sealer): DeliveryHistory["Type"] => ({
   ...history,
-  deliveries: (query) => upTo(query.limit, () => history.deliveries(query)),
-  delivery: (id) => Effect.map(history.delivery(id), Option.map((found) => ({ ...found, history: numberedOn(found.history) }))),
+  deliveries: (query) => upTo(query.limit, () => opening(history.deliveries(query), box)),
+  delivery: (id) =>
+    Effect.flatMap(history.delivery(id), (found) =>
+      Option.isNone(found)
+        ? Effect.succeedNone
+        : Effect.map(opening(Effect.succeed([found.value]), box), ([opened]) => Option.some({ ...opened!, history: numberedOn(opened!.history) }))
+    ),
   unroutable: (limit) => upTo(limit, () => history.unroutable(limit)),
   changesAfter: (after, limit) => upTo(limit, () => history.changesAfter(after, limit))
 })
@@ -228,9 +285,11 @@ const backups = ({ snapshot }: StoreBackend, snapshotDir: string): Backups["Type
  */
 export const StoreLive = {
   /** The embedded default: SQLite in WAL mode, a file per deployment, committed by a writer thread. */
-  sqlite: (path: string): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeSqliteStore(path), dirname(path)),
+  sqlite: (path: string, keys: ReadonlyArray<SecretKey> = []): Layer.Layer<StoreServices, StoreUnavailable> =>
+    storeOver(makeSqliteStore(path), dirname(path), sealer(keys)),
   /** Shared by every instance behind a load balancer: Redis with appendonly persistence. */
-  redis: (options: RedisStoreOptions): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeRedisStore(options), tmpdir()),
+  redis: (options: RedisStoreOptions, keys: ReadonlyArray<SecretKey> = []): Layer.Layer<StoreServices, StoreUnavailable> =>
+    storeOver(makeRedisStore(options), tmpdir(), sealer(keys)),
   /** Same code over a fresh in-memory database (a new one per call): nothing survives the process. */
-  memory: (): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeSqliteStore(":memory:"), tmpdir())
+  memory: (): Layer.Layer<StoreServices, StoreUnavailable> => storeOver(makeSqliteStore(":memory:"), tmpdir(), undefined)
 }

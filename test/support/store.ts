@@ -8,6 +8,7 @@ import { HealthStore } from "../../src/store/HealthStore.ts"
 import { HookStore } from "../../src/store/HookStore.ts"
 import { Leases } from "../../src/store/Leases.ts"
 import { Retention } from "../../src/store/Retention.ts"
+import { SecretsAtRest } from "../../src/store/SecretsAtRest.ts"
 import type { StoreServices } from "../../src/store/StoreLive.ts"
 import { SessionStore } from "../../src/store/SessionStore.ts"
 import { TokenStore } from "../../src/store/TokenStore.ts"
@@ -23,10 +24,11 @@ export type Store = EventStore["Type"] &
   CallHistory["Type"] &
   TokenStore["Type"] &
   SessionStore["Type"] &
-  Backups["Type"]
+  Backups["Type"] &
+  SecretsAtRest["Type"]
 
 export const Store: Effect.Effect<Store, never, StoreServices> = Effect.map(
-  Effect.all([EventStore, DeliveryQueue, Leases, HealthStore, DeliveryHistory, HookStore, Retention, CallHistory, TokenStore, SessionStore, Backups]),
+  Effect.all([EventStore, DeliveryQueue, Leases, HealthStore, DeliveryHistory, HookStore, Retention, CallHistory, TokenStore, SessionStore, Backups, SecretsAtRest]),
   (services): Store => Object.assign({}, ...services)
 )
 
@@ -43,5 +45,6 @@ export const provideStore = <A, E>(program: Effect.Effect<A, E, StoreServices>, 
     Effect.provideService(CallHistory, store),
     Effect.provideService(TokenStore, store),
     Effect.provideService(SessionStore, store),
-    Effect.provideService(Backups, store)
+    Effect.provideService(Backups, store),
+    Effect.provideService(SecretsAtRest, store)
   )

@@ -11,6 +11,7 @@ import { decodeAttempt, decodeUnroutable, decoding, makeRedisReads, toDelivery, 
 import * as Scripts from "./RedisScripts.ts"
 import { makeRedisExpiring } from "./RedisExpiring.ts"
 import { makeRedisTokens } from "./RedisTokens.ts"
+import { makeRedisReseal } from "./RedisReseal.ts"
 import { DELIVERY_FIELDS } from "../DeliveryRecord.ts"
 import type { RecordedAttempt } from "../Store.ts"
 import type { AcceptOutcome, EncodedAcceptance, StoreBackend } from "../StoreBackend.ts"
@@ -268,6 +269,7 @@ export const makeRedisStore = (options: RedisStoreOptions) =>
         claimStale: decoding(claim(CLAIM_PAGE, graceMs), (reply) => queuedList(reply).sort((a, b) => a.id - b.id))
       },
       pruneSlice: (target, before, limit) => Effect.map(prune(target, before, limit), Number),
+      reseal: makeRedisReseal(run, send, P, (f) => Effect.try({ try: f, catch: (cause) => new StoreUnavailable({ cause }) })),
       snapshot: () => Effect.fail(new NotImplemented({ message: REDIS_BACKUP }))
     }
     return backend

@@ -10,6 +10,7 @@ import { decodeDelivery, decodeQueued } from "../DeliveryRecord.ts"
 import { prepareCallReads, recordOf } from "./SqliteCalls.ts"
 import { DELIVERY_COLUMNS, openDatabase, QUEUED_COLUMNS, snapshotInto, TALLY_COLUMNS } from "./SqliteSchema.ts"
 import { prepareWrites, type Settled, type WriteOp, type WriteResult } from "./SqliteWrites.ts"
+import { sqliteReseal } from "./SqliteReseal.ts"
 import type { StoreBackend } from "../StoreBackend.ts"
 import type { FromWriter, ToWriter } from "./StoreWorker.ts"
 import { CommitHealth } from "./CommitHealth.ts"
@@ -245,6 +246,8 @@ export const makeSqliteStore = (path: string) =>
         return Effect.fail(unavailable(settled.error))
       })
 
+    const resealAll = yield* Effect.try({ try: () => sqliteReseal(db, write), catch: unavailable })
+
     const backend: StoreBackend = {
       accept: (acceptances) => write({ _tag: "Accept", acceptances }),
       pinsOf: (rooms) =>
@@ -383,6 +386,7 @@ export const makeSqliteStore = (path: string) =>
       // Nor does anybody else hold deliveries.
       leases: { renewLeases: Effect.void, claimStale: Effect.succeed([]) },
       pruneSlice: (target, before, limit) => write({ _tag: "PruneSlice", target, before, limit }),
+      reseal: (reseal) => resealAll(reseal, read),
       snapshot: (into) => Effect.tryPromise({ try: () => writer.snapshot(into), catch: unavailable })
     }
     return backend

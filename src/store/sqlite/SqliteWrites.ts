@@ -33,6 +33,15 @@ export type WriteOp =
   | { readonly _tag: "RemoveExpiring"; readonly kind: ExpiringKind; readonly hash: string }
   /** Writes nothing new but commits a page: whether a write can land now (after a full disk, say). */
   | { readonly _tag: "Probe" }
+  | { readonly _tag: "Reseal"; readonly changes: ReadonlyArray<ResealChange> }
+
+/** A value re-encryption rewrites (see SqliteReseal.ts): by its row's key, only if it still holds `from`. */
+export interface ResealChange {
+  readonly place: "delivery" | "pin" | "hook" | "cache"
+  readonly key: string
+  readonly from: string
+  readonly to: string
+}
 
 export interface WriteResults {
   Accept: ReadonlyArray<AcceptOutcome>
@@ -52,6 +61,7 @@ export interface WriteResults {
   TakeExpiring: string | undefined
   RemoveExpiring: void
   Probe: void
+  Reseal: number
 }
 
 export type WriteResult<Op extends WriteOp> = WriteResults[Op["_tag"]]
@@ -83,6 +93,12 @@ export const prepareWrites = (db: Database) => {
     endPin: db.query<unknown, [number, number, string]>(
       "UPDATE pins SET ended_at = ?, pinned_at = ? WHERE room = ? AND ended_at IS NULL"
     ),
+    reseal: {
+      delivery: db.query<unknown, [string, string, string]>("UPDATE deliveries SET secret = ?3 WHERE id = CAST(?1 AS INTEGER) AND secret = ?2"),
+      pin: db.query<unknown, [string, string, string]>("UPDATE pins SET destination = ?3 WHERE room = ?1 AND destination = ?2"),
+      hook: db.query<unknown, [string, string, string]>("UPDATE hooks SET hook = ?3 WHERE host = ?1 AND hook = ?2"),
+      cache: db.query<unknown, [string, string, string]>("UPDATE cache SET value = ?3 WHERE key = ?1 AND value = ?2")
+    },
     clearPin: db.query<{ open: number }, [string]>("DELETE FROM pins WHERE room = ? RETURNING ended_at IS NULL AS open"),
     // The new delivery's fields, then the time of acceptance as every timestamp, then its call's number.
     insertDelivery: db.query<unknown, Array<string | number | null>>(
@@ -303,6 +319,8 @@ export const prepareWrites = (db: Database) => {
       case "Probe":
         q.probe.run()
         return undefined
+      case "Reseal":
+        return op.changes.reduce((n, c) => n + q.reseal[c.place].run(c.key, c.from, c.to).changes, 0)
     }
   }
 
