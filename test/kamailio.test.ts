@@ -277,7 +277,10 @@ describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
       `--- UAS stderr\n${tail(f("uas", "stderr"), 10)}`,
       `--- UAC errors\n${tail(f("uac", "errors.log"))}`,
       `--- UAC stderr\n${tail(f("uac", "stderr"), 10)}`,
-      `--- UAC screen\n${tail(f("uac", "stdout"), 25)}`,
+      `--- UAC screen\n${tail(f("uac", "stdout"), 60)}`,
+      // Which message went missing, and where: what each side sent and received, in order.
+      `--- UAS messages\n${tail(f("uas", "messages.log"), 80)}`,
+      `--- UAC messages\n${tail(f("uac", "messages.log"), 80)}`,
       `--- kamailio (${kamCmd.join(" ")})\n${tail(kamLog)}`,
     ].join("\n");
     return { uacCode, uasCode, report, uasErrors: tail(f("uas", "errors.log")), kamLog: readFileSync(kamLog, "utf8") };
