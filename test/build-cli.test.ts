@@ -2,7 +2,7 @@ import { expect, test, setDefaultTimeout } from "bun:test"
 import { TEST_TIMEOUT_MS } from "./support/setup.ts"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { buildBinary } from "./support/binary.ts"
+import { buildBinary, untilListening } from "./support/binary.ts"
 import { ADMIN_TOKEN, testConfig } from "./support/router.ts"
 
 // Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
@@ -25,9 +25,7 @@ test("the single binary is also the command line: --help, completions, and admin
   writeFileSync(configPath, Bun.YAML.stringify(testConfig(dir, { hooks: [{ host: "binary.example.com", url: "https://binary.example.com/voice" }] })))
   const server = Bun.spawn([binary, "serve", "--config", configPath], { cwd: dir, stdout: "pipe", stderr: "pipe" })
   try {
-    const first = new TextDecoder().decode((await server.stdout.getReader().read()).value)
-    const { msg, port } = JSON.parse(first.split("\n")[0]!)
-    expect(msg).toBe("listening")
+    const { port } = await untilListening(server.stdout)
     const listed = run(["hooks", "list", "--url", `http://127.0.0.1:${port}`, "--token", ADMIN_TOKEN])
     expect({ code: listed.code, stderr: listed.stderr }).toEqual({ code: 0, stderr: "" })
     expect(listed.stdout).toMatch(/^binary\.example\.com +https:\/\/binary\.example\.com\/voice +file +all +- +- +- +no$/m)
