@@ -243,7 +243,7 @@ describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
    * the UAS). The caller dials `dial` (default: the domain); the flow picks
    * the scenario pair test/edge/ua{c,s}<flow>.xml.
    */
-  async function call(opts: { transport: "u1" | "t1"; domain: string; dial?: string; flow?: Flow; bypassEdge?: boolean }) {
+  async function call(opts: { transport: "u1" | "t1"; domain: string; dial?: string; flow?: Flow; bypassEdge?: boolean; uasScenario?: string }) {
     const { sipp } = requireTools();
     const flow = opts.flow ?? "";
     const dial = opts.dial ?? opts.domain;
@@ -255,7 +255,7 @@ describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
       "-trace_msg", "-message_file", f(side, "messages.log"),
     ];
 
-    const uasFile = flow === "" ? uasScenarioFor(opts.domain, dir) : join(EDGE, `uas${flow}.xml`);
+    const uasFile = opts.uasScenario ? join(EDGE, opts.uasScenario) : flow === "" ? uasScenarioFor(opts.domain, dir) : join(EDGE, `uas${flow}.xml`);
     const uas = spawn(
       [sipp, "-sf", uasFile, "-t", opts.transport, "-p", String(uasPort), ...bounded,
         ...traces("uas"), "-trace_logs", "-log_file", f("uas", "actions.log")],
@@ -317,6 +317,12 @@ describe("kamailio edge stamps X-To-IP (real kamailio + sipp)", () => {
     const r = await call({ transport: "u1", domain: "calls.drsmith.com", bypassEdge: true });
     expect(r.uasCode).toBe(1);
     expect(r.uasErrors).toContain("evil.example");
+  }, CALL_TIMEOUT);
+
+  test.skipIf(SKIP)("the caller discards provisional answers that come after the 200, and completes the call", async () => {
+    // Straight to a callee that sends them late: proves uac.xml's transactions, on which every edge call relies.
+    const r = await call({ transport: "u1", domain: "calls.drsmith.com", bypassEdge: true, uasScenario: "uas-late-provisional.xml" });
+    if (r.uasCode !== 0 || r.uacCode !== 0) throw new Error(r.report);
   }, CALL_TIMEOUT);
 
   test.skipIf(SKIP)("CANCEL while ringing follows the INVITE; the 487 comes back (UDP, TCP)", async () => {
