@@ -2,7 +2,7 @@ import { Duration, Effect, Either, Runtime, Schedule } from "effect"
 import { AppConfig } from "../AppConfig.ts"
 import { ALERTS_TENANT, deliveryFailed, type Alert } from "../domain/Alert.ts"
 import { DISABLED_ERROR, type AttemptRecord } from "../domain/Delivery.ts"
-import type { DeliveryError } from "../domain/Errors.ts"
+import type { DeliveryError, StoreUnavailable } from "../domain/Errors.ts"
 import { logEach } from "../telemetry/Logging.ts"
 import * as Metrics from "../telemetry/Metrics.ts"
 import { Tracing, type AttemptSpan } from "../telemetry/Tracing.ts"
@@ -137,10 +137,14 @@ export class AttemptRecorder extends Effect.Service<AttemptRecorder>()("AttemptR
             break
         }
       }
-      const recorded = store.recordAttempts(records).pipe(
+      const record = store.recordAttempts(records)
+      const refused = (e: StoreUnavailable) => Effect.logError("delivery attempts not recorded; trying again", e.cause)
+      const recorded = record.pipe(
         // The tenant may have the event already; what the store shows must catch up, or the delivery would stay pending unsent.
-        Effect.tapError((e) => Effect.logError("delivery attempts not recorded; trying again", e.cause)),
-        Effect.retry({ schedule: RECORD_RETRY, while: () => !stopped }),
+        // The retry is set up only once a write has failed: the usual turn pays for none of it.
+        Effect.catchTag("StoreUnavailable", (e) =>
+          Effect.zipRight(refused(e), Effect.retry(Effect.tapError(record, refused), { schedule: RECORD_RETRY, while: () => !stopped }))
+        ),
         // Once recorded: an alert never tells of a failure the store does not show.
         (recording) => (failed.length === 0 ? recording : Effect.zipRight(recording, alerts.storeAll(failed))),
         Effect.catchTag("StoreUnavailable", (e) => Effect.logError("delivery attempts not recorded: the deliveries stay pending, sent again at the next start", e.cause))
