@@ -201,6 +201,9 @@ describe("per-hook headers and auth", () => {
     await expectRefused(await put({ auth: { bearer: REFUSED_VALUE, basic: { username: "a", password: "b" } } }), "auth")
     await expectRefused(await put({ auth: { basic: { username: `a:${REFUSED_VALUE}`, password: "b" } } }), "auth.basic.username")
     await expectRefused(await put({ auth: { basic: { username: "a", password: `${REFUSED_VALUE}\n` } } }), "auth.basic.password")
+    // The store tells an encrypted value by its prefix: a plain one that starts so is refused, not stored to fail its reading later.
+    expect(await expectRefused(await put({ headers: { "X-Key": `enc:v1:${REFUSED_VALUE}` } }), "headers.X-Key")).toContain("the form of an encrypted value")
+    await expectRefused(await put({ auth: { basic: { username: "a", password: `enc:v1:x:${REFUSED_VALUE}:y` } } }), "auth.basic.password")
     await expectRefused(await put({ auth: REFUSED_VALUE }), "auth")
     await expectRefused(await put({ auth: { token: REFUSED_VALUE } }), "auth.token")
     expect((await router.admin("GET", "/v1/hooks/refused.creds.example")).status).toBe(404)

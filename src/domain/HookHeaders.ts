@@ -1,4 +1,5 @@
 import { Redacted, Schema } from "effect"
+import { isSealed, SEALED_PREFIX } from "./SecretBox.ts"
 import { excerpt } from "./Untrusted.ts"
 
 /**
@@ -49,8 +50,12 @@ export const headerValueProblem = (value: string): string | undefined => {
   if (value.length > MAX_HEADER_VALUE) return `value too long (at most ${MAX_HEADER_VALUE} characters; the value is not shown)`
   if (!FIELD_VALUE.test(value))
     return "invalid value: only visible characters, spaces and tabs, with no leading or trailing space and no CR, LF, NUL or other controls (the value is not shown)"
-  return undefined
+  return sealedLookalike(value)
 }
+
+/** The store tells an encrypted value by its prefix: a plain one that starts so would be read as one, and fail. */
+const sealedLookalike = (value: string): string | undefined =>
+  isSealed(value) ? `a value may not start with "${SEALED_PREFIX}", the form of an encrypted value (the value is not shown)` : undefined
 
 /** The first problem in a set of headers, with the header at fault (none when it is the set itself). */
 export const headersProblem = (headers: Readonly<Record<string, string>>): { readonly name: string | undefined; readonly problem: string } | undefined => {
@@ -101,7 +106,8 @@ const BasicAuth = Schema.Struct({
     Schema.filter((s) => (s.length > 0 && s.length <= 256 && !s.includes(":") && NO_CONTROLS.test(s)) || "expected 1 to 256 characters, no ':' and no controls (the value is not shown)")
   ),
   password: hiddenText("a password").pipe(
-    Schema.filter((s) => (s.length <= 1024 && NO_CONTROLS.test(s)) || "expected at most 1024 characters and no controls (the value is not shown)")
+    Schema.filter((s) => (s.length <= 1024 && NO_CONTROLS.test(s)) || "expected at most 1024 characters and no controls (the value is not shown)"),
+    Schema.filter((s) => sealedLookalike(s) ?? true)
   )
 }).annotations({ message: () => ({ message: "expected {username, password} (the value is not shown)", override: false }) })
 
