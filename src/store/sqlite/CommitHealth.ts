@@ -1,5 +1,7 @@
 import { statfsSync } from "node:fs"
 
+const RUNS_AS_ROOT = process.getuid?.() === 0
+
 /** SQLite's words for SQLITE_FULL. */
 const DISK_FULL = "disk is full"
 
@@ -34,8 +36,13 @@ export class CommitHealth {
   /** Whether a write should be tried to see if the failure has passed: after a full disk, only once there is room. */
   mayResume(): boolean {
     if (this.failure?.diskFull !== true || this.dir === undefined) return true
-    const { bavail, bsize } = statfsSync(this.dir)
-    return bavail * bsize >= FREE_TO_RESUME_BYTES
+    try {
+      const { bavail, bfree, bsize } = statfsSync(this.dir)
+      // Root may also write into the blocks a filesystem reserves (ext4's 5 %), as SQLite then does.
+      return (RUNS_AS_ROOT ? bfree : bavail) * bsize >= FREE_TO_RESUME_BYTES
+    } catch {
+      return false
+    }
   }
 
   /** A write tried for the purpose landed: the failure has passed. */
