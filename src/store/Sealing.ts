@@ -6,6 +6,8 @@ import { open, seal, SealError, type SecretKey } from "../domain/SecretBox.ts"
 
 /** Values remembered per direction: far more than the distinct secrets of a deployment's hooks, and bounded. */
 const REMEMBERED = 10_000
+/** Longer values (a cached hook table) are sealed and opened each time: the memo holds secrets, not documents. */
+const REMEMBERED_LENGTH = 1_024
 
 /** A bounded memo: when full, the entry made first goes. */
 const memo = () => {
@@ -39,13 +41,17 @@ export const sealer = (keys: ReadonlyArray<SecretKey>): Sealer => {
     // GCM's rule is never to reuse an IV for *different* plaintexts, and this reuses a whole
     // ciphertext for the same one, which tells a reader of the file only that two rows hold the
     // same secret (the hook beside them says as much), and saves an AES operation per event.
-    seal: (plaintext) => (first === undefined ? plaintext : (sealed.get(plaintext) ?? sealed.set(plaintext, seal(first, plaintext)))),
+    seal: (plaintext) => {
+      if (first === undefined) return plaintext
+      if (plaintext.length > REMEMBERED_LENGTH) return seal(first, plaintext)
+      return sealed.get(plaintext) ?? sealed.set(plaintext, seal(first, plaintext))
+    },
     open: (text) => {
       const known = opened.get(text)
       if (known !== undefined) return known
       const result = open(keys, text)
       if (Either.isLeft(result)) throw result.left
-      return text === result.right ? text : opened.set(text, result.right)
+      return text === result.right || text.length > REMEMBERED_LENGTH ? result.right : opened.set(text, result.right)
     }
   }
 }
