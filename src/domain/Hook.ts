@@ -246,9 +246,6 @@ export const StoredHook = Schema.Struct({
 })
 export interface StoredHook extends Schema.Schema.Type<typeof StoredHook> {}
 
-/** A stored hook as the stores keep it: JSON, secrets and all, decoded and encoded by the schema. */
-export const StoredHookJson = Schema.parseJson(StoredHook)
-
 export interface ActiveHook extends StoredHook {
   readonly source: HookOrigin
 }

@@ -60,7 +60,8 @@ export const webhookHandler = (
   ingest: Ingest,
   limits: { readonly maxBodyBytes: number; readonly maxWaiting: number }
 ) => {
-  let waiting = 0
+  /** Requests read or waiting for the store now. */
+  let held = 0
   const answerAll = (waiting: ReadonlyArray<Waiting>): Effect.Effect<void> =>
     ingest.receiveAll(waiting.map((w) => w.verified)).pipe(
       Effect.match({
@@ -100,8 +101,8 @@ export const webhookHandler = (
 
   const handle = async (request: Request): Promise<Response> => {
     const span = ingest.begin()
-    if (waiting >= limits.maxWaiting) return refused(OVERLOADED, span)
-    waiting++
+    if (held >= limits.maxWaiting) return refused(OVERLOADED, span)
+    held++
     try {
       const body = await readBodyWithin(request, limits.maxBodyBytes)
       if (body instanceof PayloadTooLarge) return refused(body, span)
@@ -109,7 +110,7 @@ export const webhookHandler = (
       if (Either.isLeft(checked)) return refused(checked.left, span)
       return await new Promise<Response>((answer) => batch.add({ verified: checked.right, answer }))
     } finally {
-      waiting--
+      held--
     }
   }
   return handle
