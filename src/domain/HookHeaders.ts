@@ -92,7 +92,7 @@ export const HookHeaders = Schema.Record({ key: HeaderKey, value: hiddenText("a 
     Schema.annotations({
       identifier: "HookHeaders",
       description:
-        "Headers added to every delivery and test send; never shown back. Not Host, Content-Type, Content-Length, Authorization (use auth), traceparent, tracestate, webhook-*, or hop-by-hop headers.",
+        "Headers added to every delivery and test send; never shown back. Not Host, Content-Type, Content-Length, Authorization (use auth), traceparent, tracestate, webhook-*, or hop-by-hop headers; no value (nor a basic password) may start with `enc:v1:`, the form of an encrypted value.",
       jsonSchema: { maxProperties: MAX_HEADERS, propertyNames: { pattern: TOKEN.source, maxLength: MAX_HEADER_NAME } }
     }),
     Schema.compose(redactedValues)
