@@ -12,7 +12,7 @@ import { join } from "node:path"
 import { sipParticipantEvent } from "./support/livekit.ts"
 import { startReceiver, type Receiver } from "./support/receiver.ts"
 import { startRedis, redisAvailable } from "./support/redis.ts"
-import { ADMIN_TOKEN, closedPort, DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
+import { ADMIN_TOKEN, DEFAULT_SECRET, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
 
 // Bun applies the preload's default only to the first file of a run (oven-sh/bun#43787): each file sets its own.
 setDefaultTimeout(TEST_TIMEOUT_MS)
@@ -38,8 +38,10 @@ const start = async (dir: string, overrides: Record<string, unknown>, store?: Re
   return router
 }
 
-const receiver = (port: number) => {
-  const tenant = startReceiver(DEFAULT_SECRET, [{ status: 200 }], port)
+/** A tenant down (503) until `up()`, on a port it keeps all along. */
+const downTenant = () => {
+  const tenant = startReceiver(DEFAULT_SECRET, [{ status: 200 }])
+  tenant.down()
   cleanups.push(() => tenant.stop())
   return tenant
 }
@@ -68,10 +70,10 @@ const pending = async (router: RunningRouter) =>
 
 describe("GET /v1/backup on SQLite", () => {
   test("a snapshot taken while events arrive is sound, and a router started on it delivers what was pending then, exactly once", async () => {
-    const tenantPort = closedPort()
     // The tenant is down: every delivery stays pending, retried, until the restored router reaches it.
+    const tenant = downTenant()
     const config = {
-      hooks: [{ host: HOST, url: `http://127.0.0.1:${tenantPort}/voice` }],
+      hooks: [{ host: HOST, url: `${tenant.url}/voice` }],
       delivery: { timeout: "1s", maxAttempts: 1_000, initialBackoff: "100ms", maxBackoff: "300ms", concurrencyPerTenant: 4 }
     }
     const first = await start(freshDir(), config)
@@ -111,7 +113,7 @@ describe("GET /v1/backup on SQLite", () => {
     expect(integrity(join(restoredDir, "router.db"))).toEqual(["ok"])
     await first.stop()
 
-    const tenant = receiver(tenantPort)
+    tenant.up()
     const second = await start(restoredDir, config)
     await tenant.waitFor((received) => before.every((id) => received.some((r) => r.headers["webhook-id"] === id)), 20_000)
     await eventually(async () => (await pending(second)) === 0, 20_000, "the restored queue drained")

@@ -14,7 +14,7 @@ import { join } from "node:path"
 import { sipParticipantEvent } from "./support/livekit.ts"
 import { startReceiver } from "./support/receiver.ts"
 import { redisAvailable, startRedis } from "./support/redis.ts"
-import { ADMIN_TOKEN, closedPort, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
+import { ADMIN_TOKEN, eventually, startRouter, testConfig, type RunningRouter } from "./support/router.ts"
 
 setDefaultTimeout(TEST_TIMEOUT_MS)
 
@@ -37,17 +37,27 @@ const FILE_HOST = "file.example.com"
 const API_HOST = "api.example.com"
 const BASIC_HOST = "basic.example.com"
 
-/** Every secret the router is given, and the ports its tenants will listen on. */
-const world = () => ({
-  signing: newSecret(),
-  file: newSecret(),
-  api: newSecret(),
-  basic: newSecret(),
-  header: `hdr-${randomBytes(12).toString("hex")}`,
-  bearer: `tok-${randomBytes(12).toString("hex")}`,
-  password: `pw-${randomBytes(12).toString("hex")}`,
-  ports: { file: closedPort(), api: closedPort(), basic: closedPort() }
-})
+/** A tenant on a port of its own for the whole test, down (503) until brought up. */
+const downTenant = (secret: string) => {
+  const tenant = startReceiver(secret, [{ status: 200 }])
+  tenant.down()
+  cleanups.push(() => tenant.stop())
+  return tenant
+}
+
+/** Every secret the router is given, and its tenants, down until `tenants` brings them up. */
+const world = () => {
+  const secrets = { signing: newSecret(), file: newSecret(), api: newSecret(), basic: newSecret() }
+  const down = { file: downTenant(secrets.file), api: downTenant(secrets.api), basic: downTenant(secrets.basic) }
+  return {
+    ...secrets,
+    header: `hdr-${randomBytes(12).toString("hex")}`,
+    bearer: `tok-${randomBytes(12).toString("hex")}`,
+    password: `pw-${randomBytes(12).toString("hex")}`,
+    tenants: down,
+    ports: { file: down.file.port, api: down.api.port, basic: down.basic.port }
+  }
+}
 type World = ReturnType<typeof world>
 
 const configFor = (dir: string, w: World, store: Record<string, unknown>) => ({
@@ -117,15 +127,10 @@ const leaked = (bytes: Buffer, secrets: ReadonlyArray<string>) =>
 
 const secretsOf = (w: World, previous: string) => [w.signing, w.file, w.api, previous, w.basic, w.header, w.bearer, w.password]
 
-/** Tenants up on their ports, each verifying with its secret; the API tenant also checks its header and token arrive. */
+/** The tenants up, each verifying with its secret; the API tenant also checks its header and token arrive. */
 const tenants = (w: World) => {
-  const up = {
-    file: startReceiver(w.file, [{ status: 200 }], w.ports.file),
-    api: startReceiver(w.api, [{ status: 200 }], w.ports.api),
-    basic: startReceiver(w.basic, [{ status: 200 }], w.ports.basic)
-  }
-  cleanups.push(() => Object.values(up).forEach((tenant) => tenant.stop()))
-  return up
+  Object.values(w.tenants).forEach((tenant) => tenant.up())
+  return w.tenants
 }
 
 const delivered = async (up: ReturnType<typeof tenants>, w: World, rooms: string) => {
@@ -178,7 +183,7 @@ const lifecycle = async (dir: string, store: Record<string, unknown>, inspect: (
   const second = await start(dir, w, { ...store, encryptionKey: oldKey })
   await delivered(up, w, "a")
   await second.stop()
-  Object.values(up).forEach((tenant) => tenant.stop())
+  Object.values(up).forEach((tenant) => tenant.down())
 
   // Rotation: the new key first, the old one still read; new calls queue while the tenants are down.
   const key = newKey()

@@ -56,8 +56,10 @@ export const startReceiver = (secret: string, replies: ReadonlyArray<Reply> = [{
   const received: Received[] = []
   const rejected: string[] = []
   let hits = 0
+  let isDown = false
   const waiters = new Set<() => void>()
   const server = serveVerifying(secret, port, () => {
+    if (isDown) return () => DOWN
     const reply = replies[Math.min(hits++, replies.length - 1)] ?? { status: 200 }
     return ({ path, headers, body, json, error }) => {
       if (error === undefined) received.push({ path, headers, body, json, at: Date.now() })
@@ -91,9 +93,22 @@ export const startReceiver = (secret: string, replies: ReadonlyArray<Reply> = [{
         waiters.add(check)
         check()
       }),
+    /**
+     * Down: every request gets 503, unrecorded, until `up()`. The port stays bound all along, so a
+     * tenant can be down and come back where the router expects it, without another process taking
+     * the port meanwhile (as a port closed and bound again later could be).
+     */
+    down: () => {
+      isDown = true
+    },
+    up: () => {
+      isDown = false
+    },
     stop: () => server.stop(true)
   }
 }
+
+const DOWN: Reply = { status: 503 }
 
 export type Receiver = ReturnType<typeof startReceiver>
 

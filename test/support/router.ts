@@ -137,11 +137,3 @@ export const eventually = async (check: () => boolean | Promise<boolean>, timeou
   }
   throw new Error(`timed out waiting for ${what}`)
 }
-
-/** A loopback port nobody listens on, until a tenant is started on it. */
-export const closedPort = () => {
-  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() })
-  const port = server.port!
-  server.stop(true)
-  return port
-}
