@@ -306,6 +306,8 @@ describe("the HTTP hook source, and changes between attempts", () => {
       // One retry, about a second after the first attempt: time to change the hook in between.
       delivery: { initialBackoff: "1s", maxBackoff: "1s" }
     })
+    // The router listens before its first fetch of the source: a call sent sooner would find no hook (unroutable).
+    await eventually(async () => (await router.admin("GET", "/v1/hooks/remote.creds.example")).status === 200, WAIT, "the source's hooks loaded")
   })
   afterAll(async () => {
     await router?.stop()
