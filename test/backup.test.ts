@@ -6,6 +6,7 @@
 import { Database } from "bun:sqlite"
 import { afterEach, describe, expect, test, setDefaultTimeout } from "bun:test"
 import { TEST_TIMEOUT_MS } from "./support/setup.ts"
+import { integrityCheck } from "./support/sqlite.ts"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -44,15 +45,6 @@ const downTenant = () => {
   tenant.down()
   cleanups.push(() => tenant.stop())
   return tenant
-}
-
-const integrity = (path: string) => {
-  const db = new Database(path, { readonly: true })
-  try {
-    return db.query<{ integrity_check: string }, []>("PRAGMA integrity_check").all().map((row) => row.integrity_check)
-  } finally {
-    db.close()
-  }
 }
 
 const backup = (router: RunningRouter, token: string | null = ADMIN_TOKEN) =>
@@ -110,7 +102,7 @@ describe("GET /v1/backup on SQLite", () => {
 
     const restoredDir = freshDir()
     writeFileSync(join(restoredDir, "router.db"), bytes)
-    expect(integrity(join(restoredDir, "router.db"))).toEqual(["ok"])
+    expect(integrityCheck(join(restoredDir, "router.db"))).toEqual(["ok"])
     await first.stop()
 
     tenant.up()
@@ -153,7 +145,7 @@ describe("GET /v1/backup on SQLite", () => {
     expect(written.stderr.toString()).toBe("")
     expect(written.exitCode).toBe(0)
     expect(written.stdout.toString()).toContain(`wrote ${out}`)
-    expect(integrity(out)).toEqual(["ok"])
+    expect(integrityCheck(out)).toEqual(["ok"])
     const db = new Database(out, { readonly: true })
     const rows = db.query<{ n: number }, []>("SELECT COUNT(*) AS n FROM deliveries").get()!.n
     db.close()

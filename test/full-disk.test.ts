@@ -4,9 +4,9 @@
  * Retry-After; /readyz says why; once space is freed the router recovers by
  * itself and delivers every acknowledged event, and the file is sound.
  */
-import { Database } from "bun:sqlite"
 import { afterEach, describe, expect, test, setDefaultTimeout } from "bun:test"
 import { TEST_TIMEOUT_MS } from "./support/setup.ts"
+import { integrityCheck } from "./support/sqlite.ts"
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, unlinkSync, writeSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -70,15 +70,6 @@ const fill = (dir: string) => {
 const cpuSeconds = (pid: number) => {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
   return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
-const integrity = (path: string) => {
-  const db = new Database(path, { readonly: true })
-  try {
-    return db.query<{ integrity_check: string }, []>("PRAGMA integrity_check").all().map((row) => row.integrity_check)
-  } finally {
-    db.close()
-  }
 }
 
 const pendingCount = async (router: RunningRouter) =>
@@ -146,7 +137,7 @@ describe.skipIf(!canMount)("a full disk under the SQLite store", () => {
     await eventually(async () => (await pendingCount(router)) === 0, 10_000, "no delivery left pending")
     expect(router.logs.some((line) => line.msg === "delivery attempts not recorded; trying again")).toBe(true)
     await router.stop()
-    expect(integrity(join(disk, "router.db"))).toEqual(["ok"])
+    expect(integrityCheck(join(disk, "router.db"))).toEqual(["ok"])
   })
 
   test("stopped while the disk is full, it exits within its drain timeout; started again with room, it sends what was left pending", async () => {
@@ -180,6 +171,6 @@ describe.skipIf(!canMount)("a full disk under the SQLite store", () => {
     await tenant.waitFor((received) => acknowledged.every((id) => received.some((r) => r.headers["webhook-id"] === id)), 20_000)
     await eventually(async () => (await pendingCount(second)) === 0, 10_000, "no delivery left pending")
     await second.stop()
-    expect(integrity(join(disk, "router.db"))).toEqual(["ok"])
+    expect(integrityCheck(join(disk, "router.db"))).toEqual(["ok"])
   })
 })
