@@ -99,7 +99,7 @@ export const webhookHandler = (
     )
   )
 
-  const handle = async (request: Request): Promise<Response> => {
+  return async (request: Request): Promise<Response> => {
     const span = ingest.begin()
     if (held >= limits.maxWaiting) return refused(OVERLOADED, span)
     held++
@@ -113,5 +113,4 @@ export const webhookHandler = (
       held--
     }
   }
-  return handle
 }
